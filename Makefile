@@ -1,0 +1,102 @@
+# The Makefile is the interface. Every target bootstraps .venv on first use (Python 3.11 + make is all a
+# fresh machine needs): uv is installed into .uv/, then `uv sync --locked` installs exactly uv.lock.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synced
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+# Pipeline parameters (see `make help`).
+SOURCE ?=
+MONTHS ?= 12
+TEST_MONTHS ?= 1
+MODELS ?= logreg,random_forest,xgboost
+# Serving parameters.
+TARGET ?= local
+PERCENT ?= 10
+HTTP_PORT ?= 8080
+GRPC_PORT ?= 8081
+# Image and cluster.
+IMAGE ?= chicago-arrest:0.1.0
+CLUSTER_NAME ?= chicago-arrest
+
+.PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
+        promote rollback status image kind-up kind-down bench lock clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0] + " (set PYTHON=/path/to/python3.11)")'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .uv uv==$(UV_VERSION)
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --extra dev --python $(PYTHON)
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install the project with its locked dependencies
+
+lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml
+	$(UV) lock
+
+test: $(STAMP) ## Run the whole test suite (unit, data, model, end-to-end)
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff, mypy and shellcheck
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/shellcheck kind-cluster/*.sh
+
+fmt: $(STAMP) ## Format the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml
+	$(PY) -m pipelines.compile
+
+pipeline-run: $(STAMP) ## Run the training pipeline (locally with kfp.local unless KFP_HOST is set); SOURCE=file.csv
+	$(PY) -m pipelines.run $(if $(SOURCE),--source "$(SOURCE)") --months $(MONTHS) --test-months $(TEST_MONTHS) --models $(MODELS)
+
+pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (needs KFP_HOST)
+	$(PY) -m pipelines.schedule create
+
+pipeline-unschedule: $(STAMP) ## Delete the recurring run from KFP (needs KFP_HOST)
+	$(PY) -m pipelines.schedule delete
+
+serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT
+	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+
+canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster)
+	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT) --target $(TARGET)
+
+promote: $(STAMP) ## Make the challenger the champion, 100% of traffic (TARGET=local|cluster)
+	$(PY) -m chicago_arrest.cli serving promote --target $(TARGET)
+
+rollback: $(STAMP) ## Send 0% to the challenger (TARGET=local|cluster)
+	$(PY) -m chicago_arrest.cli serving rollback --target $(TARGET)
+
+status: $(STAMP) ## Show registry aliases, serving split and (TARGET=cluster) the InferenceService
+	$(PY) -m chicago_arrest.cli serving status --target $(TARGET)
+
+image: ## Build the project image (components and serving) with Docker
+	docker build -t $(IMAGE) .
+
+kind-up: ## Create the kind cluster with KFP, KServe (Knative + Kourier), MinIO and MLflow
+	CLUSTER_NAME=$(CLUSTER_NAME) IMAGE=$(IMAGE) kind-cluster/up.sh
+
+kind-down: ## Delete the kind cluster
+	CLUSTER_NAME=$(CLUSTER_NAME) kind-cluster/down.sh
+
+bench: $(STAMP) ## Run the benchmarks in bench/ (results go to docs/benchmarks.md by hand)
+	$(PY) -m bench.run_all
+
+clean: ## Remove local run outputs (keeps .venv)
+	rm -rf .data local_outputs .pytest_cache .mypy_cache .ruff_cache

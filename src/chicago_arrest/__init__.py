@@ -1,0 +1,3 @@
+"""Chicago crime arrest prediction: data, model and MLOps library."""
+
+__version__ = "0.1.0"

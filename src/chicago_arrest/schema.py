@@ -1,0 +1,213 @@
+"""The raw record schema: Socrata API field names of "Crimes - 2001 to present" (ijzp-q8t2).
+
+One declaration used by ingest (column order), the data contract (types, required fields), the model (which
+raw fields it reads) and the server (V2 input names and datatypes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+FieldKind = Literal["int", "float", "string", "code", "bool", "datetime"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One raw field.
+
+    Attributes:
+        name: Socrata API field name.
+        kind: Logical type. ``code`` is text with significant leading zeros (``"0486"``, ``"005"``).
+        pad: Width to zero-pad a numeric-looking ``code`` to (0 = no padding).
+        nullable: Whether an empty value is acceptable in a valid record.
+        model_input: Whether the model reads it.
+        v2_datatype: Open Inference Protocol datatype of the field as a V2 input tensor.
+    """
+
+    name: str
+    kind: FieldKind
+    pad: int = 0
+    nullable: bool = True
+    model_input: bool = False
+    v2_datatype: str = "BYTES"
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("id", "int", nullable=False, v2_datatype="INT64"),
+    FieldSpec("case_number", "string"),
+    FieldSpec("date", "datetime", nullable=False, model_input=True),
+    FieldSpec("block", "string"),
+    FieldSpec("iucr", "code", pad=4, nullable=False, model_input=True),
+    FieldSpec("primary_type", "string", nullable=False, model_input=True),
+    FieldSpec("description", "string", model_input=True),
+    FieldSpec("location_description", "string", model_input=True),
+    FieldSpec("arrest", "bool", nullable=False, v2_datatype="BOOL"),
+    FieldSpec("domestic", "bool", nullable=False, model_input=True, v2_datatype="BOOL"),
+    FieldSpec("beat", "code", pad=4, model_input=True),
+    FieldSpec("district", "code", pad=3, model_input=True),
+    FieldSpec("ward", "int", model_input=True, v2_datatype="INT64"),
+    FieldSpec("community_area", "int", model_input=True, v2_datatype="INT64"),
+    FieldSpec("fbi_code", "code", model_input=True),
+    FieldSpec("x_coordinate", "float", model_input=True, v2_datatype="FP64"),
+    FieldSpec("y_coordinate", "float", model_input=True, v2_datatype="FP64"),
+    FieldSpec("year", "int", v2_datatype="INT64"),
+    FieldSpec("updated_on", "datetime"),
+    FieldSpec("latitude", "float", model_input=True, v2_datatype="FP64"),
+    FieldSpec("longitude", "float", model_input=True, v2_datatype="FP64"),
+)
+
+FIELD_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
+RAW_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS)
+MODEL_INPUT_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.model_input)
+#: Fields a prediction request must carry; every other model input may be absent or null and still scores.
+PREDICTION_REQUIRED: tuple[str, ...] = ("date", "primary_type", "iucr")
+#: Fields every valid stored record must carry (the data contract).
+CONTRACT_REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.nullable)
+LABEL = "arrest"
+ID = "id"
+DATE = "date"
+
+#: Crime types recorded only upon an arrest (arrest rate ~100 %): near label leakage, reported separately.
+ARREST_BASED_TYPES: frozenset[str] = frozenset(
+    {
+        "NARCOTICS",
+        "PROSTITUTION",
+        "GAMBLING",
+        "LIQUOR LAW VIOLATION",
+        "PUBLIC INDECENCY",
+        "CONCEALED CARRY LICENSE VIOLATION",
+        "OTHER NARCOTIC VIOLATION",
+    }
+)
+
+#: Chicago's bounding box (WGS84) with a small margin; O'Hare (district 031) is inside.
+CHICAGO_LAT = (41.60, 42.05)
+CHICAGO_LON = (-87.96, -87.50)
+#: The same box in Illinois State Plane East (EPSG:3435, US feet), the CRS of x_coordinate / y_coordinate.
+CHICAGO_X = (1_085_000.0, 1_210_000.0)
+CHICAGO_Y = (1_800_000.0, 1_955_000.0)
+
+#: Socrata floating timestamps are Chicago local time without a zone.
+SOCRATA_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+_TRUE = frozenset({"true", "t", "1"})
+_FALSE = frozenset({"false", "f", "0"})
+
+
+def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse booleans in the encodings seen in the wild (``true``/``false``, ``TRUE``/``FALSE``, bools, 0/1).
+
+    Args:
+        values: Raw values.
+
+    Returns:
+        ``(parsed, bad)``: a nullable ``boolean`` series (``<NA>`` where empty) and a mask of values that are
+        present but not a recognised boolean.
+    """
+    if pd.api.types.is_bool_dtype(values):
+        parsed = values.astype("boolean")
+        return parsed, pd.Series(False, index=values.index)
+    text = values.astype("string").str.strip().str.lower()
+    is_true = text.isin(_TRUE)
+    is_false = text.isin(_FALSE)
+    empty = text.isna() | (text == "")
+    parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    parsed[is_true.fillna(False).to_numpy(bool)] = True
+    parsed[is_false.fillna(False).to_numpy(bool)] = False
+    bad = ~(is_true.fillna(False) | is_false.fillna(False) | empty)
+    return parsed, bad.astype(bool)
+
+
+def parse_timestamp(values: pd.Series) -> pd.Series:
+    """Parse Socrata floating timestamps (and ISO-8601 variants) to naive Chicago-local datetimes.
+
+    Args:
+        values: Strings like ``2017-03-01T13:05:00.000`` or datetimes.
+
+    Returns:
+        ``datetime64[ns]`` series with ``NaT`` where a value is empty or unparsable. Zone-aware inputs are
+        converted to America/Chicago and made naive.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values
+    else:
+        text = values.astype("string")
+        out = pd.to_datetime(text, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
+        retry = out.isna() & text.notna() & (text.str.strip() != "")
+        if retry.any():
+            out = out.copy()
+            out[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce", utc=True).dt.tz_convert(
+                "America/Chicago"
+            ).dt.tz_localize(None)
+    if isinstance(out.dtype, pd.DatetimeTZDtype):
+        out = out.dt.tz_convert("America/Chicago").dt.tz_localize(None)
+    return out.astype("datetime64[ns]")
+
+
+def normalize_code(values: pd.Series, pad: int) -> pd.Series:
+    """Return codes as upper-case text, zero-padded to ``pad`` when numeric-looking (``"486"`` -> ``"0486"``).
+
+    Args:
+        values: Raw codes (text or numbers).
+        pad: Target width; 0 leaves the width alone.
+
+    Returns:
+        A ``string`` series with ``<NA>`` for empty values.
+    """
+    text = values.astype("string").str.strip().str.upper()
+    # Integers that went through a float column come back as "24.0".
+    text = text.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    text = text.mask(text == "")
+    if pad:
+        text = text.str.zfill(pad)
+    return text
+
+
+def to_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse numbers; return ``(float64 values, mask of present-but-unparsable values)``."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        num = values.astype("float64")
+        return num, pd.Series(False, index=values.index)
+    text = values.astype("string").str.strip()
+    num = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = num.isna() & text.notna() & (text != "")
+    return num, bad.astype(bool)
+
+
+def coerce_model_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bring raw records to the canonical dtypes the model expects, leniently (never raises on values).
+
+    Missing model columns are added as nulls; unparsable values become nulls. The server validates requests
+    strictly before this; the data contract validates stored data.
+
+    Args:
+        frame: Raw records with Socrata field names (extra columns are ignored).
+
+    Returns:
+        A new frame with exactly :data:`MODEL_INPUT_COLUMNS`.
+    """
+    out: dict[str, pd.Series] = {}
+    for name in MODEL_INPUT_COLUMNS:
+        spec = FIELD_BY_NAME[name]
+        col = frame[name] if name in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="object")
+        if spec.kind == "datetime":
+            out[name] = parse_timestamp(col)
+        elif spec.kind == "bool":
+            out[name] = parse_bool(col)[0]
+        elif spec.kind in ("int", "float"):
+            out[name] = to_number(col)[0]
+        elif spec.kind == "code":
+            out[name] = normalize_code(col, spec.pad)
+        else:
+            text = col.astype("string").str.strip().str.upper()
+            out[name] = text.mask(text == "")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def arrest_based_mask(primary_type: pd.Series) -> np.ndarray:
+    """Return a boolean mask of records whose crime type is recorded only upon arrest."""
+    return primary_type.astype("string").str.upper().isin(ARREST_BASED_TYPES).fillna(False).to_numpy(bool)
