@@ -6,6 +6,7 @@ raw fields it reads) and the server (V2 input names and datatypes).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -132,19 +133,30 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
         ``datetime64[ns]`` series with ``NaT`` where a value is empty or unparsable. Zone-aware inputs are
         converted to America/Chicago and made naive.
     """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("America/Chicago").dt.tz_localize(None).astype("datetime64[ns]")
     if pd.api.types.is_datetime64_any_dtype(values):
-        out = values
-    else:
-        text = values.astype("string")
-        out = pd.to_datetime(text, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
-        retry = out.isna() & text.notna() & (text.str.strip() != "")
+        return values.astype("datetime64[ns]")
+    raw = values.to_numpy(dtype=object)
+    try:
+        # numpy's ISO-8601 parser is ~3x faster than pandas' and exact for the Socrata format. It only warns
+        # on zone offsets ("...Z", "+01:00"): that warning sends those to pandas, which converts them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            parsed = raw.astype("datetime64[ns]")
+        return pd.Series(parsed, index=values.index)
+    except (ValueError, TypeError, UserWarning, DeprecationWarning):
+        pass
+    out = pd.to_datetime(values, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
+    missing = out.isna().to_numpy()
+    if missing.any():
+        text = values[missing].astype("string").str.strip()
+        retry = text.notna() & (text != "")
         if retry.any():
+            idx = text.index[retry.to_numpy(bool)]
+            again = pd.to_datetime(values.loc[idx], format="mixed", errors="coerce", utc=True)
             out = out.copy()
-            out[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce", utc=True).dt.tz_convert(
-                "America/Chicago"
-            ).dt.tz_localize(None)
-    if isinstance(out.dtype, pd.DatetimeTZDtype):
-        out = out.dt.tz_convert("America/Chicago").dt.tz_localize(None)
+            out.loc[idx] = again.dt.tz_convert("America/Chicago").dt.tz_localize(None)
     return out.astype("datetime64[ns]")
 
 
@@ -170,8 +182,17 @@ def normalize_code(values: pd.Series, pad: int) -> pd.Series:
 def to_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse numbers; return ``(float64 values, mask of present-but-unparsable values)``."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        num = values.astype("float64")
+        return values.astype("float64"), pd.Series(False, index=values.index)
+    raw = values.to_numpy(dtype=object)
+    empty = pd.isna(raw) | (raw == "")
+    try:
+        # Fast path for clean text; pd.to_numeric below handles (and reports) anything else.
+        filled = raw.copy()
+        filled[empty] = "nan"
+        num = pd.Series(filled.astype("float64"), index=values.index)
         return num, pd.Series(False, index=values.index)
+    except (ValueError, TypeError):
+        pass
     text = values.astype("string").str.strip()
     num = pd.to_numeric(text, errors="coerce").astype("float64")
     bad = num.isna() & text.notna() & (text != "")
