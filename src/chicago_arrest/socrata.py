@@ -1,0 +1,352 @@
+"""Socrata (SODA 2) client for the City of Chicago data portal, on top of ``sodapy``.
+
+Paged, ordered queries (``$limit`` / ``$offset`` / ``$order``) with retries and exponential back-off (with
+jitter) on HTTP 429, 5xx, time-outs and connection errors; any other 4xx fails at once. Results come back as
+DataFrames with the Socrata field names as columns and the values as the API sent them (text).
+
+The HTTP transport is injectable, so tests run on canned responses: pass ``client=`` (any object with a
+sodapy-like ``get(dataset_identifier, **params)``) or ``session_adapter=`` (a ``requests`` adapter mounted on
+sodapy's own session, which exercises sodapy's request and error handling too).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
+from types import TracebackType
+from typing import Any, Protocol
+
+import pandas as pd
+import requests
+from requests.adapters import BaseAdapter
+
+from chicago_arrest.schema import RAW_COLUMNS
+from chicago_arrest.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Stable paging order: Socrata's row identifier, unique and immutable.
+DEFAULT_ORDER = ":id"
+#: Column order of the "Police Stations" dataset (z8bn-74gv), ``location`` left out.
+STATION_COLUMNS: tuple[str, ...] = (
+    "district",
+    "district_name",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "website",
+    "phone",
+    "fax",
+    "tty",
+    "x_coordinate",
+    "y_coordinate",
+    "latitude",
+    "longitude",
+)
+#: Fields dropped from every result: the point column that repeats latitude / longitude.
+DROPPED_FIELDS = frozenset({"location"})
+_RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    requests.exceptions.JSONDecodeError,
+)
+
+
+class SocrataError(RuntimeError):
+    """A Socrata request failed for good (non-retryable status, or retries exhausted)."""
+
+
+class SodaClient(Protocol):
+    """What the client needs from ``sodapy.Socrata``: a ``get`` that returns the decoded JSON rows."""
+
+    def get(self, dataset_identifier: str, **kwargs: Any) -> Any:
+        """Run one SODA query (``where``, ``order``, ``limit``, ``offset``, ...) and return its rows."""
+        ...
+
+
+def is_retryable_status(status: int) -> bool:
+    """Return whether an HTTP status is worth retrying (429 Too Many Requests or any 5xx)."""
+    return status == 429 or 500 <= status < 600
+
+
+def soql_window(start: date, end: date, field: str = "date") -> str:
+    """Return the SoQL ``$where`` of a half-open date window ``[start, end)`` on a floating timestamp.
+
+    Args:
+        start: First day (inclusive).
+        end: Day after the last (exclusive).
+        field: Timestamp field.
+
+    Returns:
+        E.g. ``date >= '2017-01-01T00:00:00' AND date < '2017-02-01T00:00:00'``.
+    """
+    return f"{field} >= '{start:%Y-%m-%d}T00:00:00' AND {field} < '{end:%Y-%m-%d}T00:00:00'"
+
+
+def _flatten(value: Any) -> Any:
+    """JSON values as text: booleans to ``true``/``false``, a URL object to its URL, others to JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        if set(value) <= {"url", "description"} and "url" in value:
+            return value["url"]
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list):
+        return json.dumps(value)
+    return value
+
+
+def records_to_frame(
+    records: Iterable[dict[str, Any]], column_order: Sequence[str] = RAW_COLUMNS
+) -> pd.DataFrame:
+    """Build a DataFrame from SODA JSON rows.
+
+    Drops ``location`` and every ``:``-prefixed system / computed field (``:@computed_region_*``, ``:id``);
+    puts the columns of ``column_order`` first (those present), the others after in order of appearance.
+    Values are kept as sent (Socrata sends text); JSON booleans become ``true`` / ``false`` like the CSV
+    export, nested objects become text (a URL object its URL, others JSON).
+
+    Args:
+        records: Rows as decoded JSON objects; a field missing from a row is null.
+        column_order: Preferred leading columns.
+
+    Returns:
+        The frame (``object`` columns). An empty input gives an empty frame with the ``column_order`` columns.
+    """
+    rows = [
+        {k: _flatten(v) for k, v in rec.items() if k not in DROPPED_FIELDS and not k.startswith(":")}
+        for rec in records
+    ]
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype="object") for c in column_order})
+    frame = pd.DataFrame.from_records(rows)
+    first = [c for c in column_order if c in frame.columns]
+    rest = [c for c in frame.columns if c not in set(first)]
+    return frame[first + rest]
+
+
+class SocrataClient:
+    """Paged, retrying reader of the crimes and police-stations datasets.
+
+    Args:
+        settings: Domain, dataset ids, app token, timeout, page size and retry count (default: from the
+            environment).
+        client: A sodapy-like object to use instead of building ``sodapy.Socrata`` (tests, custom transport).
+        session_adapter: A ``requests`` adapter to mount for ``https://`` on the sodapy session (tests).
+        sleep: Called with the back-off delay in seconds (tests pass a recorder; nothing really waits).
+        backoff_base_s: First back-off delay; doubles with every retry.
+        backoff_max_s: Cap of one back-off delay (before jitter).
+        seed: Seed of the jitter's random generator (``None``: unseeded).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        client: SodaClient | None = None,
+        session_adapter: BaseAdapter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        seed: int | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self._client = client
+        self._owns_client = client is None
+        self._session_adapter = session_adapter
+        self._sleep = sleep
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._rng = random.Random(seed)
+
+    def __repr__(self) -> str:
+        return f"SocrataClient(domain={self.settings.socrata_domain!r})"
+
+    def __enter__(self) -> SocrataClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def source(self) -> str:
+        """Where the crimes come from, e.g. ``socrata:https://data.cityofchicago.org/resource/ijzp-q8t2``."""
+        return f"socrata:https://{self.settings.socrata_domain}/resource/{self.settings.crimes_dataset_id}"
+
+    def close(self) -> None:
+        """Close the HTTP session of the sodapy client this object built (not an injected one)."""
+        if self._owns_client and self._client is not None:
+            close = getattr(self._client, "close", None)
+            if callable(close):
+                close()
+            self._client = None
+
+    def _soda(self) -> SodaClient:
+        if self._client is None:
+            from sodapy import Socrata
+
+            token = self.settings.socrata_app_token
+            adapter = (
+                {"prefix": "https://", "adapter": self._session_adapter} if self._session_adapter else None
+            )
+            self._client = Socrata(
+                self.settings.socrata_domain,
+                token.get_secret_value() if token is not None else None,
+                session_adapter=adapter,
+                timeout=self.settings.socrata_timeout_s,
+            )
+            logger.debug(
+                "sodapy client for %s (app token: %s)", self.settings.socrata_domain, "yes" if token else "no"
+            )
+        return self._client
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Delay before retry number ``attempt + 1``: capped exponential, jittered to 50-100 %."""
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2.0**attempt)
+        delay *= 0.5 + 0.5 * self._rng.random()
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.backoff_max_s))
+        return delay
+
+    def get(self, dataset_id: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one SODA query with retries.
+
+        Args:
+            dataset_id: Socrata dataset identifier.
+            **params: sodapy query arguments (``where``, ``order``, ``limit``, ``offset``, ...).
+
+        Returns:
+            The rows.
+
+        Raises:
+            SocrataError: On a non-retryable HTTP status (4xx other than 429), an unexpected response, or when
+                ``socrata_max_retries`` retries did not help.
+        """
+        retries = self.settings.socrata_max_retries
+        what = f"Socrata query of {self.settings.socrata_domain}/{dataset_id} ({_describe(params)})"
+        for attempt in range(retries + 1):
+            retry_after: float | None = None
+            try:
+                result = self._soda().get(dataset_id, **params)
+            except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                if status is not None and not is_retryable_status(status):
+                    raise SocrataError(f"{what} failed with HTTP {status}, not retrying: {exc}") from exc
+                retry_after = _retry_after(exc.response)
+                error: BaseException = exc
+            except _RETRYABLE_EXCEPTIONS as exc:
+                error = exc
+            else:
+                if not isinstance(result, list):
+                    raise SocrataError(
+                        f"{what} returned {type(result).__name__}, expected a JSON array of rows"
+                    )
+                return result
+            if attempt >= retries:
+                raise SocrataError(
+                    f"{what} failed after {attempt + 1} attempt(s); "
+                    f"last error: {type(error).__name__}: {error}"
+                ) from error
+            delay = self._backoff(attempt, retry_after)
+            logger.warning(
+                "%s: %s: %s; retry %d/%d in %.1f s",
+                what,
+                type(error).__name__,
+                error,
+                attempt + 1,
+                retries,
+                delay,
+            )
+            self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fetch_pages(
+        self, dataset_id: str, *, where: str | None = None, order: str = DEFAULT_ORDER, label: str = ""
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages of an ordered query until a short page.
+
+        Args:
+            dataset_id: Socrata dataset identifier.
+            where: SoQL ``$where``.
+            order: SoQL ``$order`` (a stable, unique key keeps pages disjoint).
+            label: What is fetched, for the progress log.
+
+        Yields:
+            Each page's rows (the last one may be empty).
+        """
+        limit = self.settings.socrata_page_size
+        offset = 0
+        page = 0
+        while True:
+            params: dict[str, Any] = {"order": order, "limit": limit, "offset": offset}
+            if where is not None:
+                params["where"] = where
+            rows = self.get(dataset_id, **params)
+            page += 1
+            offset += len(rows)
+            logger.info("%s: page %d, %d rows so far", label or dataset_id, page, offset)
+            yield rows
+            if len(rows) < limit:
+                return
+
+    def fetch_crimes(self, start: date, end: date) -> pd.DataFrame:
+        """Fetch every crime with ``start <= date < end`` (Chicago local time).
+
+        Args:
+            start: First day (inclusive).
+            end: Day after the last (exclusive).
+
+        Returns:
+            One row per record, Socrata field names, :data:`~chicago_arrest.schema.RAW_COLUMNS` first.
+
+        Raises:
+            SocrataError: When a page fails for good (nothing partial is returned).
+            ValueError: When ``end`` is not after ``start``.
+        """
+        if end <= start:
+            raise ValueError(f"empty window: end {end} is not after start {start}")
+        records: list[dict[str, Any]] = []
+        label = f"crimes {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+        for rows in self.fetch_pages(
+            self.settings.crimes_dataset_id, where=soql_window(start, end), label=label
+        ):
+            records.extend(rows)
+        return records_to_frame(records, RAW_COLUMNS)
+
+    def fetch_stations(self) -> pd.DataFrame:
+        """Fetch the police stations.
+
+        Returns:
+            One row per station, columns of :data:`STATION_COLUMNS` first.
+        """
+        records: list[dict[str, Any]] = []
+        for rows in self.fetch_pages(self.settings.stations_dataset_id, label="police stations"):
+            records.extend(rows)
+        return records_to_frame(records, STATION_COLUMNS)
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return ", ".join(f"${k}={v}" for k, v in params.items())
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form only), else ``None``."""
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
