@@ -192,7 +192,9 @@ def station_distance_geopandas(frame: pd.DataFrame, stations: pd.DataFrame) -> n
     sx, sy = project_points(stations)
     ok = ~np.isnan(x)
     points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x[ok], y[ok]), crs="EPSG:3435")
-    targets = gpd.GeoDataFrame(geometry=gpd.points_from_xy(sx[~np.isnan(sx)], sy[~np.isnan(sy)]), crs="EPSG:3435")
+    targets = gpd.GeoDataFrame(
+        geometry=gpd.points_from_xy(sx[~np.isnan(sx)], sy[~np.isnan(sy)]), crs="EPSG:3435"
+    )
     joined = gpd.sjoin_nearest(points, targets, distance_col="d")
     out = np.full(len(frame), np.nan)
     out[ok] = joined.groupby(level=0)["d"].first().sort_index().to_numpy() * US_FOOT_M

@@ -183,12 +183,11 @@ def to_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse numbers; return ``(float64 values, mask of present-but-unparsable values)``."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64"), pd.Series(False, index=values.index)
-    raw = values.to_numpy(dtype=object)
-    empty = pd.isna(raw) | (raw == "")
+    filled = values.to_numpy(dtype=object).copy()
+    filled[pd.isna(filled)] = "nan"
+    filled[filled == ""] = "nan"
     try:
         # Fast path for clean text; pd.to_numeric below handles (and reports) anything else.
-        filled = raw.copy()
-        filled[empty] = "nan"
         num = pd.Series(filled.astype("float64"), index=values.index)
         return num, pd.Series(False, index=values.index)
     except (ValueError, TypeError):

@@ -15,14 +15,24 @@ from chicago_arrest.schema import RAW_COLUMNS
 
 # (primary_type, share of records, arrest rate, [(iucr, description, fbi_code), ...])
 _TYPES: tuple[tuple[str, float, float, tuple[tuple[str, str, str], ...]], ...] = (
-    ("THEFT", 0.24, 0.10, (("0820", "$500 AND UNDER", "06"), ("0810", "OVER $500", "06"), ("0860", "RETAIL THEFT", "06"))),
+    (
+        "THEFT",
+        0.24,
+        0.10,
+        (("0820", "$500 AND UNDER", "06"), ("0810", "OVER $500", "06"), ("0860", "RETAIL THEFT", "06")),
+    ),
     ("BATTERY", 0.18, 0.21, (("0486", "DOMESTIC BATTERY SIMPLE", "08B"), ("0460", "SIMPLE", "08B"))),
     ("CRIMINAL DAMAGE", 0.11, 0.06, (("1320", "TO VEHICLE", "14"), ("1310", "TO PROPERTY", "14"))),
     ("ASSAULT", 0.07, 0.17, (("0560", "SIMPLE", "08A"), ("051A", "AGGRAVATED: HANDGUN", "04A"))),
     ("DECEPTIVE PRACTICE", 0.06, 0.06, (("1153", "FINANCIAL IDENTITY THEFT OVER $ 300", "11"),)),
     ("OTHER OFFENSE", 0.06, 0.17, (("2825", "HARASSMENT BY TELEPHONE", "26"),)),
     ("BURGLARY", 0.05, 0.05, (("0610", "FORCIBLE ENTRY", "05"),)),
-    ("NARCOTICS", 0.05, 0.995, (("2027", "POSS: CRACK", "18"), ("1811", "POSS: CANNABIS 30GMS OR LESS", "18"))),
+    (
+        "NARCOTICS",
+        0.05,
+        0.995,
+        (("2027", "POSS: CRACK", "18"), ("1811", "POSS: CANNABIS 30GMS OR LESS", "18")),
+    ),
     ("ROBBERY", 0.04, 0.09, (("031A", "ARMED: HANDGUN", "03"),)),
     ("MOTOR VEHICLE THEFT", 0.04, 0.08, (("0910", "AUTOMOBILE", "07"),)),
     ("CRIMINAL TRESPASS", 0.025, 0.70, (("1330", "TO LAND", "26"),)),
@@ -114,7 +124,9 @@ def generate_crimes(
     # Crime times cluster in the afternoon / evening.
     dates = (t0 + pd.to_timedelta(seconds, unit="s")).floor("min")
     hour_shift = rng.normal(16, 5, n).round().astype(int) % 24
-    dates = dates.normalize() + pd.to_timedelta(hour_shift, unit="h") + pd.to_timedelta(dates.minute, unit="m")
+    dates = (
+        dates.normalize() + pd.to_timedelta(hour_shift, unit="h") + pd.to_timedelta(dates.minute, unit="m")
+    )
 
     type_p = np.array([t[1] for t in _TYPES])
     type_idx = rng.choice(len(_TYPES), n, p=type_p / type_p.sum())

@@ -1,0 +1,330 @@
+"""MLflow tracking and the model registry: runs, the pyfunc artifact, aliases and the champion/challenger gate.
+
+Aliases, not the deprecated stages: ``champion`` serves the stable traffic, ``challenger`` is the newest model
+that passed training. The gate re-scores the champion on the challenger's evaluation window and promotes only
+when the challenger's ROC-AUC is better by a margin and its ECE is within a bound; the first model becomes
+champion. Every version stays in the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema
+
+from chicago_arrest import __version__
+from chicago_arrest.evaluate import Evaluation, evaluate_model
+from chicago_arrest.model import ArrestModel
+from chicago_arrest.schema import MODEL_INPUT_COLUMNS, PREDICTION_REQUIRED
+from chicago_arrest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_NAME = "chicago-crime-arrest-prediction"
+MODEL_NAME = "chicago-crime-arrest-predictor"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model.joblib"
+
+
+def _pinned_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = [
+        "mlflow",
+        "scikit-learn",
+        "imbalanced-learn",
+        "xgboost-cpu",
+        "pandas",
+        "numpy",
+        "scipy",
+        "pyproj",
+        "joblib",
+    ]
+    return [f"{n}=={version(n)}" for n in names] + [f"chicago-arrest=={__version__}"]
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured tracking server (or the local SQLite store) and ensure the experiment.
+
+    Locally (no ``MLFLOW_TRACKING_URI``) the store is ``<data_dir>/mlflow/mlflow.db`` and artifacts go to
+    ``<data_dir>/mlflow/artifacts``.
+
+    Args:
+        settings: Library settings.
+
+    Returns:
+        A client bound to the tracking URI.
+    """
+    uri = settings.resolved_tracking_uri()
+    if not settings.mlflow_tracking_uri:
+        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    if client.get_experiment_by_name(EXPERIMENT_NAME) is None:
+        location = None if settings.mlflow_tracking_uri else settings.local_artifact_root()
+        try:
+            client.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+        except MlflowException:  # created concurrently by another step
+            pass
+    mlflow.set_experiment(EXPERIMENT_NAME)
+    return client
+
+
+class ArrestPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper: ``predict(raw_records_df)`` → one arrest probability per row."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Load the :class:`~chicago_arrest.model.ArrestModel` from the model's artifacts."""
+        self.model: ArrestModel = joblib.load(context.artifacts["model"])
+
+    def predict(
+        self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+    ) -> np.ndarray:
+        """Calibrated arrest probabilities (``float64``, shape ``(n,)``)."""
+        return self.model.predict_arrest_probability(pd.DataFrame(model_input))
+
+
+def model_signature() -> ModelSignature:
+    """Input: the raw Socrata fields the model reads (typed ``any``: text, numbers and datetimes are all
+    accepted and coerced by the model); ``date``, ``primary_type`` and ``iucr`` are required. Output: the
+    arrest probability.
+    """
+    inputs = Schema(
+        [ColSpec(AnyType(), name, required=name in PREDICTION_REQUIRED) for name in MODEL_INPUT_COLUMNS]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "arrest_probability")]))
+
+
+def log_arrest_model(
+    model: ArrestModel, input_example: pd.DataFrame, registered_name: str | None = None
+) -> Any:
+    """Log the model as an MLflow pyfunc in the active run (and register it when a name is given).
+
+    Args:
+        model: Trained model; its classifier is pinned to 1 thread for serving.
+        input_example: A few raw records (only model input columns are kept).
+        registered_name: Registered model name, or ``None`` to log without registering.
+
+    Returns:
+        MLflow's ``ModelInfo`` (``registered_model_version`` is set when registered).
+    """
+    model.set_threads(1)
+    example = input_example[[c for c in MODEL_INPUT_COLUMNS if c in input_example.columns]].head(3)
+    example = example.astype(object).where(example.notna(), None).astype(str).replace({"None": ""})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MODEL_ARTIFACT
+        joblib.dump(model, path)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ArrestPyfunc(),
+            artifacts={"model": str(path)},
+            signature=model_signature(),
+            input_example=example,
+            pip_requirements=_pinned_requirements(),
+            registered_model_name=registered_name,
+            metadata={"threshold": model.threshold, "model_type": (model.info or {}).get("model_type")},
+        )
+
+
+def load_arrest_model(uri: str) -> ArrestModel:
+    """Load the :class:`ArrestModel` behind an MLflow model URI or a local model folder.
+
+    Args:
+        uri: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/...``, or a folder with an
+            ``MLmodel`` file (e.g. ``/mnt/models`` filled by KServe's storage initializer).
+
+    Returns:
+        The model.
+    """
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    wrapped = pyfunc.unwrap_python_model()
+    if not isinstance(wrapped, ArrestPyfunc):
+        raise TypeError(f"{uri} is not a chicago-arrest model (python model {type(wrapped).__name__})")
+    return wrapped.model
+
+
+def alias_version(client: MlflowClient, alias: str, name: str = MODEL_NAME) -> str | None:
+    """The version number an alias points to, or ``None`` when the alias (or the model) does not exist."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+@dataclass
+class GateDecision:
+    """Outcome of comparing a challenger with the champion.
+
+    Attributes:
+        challenger_version: Registry version of the challenger.
+        champion_version: Version of the champion compared against (``None`` for the first model).
+        passed: Whether the challenger qualifies (first model, or better by the margin within the ECE bound).
+        promoted: Whether the ``champion`` alias now points to the challenger.
+        reason: Human-readable reason.
+        challenger: Challenger metrics on the evaluation window.
+        champion: Champion metrics on the same window (empty for the first model).
+    """
+
+    challenger_version: str
+    champion_version: str | None
+    passed: bool
+    promoted: bool
+    reason: str
+    challenger: dict[str, float]
+    champion: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+
+def decide(
+    challenger: dict[str, float], champion: dict[str, float] | None, margin: float, max_ece: float
+) -> tuple[bool, str]:
+    """The promotion rule, on metrics alone.
+
+    Args:
+        challenger: Challenger metrics (``roc_auc``, ``ece``).
+        champion: Champion metrics on the same window, or ``None`` when there is no champion yet.
+        margin: Required ROC-AUC improvement.
+        max_ece: Upper bound of the challenger's ECE.
+
+    Returns:
+        ``(passed, reason)``.
+    """
+    if challenger["ece"] > max_ece:
+        return False, f"challenger ECE {challenger['ece']:.4f} exceeds the bound {max_ece:.4f}"
+    if champion is None:
+        return True, "first model: no champion yet"
+    needed = champion["roc_auc"] + margin
+    if challenger["roc_auc"] >= needed:
+        return True, (
+            f"challenger ROC-AUC {challenger['roc_auc']:.4f} >= champion {champion['roc_auc']:.4f} "
+            f"+ margin {margin:.4f}"
+        )
+    return False, (
+        f"challenger ROC-AUC {challenger['roc_auc']:.4f} < champion {champion['roc_auc']:.4f} "
+        f"+ margin {margin:.4f}"
+    )
+
+
+def set_alias(client: MlflowClient, alias: str, version: str, name: str = MODEL_NAME) -> None:
+    """Point ``alias`` at ``version`` (other versions and aliases are left as they are)."""
+    client.set_registered_model_alias(name, alias, version)
+
+
+def promote_challenger(client: MlflowClient, name: str = MODEL_NAME) -> tuple[str | None, str]:
+    """Make the challenger the champion (``make promote``); the previous champion's version is kept.
+
+    Returns:
+        ``(previous champion version, new champion version)``.
+
+    Raises:
+        LookupError: When there is no challenger.
+    """
+    challenger = alias_version(client, CHALLENGER, name)
+    if challenger is None:
+        raise LookupError(f"registered model {name!r} has no {CHALLENGER!r} alias: nothing to promote")
+    previous = alias_version(client, CHAMPION, name)
+    set_alias(client, CHAMPION, challenger, name)
+    if previous is not None and previous != challenger:
+        client.set_model_version_tag(name, challenger, "previous_champion", previous)
+    client.set_model_version_tag(name, challenger, "promoted", "true")
+    log.info("promoted version %s to %s (was %s)", challenger, CHAMPION, previous)
+    return previous, challenger
+
+
+def gate(
+    client: MlflowClient,
+    challenger_version: str,
+    test: pd.DataFrame,
+    *,
+    margin: float = 0.002,
+    max_ece: float = 0.05,
+    auto_promote: bool = True,
+    challenger_eval: Evaluation | None = None,
+    name: str = MODEL_NAME,
+) -> GateDecision:
+    """Compare the challenger with the champion on the same evaluation window and record the decision.
+
+    The challenger version gets the ``challenger`` alias. The champion is re-scored on ``test``. If there is
+    no champion, the challenger becomes champion. If the challenger passes :func:`decide` and
+    ``auto_promote`` is true, it becomes champion; with ``auto_promote`` false it stays challenger (for a
+    canary rollout the operator promotes later). The decision is written as version tags.
+
+    Args:
+        client: MLflow client.
+        challenger_version: Registry version of the new model.
+        test: Raw records of the evaluation window, with labels.
+        margin: Required ROC-AUC improvement over the champion.
+        max_ece: Upper bound of the challenger's ECE.
+        auto_promote: Promote a passing challenger directly (no canary).
+        challenger_eval: The challenger's evaluation on ``test`` if already computed.
+        name: Registered model name.
+
+    Returns:
+        The :class:`GateDecision`.
+    """
+    set_alias(client, CHALLENGER, challenger_version, name)
+    if challenger_eval is None:
+        challenger_eval = evaluate_model(load_arrest_model(f"models:/{name}/{challenger_version}"), test)
+    chall = {
+        "roc_auc": challenger_eval.overall["roc_auc"],
+        "ece": challenger_eval.overall["ece"],
+        "pr_auc": challenger_eval.overall["pr_auc"],
+        "brier": challenger_eval.overall["brier"],
+    }
+    champion_version = alias_version(client, CHAMPION, name)
+    champ: dict[str, float] | None = None
+    if champion_version is not None and champion_version != challenger_version:
+        champion_eval = evaluate_model(
+            load_arrest_model(f"models:/{name}/{champion_version}"), test, "champion"
+        )
+        champ = {
+            "roc_auc": champion_eval.overall["roc_auc"],
+            "ece": champion_eval.overall["ece"],
+            "pr_auc": champion_eval.overall["pr_auc"],
+            "brier": champion_eval.overall["brier"],
+        }
+    passed, reason = decide(chall, champ, margin, max_ece)
+    promoted = passed and (champ is None or auto_promote)
+    if promoted:
+        set_alias(client, CHAMPION, challenger_version, name)
+        if champion_version is not None and champion_version != challenger_version:
+            client.set_model_version_tag(name, challenger_version, "previous_champion", champion_version)
+    decision = GateDecision(
+        challenger_version, champion_version if champ else None, passed, promoted, reason, chall, champ or {}
+    )
+    client.set_model_version_tag(name, challenger_version, "gate", "passed" if passed else "rejected")
+    client.set_model_version_tag(name, challenger_version, "gate_reason", reason)
+    client.set_model_version_tag(name, challenger_version, "gate_decision", json.dumps(decision.as_dict()))
+    log.info(
+        "gate: version %s %s (%s)",
+        challenger_version,
+        "promoted" if promoted else ("passed" if passed else "rejected"),
+        reason,
+    )
+    return decision
+
+
+def kfp_run_tags() -> dict[str, str]:
+    """Tags that link an MLflow run to the KFP run that made it (when running under KFP)."""
+    tags = {}
+    for env, tag in (("KFP_RUN_ID", "kfp.run_id"), ("KFP_POD_NAME", "kfp.pod_name")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags
