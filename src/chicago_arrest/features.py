@@ -153,7 +153,8 @@ def binned_mutual_information(X: np.ndarray, y: np.ndarray, bins: int = 16) -> n
         ``(d,)`` mutual information per column.
     """
     arr = np.asarray(X, dtype=float)
-    classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
+    classes, inverse = np.unique(np.asarray(y), return_inverse=True)
+    y_idx = np.asarray(inverse, dtype=np.int64)
     n = len(arr)
     p_y = np.bincount(y_idx, minlength=len(classes)) / n
     out = np.zeros(arr.shape[1])
@@ -162,8 +163,8 @@ def binned_mutual_information(X: np.ndarray, y: np.ndarray, bins: int = 16) -> n
         col = np.nan_to_num(arr[:, j], nan=np.nanmin(arr[:, j]) - 1 if np.isfinite(arr[:, j]).any() else 0.0)
         edges = np.unique(np.quantile(col, qs))
         x_idx = np.searchsorted(edges, col, side="right")
-        joint = np.bincount(x_idx * len(classes) + y_idx, minlength=(len(edges) + 1) * len(classes))
-        joint = joint.reshape(-1, len(classes)) / n
+        counts = np.bincount(x_idx * len(classes) + y_idx, minlength=(len(edges) + 1) * len(classes))
+        joint = counts.reshape(-1, len(classes)) / n
         p_x = joint.sum(axis=1, keepdims=True)
         nz = joint > 0
         out[j] = float((joint[nz] * np.log(joint[nz] / (p_x * p_y[None, :])[nz])).sum())

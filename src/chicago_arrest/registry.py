@@ -8,6 +8,7 @@ champion. Every version stays in the registry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,10 +19,12 @@ from typing import Any
 
 import joblib
 import mlflow
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
@@ -76,32 +79,31 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     client = MlflowClient(tracking_uri=uri)
     if client.get_experiment_by_name(EXPERIMENT_NAME) is None:
         location = None if settings.mlflow_tracking_uri else settings.local_artifact_root()
-        try:
+        with contextlib.suppress(MlflowException):  # created concurrently by another step
             client.create_experiment(EXPERIMENT_NAME, artifact_location=location)
-        except MlflowException:  # created concurrently by another step
-            pass
     mlflow.set_experiment(EXPERIMENT_NAME)
     return client
 
 
-class ArrestPyfunc(mlflow.pyfunc.PythonModel):
+class ArrestPyfunc(PythonModel):
     """MLflow pyfunc wrapper: ``predict(raw_records_df)`` → one arrest probability per row."""
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         """Load the :class:`~chicago_arrest.model.ArrestModel` from the model's artifacts."""
         self.model: ArrestModel = joblib.load(context.artifacts["model"])
 
     def predict(
-        self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
     ) -> np.ndarray:
         """Calibrated arrest probabilities (``float64``, shape ``(n,)``)."""
         return self.model.predict_arrest_probability(pd.DataFrame(model_input))
 
 
 def model_signature() -> ModelSignature:
-    """Input: the raw Socrata fields the model reads (typed ``any``: text, numbers and datetimes are all
-    accepted and coerced by the model); ``date``, ``primary_type`` and ``iucr`` are required. Output: the
-    arrest probability.
+    """The pyfunc signature: raw Socrata fields in, the arrest probability out.
+
+    Inputs are typed ``any`` (text, numbers and datetimes are all accepted and coerced by the model);
+    ``date``, ``primary_type`` and ``iucr`` are required.
     """
     inputs = Schema(
         [ColSpec(AnyType(), name, required=name in PREDICTION_REQUIRED) for name in MODEL_INPUT_COLUMNS]

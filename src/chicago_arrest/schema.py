@@ -151,12 +151,17 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
     missing = out.isna().to_numpy()
     if missing.any():
         text = values[missing].astype("string").str.strip()
-        retry = text.notna() & (text != "")
-        if retry.any():
-            idx = text.index[retry.to_numpy(bool)]
-            again = pd.to_datetime(values.loc[idx], format="mixed", errors="coerce", utc=True)
+        text = text[text.notna() & (text != "")]
+        if len(text):
             out = out.copy()
-            out.loc[idx] = again.dt.tz_convert("America/Chicago").dt.tz_localize(None)
+            # Naive values are Chicago local time as they are; only explicit zones are converted.
+            zoned = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False).to_numpy(bool)
+            if (~zoned).any():
+                naive = text[~zoned]
+                out.loc[naive.index] = pd.to_datetime(naive, format="mixed", errors="coerce")
+            if zoned.any():
+                aware = pd.to_datetime(text[zoned], format="mixed", errors="coerce", utc=True)
+                out.loc[aware.index] = aware.dt.tz_convert("America/Chicago").dt.tz_localize(None)
     return out.astype("datetime64[ns]")
 
 
