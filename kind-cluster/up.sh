@@ -38,6 +38,7 @@ CONTEXT="kind-${CLUSTER_NAME}"
 # In-cluster S3 endpoint of KFP >= 2.15 (SeaweedFS; the MinIO Service `minio-service` no longer exists).
 S3_ENDPOINT="seaweedfs.kubeflow:9000"
 S3_REGION="us-east-1"
+ARREST_BUCKET="${ARREST_BUCKET:-chicago-crime}"  # raw/ and curated/ data of the pipeline (created on first use)
 # NodePorts that kind-config.yaml maps to localhost (8080, 8081; MLflow's 30500 is set in manifests/mlflow.yaml).
 KFP_UI_NODE_PORT=30080
 KOURIER_NODE_PORT=31080
@@ -277,6 +278,22 @@ apply_project_objects() {
   retry 5 10 apply_with_image "${MANIFESTS}/servingruntime.yaml" "${IMAGE}"
 }
 
+apply_pipeline_config() {
+  # What every pipeline step reads (pipelines/training.py: CONFIG_MAP / SECRET): the object store that holds
+  # raw/ and curated/ data, and the in-cluster MLflow server. Steps run as pipeline-runner in kubeflow.
+  log "Pipeline step configuration: ConfigMap chicago-arrest-config + Secret chicago-arrest-s3 (kubeflow)"
+  k -n kubeflow create configmap chicago-arrest-config \
+    --from-literal=ARREST_STORE_BACKEND=s3 \
+    "--from-literal=ARREST_S3_ENDPOINT=${S3_ENDPOINT}" \
+    "--from-literal=ARREST_S3_BUCKET=${ARREST_BUCKET}" \
+    --from-literal=ARREST_S3_SECURE=false \
+    "--from-literal=MLFLOW_TRACKING_URI=http://mlflow.mlflow.svc.cluster.local:5000" \
+    --dry-run=client -o yaml | k apply -f -
+  k -n kubeflow create secret generic chicago-arrest-s3 \
+    --from-env-file=<(printf 'ARREST_S3_ACCESS_KEY=%s\nARREST_S3_SECRET_KEY=%s\n' "${S3_ACCESS_KEY}" "${S3_SECRET_KEY}") \
+    --dry-run=client -o yaml | k apply -f -
+}
+
 install_mlflow() {
   log "MLflow ${MLFLOW_VERSION} (image ${MLFLOW_IMAGE}; artifacts proxied to s3://mlpipeline/mlflow)"
   k create namespace mlflow --dry-run=client -o yaml | k apply -f -
@@ -318,6 +335,7 @@ main() {
   install_kserve
   resolve_s3_credentials
   apply_project_objects
+  apply_pipeline_config
   install_mlflow
   summary
 }

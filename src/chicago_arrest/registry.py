@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import mlflow
@@ -29,10 +29,11 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from chicago_arrest import __version__
-from chicago_arrest.evaluate import Evaluation, evaluate_model
-from chicago_arrest.model import ArrestModel
 from chicago_arrest.schema import MODEL_INPUT_COLUMNS, PREDICTION_REQUIRED
 from chicago_arrest.settings import Settings
+
+if TYPE_CHECKING:
+    from chicago_arrest.model import ArrestModel
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,15 @@ def alias_version(client: MlflowClient, alias: str, name: str = MODEL_NAME) -> s
         return None
 
 
+def model_artifact_location(client: MlflowClient, version: str, name: str = MODEL_NAME) -> str:
+    """Where a registered version's files live (``s3://...``, ``mlflow-artifacts:/...`` or ``file://...``)."""
+    source = str(client.get_model_version(name, version).source)
+    if source.startswith("models:/m-"):
+        # MLflow 3: the version's source is the LoggedModel; its artifact_location is where the files are.
+        return str(client.get_logged_model(source.removeprefix("models:/")).artifact_location)
+    return str(client.get_model_version_download_uri(name, version))
+
+
 @dataclass
 class GateDecision:
     """Outcome of comparing a challenger with the champion.
@@ -250,6 +260,10 @@ def promote_challenger(client: MlflowClient, name: str = MODEL_NAME) -> tuple[st
     return previous, challenger
 
 
+def _headline(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(metrics[k]) for k in ("roc_auc", "ece", "pr_auc", "brier")}
+
+
 def gate(
     client: MlflowClient,
     challenger_version: str,
@@ -258,7 +272,7 @@ def gate(
     margin: float = 0.002,
     max_ece: float = 0.05,
     auto_promote: bool = True,
-    challenger_eval: Evaluation | None = None,
+    challenger_metrics: dict[str, float] | None = None,
     name: str = MODEL_NAME,
 ) -> GateDecision:
     """Compare the challenger with the champion on the same evaluation window and record the decision.
@@ -275,33 +289,27 @@ def gate(
         margin: Required ROC-AUC improvement over the champion.
         max_ece: Upper bound of the challenger's ECE.
         auto_promote: Promote a passing challenger directly (no canary).
-        challenger_eval: The challenger's evaluation on ``test`` if already computed.
+        challenger_metrics: The challenger's ``roc_auc``, ``ece``, ``pr_auc``, ``brier`` on ``test`` if already
+            computed (the evaluate step has them); otherwise the challenger is scored here.
         name: Registered model name.
 
     Returns:
         The :class:`GateDecision`.
     """
+    from chicago_arrest.evaluate import evaluate_model
+
     set_alias(client, CHALLENGER, challenger_version, name)
-    if challenger_eval is None:
-        challenger_eval = evaluate_model(load_arrest_model(f"models:/{name}/{challenger_version}"), test)
-    chall = {
-        "roc_auc": challenger_eval.overall["roc_auc"],
-        "ece": challenger_eval.overall["ece"],
-        "pr_auc": challenger_eval.overall["pr_auc"],
-        "brier": challenger_eval.overall["brier"],
-    }
+    if challenger_metrics is None:
+        model = load_arrest_model(f"models:/{name}/{challenger_version}")
+        challenger_metrics = evaluate_model(model, test).overall
+    chall = _headline(challenger_metrics)
     champion_version = alias_version(client, CHAMPION, name)
     champ: dict[str, float] | None = None
     if champion_version is not None and champion_version != challenger_version:
         champion_eval = evaluate_model(
             load_arrest_model(f"models:/{name}/{champion_version}"), test, "champion"
         )
-        champ = {
-            "roc_auc": champion_eval.overall["roc_auc"],
-            "ece": champion_eval.overall["ece"],
-            "pr_auc": champion_eval.overall["pr_auc"],
-            "brier": champion_eval.overall["brier"],
-        }
+        champ = _headline(champion_eval.overall)
     passed, reason = decide(chall, champ, margin, max_ece)
     promoted = passed and (champ is None or auto_promote)
     if promoted:

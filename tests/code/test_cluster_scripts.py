@@ -360,8 +360,19 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     assert "minio123" not in "\n".join(calls)
     stdin = {p.name: p.read_text() for p in sorted(state.glob("stdin-*.yaml"))}
     secrets = [text for text in stdin.values() if text.startswith("kind: Secret")]
-    assert len(secrets) == 2
-    assert all("AWS_ACCESS_KEY_ID=minio\n" in s and "AWS_SECRET_ACCESS_KEY=minio123" in s for s in secrets)
+    aws = [s for s in secrets if "AWS_ACCESS_KEY_ID" in s]
+    assert len(secrets) == 3
+    assert len(aws) == 2
+    assert all("AWS_ACCESS_KEY_ID=minio\n" in s and "AWS_SECRET_ACCESS_KEY=minio123" in s for s in aws)
+    # the pipeline steps' Secret and ConfigMap (names used by pipelines/training.py)
+    from pipelines.training import CONFIG_KEYS, CONFIG_MAP, SECRET, SECRET_KEYS
+
+    step_secret = next(s for s in secrets if "ARREST_S3_ACCESS_KEY" in s)
+    assert all(f"{key}=" in step_secret for key in SECRET_KEYS)
+    config_call = calls[_index(calls, f"create configmap {CONFIG_MAP}")]
+    assert all(f"{key}=" in config_call for key in CONFIG_KEYS)
+    assert "MLFLOW_TRACKING_URI=http://mlflow.mlflow.svc.cluster.local:5000" in config_call
+    assert f"create secret generic {SECRET}" in "\n".join(calls)
     assert "using KFP's well-known local defaults" in result.stderr
 
     # generated manifests are applied with the image substituted
@@ -394,6 +405,11 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
     assert not any("patch configmap inferenceservice-config" in c for c in calls)
     assert not any("llmisvc" in c for c in calls)
     secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
+    step_secrets = [s for s in secrets if "ARREST_S3_ACCESS_KEY" in s]
+    assert step_secrets
+    assert all("ARREST_S3_ACCESS_KEY=kfp-access\n" in s and "ARREST_S3_SECRET_KEY=kfp-secret-value" in s
+               for s in step_secrets)
+    secrets = [s for s in secrets if "ARREST_S3_ACCESS_KEY" not in s]
     assert all(
         "AWS_ACCESS_KEY_ID=kfp-access\n" in s and "AWS_SECRET_ACCESS_KEY=kfp-secret-value" in s
         for s in secrets

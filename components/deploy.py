@@ -1,0 +1,37 @@
+"""Deploy: hand the gate's outcome to serving (local serving state, or the cluster's InferenceService)."""
+
+from kfp import dsl
+from kfp.dsl import Markdown, Output
+
+from components import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def deploy(
+    decision: dict,
+    registration: dict,
+    evaluation: dict,
+    canary_percent: int,
+    target: str,
+    summary: Output[Markdown],
+) -> dict:
+    """Serve the new champion at 100 %, or the passing challenger as a canary, or leave serving alone.
+
+    Args:
+        decision: Output of the gate step.
+        registration: Output of the register step.
+        evaluation: Output of the evaluate step.
+        canary_percent: Share of requests for a passing challenger.
+        target: ``auto`` (cluster inside Kubernetes, else local), ``local``, ``cluster`` or ``none``.
+        summary: A Markdown summary of the run.
+
+    Returns:
+        What was done.
+    """
+    from chicago_arrest.steps import deploy_step, setup_logging, summary_markdown
+
+    setup_logging()
+    result = deploy_step(decision, canary_percent=canary_percent, target=target)
+    with open(summary.path, "w", encoding="utf-8") as fh:
+        fh.write(summary_markdown(registration, evaluation, decision, result))
+    return result

@@ -1,0 +1,63 @@
+"""Evaluate: every candidate on the test window; choose on the calibration month; write the report."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def evaluate(
+    models: Input[List[Model]],
+    test: Input[Dataset],
+    ingest_summary: dict,
+    validate_summary: dict,
+    enrich_summary: dict,
+    window: dict,
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+    report: Output[HTML],
+    charts: Output[Artifact],
+) -> dict:
+    """ROC-AUC, PR-AUC, F1, confusion matrix, Brier, ECE (also without arrest-based types), charts, report.
+
+    Args:
+        models: Trained candidates.
+        test: Test records.
+        ingest_summary: From the ingest step (for the data-flow table).
+        validate_summary: From the validate step.
+        enrich_summary: From the enrich step.
+        window: From the split step.
+        metrics: Test metrics of the selected model.
+        classification: ROC curve and confusion matrix of the selected model (KFP UI).
+        report: The training report.
+        charts: Folder of PNG charts.
+
+    Returns:
+        ``selected``, ``selected_index``, ``metrics`` and per-candidate metrics.
+    """
+    import os
+
+    from chicago_arrest.steps import evaluate_step, setup_logging
+
+    setup_logging()
+    os.makedirs(charts.path, exist_ok=True)
+    upstream = {
+        "ingest": ingest_summary,
+        "validate": validate_summary,
+        "enrich": enrich_summary,
+        "split": window,
+    }
+    out = evaluate_step([m.path for m in models], test.path, report.path, charts.path, upstream=upstream)
+    for key, value in out.metrics.items():
+        metrics.log_metric(key, value)
+    classification.log_roc_curve(out.roc["fpr"], out.roc["tpr"], out.roc["threshold"])
+    classification.log_confusion_matrix(["no arrest", "arrest"], out.confusion)
+    return {
+        "selected": out.selected,
+        "selected_index": out.selected_index,
+        "metrics": out.metrics,
+        "candidates": out.candidates,
+    }

@@ -1,0 +1,54 @@
+"""Gate: re-score the champion on the challenger's test window; promote only when clearly better."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+
+from components import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def gate(
+    registration: dict,
+    evaluation: dict,
+    test: Input[Dataset],
+    promotion_margin: float,
+    max_ece: float,
+    canary_percent: int,
+    metrics: Output[Metrics],
+    report: Output[HTML],
+) -> dict:
+    """Champion vs challenger on the same window.
+
+    Args:
+        registration: Output of the register step (``version``).
+        evaluation: Output of the evaluate step (the challenger's metrics on the same window).
+        test: The test window both models are scored on.
+        promotion_margin: Required ROC-AUC improvement.
+        max_ece: Upper bound of the challenger's ECE.
+        canary_percent: With 0 < p < 100 a passing challenger is rolled out as a canary (the operator
+            promotes); otherwise it is promoted directly.
+        metrics: Both models' ROC-AUC and ECE.
+        report: Champion vs challenger table.
+
+    Returns:
+        The decision (``passed``, ``promoted``, ``reason``, both models' metrics).
+    """
+    from chicago_arrest.steps import gate_step, setup_logging
+
+    setup_logging()
+    selected = evaluation["candidates"][evaluation["selected"]]
+    decision = gate_step(
+        str(registration["version"]),
+        test.path,
+        report.path,
+        challenger_metrics=selected,
+        margin=promotion_margin,
+        max_ece=max_ece,
+        canary_percent=canary_percent,
+    )
+    for role in ("challenger", "champion"):
+        for key, value in decision[role].items():
+            metrics.log_metric(f"{role}_{key}", value)
+    metrics.log_metric("passed", float(decision["passed"]))
+    metrics.log_metric("promoted", float(decision["promoted"]))
+    return decision

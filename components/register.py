@@ -1,0 +1,49 @@
+"""Register: MLflow parent run + a nested run per model; the selected model becomes a registry version."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model
+
+from components import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def register(
+    models: Input[List[Model]],
+    test: Input[Dataset],
+    report: Input[HTML],
+    charts: Input[Artifact],
+    evaluation: dict,
+    window: dict,
+    source: str,
+    kfp_run: str,
+) -> dict:
+    """Log params, metrics, charts and the data window; log and register the selected model (pyfunc).
+
+    Args:
+        models: Trained candidates.
+        test: Test records (input example, per-type metrics).
+        report: Training report (logged as an artifact).
+        charts: PNG charts.
+        evaluation: Output of the evaluate step.
+        window: Data window from the split step.
+        source: Data source (``socrata:ijzp-q8t2`` or a file).
+        kfp_run: KFP run name, recorded as a tag.
+
+    Returns:
+        ``version``, ``run_id``, ``model_uri``, ``tracking_uri`` and metrics.
+    """
+    from chicago_arrest.steps import register_step, setup_logging
+
+    setup_logging()
+    return register_step(
+        [m.path for m in models],
+        evaluation,
+        test.path,
+        report.path,
+        charts.path,
+        window=window,
+        source=source,
+        kfp_run=kfp_run,
+    )

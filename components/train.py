@@ -1,0 +1,52 @@
+"""Train: one model type (features → SMOTE + undersampling → MI selection → classifier → calibration)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train(
+    train_data: Input[Dataset],
+    stations: Input[Dataset],
+    model_type: str,
+    split_kind: str,
+    mi_threshold: float,
+    calibration: str,
+    search_budget_s: float,
+    model: Output[Model],
+    metrics: Output[Metrics],
+) -> None:
+    """Train one model type on raw records; the saved model takes raw records and returns probabilities.
+
+    Args:
+        train_data: Training records (raw fields + label).
+        stations: Police stations embedded in the model.
+        model_type: ``logreg``, ``random_forest`` or ``xgboost``.
+        split_kind: ``time`` (calibrate on the latest training month) or ``random``.
+        mi_threshold: Mutual-information threshold of the feature selection.
+        calibration: ``sigmoid`` or ``isotonic``.
+        search_budget_s: Seconds of hyper-parameter search (0 = defaults).
+        model: The trained ArrestModel (joblib).
+        metrics: Calibration ROC-AUC, fit time, selected features.
+    """
+    from chicago_arrest.steps import setup_logging, train_step
+
+    setup_logging()
+    summary = train_step(
+        train_data.path,
+        stations.path,
+        model.path,
+        model_type=model_type,
+        split=split_kind,
+        mi_threshold=mi_threshold,
+        calibration=calibration,
+        search_budget_s=search_budget_s,
+    )
+    model.metadata.update({k: summary[k] for k in ("model_type", "calibration_auc", "threshold")})
+    model.metadata["framework"] = "scikit-learn/imbalanced-learn" + (
+        "/xgboost" if model_type == "xgboost" else ""
+    )
+    for key in ("calibration_auc", "fit_seconds", "selected_features", "threshold"):
+        metrics.log_metric(key, float(summary[key]))

@@ -1,0 +1,39 @@
+"""Compile every pipeline to ``pipelines/compiled/<name>.yaml`` (``make compile``); the YAML is committed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kfp import compiler
+
+from pipelines.training import PIPELINE_NAME, training_pipeline
+
+COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
+
+
+def compile_training(out_dir: Path = COMPILED_DIR) -> Path:
+    """Compile ``chicago-arrest-training`` to ``<out_dir>/chicago-arrest-training.yaml``.
+
+    Args:
+        out_dir: Output folder (created).
+
+    Returns:
+        The YAML path.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{PIPELINE_NAME}.yaml"
+    compiler.Compiler().compile(training_pipeline, str(path))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out-dir", type=Path, default=COMPILED_DIR)
+    args = parser.parse_args(argv)
+    print(f"compiled {compile_training(args.out_dir)}")
+
+
+if __name__ == "__main__":
+    main()

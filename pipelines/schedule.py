@@ -1,0 +1,197 @@
+"""Create, update or delete the monthly recurring run of ``chicago-arrest-training`` on a KFP cluster.
+
+``make pipeline-schedule`` is idempotent: it keeps exactly one recurring run named :data:`JOB_NAME` in the
+experiment, on the latest pipeline version. KFP cannot edit a recurring run (kubeflow/pipelines#6001), so an
+out-of-date one is deleted and re-created; an up-to-date one is left alone. ``make pipeline-unschedule``
+removes it.
+
+KFP parses cron with robfig/cron v1: SIX fields, seconds first. The default ``0 0 2 8 * *`` runs at 02:00 UTC
+on the 8th of every month: the Socrata dataset lags about a week behind, so on the 1st the month that just
+ended is still incomplete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.run import EXPERIMENT, latest_version_id
+from pipelines.training import PIPELINE_NAME
+
+JOB_NAME = "chicago-arrest-monthly-retrain"
+DEFAULT_CRON = "0 0 2 8 * *"
+#: Parameters of scheduled runs (Socrata source, a passing challenger goes to a 10 % canary).
+DEFAULT_PARAMS: dict[str, Any] = {"months": 12, "test_months": 1, "canary_percent": 10}
+
+
+def validate_cron(expression: str) -> str:
+    """Check a KFP cron expression: 6 fields (seconds first) or a ``@`` descriptor.
+
+    Raises:
+        ValueError: For the common 5-field mistake (KFP would read ``0 2 * * *`` as minute 2 of every hour).
+    """
+    text = expression.strip()
+    if text.startswith("@"):
+        return text
+    fields = text.split()
+    if len(fields) != 6:
+        raise ValueError(
+            f"KFP cron needs 6 fields, seconds first (e.g. {DEFAULT_CRON!r} = 02:00 on the 8th); got "
+            f"{len(fields)} in {expression!r}"
+        )
+    return text
+
+
+@dataclass
+class ScheduleResult:
+    """What :func:`ensure_recurring_run` did.
+
+    Attributes:
+        action: ``created``, ``updated`` (deleted and re-created), ``unchanged`` or ``deleted``.
+        recurring_run_id: Id of the recurring run now in place (empty after a delete).
+        pipeline_version_id: The pipeline version it runs.
+    """
+
+    action: str
+    recurring_run_id: str
+    pipeline_version_id: str
+
+
+def _list_recurring_runs(client: Any, experiment_id: str) -> list[Any]:
+    runs: list[Any] = []
+    token = ""
+    while True:
+        page = client.list_recurring_runs(experiment_id=experiment_id, page_token=token, page_size=100)
+        runs.extend(page.recurring_runs or [])
+        token = page.next_page_token or ""
+        if not token:
+            return runs
+
+
+def _ensure_pipeline(client: Any, package_path: str | None) -> tuple[str, str]:
+    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+    if pipeline_id is None:
+        if package_path is None:
+            from pipelines.compile import compile_training
+
+            package_path = str(compile_training())
+        pipeline_id = client.upload_pipeline(package_path, pipeline_name=PIPELINE_NAME).pipeline_id
+    return str(pipeline_id), latest_version_id(client, str(pipeline_id))
+
+
+def _matches(run: Any, version_id: str, cron: str, params: dict[str, Any]) -> bool:
+    ref = getattr(run, "pipeline_version_reference", None)
+    trigger = getattr(getattr(run, "trigger", None), "cron_schedule", None)
+    config = getattr(run, "runtime_config", None)
+    current = dict(getattr(config, "parameters", None) or {})
+    return (
+        getattr(ref, "pipeline_version_id", None) == version_id
+        and getattr(trigger, "cron", None) == cron
+        and int(getattr(run, "max_concurrency", 0) or 0) == 1
+        and bool(getattr(run, "no_catchup", False))
+        and {k: str(v) for k, v in current.items()} == {k: str(v) for k, v in params.items()}
+        and str(getattr(run, "mode", "ENABLE")).upper() != "DISABLE"
+    )
+
+
+def ensure_recurring_run(
+    client: Any,
+    *,
+    cron: str = DEFAULT_CRON,
+    params: dict[str, Any] | None = None,
+    package_path: str | None = None,
+) -> ScheduleResult:
+    """Make sure exactly one up-to-date recurring run exists (create, replace, or leave it).
+
+    Args:
+        client: A ``kfp.Client``.
+        cron: KFP cron (6 fields, seconds first).
+        params: Pipeline parameters of each scheduled run.
+        package_path: Compiled pipeline to upload if the pipeline does not exist yet.
+
+    Returns:
+        The :class:`ScheduleResult`.
+    """
+    cron = validate_cron(cron)
+    params = dict(DEFAULT_PARAMS if params is None else params)
+    pipeline_id, version_id = _ensure_pipeline(client, package_path)
+    experiment_id = client.create_experiment(EXPERIMENT).experiment_id
+    existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == JOB_NAME]
+    if len(existing) == 1 and _matches(existing[0], version_id, cron, params):
+        return ScheduleResult("unchanged", str(existing[0].recurring_run_id), version_id)
+    for run in existing:
+        client.delete_recurring_run(run.recurring_run_id)
+    created = client.create_recurring_run(
+        experiment_id=experiment_id,
+        job_name=JOB_NAME,
+        description="Monthly retraining of the Chicago arrest model (make pipeline-schedule)",
+        cron_expression=cron,
+        max_concurrency=1,
+        no_catchup=True,
+        params=params,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        enabled=True,
+    )
+    return ScheduleResult("updated" if existing else "created", str(created.recurring_run_id), version_id)
+
+
+def delete_recurring_run(client: Any) -> ScheduleResult:
+    """Delete every recurring run named :data:`JOB_NAME` in the experiment (no error if there is none)."""
+    experiment_id = client.create_experiment(EXPERIMENT).experiment_id
+    existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == JOB_NAME]
+    for run in existing:
+        client.delete_recurring_run(run.recurring_run_id)
+    return ScheduleResult("deleted" if existing else "unchanged", "", "")
+
+
+def main(argv: list[str] | None = None, client_factory: Callable[[str], Any] | None = None) -> int:
+    """CLI entry point (``make pipeline-schedule`` / ``make pipeline-unschedule``)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["create", "delete"])
+    parser.add_argument("--cron", default=os.environ.get("CRON", DEFAULT_CRON))
+    parser.add_argument("--kfp-host", default=os.environ.get("KFP_HOST", ""))
+    args = parser.parse_args(argv)
+    if not args.kfp_host:
+        print(
+            "KFP_HOST is not set: recurring runs need a KFP cluster (e.g. KFP_HOST=http://localhost:8080 after "
+            "make kind-up). Locally, run `make pipeline-run` instead.",
+            file=sys.stderr,
+        )
+        return 2
+    if client_factory is None:
+        import kfp
+
+        def client_factory(host: str) -> Any:
+            return kfp.Client(host=host)
+
+    client = client_factory(args.kfp_host)
+    try:
+        result = (
+            ensure_recurring_run(client, cron=args.cron)
+            if args.action == "create"
+            else delete_recurring_run(client)
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"recurring run {JOB_NAME!r}: {result.action}"
+        + (
+            f" (id {result.recurring_run_id}, pipeline version {result.pipeline_version_id}, cron "
+            f"{args.cron!r})"
+            if result.recurring_run_id
+            else ""
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
