@@ -14,7 +14,7 @@ ends up in exactly one of the two outputs, and the split is asserted in code:
   ``missing_column:<field>``  a required column is absent from the whole frame (every row carries it)
   ``null:<field>``            a non-nullable field is empty
   ``bad_number:<field>``      not a (finite) number; for integer fields also a non-integral number
-  ``bad_date:<field>``        not a timestamp
+  ``bad_date:<field>``        not a timestamp with a full calendar date
   ``bad_bool:<field>``        not one of true/false, t/f, 1/0 (any case) or a real boolean
   ``bad_code:<field>``        a code of the wrong shape after zero-padding (see :data:`CODE_PATTERNS`)
   ``future_date``             ``date`` later than ``now``
@@ -71,6 +71,9 @@ DUPLICATE_ID = "duplicate_id"
 TOTALS: tuple[str, ...] = ("rows_in", "valid", "quarantined", "rows_without_coordinates")
 _CHICAGO_TZ = "America/Chicago"
 _ARROW_STRING = pd.StringDtype("pyarrow")
+#: A timestamp's text starts with a full date: 2017-03-01... (ISO / Socrata) or 03/01/2017... (the CSV export).
+_DATE_TEXT = r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})"
+_NAN_TEXT = r"[+-]?(?i:nan)"
 
 
 class ContractError(AssertionError):
@@ -190,12 +193,21 @@ def _parse_field(spec: FieldSpec, values: pd.Series) -> _Parsed:
         parsed, bad_mask = parse_bool(values)
         bad = bad_mask.to_numpy(dtype=bool)
         return _Parsed(parsed.astype("boolean"), parsed.notna().to_numpy(dtype=bool) | bad, bad)
-    text = _text(values)
-    given = _given(values, text)
     if spec.kind in ("int", "float"):
+        text = _text(values)
+        odd = np.zeros(len(values), dtype=bool)
+        if text is not None:
+            # to_number's fast path (Python float()) and its pandas fallback disagree on "nan" (missing vs bad)
+            # and "1_000" (1000 vs bad), so the outcome would depend on the other rows: settle both here.
+            nan_like = text.str.fullmatch(_NAN_TEXT).to_numpy(dtype=bool, na_value=False)
+            if nan_like.any():
+                values = values.mask(pd.Series(nan_like, index=index))
+            odd = text.str.contains("_", regex=False).to_numpy(dtype=bool, na_value=False)
         num, bad_mask = to_number(values)
         arr = num.to_numpy(dtype=float, na_value=np.nan, copy=True)
-        bad = bad_mask.to_numpy(dtype=bool) | (given & ~np.isfinite(arr))
+        # Given = parsed to a number (inf included) or present but unparsable; blanks and "nan" are missing.
+        given = ~np.isnan(arr) | bad_mask.to_numpy(dtype=bool) | odd
+        bad = bad_mask.to_numpy(dtype=bool) | odd | (given & ~np.isfinite(arr))
         if spec.kind == "int":
             with np.errstate(invalid="ignore"):
                 bad |= given & np.isfinite(arr) & (arr != np.round(arr))
@@ -203,9 +215,17 @@ def _parse_field(spec: FieldSpec, values: pd.Series) -> _Parsed:
         if spec.kind == "int":
             return _Parsed(pd.Series(arr, index=index).astype("Int64"), given, bad)
         return _Parsed(pd.Series(arr, index=index, dtype="float64"), given, bad)
+    text = _text(values)
+    given = _given(values, text)
     if spec.kind == "datetime":
         ts = parse_timestamp(values).astype("datetime64[ns]")
-        return _Parsed(ts, given, given & ts.isna().to_numpy())
+        bad = given & ts.isna().to_numpy()
+        if text is not None:
+            # numpy's ISO parser (parse_timestamp's fast path) reads "now"/"today" as the clock, "2017" as a
+            # date, and overflows on digit runs ("20170105" -> 1821-03-12): require a full calendar date.
+            bad |= given & ~text.str.match(_DATE_TEXT).to_numpy(dtype=bool, na_value=False)
+            ts = ts.mask(pd.Series(bad, index=index))
+        return _Parsed(ts, given, bad)
     if spec.kind == "code":
         return _parse_code(spec, values, text)
     if text is None:

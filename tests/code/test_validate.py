@@ -234,6 +234,14 @@ def test_real_boolean_columns_are_accepted(small: pd.DataFrame) -> None:
     [
         *CORRUPTIONS,
         ({"date": "2017-13-45T00:00:00.000"}, "bad_date:date"),
+        # numpy's ISO parser would read these as the clock, a bare year, or overflow to 1821-03-12.
+        ({"date": "now"}, "bad_date:date"),
+        ({"date": "Today"}, "bad_date:date"),
+        ({"date": "2017"}, "bad_date:date"),
+        ({"date": "2017-05"}, "bad_date:date"),
+        ({"date": "20170105"}, "bad_date:date"),
+        ({"updated_on": "NOW"}, "bad_date:updated_on"),
+        ({"ward": "1_000"}, "bad_number:ward"),
         ({"arrest": "2"}, "bad_bool:arrest"),
         ({"domestic": "yes"}, "bad_bool:domestic"),
         ({"domestic": ""}, "null:domestic"),
@@ -267,6 +275,33 @@ def test_each_rule(small: pd.DataFrame, changes: dict[str, str], reason: str) ->
     # The quarantined record keeps its original (raw) values.
     for column, value in changes.items():
         assert result.quarantine.loc[0, column] == value
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2017-01-05T22:00:00.000", "2017-01-05 22:00"),  # Socrata floating timestamp
+        ("2017-01-05 22:00:00", "2017-01-05 22:00"),
+        ("01/05/2017 10:00:00 PM", "2017-01-05 22:00"),  # the CSV export's format, Chicago local time
+        ("2017-01-05T22:00:00.000-06:00", "2017-01-05 22:00"),  # explicit zone: converted to Chicago time
+        ("2017-07-05T03:00:00Z", "2017-07-04 22:00"),
+    ],
+)
+def test_timestamp_formats(small: pd.DataFrame, raw: str, expected: str) -> None:
+    result = validate_records(_with(small, 0, {"date": raw}), now=NOW)
+    assert result.counts["quarantined"] == 0
+    assert result.valid.loc[0, "date"] == pd.Timestamp(expected)
+
+
+@pytest.mark.parametrize("others", ["12", "x"], ids=["clean-column", "column-with-a-bad-value"])
+def test_number_outcome_does_not_depend_on_the_other_rows(small: pd.DataFrame, others: str) -> None:
+    # "nan" (a pandas artefact) is missing and "1_000" is not a number, whatever the rest of the column holds.
+    frame = _with(_with(_with(small, 0, {"ward": "nan"}), 1, {"ward": "1_000"}), 2, {"ward": others})
+    result = validate_records(frame, now=NOW)
+    assert 0 in result.valid.index
+    assert result.valid.loc[0, "ward"] is pd.NA
+    assert result.quarantine.loc[1, "reason"] == "bad_number:ward"
+    assert (2 in result.valid.index) == (others == "12")
 
 
 def test_rows_without_coordinates_are_valid_and_counted(small: pd.DataFrame) -> None:
