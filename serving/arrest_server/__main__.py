@@ -1,0 +1,145 @@
+"""``python -m arrest_server``: serve the arrest model with the KServe model server (HTTP V1/V2 and gRPC V2).
+
+Examples::
+
+    python -m arrest_server                                   # local serving state (make serve)
+    python -m arrest_server --http_port 9080 --grpc_port 9081
+    python -m arrest_server --model_dir /mnt/models           # one model folder (the cluster)
+    python -m arrest_server --model_uri models:/chicago-crime-arrest-predictor@champion
+
+All KServe model server flags (``--http_port``, ``--grpc_port``, ``--enable_grpc``, ...) are accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from arrest_server.settings import ServerSettings
+from chicago_arrest.runtime import pin_thread_env
+
+log = logging.getLogger("arrest_server")
+
+
+def build_parser(settings: ServerSettings) -> argparse.ArgumentParser:
+    """The command line: KServe's model server flags plus where the model comes from.
+
+    Args:
+        settings: Defaults (from ``ARREST_SERVER_*``).
+
+    Returns:
+        The parser.
+    """
+    from kserve.model_server import parser as kserve_parser
+
+    parser = argparse.ArgumentParser(
+        prog="python -m arrest_server",
+        description="Serve the Chicago arrest model (KServe V2 / V1, champion + challenger canary).",
+        parents=[kserve_parser],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.set_defaults(model_name=settings.model_name)
+    parser.add_argument(
+        "--model_dir", type=Path, default=settings.model_dir, help="local MLflow model folder to serve alone"
+    )
+    parser.add_argument("--model_uri", default=settings.model_uri, help="MLflow model URI to serve alone")
+    parser.add_argument(
+        "--model_version", default=settings.model_version, help="version reported for --model_dir/--model_uri"
+    )
+    parser.add_argument("--max_rows", type=int, default=settings.max_rows, help="most rows per request")
+    parser.add_argument(
+        "--threads", type=int, default=settings.threads, help="model / native library threads"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, load the model(s) and run the server until SIGTERM/SIGINT.
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        Exit code (the server blocks; 1 when the model cannot be loaded).
+    """
+    base = ServerSettings()
+    # Before numpy / OpenMP load: thread pools of native libraries read these once.
+    pin_thread_env(base.threads)
+    args = build_parser(base).parse_args(argv)
+    settings = base.model_copy(
+        update={
+            "model_name": args.model_name,
+            "model_dir": args.model_dir,
+            "model_uri": args.model_uri,
+            "model_version": args.model_version,
+            "max_rows": args.max_rows,
+            "threads": args.threads,
+        }
+    )
+    if args.workers != 1:
+        print("error: --workers must be 1 (one process holds champion and challenger)", file=sys.stderr)
+        return 2
+
+    from fastapi.exceptions import RequestValidationError
+    from kserve import ModelServer
+    from kserve.model_server import app
+    from threadpoolctl import threadpool_limits
+
+    from arrest_server.model import ArrestPredictor
+    from arrest_server.observability import configure_logging, quiet_client_errors
+    from arrest_server.validation import request_validation_handler
+    from chicago_arrest.serving_state import NoChampionError, ServingStateError
+
+    configure_logging(settings.log_level, settings.access_log)
+    threadpool_limits(limits=settings.threads)
+    model = ArrestPredictor(settings)
+    try:
+        model.load()
+    except (NoChampionError, ServingStateError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        log.debug("model load failed", exc_info=True)
+        print(
+            f"error: could not load the model ({model.source}): {type(exc).__name__}: {exc}", file=sys.stderr
+        )
+        return 1
+    server = ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=settings.kserve_latency_log,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    quiet_client_errors()
+    # FastAPI >= 0.120 warns on every response that KServe's ORJSONResponse default is deprecated.
+    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
+    if not settings.kserve_latency_log:
+        # KServe logs several timing lines per request; the JSON access log carries the latency instead.
+        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    if not settings.uvicorn_access_log:
+        logging.getLogger("uvicorn.access").disabled = True
+    log.info(
+        "serving %s from %s on HTTP %d, gRPC %s",
+        settings.model_name,
+        model.source,
+        args.http_port,
+        args.grpc_port if args.enable_grpc else "off",
+    )
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

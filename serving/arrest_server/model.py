@@ -1,0 +1,284 @@
+"""The KServe model: ``arrest-predictor`` (V2 Open Inference Protocol and V1), champion/challenger in one process."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kserve import Model
+from kserve.errors import InferenceError, InvalidInput
+from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.utils.utils import get_predict_response
+
+from arrest_server.observability import Metrics, get_metrics, log_access
+from arrest_server.router import (
+    CHAMPION,
+    Deployment,
+    DeploymentHolder,
+    LoadedModel,
+    Role,
+    StateWatcher,
+)
+from arrest_server.settings import ServerSettings
+from arrest_server.validation import PROBABILITY_OUTPUT, input_metadata, output_metadata, parse_v1, parse_v2
+from chicago_arrest.serving_state import ModelRef, ensure_state, registry_client
+from chicago_arrest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+MODEL_VERSION_HEADER = "x-model-version"
+MODEL_ROLE_HEADER = "x-model-role"
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
+#: A record used to warm a freshly loaded model up before it gets traffic.
+_WARMUP = pd.DataFrame(
+    {"date": ["2017-06-01T12:00:00.000"], "primary_type": ["THEFT"], "iucr": ["0820"], "domestic": [False]}
+)
+
+
+def load_model(ref: ModelRef, threads: int = 1) -> LoadedModel:
+    """Load, pin and warm up one model.
+
+    Args:
+        ref: Version and URI (``models:/...`` or a local MLflow model folder).
+        threads: Classifier threads.
+
+    Returns:
+        The loaded model.
+    """
+    from chicago_arrest.registry import load_arrest_model
+
+    start = time.perf_counter()
+    model = load_arrest_model(ref.uri)
+    model.set_threads(threads)
+    model.predict_arrest_probability(_WARMUP)  # first calls are slow (lazy imports, caches): pay them now
+    log.info("loaded model version %s from %s in %.1fs", ref.version, ref.uri, time.perf_counter() - start)
+    return LoadedModel(ref.version, ref.uri, model)
+
+
+class ArrestPredictor(Model):
+    """Scores raw crime records: V2 ``content_type: "pd"`` (one input per raw field) or V1 ``instances`` rows.
+
+    Args:
+        settings: Server settings.
+        library_settings: Library settings (MLflow URI, data dir with the serving state).
+        metrics: Collectors (default: the process-wide ones, created at :meth:`load`).
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings | None = None,
+        *,
+        library_settings: Settings | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings or ServerSettings()
+        super().__init__(self.settings.model_name, return_response_headers=True)
+        self.library_settings = library_settings or Settings()
+        self.metrics = metrics
+        self.holder: DeploymentHolder | None = None
+        self.watcher: StateWatcher | None = None
+        self.source = ""
+
+    # -- loading -----------------------------------------------------------------------------------------------
+
+    def _load(self, ref: ModelRef) -> LoadedModel:
+        return load_model(ref, self.settings.threads)
+
+    def load(self) -> bool:
+        """Load the model(s): ``model_dir``, else ``model_uri``, else the local serving state (watched).
+
+        Returns:
+            ``True`` (``self.ready``).
+
+        Raises:
+            chicago_arrest.serving_state.NoChampionError: When the serving state must be built and the registry
+                has no champion.
+        """
+        s = self.settings
+        if s.model_dir is not None:
+            self.source = f"model_dir {s.model_dir}"
+            deployment = Deployment(self._load(ModelRef(s.model_version or "local", str(s.model_dir))))
+        elif s.model_uri:
+            self.source = f"model_uri {s.model_uri}"
+            registry_client(self.library_settings)
+            deployment = Deployment(self._load(self._resolve_uri(s.model_uri, s.model_version)))
+        else:
+            path = self.library_settings.serving_config_path
+            self.source = f"serving state {path}"
+            state = ensure_state(self.library_settings)
+            registry_client(self.library_settings)  # models:/ URIs resolve against the configured registry
+            champion = self._load(state.champion)
+            challenger = self._load(state.challenger) if state.challenger else None
+            deployment = Deployment(champion, challenger, state.canary_percent if challenger else 0)
+        self.metrics = self.metrics or get_metrics()
+        self.holder = DeploymentHolder(deployment)
+        self.holder.on_swap(self._publish)
+        if s.model_dir is None and not s.model_uri:
+            self.watcher = StateWatcher(
+                self.library_settings.serving_config_path,
+                self.holder,
+                self._load,
+                poll_interval_s=s.poll_interval_s,
+                retry_s=s.reload_retry_s,
+                on_reload=lambda outcome: (
+                    self.metrics.reloads.labels(outcome).inc() if self.metrics else None
+                ),
+            )
+            self.watcher.start()
+        self.ready = True
+        return self.ready
+
+    def _resolve_uri(self, uri: str, version: str | None) -> ModelRef:
+        """Pin ``models:/<name>@<alias>`` to the version the alias names now (and report that version)."""
+        match = _MODELS_URI.match(uri)
+        if match is None:
+            return ModelRef(version or "unknown", uri)
+        if match["version"]:
+            return ModelRef(version or match["version"], uri)
+        client = registry_client(self.library_settings)
+        resolved = str(client.get_model_version_by_alias(match["name"], match["alias"]).version)
+        return ModelRef(version or resolved, f"models:/{match['name']}/{resolved}")
+
+    def _publish(self, deployment: Deployment) -> None:
+        if self.metrics is not None:
+            versions: dict[str, str] = {role: m.version for role, m in deployment.models().items()}
+            self.metrics.set_serving(versions, deployment.canary_percent)
+
+    def stop(self) -> None:
+        """Stop watching the serving state."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        super().stop()
+
+    # -- metadata ----------------------------------------------------------------------------------------------
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """V2 metadata of the inputs (one per raw model field)."""
+        return input_metadata()
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """V2 metadata of the outputs (``arrest_probability`` FP64, ``arrest`` BOOL)."""
+        return output_metadata()
+
+    # -- inference ---------------------------------------------------------------------------------------------
+
+    def predict(
+        self,
+        payload: dict[str, Any] | InferRequest | bytes,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """Validate, route to champion or challenger, score.
+
+        Args:
+            payload: ``InferRequest`` (V2) or the decoded V1 body.
+            headers: Request headers (``x-request-id`` is used for routing when the V2 body has no ``id``).
+            response_headers: Filled with ``x-model-version``, ``x-model-role`` and ``x-request-id``.
+
+        Returns:
+            V2: outputs ``arrest_probability`` (FP64) and ``arrest`` (BOOL), ``model_version``, ``id``.
+            V1: ``{"predictions": [p, ...], "arrest": [bool, ...], "model_version", "model_role", "id"}``.
+
+        Raises:
+            InvalidInput: On a bad request (HTTP 400), naming the field.
+            InferenceError: On a server fault (HTTP 500, short message; details in the server log).
+        """
+        start = time.perf_counter()
+        if self.holder is None:
+            raise InferenceError("model is not loaded")
+        deployment = self.holder.current
+        v2 = isinstance(payload, InferRequest)
+        body_id = payload.id if isinstance(payload, InferRequest) else None
+        client_id = body_id or (headers or {}).get(REQUEST_ID_HEADER) or None
+        served, role = deployment.choose(client_id)
+        request_id = client_id or uuid.uuid4().hex
+        outcome, status, rows, error = "ok", 200, 0, None
+        probabilities: np.ndarray | None = None
+        try:
+            if isinstance(payload, InferRequest):
+                parsed = parse_v2(payload, self.settings.max_rows)
+            else:
+                parsed = parse_v1(payload, self.settings.max_rows)
+            rows = parsed.rows
+            probabilities = served.model.predict_arrest_probability(parsed.frame)
+            arrest = probabilities >= served.model.threshold
+            response = self._response(payload, request_id, served, role, probabilities, arrest)
+        except InvalidInput as exc:
+            outcome, status, error = "invalid", 400, str(exc)
+            raise
+        except Exception as exc:
+            outcome, status, error = "error", 500, f"{type(exc).__name__}: {exc}"
+            log.exception("request %s failed in model version %s", request_id, served.version)
+            raise InferenceError(
+                f"internal error while scoring request {request_id} ({type(exc).__name__}); see the server log"
+            ) from exc
+        finally:
+            seconds = time.perf_counter() - start
+            if self.metrics is not None:
+                self.metrics.observe(
+                    model_version=served.version,
+                    role=role,
+                    outcome=outcome,
+                    protocol="v2" if v2 else "v1",
+                    seconds=seconds,
+                    probabilities=probabilities if outcome == "ok" else None,
+                )
+            log_access(
+                request_id=request_id,
+                model_name=self.name,
+                model_version=served.version,
+                role=role,
+                protocol="v2" if v2 else "v1",
+                rows=rows,
+                latency_ms=round(seconds * 1000, 3),
+                status=status,
+                **({"error": error} if error else {}),
+            )
+        if response_headers is not None:
+            response_headers[MODEL_VERSION_HEADER] = served.version
+            response_headers[MODEL_ROLE_HEADER] = role
+            response_headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    def _response(
+        self,
+        payload: dict[str, Any] | InferRequest | bytes,
+        request_id: str,
+        served: LoadedModel,
+        role: Role,
+        probabilities: np.ndarray,
+        arrest: np.ndarray,
+    ) -> dict[str, Any] | InferResponse:
+        if isinstance(payload, InferRequest):
+            payload.id = request_id  # get_predict_response answers with the request's id
+            result = pd.DataFrame({PROBABILITY_OUTPUT: probabilities.astype(np.float64), "arrest": arrest})
+            response = get_predict_response(payload, result, self.name)
+            assert isinstance(response, InferResponse)
+            response.model_version = served.version
+            response.parameters = {"model_role": role}
+            return response
+        return {
+            "predictions": probabilities.tolist(),
+            "arrest": arrest.tolist(),
+            "model_name": self.name,
+            "model_version": served.version,
+            "model_role": role,
+            "id": request_id,
+        }
+
+    @property
+    def deployment(self) -> Deployment | None:
+        """The active deployment (``None`` before :meth:`load`)."""
+        return self.holder.current if self.holder else None
+
+    @property
+    def champion_version(self) -> str | None:
+        """Version of the current champion."""
+        current = self.deployment
+        return current.models()[CHAMPION].version if current else None
