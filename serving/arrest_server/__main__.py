@@ -66,20 +66,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         Exit code (the server blocks; 1 when the model cannot be loaded).
     """
-    base = ServerSettings()
+    from pydantic import ValidationError
+
+    try:
+        base = ServerSettings()
+    except ValidationError as exc:
+        print(f"error: invalid ARREST_SERVER_* setting: {exc}", file=sys.stderr)
+        return 2
     # Before numpy / OpenMP load: thread pools of native libraries read these once.
     pin_thread_env(base.threads)
     args = build_parser(base).parse_args(argv)
-    settings = base.model_copy(
-        update={
-            "model_name": args.model_name,
-            "model_dir": args.model_dir,
-            "model_uri": args.model_uri,
-            "model_version": args.model_version,
-            "max_rows": args.max_rows,
-            "threads": args.threads,
-        }
-    )
+    try:
+        settings = ServerSettings(
+            model_name=args.model_name,
+            model_dir=args.model_dir,
+            model_uri=args.model_uri,
+            model_version=args.model_version,
+            max_rows=args.max_rows,
+            threads=args.threads,
+        )
+    except ValidationError as exc:
+        print(f"error: invalid option: {exc}", file=sys.stderr)
+        return 2
     if args.workers != 1:
         print("error: --workers must be 1 (one process holds champion and challenger)", file=sys.stderr)
         return 2
