@@ -38,12 +38,37 @@ _TEMPORAL_NUMERIC = (
     "month_sin",
     "month_cos",
 )
+TEMPORAL_NUMERIC = _TEMPORAL_NUMERIC
 TEMPORAL_COLUMNS = (*_TEMPORAL_NUMERIC, "season", "part_of_day")
 
 
 @cache
 def _to_state_plane() -> Transformer:
     return Transformer.from_crs("EPSG:4326", "EPSG:3435", always_xy=True)
+
+
+def project_arrays(
+    lat: np.ndarray, lon: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in EPSG:3435 feet from WGS84 lat/lon, falling back to State Plane x/y (NaN when neither).
+
+    Args:
+        lat: Latitudes (float, NaN = missing).
+        lon: Longitudes.
+        x: ``x_coordinate`` in EPSG:3435 feet.
+        y: ``y_coordinate``.
+
+    Returns:
+        ``(x, y)`` in US feet; a pair is used only when inside Chicago's bounding box.
+    """
+    n = len(lat)
+    px, py = np.full(n, np.nan), np.full(n, np.nan)
+    ok = (lat >= CHICAGO_LAT[0]) & (lat <= CHICAGO_LAT[1]) & (lon >= CHICAGO_LON[0]) & (lon <= CHICAGO_LON[1])
+    if ok.any():
+        px[ok], py[ok] = _to_state_plane().transform(lon[ok], lat[ok])
+    rest = ~ok & (x >= CHICAGO_X[0]) & (x <= CHICAGO_X[1]) & (y >= CHICAGO_Y[0]) & (y <= CHICAGO_Y[1])
+    px[rest], py[rest] = x[rest], y[rest]
+    return px, py
 
 
 def project_points(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -60,29 +85,22 @@ def project_points(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """
     n = len(frame)
 
-    def col(name: str) -> np.ndarray:
+    def col(name: str, rows: np.ndarray | None = None) -> np.ndarray:
         if name not in frame.columns:
-            return np.full(n, np.nan)
-        return to_number(frame[name])[0].to_numpy(dtype=float, na_value=np.nan)
+            return np.full(n if rows is None else int(rows.sum()), np.nan)
+        values = frame[name] if rows is None else frame.loc[rows, name]
+        return to_number(values)[0].to_numpy(dtype=float, na_value=np.nan)
 
     lat, lon = col("latitude"), col("longitude")
-    x, y = np.full(n, np.nan), np.full(n, np.nan)
     ok = (lat >= CHICAGO_LAT[0]) & (lat <= CHICAGO_LAT[1]) & (lon >= CHICAGO_LON[0]) & (lon <= CHICAGO_LON[1])
-    if ok.any():
-        x[ok], y[ok] = _to_state_plane().transform(lon[ok], lat[ok])
-    rest = ~ok
-    if rest.any() and {"x_coordinate", "y_coordinate"} <= set(frame.columns):
-        part = frame.loc[rest, ["x_coordinate", "y_coordinate"]]
-        sx = to_number(part["x_coordinate"])[0].to_numpy(dtype=float, na_value=np.nan)
-        sy = to_number(part["y_coordinate"])[0].to_numpy(dtype=float, na_value=np.nan)
-        inside = (sx >= CHICAGO_X[0]) & (sx <= CHICAGO_X[1]) & (sy >= CHICAGO_Y[0]) & (sy <= CHICAGO_Y[1])
-        rx, ry = np.full(len(part), np.nan), np.full(len(part), np.nan)
-        rx[inside], ry[inside] = sx[inside], sy[inside]
-        x[rest], y[rest] = rx, ry
-    return x, y
+    # x/y are parsed only where lat/lon are unusable (~1 % of rows): text parsing is the costly part.
+    x, y = np.full(n, np.nan), np.full(n, np.nan)
+    if (~ok).any():
+        x[~ok], y[~ok] = col("x_coordinate", ~ok), col("y_coordinate", ~ok)
+    return project_arrays(lat, lon, x, y)
 
 
-@dataclass
+@dataclass(eq=False)
 class StationIndex:
     """A KD-tree over police station positions (EPSG:3435 feet).
 
@@ -172,7 +190,10 @@ def station_distance(frame: pd.DataFrame, index: StationIndex) -> pd.DataFrame:
     dist, idx = index.query(x, y)
     numeric = np.column_stack([dist, (idx >= 0).astype(float)])
     out = pd.DataFrame(numeric, columns=[DISTANCE, HAS_COORDINATES], index=frame.index)
-    out["nearest_station"] = pd.Categorical.from_codes(idx, categories=pd.Index(index.names).unique())
+    labels = pd.Index(index.names)
+    categories = labels.unique()
+    codes = np.where(idx >= 0, categories.get_indexer(labels)[np.maximum(idx, 0)], -1)
+    out["nearest_station"] = pd.Categorical.from_codes(codes, categories=categories)
     return out
 
 
@@ -201,27 +222,23 @@ def station_distance_geopandas(frame: pd.DataFrame, stations: pd.DataFrame) -> n
     return out
 
 
-def temporal_features(dates: pd.Series) -> pd.DataFrame:
-    """Temporal features of Chicago local timestamps.
-
-    Args:
-        dates: Socrata floating timestamps (text) or datetimes.
+def temporal_arrays(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Temporal features of naive Chicago-local ``datetime64`` values.
 
     Returns:
-        Frame (same index) with hour, day_of_week (0 = Monday), month, is_weekend, is_midnight and
-        is_first_of_month (report times that are often estimated or backdated), sin/cos encodings of hour (with
-        minutes), weekday and month, and the categoricals season and part_of_day. Rows with no date get NaN.
+        ``(block, season_codes, part_codes)``: a float block with the columns of ``_TEMPORAL_NUMERIC`` and
+        integer codes into :data:`SEASONS` / :data:`PARTS_OF_DAY` (-1 where the date is missing).
     """
-    ts = parse_timestamp(dates)
-    valid = ts.notna().to_numpy()
-    hour = ts.dt.hour.to_numpy(dtype=float, na_value=np.nan)
-    minute = ts.dt.minute.to_numpy(dtype=float, na_value=np.nan)
-    dow = ts.dt.dayofweek.to_numpy(dtype=float, na_value=np.nan)
-    month = ts.dt.month.to_numpy(dtype=float, na_value=np.nan)
-    day = ts.dt.day.to_numpy(dtype=float, na_value=np.nan)
+    stamps = pd.DatetimeIndex(np.asarray(ts, dtype="datetime64[ns]"))
+    valid = ~np.isnat(np.asarray(ts, dtype="datetime64[ns]"))
+    hour = stamps.hour.to_numpy(dtype=float, na_value=np.nan)
+    minute = stamps.minute.to_numpy(dtype=float, na_value=np.nan)
+    dow = stamps.dayofweek.to_numpy(dtype=float, na_value=np.nan)
+    month = stamps.month.to_numpy(dtype=float, na_value=np.nan)
+    day = stamps.day.to_numpy(dtype=float, na_value=np.nan)
     two_pi = 2 * np.pi
     frac_hour = hour + minute / 60.0
-    block = np.empty((len(ts), len(_TEMPORAL_NUMERIC)))
+    block = np.empty((len(stamps), len(_TEMPORAL_NUMERIC)))
     block[:, 0] = hour
     block[:, 1] = dow
     block[:, 2] = month
@@ -235,9 +252,24 @@ def temporal_features(dates: pd.Series) -> pd.DataFrame:
     block[:, 9] = np.cos(two_pi * dow / 7)
     block[:, 10] = np.sin(two_pi * (month - 1) / 12)
     block[:, 11] = np.cos(two_pi * (month - 1) / 12)
+    season = np.where(valid, np.nan_to_num(month) % 12 // 3, -1).astype(np.int64)
+    part = np.where(valid, np.nan_to_num(hour) // 6, -1).astype(np.int64)
+    return block, season, part
+
+
+def temporal_features(dates: pd.Series) -> pd.DataFrame:
+    """Temporal features of Chicago local timestamps.
+
+    Args:
+        dates: Socrata floating timestamps (text) or datetimes.
+
+    Returns:
+        Frame (same index) with hour, day_of_week (0 = Monday), month, is_weekend, is_midnight and
+        is_first_of_month (report times that are often estimated or backdated), sin/cos encodings of hour (with
+        minutes), weekday and month, and the categoricals season and part_of_day. Rows with no date get NaN.
+    """
+    block, season, part = temporal_arrays(parse_timestamp(dates).to_numpy(dtype="datetime64[ns]"))
     out = pd.DataFrame(block, columns=list(_TEMPORAL_NUMERIC), index=dates.index)
-    season = np.where(valid, month % 12 // 3, -1).astype(np.int64)
-    part = np.where(valid, hour // 6, -1).astype(np.int64)
     out["season"] = pd.Categorical.from_codes(season, categories=list(SEASONS))
     out["part_of_day"] = pd.Categorical.from_codes(part, categories=list(PARTS_OF_DAY))
     return out

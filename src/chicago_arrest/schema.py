@@ -6,8 +6,10 @@ raw fields it reads) and the server (V2 input names and datatypes).
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -52,7 +54,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("district", "code", pad=3, model_input=True),
     FieldSpec("ward", "int", model_input=True, v2_datatype="INT64"),
     FieldSpec("community_area", "int", model_input=True, v2_datatype="INT64"),
-    FieldSpec("fbi_code", "code", model_input=True),
+    FieldSpec("fbi_code", "code", pad=2, model_input=True),
     FieldSpec("x_coordinate", "float", model_input=True, v2_datatype="FP64"),
     FieldSpec("y_coordinate", "float", model_input=True, v2_datatype="FP64"),
     FieldSpec("year", "int", v2_datatype="INT64"),
@@ -138,30 +140,36 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.astype("datetime64[ns]")
     raw = values.to_numpy(dtype=object)
-    try:
-        # numpy's ISO-8601 parser is ~3x faster than pandas' and exact for the Socrata format. It only warns
-        # on zone offsets ("...Z", "+01:00"): that warning sends those to pandas, which converts them.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            parsed = raw.astype("datetime64[ns]")
-        return pd.Series(parsed, index=values.index)
-    except (ValueError, TypeError, UserWarning, DeprecationWarning):
-        pass
-    out = pd.to_datetime(values, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
-    missing = out.isna().to_numpy()
+    # numpy's ISO-8601 parser is ~3x faster than pandas' and exact for the Socrata format, but it also takes
+    # "now", "2017" or "20170105": only values shaped YYYY-MM-DD... go through it. It warns on zone offsets
+    # ("...Z", "+01:00"): the warning sends those to pandas, which converts them.
+    if all(
+        v is None or (isinstance(v, str) and (not v or (len(v) >= 10 and v[4] == "-" and v[7] == "-")))
+        for v in raw
+    ):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                parsed = raw.astype("datetime64[ns]")
+            return pd.Series(parsed, index=values.index)
+        except (ValueError, TypeError, UserWarning, DeprecationWarning):
+            pass
+    text = values.astype("string").str.strip()
+    # A full calendar date must lead: pandas would otherwise read "now", "2017" or "20170105" as dates.
+    text = text.where(text.str.match(_FULL_DATE).fillna(False).astype(bool))
+    out = pd.to_datetime(text, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
+    missing = (out.isna() & text.notna()).to_numpy()
     if missing.any():
-        text = values[missing].astype("string").str.strip()
-        text = text[text.notna() & (text != "")]
-        if len(text):
-            out = out.copy()
-            # Naive values are Chicago local time as they are; only explicit zones are converted.
-            zoned = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False).to_numpy(bool)
-            if (~zoned).any():
-                naive = text[~zoned]
-                out.loc[naive.index] = pd.to_datetime(naive, format="mixed", errors="coerce")
-            if zoned.any():
-                aware = pd.to_datetime(text[zoned], format="mixed", errors="coerce", utc=True)
-                out.loc[aware.index] = aware.dt.tz_convert("America/Chicago").dt.tz_localize(None)
+        rest = text[missing]
+        out = out.copy()
+        # Naive values are Chicago local time as they are; only explicit zones are converted.
+        zoned = rest.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False).to_numpy(bool)
+        if (~zoned).any():
+            naive = rest[~zoned]
+            out.loc[naive.index] = pd.to_datetime(naive, format="mixed", errors="coerce")
+        if zoned.any():
+            aware = pd.to_datetime(rest[zoned], format="mixed", errors="coerce", utc=True)
+            out.loc[aware.index] = aware.dt.tz_convert("America/Chicago").dt.tz_localize(None)
     return out.astype("datetime64[ns]")
 
 
@@ -203,11 +211,103 @@ def to_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return num, bad.astype(bool)
 
 
-def coerce_model_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """Bring raw records to the canonical dtypes the model expects, leniently (never raises on values).
+@lru_cache(maxsize=1 << 16)
+def _clean_code(text: str, pad: int) -> str | None:
+    value = text.strip().upper()
+    if not value:
+        return None
+    match = _FLOAT_INT.fullmatch(value)
+    if match:
+        value = match.group(1)
+    return value.zfill(pad) if pad else value
 
-    Missing model columns are added as nulls; unparsable values become nulls. The server validates requests
-    strictly before this; the data contract validates stored data.
+
+@lru_cache(maxsize=1 << 16)
+def _clean_text(text: str) -> str | None:
+    value = text.strip().upper()
+    return value or None
+
+
+@lru_cache(maxsize=256)
+def _clean_bool(text: str) -> str | None:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return "true"
+    if value in _FALSE:
+        return "false"
+    return None
+
+
+_FULL_DATE = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?:$|[T ])")
+_FLOAT_INT = re.compile(r"(\d+)\.0+")
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
+
+
+def category_array(values: pd.Series | np.ndarray, kind: FieldKind, pad: int = 0) -> np.ndarray:
+    """Normalised categorical values as an object array (``None`` where missing or unparsable).
+
+    Codes are upper-cased and zero-padded like :func:`normalize_code`; numbers that went through a float
+    (``24.0``) come back as integers (``24``); booleans become ``"true"``/``"false"``. Per-value work is
+    cached, so this costs microseconds for one record and scales linearly for millions.
+
+    Args:
+        values: Raw values.
+        kind: ``code``/``int`` (codes), ``bool`` or anything else (free text).
+        pad: Zero-padding width for codes.
+
+    Returns:
+        ``object`` array of ``str`` or ``None``.
+    """
+    raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    if kind in ("code", "int"):
+        return np.array(
+            [None if _is_missing(v) else _clean_code(_as_text(v), pad) for v in raw], dtype=object
+        )
+    if kind == "bool":
+        return np.array([None if _is_missing(v) else _clean_bool(_as_text(v)) for v in raw], dtype=object)
+    return np.array([None if _is_missing(v) else _clean_text(_as_text(v)) for v in raw], dtype=object)
+
+
+def model_input_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Raw records → one array per model input field, leniently typed (never raises on values).
+
+    ``date`` becomes ``datetime64[ns]`` (NaT where unparsable), coordinates ``float64`` (NaN), and every other
+    field a normalised categorical object array (see :func:`category_array`). Missing fields are all-missing.
+
+    Args:
+        frame: Raw records with Socrata field names (extra columns are ignored).
+
+    Returns:
+        Field name → array of ``len(frame)``.
+    """
+    n = len(frame)
+    out: dict[str, np.ndarray] = {}
+    for name in MODEL_INPUT_COLUMNS:
+        spec = FIELD_BY_NAME[name]
+        if name not in frame.columns:
+            col = pd.Series([None] * n, index=frame.index, dtype=object)
+        else:
+            col = frame[name]
+        if spec.kind == "datetime":
+            out[name] = parse_timestamp(col).to_numpy(dtype="datetime64[ns]")
+        elif spec.kind == "float":
+            out[name] = to_number(col)[0].to_numpy(dtype=float, na_value=np.nan)
+        else:
+            out[name] = category_array(col, spec.kind, spec.pad)
+    return out
+
+
+def coerce_model_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bring raw records to the types the model reads, leniently (see :func:`model_input_arrays`).
 
     Args:
         frame: Raw records with Socrata field names (extra columns are ignored).
@@ -215,22 +315,7 @@ def coerce_model_input(frame: pd.DataFrame) -> pd.DataFrame:
     Returns:
         A new frame with exactly :data:`MODEL_INPUT_COLUMNS`.
     """
-    out: dict[str, pd.Series] = {}
-    for name in MODEL_INPUT_COLUMNS:
-        spec = FIELD_BY_NAME[name]
-        col = frame[name] if name in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="object")
-        if spec.kind == "datetime":
-            out[name] = parse_timestamp(col)
-        elif spec.kind == "bool":
-            out[name] = parse_bool(col)[0]
-        elif spec.kind in ("int", "float"):
-            out[name] = to_number(col)[0]
-        elif spec.kind == "code":
-            out[name] = normalize_code(col, spec.pad)
-        else:
-            text = col.astype("string").str.strip().str.upper()
-            out[name] = text.mask(text == "")
-    return pd.DataFrame(out, index=frame.index)
+    return pd.DataFrame(model_input_arrays(frame), index=frame.index)
 
 
 def arrest_based_mask(primary_type: pd.Series) -> np.ndarray:

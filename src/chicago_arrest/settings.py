@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Local development defaults of MinIO / KFP's SeaweedFS. Clearly not secrets; override them anywhere real.
 LOCAL_S3_ACCESS_KEY = "minio"
-LOCAL_S3_SECRET_KEY = "minio123"  # noqa: S105 - the well-known local default of KFP's object store
+LOCAL_S3_SECRET_KEY = "minio123"  # the well-known local default of KFP's object store
 
 
 class Settings(BaseSettings):

@@ -206,12 +206,6 @@ def test_station_index_needs_a_station() -> None:
         StationIndex(x=np.array([]), y=np.array([]), names=())
 
 
-@pytest.mark.xfail(
-    reason="enrich.station_distance builds nearest_station codes from station positions against the "
-    "de-duplicated labels: repeated district labels crash or mislabel (bug reported, fix proposed)",
-    raises=(ValueError, AssertionError),
-    strict=False,
-)
 def test_repeated_station_labels_label_the_right_station() -> None:
     stations = pd.DataFrame(
         {
