@@ -293,10 +293,7 @@ def model_input_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name in MODEL_INPUT_COLUMNS:
         spec = FIELD_BY_NAME[name]
-        if name not in frame.columns:
-            col = pd.Series([None] * n, index=frame.index, dtype=object)
-        else:
-            col = frame[name]
+        col = frame[name] if name in frame.columns else pd.Series([None] * n, index=frame.index, dtype=object)
         if spec.kind == "datetime":
             out[name] = parse_timestamp(col).to_numpy(dtype="datetime64[ns]")
         elif spec.kind == "float":
