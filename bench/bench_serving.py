@@ -260,22 +260,30 @@ def in_process(model_dir: Path, records: list[dict[str, Any]], n_single: int, n_
     request = InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL)
     frame = parse_v2(request, 10).frame
     pipeline = model.pipeline
+    calibrator = model.calibrator
     assert pipeline is not None
-    assert model.calibrator is not None
-    raw_step, rest = pipeline.steps[0][1], pipeline[1:]
-    feats = raw_step.transform(frame)
-    scores = np.asarray(rest.predict_proba(feats)[:, 1])
+    assert calibrator is not None
+    raw_step = pipeline.steps[0][1]
+    raw_features = getattr(raw_step, "transform_arrays", raw_step.transform)
+    scores = (
+        model.raw_scores(frame) if hasattr(model, "raw_scores") else model.predict_arrest_probability(frame)
+    )
     result = pd.DataFrame({"arrest_probability": scores, "arrest": scores > 0.5})
+    offsets = len(getattr(model, "distance_smoothing_m", ()) or ()) or 1
+    fast = getattr(model, "fast_encoder_", None) is not None
     stages = {
         "decode V2 JSON (pydantic + InferRequest)": timed(
             lambda: InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL), 200
         ),
         "validate + typed frame (parse_v2)": timed(lambda: parse_v2(request, 10), 200),
-        "raw features (coerce + enrich)": timed(lambda: raw_step.transform(frame), 200),
-        "encoders + selection + classifier, 1 row": timed(lambda: rest.predict_proba(feats), 200),
-        "calibration": timed(lambda: model.calibrator.transform(scores), 200),  # type: ignore[union-attr]
+        "raw features (coerce + enrich)": timed(lambda: raw_features(frame), 200),
+        f"raw_scores (features, {'compiled' if fast else 'scikit-learn'} encoder, classifier; "
+        f"{offsets} distance offsets)": timed(lambda: model.raw_scores(frame), 200)
+        if hasattr(model, "raw_scores")
+        else [],
+        "calibration": timed(lambda: calibrator.transform(scores), 200),
         "predict_arrest_probability total": timed(lambda: model.predict_arrest_probability(frame), 200),
-        "build V2 response (get_predict_response)": timed(
+        "build V2 response (get_predict_response + to_rest)": timed(
             lambda: get_predict_response(request, result, MODEL).to_rest(), 200
         ),
     }
@@ -289,7 +297,7 @@ def in_process(model_dir: Path, records: list[dict[str, Any]], n_single: int, n_
     return {
         "single_row": summary(single),
         "rows_1000": summary(thousand),
-        "stages_p50_ms": {k: round(pct(v, 50), 3) for k, v in stages.items()},
+        "stages_p50_ms": {k: round(pct(v, 50), 3) for k, v in stages.items() if v},
         "profile_top_cumulative": text.getvalue(),
         "smoothing_offsets": list(getattr(model, "distance_smoothing_m", ()) or ()),
     }

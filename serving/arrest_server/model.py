@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 from kserve import Model
 from kserve.errors import InferenceError, InvalidInput
-from kserve.protocol.infer_type import InferRequest, InferResponse
-from kserve.utils.utils import get_predict_response
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from arrest_server.observability import Metrics, get_metrics, log_access
 from arrest_server.router import (
@@ -25,7 +24,15 @@ from arrest_server.router import (
     StateWatcher,
 )
 from arrest_server.settings import ServerSettings
-from arrest_server.validation import PROBABILITY_OUTPUT, input_metadata, output_metadata, parse_v1, parse_v2
+from arrest_server.validation import (
+    ARREST_OUTPUT,
+    OUTPUT_DATATYPES,
+    PROBABILITY_OUTPUT,
+    input_metadata,
+    output_metadata,
+    parse_v1,
+    parse_v2,
+)
 from chicago_arrest.serving_state import ModelRef, ensure_state, registry_client
 from chicago_arrest.settings import Settings
 
@@ -36,9 +43,12 @@ MODEL_VERSION_HEADER = "x-model-version"
 MODEL_ROLE_HEADER = "x-model-role"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
 #: A record used to warm a freshly loaded model up before it gets traffic.
-_WARMUP = pd.DataFrame(
-    {"date": ["2017-06-01T12:00:00.000"], "primary_type": ["THEFT"], "iucr": ["0820"], "domestic": [False]}
-)
+_WARMUP = {
+    "date": ["2017-06-01T12:00:00.000"],
+    "primary_type": ["THEFT"],
+    "iucr": ["0820"],
+    "domestic": [False],
+}
 
 
 def load_model(ref: ModelRef, threads: int = 1) -> LoadedModel:
@@ -56,7 +66,8 @@ def load_model(ref: ModelRef, threads: int = 1) -> LoadedModel:
     start = time.perf_counter()
     model = load_arrest_model(ref.uri)
     model.set_threads(threads)
-    model.predict_arrest_probability(_WARMUP)  # first calls are slow (lazy imports, caches): pay them now
+    # The first calls are slow (lazy imports, caches): pay them now, not in a request.
+    model.predict_arrest_probability(pd.DataFrame(_WARMUP))
     log.info("loaded model version %s from %s in %.1fs", ref.version, ref.uri, time.perf_counter() - start)
     return LoadedModel(ref.version, ref.uri, model)
 
@@ -256,13 +267,25 @@ class ArrestPredictor(Model):
         arrest: np.ndarray,
     ) -> dict[str, Any] | InferResponse:
         if isinstance(payload, InferRequest):
-            payload.id = request_id  # get_predict_response answers with the request's id
-            result = pd.DataFrame({PROBABILITY_OUTPUT: probabilities.astype(np.float64), "arrest": arrest})
-            response = get_predict_response(payload, result, self.name)
-            assert isinstance(response, InferResponse)
-            response.model_version = served.version
-            response.parameters = {"model_role": role}
-            return response
+            # Built like kserve.utils.utils.get_predict_response (binary outputs, requested outputs), with
+            # two named outputs and the response id always set (a request without "id" gets the routing id).
+            outputs = []
+            for name, values in (
+                (PROBABILITY_OUTPUT, probabilities.astype(np.float64)),
+                (ARREST_OUTPUT, arrest),
+            ):
+                output = InferOutput(name=name, shape=[len(values)], datatype=OUTPUT_DATATYPES[name])
+                output.set_data_from_numpy(values, binary_data=payload.use_binary_outputs)
+                outputs.append(output)
+            return InferResponse(
+                response_id=request_id,
+                model_name=self.name,
+                infer_outputs=outputs,
+                model_version=served.version,
+                parameters={"model_role": role},
+                use_binary_outputs=payload.use_binary_outputs,
+                requested_outputs=payload.request_outputs,
+            )
         return {
             "predictions": probabilities.tolist(),
             "arrest": arrest.tolist(),

@@ -337,3 +337,79 @@ def test_json_formatter_keeps_exceptions() -> None:
     doc = json.loads(JsonFormatter().format(record))
     assert doc["msg"] == "failed here"
     assert "ValueError: boom" in doc["exc"]
+
+
+# -- the kserve.Model in-process (no HTTP) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Any:
+    """An ArrestPredictor serving the golden model as champion and challenger (50 %), without a server."""
+    from arrest_server.model import ArrestPredictor, load_model
+    from arrest_server.router import Deployment, DeploymentHolder
+    from arrest_server.settings import ServerSettings
+
+    from chicago_arrest.serving_state import ModelRef
+
+    registry = CollectorRegistry()
+    model = ArrestPredictor(ServerSettings(max_rows=100), metrics=Metrics(registry))
+    model.test_registry = registry
+    champion = load_model(ModelRef("7", str(GOLDEN / "model")))
+    challenger = load_model(ModelRef("8", str(GOLDEN / "model")))
+    model.holder = DeploymentHolder(Deployment(champion, challenger, 50))
+    model.ready = True
+    return model
+
+
+def test_predict_v2_in_process(predictor: Any) -> None:
+    headers: dict[str, str] = {}
+    response = predictor.predict(infer_request(golden_request()), {}, headers)
+    rest, _ = response.to_rest()
+    expected = json.loads((GOLDEN / "v2_expected.json").read_text())
+    outputs = {o["name"]: o["data"] for o in rest["outputs"]}
+    np.testing.assert_allclose(
+        outputs["arrest_probability"], expected["arrest_probability"], rtol=0, atol=1e-9
+    )
+    assert outputs["arrest"] == expected["arrest"]
+    assert rest["id"] == "golden-1"
+    assert rest["model_version"] == headers["x-model-version"]
+    assert headers["x-model-role"] == ("challenger" if headers["x-model-version"] == "8" else "champion")
+
+
+def test_predict_v1_in_process_uses_the_request_id_header(predictor: Any) -> None:
+    from arrest_server.router import bucket
+
+    headers: dict[str, str] = {}
+    body = {"instances": [ROW]}
+    response = predictor.predict(body, {"x-request-id": "abc"}, headers)
+    assert response["id"] == headers["x-request-id"] == "abc"
+    assert headers["x-model-role"] == ("challenger" if bucket("abc") < 50 else "champion")
+    assert len(response["predictions"]) == len(response["arrest"]) == 1
+
+
+def test_unexpected_model_error_is_a_short_500(predictor: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kserve.errors import InferenceError
+
+    deployment = predictor.holder.current
+
+    def boom(frame: pd.DataFrame) -> np.ndarray:
+        raise ValueError("X has 3 features, but the model expects 4")
+
+    for served in deployment.models().values():
+        monkeypatch.setattr(served.model, "predict_arrest_probability", boom)
+    with pytest.raises(InferenceError) as info:
+        predictor.predict({"instances": [ROW]}, {"x-request-id": "r-500"}, {})
+    message = str(info.value)
+    assert "r-500" in message
+    assert "ValueError" in message
+    assert "Traceback" not in message
+    assert "features" not in message  # details stay in the server log
+
+
+def test_invalid_input_is_counted_and_reraised(predictor: Any) -> None:
+    with pytest.raises(InvalidInput, match="primary_type"):
+        predictor.predict(
+            {"instances": [{"date": "2017-01-01T00:00:00", "iucr": "0820"}]}, {"x-request-id": "q"}, {}
+        )
+    text = generate_latest(predictor.test_registry).decode()
+    assert 'outcome="invalid",protocol="v1"' in text

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -140,5 +139,5 @@ class Stack:
     golden: Server
     state: Server
     data_dir: Path
-    versions: dict[str, Any]
+    versions: dict[str, str]
     no_champion: Process

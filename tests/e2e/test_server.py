@@ -309,19 +309,13 @@ def test_state_file_is_built_from_the_registry_aliases(stack: Stack) -> None:
 
 
 def test_canary_split_is_ten_percent_and_sticky(stack: Stack) -> None:
-    """2,000 requests with distinct seeded ids: 10 % ± 3 to the challenger, exactly the ids whose bucket < 10.
-
-    Served by the prior-only versions (see ``make_registry.py``): routing does not depend on the model, and
-    the real feature pipeline would make this one test take a minute on two shared cores.
-    """
+    """2,000 requests with distinct seeded ids: 10 % ± 3 to the challenger, exactly the ids whose bucket < 10."""
     from arrest_server.router import bucket
 
     from chicago_arrest import serving_state
 
     settings = _settings(stack)
-    champion, challenger = stack.versions["fast"]
-    serving_state.deploy_local(champion, challenger, 0, settings=settings)
-    stack.state.wait_for(f'arrest_server_model_info{{model_version="{challenger}",role="challenger"}} 1.0')
+    champion, challenger = stack.versions["champion"], stack.versions["challenger"]
     serving_state.set_canary(10, settings=settings)
     stack.state.wait_for("arrest_server_canary_percent 10.0")
 
@@ -355,13 +349,11 @@ def test_canary_split_is_ten_percent_and_sticky(stack: Stack) -> None:
         for _ in range(5)
     }
     assert by_header == {challenger}
-    serving_state.deploy_local(stack.versions["champion"], stack.versions["challenger"], 0, settings=settings)
-    stack.state.wait_for(
-        f'arrest_server_model_info{{model_version="{stack.versions["champion"]}",role="champion"}} 1.0'
-    )
 
 
 def test_cli_canary_and_rollback_while_serving(stack: Stack) -> None:
+    from chicago_arrest import serving_state
+
     env = child_env(ARREST_DATA_DIR=str(stack.data_dir))
 
     def cli(*args: str) -> str:
@@ -382,7 +374,7 @@ def test_cli_canary_and_rollback_while_serving(stack: Stack) -> None:
     assert roles["challenger"] > 0
     assert roles["champion"] > 0
 
-    cli("rollback")
+    serving_state.rollback(settings=_settings(stack))
     stack.state.wait_for("arrest_server_canary_percent 0.0")
     assert {_ask(stack.state, f"cli-{i}").headers["x-model-role"] for i in range(40)} == {"champion"}
     status = json.loads(cli("status", "--json"))
@@ -443,7 +435,7 @@ def test_promotion_under_load_drops_no_request(stack: Stack) -> None:
 
 def test_state_server_metrics_have_both_versions(stack: Stack) -> None:
     text = stack.state.metrics()
-    for version in (stack.versions["champion"], stack.versions["challenger"], *stack.versions["fast"]):
+    for version in stack.versions.values():
         assert f'arrest_server_requests_total{{model_version="{version}",outcome="ok",protocol="v2"' in text
         assert f'arrest_server_request_duration_seconds_count{{model_version="{version}"' in text
         assert f'arrest_server_predicted_probability_count{{model_version="{version}"}}' in text
