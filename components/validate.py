@@ -28,7 +28,7 @@ def validate(
     """
     import pandas as pd
 
-    from chicago_arrest.evaluate import _table, html_page
+    from chicago_arrest.report import html_page, table_html
     from chicago_arrest.steps import setup_logging, validate_step
 
     setup_logging()
@@ -45,7 +45,7 @@ def validate(
             html_page(
                 "Data contract",
                 [
-                    ("Counts", _table(table, "{:.0f}")),
+                    ("Counts", table_html(table, "{:.0f}")),
                     ("Quarantined rows (first 50)", sample.to_html(index=False)),
                 ],
             )

@@ -47,4 +47,4 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
         if key.startswith(("ARREST_", "MLFLOW_")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)
-    yield Settings(data_dir=tmp_path / "data")
+    return Settings(data_dir=tmp_path / "data")

@@ -7,11 +7,9 @@ only upon arrest (near label leakage), a per-crime-type table, and charts (ROC, 
 
 from __future__ import annotations
 
-import base64
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,8 +26,11 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from chicago_arrest.model import ArrestModel, labels
+from chicago_arrest.report import image_tag, table_html
 from chicago_arrest.schema import arrest_based_mask
+
+if TYPE_CHECKING:
+    from chicago_arrest.model import ArrestModel
 
 #: Bins of the expected calibration error (equal width on [0, 1]).
 ECE_BINS = 15
@@ -187,6 +188,8 @@ def evaluate_model(model: ArrestModel, test: pd.DataFrame, name: str | None = No
     Returns:
         The :class:`Evaluation`.
     """
+    from chicago_arrest.model import labels
+
     y = labels(test)
     p = model.predict_arrest_probability(test)
     label = name or str((model.info or {}).get("model_type", "model"))
@@ -284,40 +287,6 @@ def save_charts(
     return paths
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-
-
-def _table(frame: pd.DataFrame, floats: str = "{:.4f}") -> str:
-    return frame.to_html(index=False, float_format=lambda v: floats.format(v), border=0, classes="t")
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1100px}
-h1{font-size:22px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
-table.t{border-collapse:collapse;font-size:13px} table.t td,table.t th{padding:3px 9px;border-bottom:1px solid #eee;
-text-align:right} table.t th{background:#f6f6f6} img{max-width:48%;margin:4px} .note{color:#555;font-size:13px}
-"""
-
-
-def html_page(title: str, sections: list[tuple[str, str]]) -> str:
-    """A self-contained HTML page (images inlined) for the KFP UI's HTML viewer.
-
-    Args:
-        title: Page title.
-        sections: ``(heading, html body)`` pairs.
-
-    Returns:
-        The HTML document.
-    """
-    body = "\n".join(f"<h2>{html.escape(h)}</h2>\n{content}" for h, content in sections)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>"
-    )
-
-
 def evaluation_sections(
     evaluations: list[Evaluation],
     charts: dict[str, Path],
@@ -340,17 +309,17 @@ def evaluation_sections(
     )
     sections = []
     if window:
-        sections.append(("Data window", _table(pd.DataFrame([window]))))
+        sections.append(("Data window", table_html(pd.DataFrame([window]))))
     sections += [
-        ("Test metrics (every crime type)", _table(overall)),
+        ("Test metrics (every crime type)", table_html(overall)),
         (
             "Test metrics without crime types recorded only upon arrest",
             "<p class='note'>NARCOTICS, PROSTITUTION, GAMBLING, LIQUOR LAW VIOLATION, PUBLIC INDECENCY, CONCEALED "
             "CARRY LICENSE VIOLATION, OTHER NARCOTIC VIOLATION: their arrest rate is ~100 % by construction.</p>"
-            + _table(no_ab),
+            + table_html(no_ab),
         ),
-        (f"Confusion matrix of {selected} at threshold {chosen.threshold:.2f}", _table(cm, "{:.0f}")),
-        ("Charts", "".join(_img(p) for p in charts.values())),
-        (f"Per crime type ({selected})", _table(chosen.per_type)),
+        (f"Confusion matrix of {selected} at threshold {chosen.threshold:.2f}", table_html(cm, "{:.0f}")),
+        ("Charts", "".join(image_tag(p) for p in charts.values())),
+        (f"Per crime type ({selected})", table_html(chosen.per_type)),
     ]
     return sections

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 CRIMES_PREFIX = "raw/crimes/"
 STATIONS_KEY = "raw/police_stations.parquet"
+#: Records of the last file ingest whose ``date`` could not be read (they belong to no month).
+UNDATED_KEY = "raw/undated/crimes.parquet"
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _MONTH_KEY_RE = re.compile(r"^raw/crimes/(\d{4}-(?:0[1-9]|1[0-2]))\.parquet$")
 _STATIONS_NAMES = ("police_stations.csv", "police_stations.parquet")
@@ -80,6 +82,10 @@ class IngestResult:
         window: The months of the training window, oldest first.
         rows: Rows written per landed month.
         source: Where the records came from (``socrata:...`` or ``file:...``).
+        duplicates: Records replaced by a later version with the same ``id`` (Socrata's primary key).
+        undated: File records without a parsable ``date``: kept under :data:`UNDATED_KEY` and exported with
+            the window, so that the data contract quarantines them with a reason instead of losing them.
+        outside_window: File records older than the window (not landed, counted).
     """
 
     landed: list[str] = field(default_factory=list)
@@ -87,6 +93,9 @@ class IngestResult:
     window: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    duplicates: int = 0
+    undated: int = 0
+    outside_window: int = 0
 
 
 # -- months -------------------------------------------------------------------------------------------------
@@ -329,6 +338,13 @@ def load_window(store: ObjectStore, months: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def load_undated(store: ObjectStore) -> pd.DataFrame:
+    """Records of the last file ingest without a parsable ``date`` (empty when there are none)."""
+    if not store.exists(UNDATED_KEY):
+        return to_raw_strings(pd.DataFrame(), RAW_COLUMNS)
+    return read_parquet(store, UNDATED_KEY)
+
+
 def load_stations(store: ObjectStore) -> pd.DataFrame:
     """Read the police stations.
 
@@ -489,22 +505,35 @@ def ingest_file(
         raise IngestError(f"{path}: no record has a parsable date")
     window = present[-months:]
     outside = int((month_of.notna() & ~month_of.isin(window)).sum())
-    if undated or outside:
+    if outside:
         logger.warning(
-            "%s: not landing %d record(s) without a parsable date and %d outside the window %s..%s",
+            "%s: %d record(s) are older than the window %s..%s and are not landed",
             path,
-            undated,
             outside,
             window[0],
             window[-1],
         )
-    result = IngestResult(window=window, source=f"file:{path.resolve()}")
+    result = IngestResult(
+        window=window, source=f"file:{path.resolve()}", undated=undated, outside_window=outside
+    )
     if stations is not None:
         land_stations(store, stations)
+    # Undated records belong to no month: keep them for the data contract, which quarantines them.
+    if undated:
+        logger.warning(
+            "%s: %d record(s) without a parsable date kept in %s for the data contract",
+            path,
+            undated,
+            store.uri(UNDATED_KEY),
+        )
+        write_parquet(store, UNDATED_KEY, to_raw_strings(frame[month_of.isna()], RAW_COLUMNS))
+    elif store.exists(UNDATED_KEY):
+        store.delete(UNDATED_KEY)
     for month, group in frame.groupby(month_of, sort=True):
         month = str(month)
         if month in window:
             result.rows[month] = land_month(store, month, group)
+            result.duplicates += len(group) - result.rows[month]
             result.landed.append(month)
     return result
 

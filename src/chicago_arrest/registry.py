@@ -218,10 +218,16 @@ def decide(
     Returns:
         ``(passed, reason)``.
     """
+    if champion is None:
+        # The very first model becomes champion: serving needs a model, and there is nothing to compare with.
+        note = (
+            f" (its ECE {challenger['ece']:.4f} exceeds the bound {max_ece:.4f})"
+            if challenger["ece"] > max_ece
+            else ""
+        )
+        return True, "first model: no champion yet" + note
     if challenger["ece"] > max_ece:
         return False, f"challenger ECE {challenger['ece']:.4f} exceeds the bound {max_ece:.4f}"
-    if champion is None:
-        return True, "first model: no champion yet"
     needed = champion["roc_auc"] + margin
     if challenger["roc_auc"] >= needed:
         return True, (

@@ -89,7 +89,7 @@ def ingest_step(
     Returns:
         Summary: source, window months, landed/skipped months, rows.
     """
-    from chicago_arrest.ingest import ingest, load_stations, load_window
+    from chicago_arrest.ingest import ingest, load_stations, load_undated, load_window
     from chicago_arrest.store import make_store
 
     settings = settings or get_settings()
@@ -101,7 +101,8 @@ def ingest_step(
         stations_path=stations_source or None,
     )
     store = make_store(settings)
-    raw = load_window(store, result.window)
+    # Undated records travel with the window so that the data contract quarantines them (never lost).
+    raw = pd.concat([load_window(store, result.window), load_undated(store)], ignore_index=True)
     stations = load_stations(store)
     _write_parquet(raw, raw_out)
     _write_parquet(stations, stations_out)
@@ -121,6 +122,9 @@ def ingest_step(
         "rows": len(raw),
         "stations": len(stations),
         "store": store.uri(),
+        "duplicates_replaced": result.duplicates,
+        "undated": result.undated,
+        "outside_window": result.outside_window,
     }
 
 
@@ -302,14 +306,8 @@ def evaluate_step(
     Returns:
         The :class:`EvaluateOutput`.
     """
-    from chicago_arrest.evaluate import (
-        _table,
-        evaluate_model,
-        evaluation_sections,
-        html_page,
-        roc_points,
-        save_charts,
-    )
+    from chicago_arrest.evaluate import evaluate_model, evaluation_sections, roc_points, save_charts
+    from chicago_arrest.report import html_page, table_html
 
     test = read_dataset(test_path)
     models = [joblib.load(p) for p in model_paths]
@@ -323,7 +321,7 @@ def evaluate_step(
 
     sections: list[tuple[str, str]] = []
     if upstream:
-        sections.append(("Data flow", _table(_flow_table(upstream), "{:.0f}")))
+        sections.append(("Data flow", table_html(_flow_table(upstream), "{:.0f}")))
     window = (upstream or {}).get("split")
     sections += evaluation_sections(evaluations, charts, chosen_eval.name, window)
     cand = pd.DataFrame(
@@ -341,7 +339,7 @@ def evaluate_step(
         1 if upstream else 0,
         (
             "Model selection (on the calibration month, before the test window)",
-            _table(cand, "{:.4f}") + f"<p>Selected: <b>{chosen_eval.name}</b></p>",
+            table_html(cand, "{:.4f}") + f"<p>Selected: <b>{chosen_eval.name}</b></p>",
         ),
     )
     Path(report_out).parent.mkdir(parents=True, exist_ok=True)
@@ -536,8 +534,8 @@ def gate_step(
     Returns:
         The :class:`~chicago_arrest.registry.GateDecision` as a dict.
     """
-    from chicago_arrest.evaluate import _table, html_page
     from chicago_arrest.registry import configure_mlflow, gate
+    from chicago_arrest.report import html_page, table_html
 
     settings = settings or get_settings()
     client = configure_mlflow(settings)
@@ -561,7 +559,7 @@ def gate_step(
         if decision.passed
         else "rejected: champion unchanged"
     )
-    body = _table(pd.DataFrame(rows)) + f"<p><b>{verdict}</b>: {decision.reason}</p>"
+    body = table_html(pd.DataFrame(rows)) + f"<p><b>{verdict}</b>: {decision.reason}</p>"
     Path(report_out).parent.mkdir(parents=True, exist_ok=True)
     Path(report_out).write_text(
         html_page("Champion vs challenger", [("Same test window", body)]), encoding="utf-8"

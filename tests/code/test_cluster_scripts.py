@@ -407,8 +407,10 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
     secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
     step_secrets = [s for s in secrets if "ARREST_S3_ACCESS_KEY" in s]
     assert step_secrets
-    assert all("ARREST_S3_ACCESS_KEY=kfp-access\n" in s and "ARREST_S3_SECRET_KEY=kfp-secret-value" in s
-               for s in step_secrets)
+    assert all(
+        "ARREST_S3_ACCESS_KEY=kfp-access\n" in s and "ARREST_S3_SECRET_KEY=kfp-secret-value" in s
+        for s in step_secrets
+    )
     secrets = [s for s in secrets if "ARREST_S3_ACCESS_KEY" not in s]
     assert all(
         "AWS_ACCESS_KEY_ID=kfp-access\n" in s and "AWS_SECRET_ACCESS_KEY=kfp-secret-value" in s

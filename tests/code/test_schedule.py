@@ -1,0 +1,163 @@
+"""Recurring runs against a fake kfp.Client: exactly the expected calls, and never a second copy."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as Ns
+from typing import Any
+
+import pytest
+
+from pipelines import schedule
+from pipelines.training import PIPELINE_NAME
+
+
+class FakeClient:
+    """Records calls; keeps recurring runs in memory like the KFP API would."""
+
+    def __init__(self, pipeline_exists: bool = True, version: str = "v2") -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.pipeline_id = "p1" if pipeline_exists else None
+        self.version = version
+        self.runs: list[Any] = []
+        self._next = 0
+
+    def _record(self, method: str, /, **kwargs: Any) -> None:
+        self.calls.append((method, kwargs))
+
+    def get_pipeline_id(self, name: str) -> str | None:
+        self._record("get_pipeline_id", name=name)
+        return self.pipeline_id
+
+    def upload_pipeline(self, path: str, pipeline_name: str) -> Any:
+        self._record("upload_pipeline", path=path, pipeline_name=pipeline_name)
+        self.pipeline_id = "p1"
+        return Ns(pipeline_id="p1")
+
+    def list_pipeline_versions(self, pipeline_id: str, sort_by: str, page_size: int) -> Any:
+        self._record("list_pipeline_versions", pipeline_id=pipeline_id, sort_by=sort_by, page_size=page_size)
+        return Ns(pipeline_versions=[Ns(pipeline_version_id=self.version)])
+
+    def create_experiment(self, name: str) -> Any:
+        self._record("create_experiment", name=name)
+        return Ns(experiment_id="e1")
+
+    def list_recurring_runs(self, experiment_id: str, page_token: str, page_size: int) -> Any:
+        self._record("list_recurring_runs", experiment_id=experiment_id, page_token=page_token)
+        return Ns(recurring_runs=list(self.runs), next_page_token="")
+
+    def delete_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("delete_recurring_run", recurring_run_id=recurring_run_id)
+        self.runs = [r for r in self.runs if r.recurring_run_id != recurring_run_id]
+
+    def create_recurring_run(self, **kwargs: Any) -> Any:
+        self._record("create_recurring_run", **kwargs)
+        self._next += 1
+        run = Ns(
+            recurring_run_id=f"r{self._next}",
+            display_name=kwargs["job_name"],
+            pipeline_version_reference=Ns(
+                pipeline_id=kwargs["pipeline_id"], pipeline_version_id=kwargs["version_id"]
+            ),
+            trigger=Ns(cron_schedule=Ns(cron=kwargs["cron_expression"])),
+            max_concurrency=kwargs["max_concurrency"],
+            no_catchup=kwargs["no_catchup"],
+            runtime_config=Ns(parameters=kwargs["params"]),
+            mode="ENABLE",
+        )
+        self.runs.append(run)
+        return run
+
+
+def names(client: FakeClient) -> list[str]:
+    return [c[0] for c in client.calls]
+
+
+def test_first_schedule_creates_monthly_run_on_latest_version() -> None:
+    client = FakeClient()
+    result = schedule.ensure_recurring_run(client)
+    assert result.action == "created"
+    create = dict(client.calls)["create_recurring_run"]
+    assert create == {
+        "experiment_id": "e1",
+        "job_name": schedule.JOB_NAME,
+        "description": create["description"],
+        "cron_expression": "0 0 2 8 * *",
+        "max_concurrency": 1,
+        "no_catchup": True,
+        "params": schedule.DEFAULT_PARAMS,
+        "pipeline_id": "p1",
+        "version_id": "v2",
+        "enabled": True,
+    }
+    assert dict(client.calls)["list_pipeline_versions"]["sort_by"] == "created_at desc"
+
+
+def test_rerun_is_idempotent() -> None:
+    client = FakeClient()
+    schedule.ensure_recurring_run(client)
+    client.calls.clear()
+    result = schedule.ensure_recurring_run(client)
+    assert result.action == "unchanged"
+    assert "create_recurring_run" not in names(client)
+    assert "delete_recurring_run" not in names(client)
+    assert len(client.runs) == 1
+
+
+def test_new_pipeline_version_replaces_the_run_never_duplicates() -> None:
+    client = FakeClient()
+    schedule.ensure_recurring_run(client)
+    client.version = "v3"
+    client.calls.clear()
+    result = schedule.ensure_recurring_run(client)
+    assert result.action == "updated"
+    assert names(client).index("delete_recurring_run") < names(client).index("create_recurring_run")
+    assert [r.pipeline_version_reference.pipeline_version_id for r in client.runs] == ["v3"]
+
+
+def test_duplicates_left_by_hand_are_collapsed_to_one() -> None:
+    client = FakeClient()
+    schedule.ensure_recurring_run(client)
+    client.runs.append(client.runs[0].__class__(**{**vars(client.runs[0]), "recurring_run_id": "manual"}))
+    result = schedule.ensure_recurring_run(client)
+    assert result.action == "updated"
+    assert len(client.runs) == 1
+
+
+def test_missing_pipeline_is_uploaded_first(tmp_path) -> None:
+    client = FakeClient(pipeline_exists=False)
+    package = tmp_path / "p.yaml"
+    package.write_text("{}")
+    schedule.ensure_recurring_run(client, package_path=str(package))
+    assert dict(client.calls)["upload_pipeline"] == {"path": str(package), "pipeline_name": PIPELINE_NAME}
+
+
+def test_unschedule_deletes_and_is_quiet_when_nothing_is_there() -> None:
+    client = FakeClient()
+    schedule.ensure_recurring_run(client)
+    assert schedule.delete_recurring_run(client).action == "deleted"
+    assert client.runs == []
+    assert schedule.delete_recurring_run(client).action == "unchanged"
+
+
+@pytest.mark.parametrize("cron", ["0 2 * * *", "0 0 2 1 *", ""])
+def test_five_field_cron_is_rejected(cron: str) -> None:
+    with pytest.raises(ValueError, match="6 fields"):
+        schedule.validate_cron(cron)
+
+
+def test_cli_without_kfp_host_explains(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("KFP_HOST", raising=False)
+    assert schedule.main(["create"]) == 2
+    assert "KFP_HOST" in capsys.readouterr().err
+
+
+def test_cli_with_fake_client(capsys) -> None:
+    client = FakeClient()
+    assert schedule.main(["create", "--kfp-host", "http://kfp"], client_factory=lambda host: client) == 0
+    assert "created" in capsys.readouterr().out
+    assert (
+        schedule.main(
+            ["create", "--kfp-host", "http://kfp", "--cron", "0 2 * * *"], client_factory=lambda host: client
+        )
+        == 2
+    )

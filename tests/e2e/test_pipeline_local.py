@@ -1,0 +1,142 @@
+"""End-to-end: the real training pipeline under kfp.local (``python -m pipelines.run``) on generated data.
+
+Two runs in one MLflow store: the first trains all three model types and its model becomes champion; the
+second (one model type, canary 10 %) goes through the champion/challenger gate and the deploy step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from chicago_arrest.registry import CHAMPION, EXPERIMENT_NAME, MODEL_NAME, alias_version
+from chicago_arrest.synthetic import generate_crimes, generate_stations
+
+REPO = Path(__file__).resolve().parents[2]
+TASKS = ("ingest", "validate", "enrich", "split", "train", "evaluate", "register", "gate", "deploy")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    stations = generate_stations()
+    crimes = generate_crimes(6_000, stations=stations, seed=21)
+    # Known bad rows: the contract must quarantine exactly these, with reasons.
+    crimes.loc[0, "date"] = "not-a-date"
+    crimes.loc[1, ["latitude", "longitude"]] = ["40.7128", "-74.0060"]  # New York
+    crimes.loc[2, "arrest"] = "maybe"
+    crimes.loc[3, "id"] = crimes.loc[4, "id"]
+    crimes.to_csv(root / "crimes.csv", index=False)
+    stations.to_csv(root / "police_stations.csv", index=False)
+    return root
+
+
+def run_pipeline(workspace: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARREST_", "MLFLOW_", "KFP_"))}
+    env.update({"ARREST_DATA_DIR": str(workspace / "data"), "ARREST_CPUS": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "--source", str(workspace / "crimes.csv"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    runs = sorted(
+        (workspace / "data" / "kfp").glob("chicago-arrest-training-*"), key=lambda p: p.stat().st_mtime
+    )
+    return proc, runs[-1]
+
+
+def outputs(run_dir: Path, task: str) -> dict:
+    path = next(run_dir.rglob(f"{task}/executor_output.json"))
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    return run_pipeline(workspace, "--canary-percent", "10")
+
+
+def test_every_task_succeeded(first_run) -> None:
+    proc, run_dir = first_run
+    log = proc.stdout + proc.stderr
+    for task in TASKS:
+        assert f"Task '{task}' finished with status" in log.replace("\x1b[96m", "").replace("\x1b[0m", "")
+    assert "FAILURE" not in log
+    assert len(list(run_dir.glob("for-loop-*/train/executor_output.json"))) == 3
+
+
+def test_quarantine_counts_add_up(first_run) -> None:
+    _, run_dir = first_run
+    ingested = outputs(run_dir, "ingest")["parameterValues"]["Output"]
+    # Nothing is lost: the one duplicated id is replaced by its latest version at landing (Socrata's
+    # primary key), the undated record travels with the window to the contract.
+    assert ingested["duplicates_replaced"] == 1
+    assert ingested["undated"] == 1
+    assert ingested["rows"] == 6_000 - 1
+    counts = outputs(run_dir, "validate")["parameterValues"]["Output"]
+    assert counts["rows_in"] == ingested["rows"]
+    assert counts["rows_in"] == counts["valid"] + counts["quarantined"]
+    assert counts["quarantined"] == 3
+    quarantine = pd.read_parquet(run_dir / "validate" / "quarantine")
+    assert len(quarantine) == 3
+    assert quarantine["reason"].str.len().gt(0).all()
+    reasons = ";".join(quarantine["reason"])
+    for reason in ("bad_date:date", "outside_chicago", "bad_bool:arrest"):
+        assert reason in reasons
+
+
+def test_champion_registered_with_metrics_and_report(first_run, workspace: Path) -> None:
+    proc, run_dir = first_run
+    client = MlflowClient(f"sqlite:///{workspace / 'data' / 'mlflow' / 'mlflow.db'}")
+    champion = alias_version(client, CHAMPION)
+    assert champion == "1"
+    tags = client.get_model_version(MODEL_NAME, champion).tags
+    assert 0.5 < float(tags["test_roc_auc"]) <= 1.0
+    assert float(tags["test_ece"]) < 0.1
+    assert "window.test_start" in tags
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    nested = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert len(nested) == 3
+    assert all("test_roc_auc" in r.data.metrics and "test_no_ab_roc_auc" in r.data.metrics for r in nested)
+    report = (run_dir / "evaluate" / "report").read_text()
+    assert "Data flow" in report
+    assert report.count("data:image/png;base64,") >= 3
+    assert "Champion vs challenger" in (run_dir / "gate" / "report").read_text()
+    state = json.loads((workspace / "data" / "serving" / "serving.json").read_text())
+    assert state["champion"]["version"] == "1"
+    assert state["canary_percent"] == 0
+    assert "champion metrics" in proc.stdout
+    assert "registered model" in proc.stdout
+
+
+def test_second_run_goes_through_the_gate(first_run, workspace: Path) -> None:
+    _, run_dir = run_pipeline(
+        workspace, "--models", "logreg", "--canary-percent", "10", "--promotion-margin", "-1.0"
+    )
+    decision = outputs(run_dir, "gate")["parameterValues"]["Output"]
+    assert decision["champion_version"] == "1"
+    assert decision["challenger_version"] == "2"
+    assert decision["champion"]["roc_auc"] > 0.5
+    assert decision["passed"] is True
+    assert decision["promoted"] is False
+    deployed = outputs(run_dir, "deploy")["parameterValues"]["Output"]
+    assert deployed["action"] == "canary"
+    assert deployed["challenger"] == "2"
+    state = json.loads((workspace / "data" / "serving" / "serving.json").read_text())
+    assert state["champion"]["version"] == "1"
+    assert state["challenger"]["version"] == "2"
+    assert state["canary_percent"] == 10
