@@ -311,15 +311,21 @@ def test_metrics_by_version_role_outcome() -> None:
 
 
 def test_access_log_is_one_json_line() -> None:
+    names = ("arrest_server", "chicago_arrest", "arrest_server.access")
+    saved = {
+        n: (lg.handlers[:], lg.level, lg.propagate, lg.disabled)
+        for n in names
+        if (lg := logging.getLogger(n))
+    }
     stream = io.StringIO()
     try:
         configure_logging("INFO", access_log=True, stream=stream)
         log_access(request_id="r1", model_version="3", role="champion", rows=2, latency_ms=4.2, status=200)
     finally:
-        for name in ("arrest_server", "chicago_arrest", "arrest_server.access"):
-            logging.getLogger(name).handlers = []
-            logging.getLogger(name).propagate = True
-            logging.getLogger(name).disabled = False
+        for name, (handlers, level, propagate, disabled) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate, logger.disabled = handlers, propagate, disabled
+            logger.setLevel(level)
     line = json.loads(stream.getvalue().strip())
     assert line["request_id"] == "r1"
     assert line["model_version"] == "3"
