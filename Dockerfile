@@ -47,8 +47,9 @@ RUN groupadd --system --gid "${APP_UID}" app \
 COPY --from=build /opt/venv /opt/venv
 
 # Thread pools default to one thread: the predictor gets at most 1 CPU (manifests/servingruntime.yaml pins the
-# same values) and many pods share one kind node. Training steps may raise them per task
-# (task.set_env_variable("OMP_NUM_THREADS", "4")).
+# same values) and many pods share one kind node. Training steps size XGBoost / random forest from the pod's CPU
+# limit (chicago_arrest.runtime.available_cpus). Idle OpenMP threads sleep instead of spinning: with spinning,
+# XGBoost trained 4.5x slower with 2 threads than with 1 on a 2-vCPU machine (docs/benchmarks.md).
 ENV PATH=/opt/venv/bin:${PATH} \
     VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
@@ -56,6 +57,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     OMP_NUM_THREADS=1 \
+    OMP_WAIT_POLICY=PASSIVE \
     OPENBLAS_NUM_THREADS=1 \
     MKL_NUM_THREADS=1 \
     NUMEXPR_NUM_THREADS=1 \

@@ -269,7 +269,7 @@ def in_process(model_dir: Path, records: list[dict[str, Any]], n_single: int, n_
         model.raw_scores(frame) if hasattr(model, "raw_scores") else model.predict_arrest_probability(frame)
     )
     result = pd.DataFrame({"arrest_probability": scores, "arrest": scores > 0.5})
-    offsets = len(getattr(model, "distance_smoothing_m", ()) or ()) or 1
+    offsets = 2 if getattr(model, "distance_grid_m", 0) else 1
     fast = getattr(model, "fast_encoder_", None) is not None
     stages = {
         "decode V2 JSON (pydantic + InferRequest)": timed(
@@ -278,7 +278,7 @@ def in_process(model_dir: Path, records: list[dict[str, Any]], n_single: int, n_
         "validate + typed frame (parse_v2)": timed(lambda: parse_v2(request, 10), 200),
         "raw features (coerce + enrich)": timed(lambda: raw_features(frame), 200),
         f"raw_scores (features, {'compiled' if fast else 'scikit-learn'} encoder, classifier; "
-        f"{offsets} distance offsets)": timed(lambda: model.raw_scores(frame), 200)
+        f"{offsets} classifier calls on the distance grid)": timed(lambda: model.raw_scores(frame), 200)
         if hasattr(model, "raw_scores")
         else [],
         "calibration": timed(lambda: calibrator.transform(scores), 200),
@@ -299,7 +299,7 @@ def in_process(model_dir: Path, records: list[dict[str, Any]], n_single: int, n_
         "rows_1000": summary(thousand),
         "stages_p50_ms": {k: round(pct(v, 50), 3) for k, v in stages.items() if v},
         "profile_top_cumulative": text.getvalue(),
-        "smoothing_offsets": list(getattr(model, "distance_smoothing_m", ()) or ()),
+        "distance_grid_m": float(getattr(model, "distance_grid_m", 0) or 0),
     }
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chicago_arrest.runtime import available_cpus
+from chicago_arrest.runtime import OMP_WAIT_POLICY, available_cpus
 from chicago_arrest.settings import get_settings
 from pipelines.training import PIPELINE_NAME
 
@@ -100,7 +100,10 @@ def run_local(arguments: dict[str, Any]) -> Path:
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
     os.environ["ARREST_DATA_DIR"] = str(data_dir)  # steps are subprocesses: give them absolute paths
-    os.environ.setdefault("ARREST_CPUS", str(available_cpus()))
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+    # kfp.local runs the train tasks side by side: share the cores instead of oversubscribing them.
+    cpus = available_cpus()
+    os.environ.setdefault("ARREST_CPUS", str(max(1, cpus // min(len(arguments["models"]), cpus))))
     root = data_dir / "kfp"
     root.mkdir(parents=True, exist_ok=True)
     if arguments["deploy_target"] == "auto":

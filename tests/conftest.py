@@ -7,14 +7,18 @@ Real City of Chicago data lives in ``../shared/data`` on the maintainers' machin
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
-import pandas as pd
-import pytest
+# Before any library loads OpenMP: idle threads must sleep (see chicago_arrest.runtime.OMP_WAIT_POLICY).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from chicago_arrest.settings import Settings
-from chicago_arrest.synthetic import generate_crimes, generate_stations
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from chicago_arrest.settings import Settings  # noqa: E402
+from chicago_arrest.synthetic import generate_crimes, generate_stations  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ARREST_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -124,6 +124,10 @@ class IQRClipper(TransformerMixin, BaseEstimator):
         self.k = k
         self.mode = mode
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("mode", "hard")  # pickled before soft fences existed
+        super().__setstate__(state)
+
     def fit(self, X: np.ndarray | pd.DataFrame, y: object = None) -> IQRClipper:
         """Learn the fences, ignoring NaN."""
         if self.mode not in ("soft", "hard"):

@@ -126,6 +126,8 @@ def log_arrest_model(
         MLflow's ``ModelInfo`` (``registered_model_version`` is set when registered).
     """
     model.set_threads(1)
+    # MLflow 3.17 copies uv.lock and pyproject.toml into every model logged from a uv project (~360 KB).
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     example = input_example[[c for c in MODEL_INPUT_COLUMNS if c in input_example.columns]].head(3)
     example = example.astype(object).where(example.notna(), None).astype(str).replace({"None": ""})
     with tempfile.TemporaryDirectory() as tmp:
