@@ -40,6 +40,9 @@ def replicate(crimes: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, repeats: int) -> dict[str, Any]:
     """Time train_model and the bare classifier fit for one model type."""
+    from imblearn.over_sampling import SMOTE
+    from imblearn.under_sampling import RandomUnderSampler
+
     from chicago_arrest.model import TrainConfig, labels, make_classifier, train_model
     from chicago_arrest.runtime import available_cpus
 
@@ -55,8 +58,10 @@ def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, rep
         steps = pipe.named_steps
         x = steps["encode"].transform(pipe.steps[0][1].transform(train))
         y = labels(train)
-        x_res, y_res = steps["smote"].fit_resample(x, y)
-        x_res, y_res = steps["undersample"].fit_resample(x_res, y_res)
+        x_res, y_res = SMOTE(sampling_strategy=info["smote_ratio"], random_state=0).fit_resample(x, y)
+        x_res, y_res = RandomUnderSampler(sampling_strategy=info["undersample_ratio"], random_state=0).fit_resample(
+            x_res, y_res
+        )
         x_sel = x_res[:, steps["select"].support_]
         clf = make_classifier(model_type, {}, available_cpus(), 0)
         start = time.perf_counter()
@@ -65,7 +70,7 @@ def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, rep
     return {
         "model_type": model_type,
         "rows": len(train),
-        "resampled_rows": int(len(y_res)),
+        "resampled_rows": len(y_res),
         "selected_features": int(x_sel.shape[1]),
         "train_model_s": statistics.median(totals),
         "classifier_fit_s": statistics.median(clf_fits),

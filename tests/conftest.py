@@ -11,14 +11,14 @@ import os
 # Before any library loads OpenMP: idle threads must sleep (see chicago_arrest.runtime.OMP_WAIT_POLICY).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Iterator
+from pathlib import Path
 
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import pandas as pd
+import pytest
 
-from chicago_arrest.settings import Settings  # noqa: E402
-from chicago_arrest.synthetic import generate_crimes, generate_stations  # noqa: E402
+from chicago_arrest.settings import Settings
+from chicago_arrest.synthetic import generate_crimes, generate_stations
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ARREST_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
