@@ -59,9 +59,9 @@ def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, rep
         x = steps["encode"].transform(pipe.steps[0][1].transform(train))
         y = labels(train)
         x_res, y_res = SMOTE(sampling_strategy=info["smote_ratio"], random_state=0).fit_resample(x, y)
-        x_res, y_res = RandomUnderSampler(sampling_strategy=info["undersample_ratio"], random_state=0).fit_resample(
-            x_res, y_res
-        )
+        x_res, y_res = RandomUnderSampler(
+            sampling_strategy=info["undersample_ratio"], random_state=0
+        ).fit_resample(x_res, y_res)
         x_sel = x_res[:, steps["select"].support_]
         clf = make_classifier(model_type, {}, available_cpus(), 0)
         start = time.perf_counter()
