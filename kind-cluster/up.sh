@@ -39,7 +39,7 @@ CONTEXT="kind-${CLUSTER_NAME}"
 S3_ENDPOINT="seaweedfs.kubeflow:9000"
 S3_REGION="us-east-1"
 ARREST_BUCKET="${ARREST_BUCKET:-chicago-crime}"  # raw/ and curated/ data of the pipeline (created on first use)
-# NodePorts that kind-config.yaml maps to localhost (8080, 8081; MLflow's 30500 is set in manifests/mlflow.yaml).
+# NodePorts that kind-config.yaml maps to localhost (3000, 8180; MLflow's 30500 is set in manifests/mlflow.yaml).
 KFP_UI_NODE_PORT=30080
 KOURIER_NODE_PORT=31080
 
@@ -155,7 +155,7 @@ install_kfp() {
   retry 5 20 k apply -k "${KFP_KUSTOMIZE}/env/platform-agnostic?ref=${KFP_VERSION}"
   info "waiting for every KFP deployment (first image pulls take minutes; ml-pipeline restarts until MySQL is up)"
   k -n kubeflow wait --for=condition=Available deployment --all --timeout="${KFP_WAIT_TIMEOUT}"
-  # The UI (which also proxies the KFP API for kfp.Client) on localhost:8080 through kind-config.yaml.
+  # The UI (which also proxies the KFP API for kfp.Client) on localhost:3000 through kind-config.yaml.
   k -n kubeflow patch service ml-pipeline-ui \
     -p "{\"spec\":{\"type\":\"NodePort\",\"ports\":[{\"port\":80,\"nodePort\":${KFP_UI_NODE_PORT}}]}}"
 }
@@ -176,7 +176,7 @@ install_knative() {
     -p '{"data":{"registries-skipping-tag-resolving":"kind.local,ko.local,dev.local,index.docker.io,docker.io"}}'
   k -n knative-serving wait --for=condition=Available deployment --all --timeout="${WAIT_TIMEOUT}"
   k -n kourier-system wait --for=condition=Available deployment --all --timeout="${WAIT_TIMEOUT}"
-  # Service kourier stays a LoadBalancer (<pending> on kind); pin its NodePort so localhost:8081 reaches it.
+  # Service kourier stays a LoadBalancer (<pending> on kind); pin its NodePort so localhost:8180 reaches it.
   k -n kourier-system patch service kourier \
     -p "{\"spec\":{\"ports\":[{\"port\":80,\"nodePort\":${KOURIER_NODE_PORT}}]}}"
 }
@@ -307,21 +307,21 @@ summary() {
 
 ==> Cluster ${CLUSTER_NAME} is ready (kubectl context ${CONTEXT}).
 
-  KFP UI and API   http://localhost:8080        kfp.Client(host="http://localhost:8080")
+  KFP UI and API   http://localhost:3000        kfp.Client(host="http://localhost:3000")
   MLflow           http://localhost:5000        export MLFLOW_TRACKING_URI=http://localhost:5000
-  Kourier ingress  http://localhost:8081        send a Host header, e.g. once the model is deployed:
+  Kourier ingress  http://localhost:8180        send a Host header, e.g. once the model is deployed:
       HOST=\$(kubectl --context ${CONTEXT} -n models get isvc arrest-predictor -o jsonpath='{.status.url}' | cut -d/ -f3)
-      curl -H "Host: \${HOST}" http://localhost:8081/v2/models/arrest-predictor/ready
+      curl -H "Host: \${HOST}" http://localhost:8180/v2/models/arrest-predictor/ready
   S3 (SeaweedFS)   kubectl --context ${CONTEXT} -n kubeflow port-forward svc/seaweedfs 9000:9000
                    keys: kubectl --context ${CONTEXT} -n kubeflow get secret mlpipeline-minio-artifact -o yaml
 
   If a host port is taken, port-forward instead:
-      kubectl --context ${CONTEXT} -n kubeflow port-forward svc/ml-pipeline-ui 8080:80
+      kubectl --context ${CONTEXT} -n kubeflow port-forward svc/ml-pipeline-ui 3000:80
       kubectl --context ${CONTEXT} -n mlflow port-forward svc/mlflow 5000:5000
-      kubectl --context ${CONTEXT} -n kourier-system port-forward svc/kourier 8081:80
+      kubectl --context ${CONTEXT} -n kourier-system port-forward svc/kourier 8180:80
 
   Inside the cluster: MLflow http://mlflow.mlflow.svc.cluster.local:5000, S3 http://${S3_ENDPOINT}
-  Next: KFP_HOST=http://localhost:8080 make pipeline-run   then   make status TARGET=cluster
+  Next: KFP_HOST=http://localhost:3000 make pipeline-run   then   make status TARGET=cluster
 EOF
 }
 

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None, client_factory: Callable[[str], Any] | N
     args = parser.parse_args(argv)
     if not args.kfp_host:
         print(
-            "KFP_HOST is not set: recurring runs need a KFP cluster (e.g. KFP_HOST=http://localhost:8080 after "
+            "KFP_HOST is not set: recurring runs need a KFP cluster (e.g. KFP_HOST=http://localhost:3000 after "
             "make kind-up). Locally, run `make pipeline-run` instead.",
             file=sys.stderr,
         )

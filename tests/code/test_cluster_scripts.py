@@ -123,7 +123,7 @@ def test_kind_config() -> None:
     (node,) = config["nodes"]
     assert node["image"] == VERSIONS["KIND_NODE_IMAGE"]
     ports = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
-    assert ports == {30080: 8080, 31080: 8081, k8s.MLFLOW_NODE_PORT: 5000}
+    assert ports == {30080: 3000, 31080: 8180, k8s.MLFLOW_NODE_PORT: 5000}
     assert all(m["listenAddress"] == "127.0.0.1" for m in node["extraPortMappings"])
     up = (KIND_DIR / "up.sh").read_text()
     assert "KFP_UI_NODE_PORT=30080" in up
@@ -383,9 +383,9 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     mlflow = next(text for text in stdin.values() if "name: mlflow-data" in text)
     assert "image: chicago-arrest:test" in mlflow
 
-    assert "http://localhost:8080" in result.stdout
+    assert "http://localhost:3000" in result.stdout
     assert "http://localhost:5000" in result.stdout
-    assert "http://localhost:8081" in result.stdout
+    assert "http://localhost:8180" in result.stdout
 
 
 def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
