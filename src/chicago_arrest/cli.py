@@ -189,7 +189,48 @@ def add_serving(subparsers: Any) -> None:
 
 
 #: Command groups: name → function that registers the group's sub-parser. Add new groups here.
-GROUPS: dict[str, Callable[[Any], None]] = {"serving": add_serving}
+# ------------------------------------------------------------------------------------------------------------
+# model
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chicago_arrest.experiment import compare_models, markdown, read_records
+
+    crimes = read_records(args.source)
+    stations_path = Path(args.stations) if args.stations else Path(args.source).with_name("police_stations.csv")
+    if not stations_path.is_file():
+        raise CommandError(f"police stations file not found: {stations_path} (pass --stations)")
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    table, window = compare_models(crimes, read_records(stations_path), split=args.split,
+                                   test_months=args.test_months, models=models)
+    print(f"split {window['kind']}: train {window['train_start']}..{window['train_end']} "
+          f"({window['train_rows']} rows), test {window['test_start']}..{window['test_end']} "
+          f"({window['test_rows']} rows)")
+    print(markdown(table))
+    if args.output:
+        Path(args.output).write_text(json.dumps({"window": window, "models": table.to_dict(orient="records")},
+                                                indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+def add_model(subparsers: Any) -> None:
+    """``model evaluate``: compare the model types on a split (no registry)."""
+    model = subparsers.add_parser("model", help="offline model comparison")
+    sub = model.add_subparsers(dest="command", required=True)
+    evaluate = sub.add_parser("evaluate", help="train every model type on a split and print the test metrics")
+    evaluate.add_argument("--source", required=True, help="CSV/Parquet in the Socrata schema")
+    evaluate.add_argument("--stations", default="", help="police stations (default: next to --source)")
+    evaluate.add_argument("--split", choices=("time", "random"), default="time")
+    evaluate.add_argument("--test-months", type=int, default=1)
+    evaluate.add_argument("--models", default="logreg,random_forest,xgboost")
+    evaluate.add_argument("--output", default="", help="also write the results as JSON")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+
+GROUPS: dict[str, Callable[[Any], None]] = {"serving": add_serving, "model": add_model}
 
 
 def build_parser() -> argparse.ArgumentParser:
