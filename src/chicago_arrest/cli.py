@@ -200,19 +200,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from chicago_arrest.experiment import compare_models, markdown, read_records
 
     crimes = read_records(args.source)
-    stations_path = Path(args.stations) if args.stations else Path(args.source).with_name("police_stations.csv")
+    stations_path = (
+        Path(args.stations) if args.stations else Path(args.source).with_name("police_stations.csv")
+    )
     if not stations_path.is_file():
         raise CommandError(f"police stations file not found: {stations_path} (pass --stations)")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    table, window = compare_models(crimes, read_records(stations_path), split=args.split,
-                                   test_months=args.test_months, models=models)
-    print(f"split {window['kind']}: train {window['train_start']}..{window['train_end']} "
-          f"({window['train_rows']} rows), test {window['test_start']}..{window['test_end']} "
-          f"({window['test_rows']} rows)")
+    table, window = compare_models(
+        crimes, read_records(stations_path), split=args.split, test_months=args.test_months, models=models
+    )
+    print(
+        f"split {window['kind']}: train {window['train_start']}..{window['train_end']} "
+        f"({window['train_rows']} rows), test {window['test_start']}..{window['test_end']} "
+        f"({window['test_rows']} rows)"
+    )
     print(markdown(table))
     if args.output:
-        Path(args.output).write_text(json.dumps({"window": window, "models": table.to_dict(orient="records")},
-                                                indent=2, default=str), encoding="utf-8")
+        Path(args.output).write_text(
+            json.dumps({"window": window, "models": table.to_dict(orient="records")}, indent=2, default=str),
+            encoding="utf-8",
+        )
     return 0
 
 

@@ -74,11 +74,21 @@ def compare_models(
 
 def markdown(table: pd.DataFrame) -> str:
     """The comparison as a markdown table."""
-    headers = ["model", *COLUMNS, *(f"no_ab_{c}" for c in ("roc_auc", "pr_auc", "ece")), "fit (s)", "selected"]
+    headers = [
+        "model",
+        *COLUMNS,
+        *(f"no_ab_{c}" for c in ("roc_auc", "pr_auc", "ece")),
+        "fit (s)",
+        "selected",
+    ]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for _, r in table.iterrows():
-        cells = [r["model"], *(f"{r[c]:.4f}" for c in COLUMNS),
-                 *(f"{r[f'no_ab_{c}']:.4f}" for c in ("roc_auc", "pr_auc", "ece")),
-                 f"{r['fit_s']:.1f}", "yes" if r["selected"] else ""]
+        cells = [
+            r["model"],
+            *(f"{r[c]:.4f}" for c in COLUMNS),
+            *(f"{r[f'no_ab_{c}']:.4f}" for c in ("roc_auc", "pr_auc", "ece")),
+            f"{r['fit_s']:.1f}",
+            "yes" if r["selected"] else "",
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
