@@ -80,6 +80,9 @@ class TrainConfig:
         calibration: ``sigmoid`` (Platt on the log-odds; smooth) or ``isotonic``.
         calibration_fraction: Share of the training rows held out for calibration when the split is random.
         search_budget_s: Seconds of random hyper-parameter search (0 = use the parameters as given).
+        refit: After calibration, refit features and classifier on every training row (the calibration rows
+            included: the most recent month, with a time split), keeping the calibrator and threshold learnt
+            on the held-out slice. More data for the served model, slightly looser calibration (docs/model.md).
         n_jobs: Threads for the classifier; ``None`` = :func:`~chicago_arrest.runtime.available_cpus`.
         random_state: Seed of every random step.
     """
@@ -92,6 +95,7 @@ class TrainConfig:
     calibration: CalibrationMethod = "sigmoid"
     calibration_fraction: float = 0.15
     search_budget_s: float = 0.0
+    refit: bool = True
     n_jobs: int | None = None
     random_state: int = 0
 
@@ -489,6 +493,22 @@ def train_model(
     p_cal = calibrator.transform(raw_cal)
     threshold = _best_threshold(y_cal, p_cal)
 
+    calibrated = time.perf_counter()
+    if config.refit:
+        refit_start = calibrated
+        features = build_feature_pipeline(stations, random_state=config.random_state)
+        x_all = features.fit_transform(train, y)
+        head = _head(config, params, n_jobs).fit(x_all, y)
+        served_head = [(n, "passthrough" if n in ("smote", "undersample") else s) for n, s in head.steps]
+        model.pipeline = ImbPipeline([*features.steps, *served_head])
+        model.compile(cal_frame)
+        log.info(
+            "%s: refitted on all %d training rows in %.1fs",
+            config.model_type,
+            len(train),
+            time.perf_counter() - refit_start,
+        )
+
     names = np.asarray(features.get_feature_names_out(), dtype=object)
     selected = names[head.named_steps["select"].get_support()].tolist()
     resampled_rate = config.smote_ratio / (config.smote_ratio + config.smote_ratio / config.undersample_ratio)
@@ -501,8 +521,9 @@ def train_model(
         "undersample_ratio": config.undersample_ratio,
         "calibration": config.calibration,
         "split": split,
-        "fit_rows": len(fit_pos),
+        "fit_rows": len(train) if config.refit else len(fit_pos),
         "calibration_rows": len(cal_pos),
+        "refit": config.refit,
         "train_positive_rate": float(y_fit.mean()),
         "resampled_positive_rate": float(resampled_rate),
         "encoded_features": len(names),
@@ -513,7 +534,8 @@ def train_model(
         "timings": {
             "features_s": features_done - start,
             "resample_select_classifier_s": head_done - features_done,
-            "compile_calibrate_s": time.perf_counter() - head_done,
+            "compile_calibrate_s": calibrated - head_done,
+            "refit_s": time.perf_counter() - calibrated,
         },
     }
     model.calibrator, model.threshold, model.info = calibrator, threshold, info
