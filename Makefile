@@ -18,6 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 # Pipeline parameters (see `make help`).
 SOURCE ?=
+STATIONS ?=
 MONTHS ?= 12
 TEST_MONTHS ?= 1
 MODELS ?= logreg,random_forest,xgboost
@@ -65,8 +66,8 @@ fmt: $(STAMP) ## Format the code
 compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml
 	$(PY) -m pipelines.compile
 
-pipeline-run: $(STAMP) ## Run the training pipeline (locally with kfp.local unless KFP_HOST is set); SOURCE=file.csv
-	$(PY) -m pipelines.run $(if $(SOURCE),--source "$(SOURCE)") --months $(MONTHS) --test-months $(TEST_MONTHS) --models $(MODELS)
+pipeline-run: $(STAMP) ## Train, register, deploy (kfp.local unless KFP_HOST is set); SOURCE=crimes.csv STATIONS=...
+	$(PY) -m pipelines.run $(if $(SOURCE),--source "$(SOURCE)") $(if $(STATIONS),--stations "$(STATIONS)") --months $(MONTHS) --test-months $(TEST_MONTHS) --models $(MODELS)
 
 pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (needs KFP_HOST)
 	$(PY) -m pipelines.schedule create

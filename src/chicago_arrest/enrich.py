@@ -229,13 +229,22 @@ def temporal_arrays(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         ``(block, season_codes, part_codes)``: a float block with the columns of ``_TEMPORAL_NUMERIC`` and
         integer codes into :data:`SEASONS` / :data:`PARTS_OF_DAY` (-1 where the date is missing).
     """
-    stamps = pd.DatetimeIndex(np.asarray(ts, dtype="datetime64[ns]"))
-    valid = ~np.isnat(np.asarray(ts, dtype="datetime64[ns]"))
-    hour = stamps.hour.to_numpy(dtype=float, na_value=np.nan)
-    minute = stamps.minute.to_numpy(dtype=float, na_value=np.nan)
-    dow = stamps.dayofweek.to_numpy(dtype=float, na_value=np.nan)
-    month = stamps.month.to_numpy(dtype=float, na_value=np.nan)
-    day = stamps.day.to_numpy(dtype=float, na_value=np.nan)
+    # Plain datetime64 arithmetic: the pandas accessors cost ~0.5 ms of fixed overhead for a single record.
+    stamps = np.asarray(ts, dtype="datetime64[ns]")
+    valid = ~np.isnat(stamps)
+    safe = np.where(valid, stamps, np.datetime64(0, "ns"))
+    days = safe.astype("datetime64[D]")
+    months = safe.astype("datetime64[M]")
+    minutes = (safe - days).astype("timedelta64[m]").astype(np.int64)
+
+    def masked(values: np.ndarray) -> np.ndarray:
+        return np.where(valid, values.astype(float), np.nan)
+
+    hour = masked(minutes // 60)
+    minute = masked(minutes % 60)
+    dow = masked((days.astype(np.int64) + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
+    month = masked(months.astype(np.int64) % 12 + 1)
+    day = masked((days - months.astype("datetime64[D]")).astype(np.int64) + 1)
     two_pi = 2 * np.pi
     frac_hour = hour + minute / 60.0
     block = np.empty((len(stamps), len(_TEMPORAL_NUMERIC)))

@@ -297,10 +297,23 @@ def model_input_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if spec.kind == "datetime":
             out[name] = parse_timestamp(col).to_numpy(dtype="datetime64[ns]")
         elif spec.kind == "float":
-            out[name] = to_number(col)[0].to_numpy(dtype=float, na_value=np.nan)
+            out[name] = number_array(col)
         else:
             out[name] = category_array(col, spec.kind, spec.pad)
     return out
+
+
+def number_array(values: pd.Series) -> np.ndarray:
+    """Numbers as a ``float64`` array, NaN where missing or unparsable (the fast path of :func:`to_number`)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    filled = values.to_numpy(dtype=object).copy()
+    filled[pd.isna(filled)] = "nan"
+    filled[filled == ""] = "nan"
+    try:
+        return filled.astype("float64")
+    except (ValueError, TypeError):
+        return to_number(values)[0].to_numpy(dtype=float, na_value=np.nan)
 
 
 def coerce_model_input(frame: pd.DataFrame) -> pd.DataFrame:

@@ -345,3 +345,19 @@ def test_text_and_typed_inputs_give_the_same_features(crimes: pd.DataFrame, inde
 def test_enrich_needs_a_date(crimes: pd.DataFrame, index: StationIndex) -> None:
     with pytest.raises(KeyError, match="date"):
         enrich_features(crimes.drop(columns=["date"]), index)
+
+
+def test_temporal_arrays_match_pandas_accessors_including_pre_1970_and_nat() -> None:
+    from chicago_arrest.enrich import temporal_arrays
+
+    rng = np.random.default_rng(0)
+    stamps = pd.to_datetime(rng.integers(-3_000_000_000, 2_000_000_000, 5_000), unit="s").to_numpy()
+    stamps[::97] = np.datetime64("NaT")
+    block, season, part = temporal_arrays(stamps)
+    index = pd.DatetimeIndex(stamps)
+    for column, expected in ((0, index.hour), (1, index.dayofweek), (2, index.month)):
+        np.testing.assert_array_equal(block[:, column], expected.to_numpy(dtype=float, na_value=np.nan))
+    first = np.where(index.isna(), np.nan, (index.day == 1).astype(float))
+    np.testing.assert_array_equal(block[:, 5], first)
+    assert (season[index.isna()] == -1).all()
+    assert (part[index.isna()] == -1).all()
