@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,55 +44,13 @@ def pin_threads() -> None:
     threadpool_limits(1)
 
 
-def shared_data_dir() -> Path:
-    return Path(os.environ.get("ARREST_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-
-
 def machine() -> dict[str, Any]:
-    import geopandas
-    import numpy
-    import pandas
-    import pyarrow
-    import pyproj
-    import scipy
-    import shapely
+    """The shared machine description plus the libraries and thread settings this benchmark depends on."""
+    from bench.common import machine as common_machine
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    mem_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gib = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_gib": mem_gib,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "pandas": pandas.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "pyproj": pyproj.__version__,
-        "pyarrow": pyarrow.__version__,
-        "geopandas": geopandas.__version__,
-        "shapely": shapely.__version__,
-        "threads": {var: os.environ.get(var) for var in THREAD_VARS},
-    }
+    info = common_machine(("pandas", "numpy", "scipy", "pyproj", "pyarrow", "geopandas", "shapely"))
+    info["threads"] = {var: os.environ.get(var) for var in THREAD_VARS}
+    return info
 
 
 def load_records(rows: int) -> tuple[Any, Any, str]:
@@ -101,6 +58,7 @@ def load_records(rows: int) -> tuple[Any, Any, str]:
     import numpy as np
     import pandas as pd
 
+    from bench.common import shared_data_dir
     from chicago_arrest.synthetic import generate_crimes, generate_stations
 
     data = shared_data_dir()

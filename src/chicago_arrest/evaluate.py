@@ -216,6 +216,13 @@ def _figure() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def save_charts(
     evaluations: list[Evaluation], out_dir: Path, importance: pd.Series | None = None
 ) -> dict[str, Path]:
@@ -240,10 +247,7 @@ def save_charts(
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=0.8)
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC (test window)")
     ax.legend(loc="lower right", fontsize=8)
-    paths["roc"] = out_dir / "roc.png"
-    fig.tight_layout()
-    fig.savefig(paths["roc"], dpi=100)
-    plt.close(fig)
+    paths["roc"] = _save(plt, fig, out_dir / "roc.png")
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for ev in evaluations:
@@ -251,10 +255,7 @@ def save_charts(
         ax.plot(recall, precision, label=f"{ev.name} (AP {ev.overall['pr_auc']:.3f})")
     ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall (test window)")
     ax.legend(loc="lower left", fontsize=8)
-    paths["pr"] = out_dir / "pr.png"
-    fig.tight_layout()
-    fig.savefig(paths["pr"], dpi=100)
-    plt.close(fig)
+    paths["pr"] = _save(plt, fig, out_dir / "pr.png")
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for ev in evaluations:
@@ -269,10 +270,7 @@ def save_charts(
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=0.8)
     ax.set(xlabel="Mean predicted probability", ylabel="Observed arrest rate", title="Calibration")
     ax.legend(loc="upper left", fontsize=8)
-    paths["calibration"] = out_dir / "calibration.png"
-    fig.tight_layout()
-    fig.savefig(paths["calibration"], dpi=100)
-    plt.close(fig)
+    paths["calibration"] = _save(plt, fig, out_dir / "calibration.png")
 
     if importance is not None and len(importance):
         top = importance.head(20)[::-1]
@@ -280,10 +278,7 @@ def save_charts(
         ax.barh(list(top.index), top.to_numpy())
         ax.set(title="Feature importance (selected model)", xlabel="importance")
         ax.tick_params(axis="y", labelsize=7)
-        paths["importance"] = out_dir / "importance.png"
-        fig.tight_layout()
-        fig.savefig(paths["importance"], dpi=100)
-        plt.close(fig)
+        paths["importance"] = _save(plt, fig, out_dir / "importance.png")
     return paths
 
 
