@@ -52,3 +52,15 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)
     return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_tracking_uri() -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` also writes MLFLOW_TRACKING_URI into os.environ, which Settings honours:
+    without this, one test's temporary MLflow store would leak into every later test."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
