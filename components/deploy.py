@@ -28,10 +28,11 @@ def deploy(
     Returns:
         What was done.
     """
-    from chicago_arrest.steps import deploy_step, setup_logging, summary_markdown
+    from chicago_arrest.steps import deploy_step, setup_logging, step_errors, summary_markdown
 
     setup_logging()
-    result = deploy_step(decision, canary_percent=canary_percent, target=target)
+    with step_errors():
+        result = deploy_step(decision, canary_percent=canary_percent, target=target)
     with open(summary.path, "w", encoding="utf-8") as fh:
         fh.write(summary_markdown(registration, evaluation, decision, result))
     return result

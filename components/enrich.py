@@ -24,10 +24,11 @@ def enrich(
     Returns:
         The same summary.
     """
-    from chicago_arrest.steps import enrich_step, setup_logging
+    from chicago_arrest.steps import enrich_step, setup_logging, step_errors
 
     setup_logging()
-    summary = enrich_step(valid.path, stations.path, enriched.path)
+    with step_errors():
+        summary = enrich_step(valid.path, stations.path, enriched.path)
     for key, value in summary.items():
         metrics.log_metric(key, value)
     enriched.metadata["rows"] = summary["rows"]

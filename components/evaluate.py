@@ -40,7 +40,7 @@ def evaluate(
     """
     import os
 
-    from chicago_arrest.steps import evaluate_step, setup_logging
+    from chicago_arrest.steps import evaluate_step, setup_logging, step_errors
 
     setup_logging()
     os.makedirs(charts.path, exist_ok=True)
@@ -50,7 +50,8 @@ def evaluate(
         "enrich": enrich_summary,
         "split": window,
     }
-    out = evaluate_step([m.path for m in models], test.path, report.path, charts.path, upstream=upstream)
+    with step_errors():
+        out = evaluate_step([m.path for m in models], test.path, report.path, charts.path, upstream=upstream)
     for key, value in out.metrics.items():
         metrics.log_metric(key, value)
     classification.log_roc_curve(out.roc["fpr"], out.roc["tpr"], out.roc["threshold"])

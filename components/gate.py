@@ -33,19 +33,20 @@ def gate(
     Returns:
         The decision (``passed``, ``promoted``, ``reason``, both models' metrics).
     """
-    from chicago_arrest.steps import gate_step, setup_logging
+    from chicago_arrest.steps import gate_step, setup_logging, step_errors
 
     setup_logging()
     selected = evaluation["candidates"][evaluation["selected"]]
-    decision = gate_step(
-        str(registration["version"]),
-        test.path,
-        report.path,
-        challenger_metrics=selected,
-        margin=promotion_margin,
-        max_ece=max_ece,
-        canary_percent=canary_percent,
-    )
+    with step_errors():
+        decision = gate_step(
+            str(registration["version"]),
+            test.path,
+            report.path,
+            challenger_metrics=selected,
+            margin=promotion_margin,
+            max_ece=max_ece,
+            canary_percent=canary_percent,
+        )
     for role in ("challenger", "champion"):
         for key, value in decision[role].items():
             metrics.log_metric(f"{role}_{key}", value)

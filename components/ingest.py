@@ -30,17 +30,18 @@ def ingest(
     Returns:
         Summary: source, window, landed and skipped months, rows.
     """
-    from chicago_arrest.steps import ingest_step, setup_logging
+    from chicago_arrest.steps import ingest_step, setup_logging, step_errors
 
     setup_logging()
-    summary = ingest_step(
-        raw.path,
-        stations.path,
-        source=source,
-        stations_source=stations_source,
-        months=months,
-        refresh_months=refresh_months,
-    )
+    with step_errors():
+        summary = ingest_step(
+            raw.path,
+            stations.path,
+            source=source,
+            stations_source=stations_source,
+            months=months,
+            refresh_months=refresh_months,
+        )
     raw.metadata.update(
         {"rows": summary["rows"], "first_month": summary["window"][0], "last_month": summary["window"][-1]}
     )

@@ -34,16 +34,17 @@ def register(
     Returns:
         ``version``, ``run_id``, ``model_uri``, ``tracking_uri`` and metrics.
     """
-    from chicago_arrest.steps import register_step, setup_logging
+    from chicago_arrest.steps import register_step, setup_logging, step_errors
 
     setup_logging()
-    return register_step(
-        [m.path for m in models],
-        evaluation,
-        test.path,
-        report.path,
-        charts.path,
-        window=window,
-        source=source,
-        kfp_run=kfp_run,
-    )
+    with step_errors():
+        return register_step(
+            [m.path for m in models],
+            evaluation,
+            test.path,
+            report.path,
+            charts.path,
+            window=window,
+            source=source,
+            kfp_run=kfp_run,
+        )

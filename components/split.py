@@ -26,10 +26,11 @@ def split(
     Returns:
         The data window (train/test dates and rows).
     """
-    from chicago_arrest.steps import setup_logging, split_step
+    from chicago_arrest.steps import setup_logging, split_step, step_errors
 
     setup_logging()
-    window = split_step(records.path, train.path, test.path, kind=kind, test_months=test_months)
+    with step_errors():
+        window = split_step(records.path, train.path, test.path, kind=kind, test_months=test_months)
     train.metadata.update(
         {"rows": window["train_rows"], "start": window["train_start"], "end": window["train_end"]}
     )

@@ -31,19 +31,20 @@ def train(
         model: The trained ArrestModel (joblib).
         metrics: Calibration ROC-AUC, fit time, selected features.
     """
-    from chicago_arrest.steps import setup_logging, train_step
+    from chicago_arrest.steps import setup_logging, step_errors, train_step
 
     setup_logging()
-    summary = train_step(
-        train_data.path,
-        stations.path,
-        model.path,
-        model_type=model_type,
-        split=split_kind,
-        mi_threshold=mi_threshold,
-        calibration=calibration,
-        search_budget_s=search_budget_s,
-    )
+    with step_errors():
+        summary = train_step(
+            train_data.path,
+            stations.path,
+            model.path,
+            model_type=model_type,
+            split=split_kind,
+            mi_threshold=mi_threshold,
+            calibration=calibration,
+            search_budget_s=search_budget_s,
+        )
     model.metadata.update({k: summary[k] for k in ("model_type", "calibration_auc", "threshold")})
     model.metadata["framework"] = "scikit-learn/imbalanced-learn" + (
         "/xgboost" if model_type == "xgboost" else ""

@@ -29,10 +29,11 @@ def validate(
     import pandas as pd
 
     from chicago_arrest.report import html_page, table_html
-    from chicago_arrest.steps import setup_logging, validate_step
+    from chicago_arrest.steps import setup_logging, step_errors, validate_step
 
     setup_logging()
-    counts = validate_step(raw.path, valid.path, quarantine.path)
+    with step_errors():
+        counts = validate_step(raw.path, valid.path, quarantine.path)
     for key, value in counts.items():
         if isinstance(value, int | float):
             metrics.log_metric(key, value)

@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -185,7 +186,23 @@ def run_cluster(arguments: dict[str, Any], host: str, client: Any = None) -> str
     return url
 
 
-def main(argv: list[str] | None = None) -> None:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_message(exc: BaseException, arguments: dict[str, Any]) -> str:
+    """One readable line (plus a hint) for a failed local run; the failing step's log is printed above it."""
+    text = _ANSI.sub("", str(exc)).strip()
+    lines = [f"error: {text}" if text else f"error: {type(exc).__name__}",
+             "       (the failing step's own error is in its log above)"]
+    if "'ingest'" in text and not arguments.get("source"):
+        lines.append(
+            "hint: without SOURCE the ingest step fetches from the Socrata API (data.cityofchicago.org); offline, "
+            "run `make pipeline-run SOURCE=path/to/crimes.csv` with a file in the Socrata schema"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
     """CLI entry point (``make pipeline-run``)."""
     args = parse_args(argv)
     arguments = pipeline_arguments(args)
@@ -193,9 +210,14 @@ def main(argv: list[str] | None = None) -> None:
         if arguments["source"]:
             print("note: on a cluster SOURCE must be a path readable inside the step's pod", file=sys.stderr)
         run_cluster(arguments, args.kfp_host)
-    else:
+        return 0
+    try:
         run_local(arguments)
+    except RuntimeError as exc:  # kfp.local reports a failed task as RuntimeError after streaming its log
+        print(failure_message(exc, arguments), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

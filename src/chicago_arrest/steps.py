@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -50,16 +53,51 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
 
 
 def setup_logging() -> None:
-    """Progress output for a step process (INFO to stderr, timestamps); idempotent."""
+    """Progress output for a step process (INFO to stderr, timestamps); idempotent.
+
+    Under KFP the executor has already given the root logger a handler: only the level is set then, so that
+    each line is printed once.
+    """
     root = logging.getLogger()
-    if not any(getattr(h, "_arrest", False) for h in root.handlers):
+    if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._arrest = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     for noisy in ("urllib3", "alembic", "mlflow.store", "botocore", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from chicago_arrest.ingest import IngestError
+    from chicago_arrest.socrata import SocrataError
+    from chicago_arrest.store import StoreError
+
+    return (
+        IngestError,
+        SocrataError,
+        StoreError,
+        FileNotFoundError,
+        PermissionError,
+        ValueError,
+        LookupError,
+    )
+
+
+@contextmanager
+def step_errors() -> Iterator[None]:
+    """Report a step's expected failures (no network, a missing file, bad data) as one line and exit 1.
+
+    Bugs keep their traceback. Used by every component body: without it KFP's executor prints a full stack
+    trace for a user's mistake, such as running without internet access and without ``SOURCE``.
+    """
+    expected = _expected_errors()
+    try:
+        yield
+    except expected as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 # --- ingest -------------------------------------------------------------------------------------------------
