@@ -192,8 +192,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def failure_message(exc: BaseException, arguments: dict[str, Any]) -> str:
     """One readable line (plus a hint) for a failed local run; the failing step's log is printed above it."""
     text = _ANSI.sub("", str(exc)).strip()
-    lines = [f"error: {text}" if text else f"error: {type(exc).__name__}",
-             "       (the failing step's own error is in its log above)"]
+    lines = [
+        f"error: {text}" if text else f"error: {type(exc).__name__}",
+        "       (the failing step's own error is in its log above)",
+    ]
     if "'ingest'" in text and not arguments.get("source"):
         lines.append(
             "hint: without SOURCE the ingest step fetches from the Socrata API (data.cityofchicago.org); offline, "
