@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -62,12 +60,3 @@ def pin_thread_env(n: int) -> None:
     for var in _THREAD_VARS:
         os.environ[var] = str(n)
     os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
-
-
-@contextmanager
-def thread_limit(n: int) -> Iterator[None]:
-    """Limit BLAS/OpenMP pools of already-loaded libraries to ``n`` threads inside the block."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=n):
-        yield

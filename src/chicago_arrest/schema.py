@@ -316,18 +316,6 @@ def number_array(values: pd.Series) -> np.ndarray:
         return to_number(values)[0].to_numpy(dtype=float, na_value=np.nan)
 
 
-def coerce_model_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """Bring raw records to the types the model reads, leniently (see :func:`model_input_arrays`).
-
-    Args:
-        frame: Raw records with Socrata field names (extra columns are ignored).
-
-    Returns:
-        A new frame with exactly :data:`MODEL_INPUT_COLUMNS`.
-    """
-    return pd.DataFrame(model_input_arrays(frame), index=frame.index)
-
-
 def arrest_based_mask(primary_type: pd.Series) -> np.ndarray:
     """Return a boolean mask of records whose crime type is recorded only upon arrest."""
     return primary_type.astype("string").str.upper().isin(ARREST_BASED_TYPES).fillna(False).to_numpy(bool)

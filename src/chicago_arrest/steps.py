@@ -24,8 +24,6 @@ from chicago_arrest.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-DeployTarget = Literal["auto", "local", "cluster", "none"]
-
 
 def kfp_safe(value: Any) -> Any:
     """Make a summary safe for a KFP ``dict`` output (no ``None``, no numpy scalars)."""
