@@ -4,7 +4,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+# The interpreter's real path, not a pyenv/asdf shim: `uv sync --python <shim>` never matches .venv's interpreter,
+# so uv would delete and rebuild the whole .venv on every sync.
+PYTHON ?= $(shell p="$$(command -v python3.11 2>/dev/null || command -v python3)" && "$$p" -c 'import sys; print(sys.executable)' 2>/dev/null)
 UV_VERSION := 0.13.9
 UV := .uv/bin/uv
 VENV := .venv
@@ -25,6 +27,9 @@ MODELS ?= logreg,random_forest,xgboost
 # Serving parameters.
 TARGET ?= local
 PERCENT ?= 10
+# kubeconfig context of TARGET=cluster (e.g. kind-chicago-arrest); empty: kubectl's current context.
+KUBE_CONTEXT ?=
+KUBE_CONTEXT_ARG = $(if $(KUBE_CONTEXT), --context '$(KUBE_CONTEXT)')
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 # Image and cluster.
@@ -32,7 +37,7 @@ IMAGE ?= chicago-arrest:0.1.0
 CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
-        promote rollback status image kind-up kind-down bench lock clean
+        promote rollback status image kind-load kind-up kind-down bench lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -78,20 +83,38 @@ pipeline-unschedule: $(STAMP) ## Delete the recurring run from KFP (needs KFP_HO
 serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT
 	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
 
-canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT) --target $(TARGET)
+canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster, KUBE_CONTEXT=...)
+	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT) --target $(TARGET)$(KUBE_CONTEXT_ARG)
 
 promote: $(STAMP) ## Make the challenger the champion, 100% of traffic (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving promote --target $(TARGET)
+	$(PY) -m chicago_arrest.cli serving promote --target $(TARGET)$(KUBE_CONTEXT_ARG)
 
 rollback: $(STAMP) ## Send 0% to the challenger (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving rollback --target $(TARGET)
+	$(PY) -m chicago_arrest.cli serving rollback --target $(TARGET)$(KUBE_CONTEXT_ARG)
 
 status: $(STAMP) ## Show registry aliases, serving split and (TARGET=cluster) the InferenceService
-	$(PY) -m chicago_arrest.cli serving status --target $(TARGET)
+	$(PY) -m chicago_arrest.cli serving status --target $(TARGET)$(KUBE_CONTEXT_ARG)
 
-image: ## Build the project image (components and serving) with Docker
+# One image, IMAGE, is every KFP component's image, the KServe predictor's (a custom ServingRuntime container)
+# and the MLflow server's: loading it loads them all.
+image: ## Build the project image (KFP components, KServe predictor); load it into the kind cluster if there is one
 	docker build -t $(IMAGE) .
+	@if ! command -v kind >/dev/null 2>&1; then \
+	  echo "kind is not installed: $(IMAGE) was not loaded into a cluster (make kind-up loads it)"; \
+	elif kind get clusters 2>/dev/null | grep -qxF -- '$(CLUSTER_NAME)'; then \
+	  echo "Loading $(IMAGE) into kind cluster $(CLUSTER_NAME) (component and predictor image)"; \
+	  kind load docker-image '$(IMAGE)' --name '$(CLUSTER_NAME)'; \
+	else \
+	  echo "kind cluster $(CLUSTER_NAME) does not exist: make kind-up will load $(IMAGE) into it"; \
+	fi
+
+kind-load: ## Load the project image (KFP components, KServe predictor) into the existing kind cluster
+	@command -v docker >/dev/null 2>&1 || { echo "error: docker is not installed or not on PATH (kind loads $(IMAGE) from the local Docker engine)" >&2; exit 1; }
+	@command -v kind >/dev/null 2>&1 || { echo "error: kind is not installed or not on PATH (https://kind.sigs.k8s.io)" >&2; exit 1; }
+	@kind get clusters 2>/dev/null | grep -qxF -- '$(CLUSTER_NAME)' || { echo "error: kind cluster $(CLUSTER_NAME) does not exist: run make kind-up (it creates the cluster and loads $(IMAGE))" >&2; exit 1; }
+	@docker image inspect '$(IMAGE)' >/dev/null 2>&1 || { echo "error: image $(IMAGE) is not in the local Docker engine: run make image" >&2; exit 1; }
+	kind load docker-image '$(IMAGE)' --name '$(CLUSTER_NAME)'
+	@echo "Loaded $(IMAGE) into kind cluster $(CLUSTER_NAME) (component and predictor image)"
 
 kind-up: ## Create the kind cluster with KFP, KServe (Knative + Kourier), MinIO and MLflow
 	CLUSTER_NAME=$(CLUSTER_NAME) IMAGE=$(IMAGE) kind-cluster/up.sh
