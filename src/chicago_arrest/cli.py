@@ -9,6 +9,8 @@ Groups register themselves in :data:`GROUPS`; each one is a function that adds i
     python -m chicago_arrest.cli serving rollback
     python -m chicago_arrest.cli serving status --json
 
+``store`` — ``ensure-buckets BUCKET...`` creates missing buckets (the kind cluster's bucket Job runs it).
+
 ``--target local`` changes the local serving state (:mod:`chicago_arrest.serving_state`), which a running
 ``make serve`` picks up within about a second. ``--target cluster`` patches the InferenceService through
 :mod:`chicago_arrest.k8s`; ``promote`` also moves the MLflow ``champion`` alias to the challenger.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -237,7 +240,39 @@ def add_model(subparsers: Any) -> None:
     evaluate.set_defaults(handler=_cmd_evaluate)
 
 
-GROUPS: dict[str, Callable[[Any], None]] = {"serving": add_serving, "model": add_model}
+# ------------------------------------------------------------------------------------------------------------
+# store
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _cmd_ensure_buckets(args: argparse.Namespace) -> int:
+    from chicago_arrest.settings import get_settings
+    from chicago_arrest.store import S3Store, make_store
+
+    settings = get_settings()
+    if settings.store_backend != "s3":
+        raise CommandError("ensure-buckets needs ARREST_STORE_BACKEND=s3 (and ARREST_S3_ENDPOINT and keys)")
+    for bucket in args.buckets:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            raise CommandError(f"invalid bucket name {bucket!r}: 3-63 lower-case letters, digits, '.' or '-'")
+    for bucket in args.buckets:
+        store = make_store(settings, bucket=bucket)
+        assert isinstance(store, S3Store)
+        created = store.ensure_bucket()
+        print(f"bucket {bucket}: {'created' if created else 'exists'} at {store.endpoint_url}", flush=True)
+    return 0
+
+
+def add_store(subparsers: Any) -> None:
+    """``store``: object store chores (the cluster's bucket Job runs ``ensure-buckets``)."""
+    store = subparsers.add_parser("store", help="object store chores")
+    sub = store.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    ensure = sub.add_parser("ensure-buckets", help="create missing buckets on the S3 API of ARREST_S3_*")
+    ensure.add_argument("buckets", nargs="+", metavar="BUCKET")
+    ensure.set_defaults(handler=_cmd_ensure_buckets)
+
+
+GROUPS: dict[str, Callable[[Any], None]] = {"serving": add_serving, "model": add_model, "store": add_store}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,8 +291,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Failures that are the user's or the environment's, reported as one line (imported lazily)."""
     errors: list[type[BaseException]] = [CommandError, FileNotFoundError, PermissionError]
     from chicago_arrest.serving_state import ServingStateError
+    from chicago_arrest.store import StoreError
 
-    errors.append(ServingStateError)
+    errors += [ServingStateError, StoreError]
     if "chicago_arrest.k8s" in sys.modules:
         errors.append(sys.modules["chicago_arrest.k8s"].KubectlError)
     try:

@@ -1,12 +1,14 @@
-"""Kubernetes objects of the serving stack and the kubectl verbs that operate its canary.
+"""Kubernetes objects of the cluster path and the kubectl verbs that operate the canary.
 
-This module is the one source of truth for every Kubernetes object the project owns:
+This module is the one generator of every Kubernetes object the project owns:
 
-* the ``manifests/`` folder is written from it (``python -m chicago_arrest.k8s write-manifests manifests/``,
-  checked by a golden test), and ``kind-cluster/up.sh`` applies those files;
+* ``manifests/`` is written from it (``python -m chicago_arrest.k8s write-manifests manifests/``, checked
+  by a golden test): the platform objects that ``kind-cluster/up.sh`` applies (MinIO, MLflow, the ``models``
+  namespace with its ServiceAccount, RBAC and NetworkPolicy) and the kustomize base and overlays of the
+  InferenceService;
 * the pipeline's deploy step builds the InferenceService with :func:`inference_service` and applies it with
-  :func:`apply_inference_service` (kubectl) or :func:`apply_inference_service_api` (the Kubernetes Python
-  client, for a pod that has no kubectl);
+  :func:`apply_inference_service_api` (the Kubernetes Python client; :func:`apply_inference_service` does
+  the same with kubectl);
 * ``make canary|promote|rollback|status TARGET=cluster`` call :func:`set_canary`, :func:`promote`,
   :func:`rollback` and :func:`status`.
 
@@ -15,8 +17,9 @@ The cluster verbs run kubectl through an injectable ``runner`` (default :func:`s
 check the exact argv without a cluster. Nothing runs at import time.
 
 Serving model (KServe v0.20, Knative mode): the InferenceService ``arrest-predictor`` in namespace ``models``
-runs the project image through the namespaced ServingRuntime ``arrest-predictor-runtime``. Every deploy that
-changes the model (``storageUri`` and the ``ARREST_SERVER_MODEL_VERSION`` env var) creates a new Knative
+runs the project image as a custom container (``python -m arrest_server``). KServe's storage-initializer
+downloads ``STORAGE_URI`` (``s3://models/arrest-predictor/v<N>/`` on MinIO) to ``/mnt/models`` first. Every
+deploy that changes the model (``STORAGE_URI`` and ``ARREST_SERVER_MODEL_VERSION``) creates a new Knative
 revision; ``spec.predictor.canaryTrafficPercent`` then splits traffic between that latest revision (the
 challenger) and the last fully rolled-out one (the champion). Promote = 100, rollback = 0.
 """
@@ -31,7 +34,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -39,15 +42,16 @@ import yaml
 from chicago_arrest import __version__
 
 __all__ = [
+    "BUCKETS",
     "DEFAULT_IMAGE",
-    "DEFAULT_RESOURCES",
     "ISVC_NAME",
+    "MINIO_IMAGE",
     "MLFLOW_ARTIFACTS_DESTINATION",
     "MLFLOW_IN_CLUSTER_URI",
-    "MODEL_FORMAT",
     "MODEL_VERSION_ENV",
     "NAMESPACE",
-    "RUNTIME_NAME",
+    "RESOURCE_PROFILES",
+    "S3_ENDPOINT",
     "SERVICE_ACCOUNT",
     "InferenceServiceNotFoundError",
     "InferenceServiceStatus",
@@ -56,69 +60,90 @@ __all__ = [
     "RevisionTraffic",
     "apply_inference_service",
     "apply_inference_service_api",
+    "bucket_setup_job",
     "deployer_rbac",
     "format_status",
     "inference_service",
     "main",
+    "minio_server",
     "mlflow_server",
+    "model_key_prefix",
+    "model_storage_uri",
     "models_namespace",
-    "network_policy",
     "parse_status",
     "promote",
     "render_manifests",
     "rollback",
     "s3_service_account",
-    "serving_runtime",
     "set_canary",
     "status",
-    "storage_uri_for",
+    "store_network_policy",
     "validate_canary_percent",
     "validate_name",
     "write_manifests",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
-# Names and defaults (change them here; manifests/ and the tests follow).
+# Names and defaults (change them here; manifests/, kind-cluster/ and the tests follow).
 # ----------------------------------------------------------------------------------------------------------
 
 #: The InferenceService and the model name in V2 URLs (``/v2/models/arrest-predictor/infer``).
 ISVC_NAME = "arrest-predictor"
-#: Namespace of the InferenceService, its ServingRuntime, S3 Secret and ServiceAccount.
+#: Namespace of the InferenceService, its S3 Secret and ServiceAccount.
 NAMESPACE = "models"
-#: Namespace of Kubeflow Pipelines (and of its SeaweedFS object store).
+#: Namespace of Kubeflow Pipelines; pipeline steps run there as ``pipeline-runner``.
 KFP_NAMESPACE = "kubeflow"
 #: ServiceAccount that KFP runs pipeline steps as (``kubeflow/pipeline-runner``).
 PIPELINE_RUNNER_SA = "pipeline-runner"
 #: Namespace of the MLflow tracking server.
 MLFLOW_NAMESPACE = "mlflow"
-#: The project's namespaced ServingRuntime.
-RUNTIME_NAME = "arrest-predictor-runtime"
-#: Model format served by the runtime: an MLflow pyfunc directory produced by the training pipeline.
-MODEL_FORMAT = "arrest-pyfunc"
+#: Namespace of the MinIO object store (data, MLflow artifacts, served models).
+MINIO_NAMESPACE = "minio"
+#: MinIO's community images left Docker Hub in 2026; this is the last multi-arch build on quay.io
+#: (kind-cluster/versions.env pins the same, a test checks).
+MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+#: Secret (namespace ``minio``) with ``MINIO_ROOT_USER`` / ``MINIO_ROOT_PASSWORD``, generated by up.sh.
+MINIO_SECRET = "minio-root"
+MINIO_API_PORT = 9000
+MINIO_CONSOLE_PORT = 9001
+#: NodePorts that kind-cluster/kind-config.yaml maps to localhost:9000 (S3 API) and :9001 (console).
+MINIO_NODE_PORT = 30900
+MINIO_CONSOLE_NODE_PORT = 30901
+#: The S3 endpoint inside the cluster.
+S3_ENDPOINT = f"minio.{MINIO_NAMESPACE}.svc.cluster.local:{MINIO_API_PORT}"
+S3_REGION = "us-east-1"
+#: Buckets: raw and curated data (ARREST_S3_BUCKET), MLflow artifacts, models that KServe serves.
+DATA_BUCKET = "chicago-crime"
+MLFLOW_BUCKET = "mlflow"
+MODELS_BUCKET = "models"
+BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET)
+#: kind's pod network (set explicitly in kind-config.yaml): traffic from outside it is host traffic.
+POD_SUBNET = "10.244.0.0/16"
 #: ServiceAccount (and Secret) that give the KServe storage-initializer its S3 credentials.
 SERVICE_ACCOUNT = "kserve-s3"
 S3_SECRET = "kserve-s3"
 #: Secret with the S3 keys of the MLflow server (created by kind-cluster/up.sh, never committed).
 MLFLOW_S3_SECRET = "mlflow-s3"
-#: The project image (``make image``), used by every KFP component and by the predictor.
+#: The project image (``make image``): every KFP component, the predictor and the MLflow server run it.
 DEFAULT_IMAGE = f"chicago-arrest:{__version__}"
 #: Env var that tells each predictor revision which registry version it serves.
 MODEL_VERSION_ENV = "ARREST_SERVER_MODEL_VERSION"
-#: KFP's SeaweedFS S3 endpoint (KFP >= 2.15; ``minio-service.kubeflow:9000`` before).
-S3_ENDPOINT = "seaweedfs.kubeflow:9000"
-S3_REGION = "us-east-1"
-#: Where the MLflow server stores artifacts (``--artifacts-destination``); ``mlflow-artifacts:/X`` maps to
-#: ``<destination>/X``. The ``mlpipeline`` bucket exists from KFP's install on.
-MLFLOW_ARTIFACTS_DESTINATION = "s3://mlpipeline/mlflow"
+#: Env var from which KServe takes a custom container's model location (``constants.go``).
+STORAGE_URI_ENV = "STORAGE_URI"
+#: Where the MLflow server keeps artifacts (``--artifacts-destination``, proxied: clients need no S3 keys).
+MLFLOW_ARTIFACTS_DESTINATION = f"s3://{MLFLOW_BUCKET}/artifacts"
 MLFLOW_PORT = 5000
 #: NodePort of the MLflow Service; kind-cluster/kind-config.yaml maps it to localhost:5000.
 MLFLOW_NODE_PORT = 30500
 #: Tracking URI for pipeline steps inside the cluster.
 MLFLOW_IN_CLUSTER_URI = f"http://mlflow.{MLFLOW_NAMESPACE}.svc.cluster.local:{MLFLOW_PORT}"
-#: Trimmed resources for kind (KServe's runtimes default to 1 CPU / 2Gi per pod, and a canary runs two).
-DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
-    "requests": {"cpu": "100m", "memory": "512Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi"},
+PREDICTOR_PORT = 8080
+Profile = Literal["standard", "kind"]
+#: Predictor resources. ``standard``: what one worker of the model needs; ``kind``: trimmed so that two
+#: revisions (a canary) fit on a laptop next to KFP (KServe's runtimes default to 1 CPU / 2Gi per pod).
+RESOURCE_PROFILES: dict[str, dict[str, dict[str, str]]] = {
+    "standard": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+    "kind": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
 }
 #: One thread per native library: the predictor gets one CPU at most, and oversubscription hurts latency.
 THREAD_ENV: dict[str, str] = {
@@ -133,7 +158,6 @@ KSERVE_GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
 ISVC_PLURAL = "inferenceservices"
 ISVC_API_VERSION = f"{KSERVE_GROUP}/{ISVC_VERSION}"
-RUNTIME_API_VERSION = f"{KSERVE_GROUP}/v1alpha1"
 #: Field manager recorded in ``managedFields`` by :func:`apply_inference_service` and its API twin.
 FIELD_MANAGER = "chicago-arrest"
 
@@ -209,80 +233,61 @@ def validate_canary_percent(percent: object) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Storage URIs
+# Model locations
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _s3_uri(bucket: str, key: str, *, source: str) -> str:
-    if not bucket:
-        raise ValueError(f"no bucket in {source!r}")
-    segments = [segment for segment in key.split("/") if segment]
-    if not segments:
-        raise ValueError(f"{source!r} points at a whole bucket; refusing to serve every object in it")
-    if any(segment in (".", "..") for segment in segments):
-        raise ValueError(f"relative path segments are not allowed in {source!r}")
-    return f"s3://{bucket}/{'/'.join(segments)}/"
-
-
-def storage_uri_for(artifact_uri: str, *, artifacts_destination: str = MLFLOW_ARTIFACTS_DESTINATION) -> str:
-    """Map an MLflow (or KFP) artifact location to a KServe ``storageUri``.
-
-    KServe's storage-initializer downloads every object whose key starts with the URI's path, so the result
-    always ends with ``/`` (``.../v1`` would also pull ``.../v10/...``).
-
-    * ``mlflow-artifacts:/<path>`` (proxied artifacts, the MLflow server runs with
-      ``--artifacts-destination <destination>``) → ``<destination>/<path>/``;
-      ``mlflow-artifacts://host:port/<path>`` is treated the same way.
-    * ``s3://bucket/key`` (MLflow direct mode) and ``minio://bucket/key`` (KFP artifacts) →
-      ``s3://bucket/key/``.
-
-    ``models:/`` and ``runs:/`` URIs must be resolved first, because only the tracking server knows where
-    they live. With MLflow 3.17, ``ModelVersion.source`` is ``models:/m-<id>`` (and ``ModelVersion.model_id``
-    may be ``None``); ``MlflowClient().get_logged_model("m-<id>").artifact_location`` then gives
-    ``mlflow-artifacts:/<experiment>/models/m-<id>/artifacts``, the directory that holds ``MLmodel``.
+def model_key_prefix(model_version: str | int, name: str = ISVC_NAME) -> str:
+    """Key prefix of a published model version in the models bucket: ``arrest-predictor/v3``.
 
     Args:
-        artifact_uri: The artifact location of the model directory (the one that holds ``MLmodel``).
-        artifacts_destination: The server's ``--artifacts-destination`` (an ``s3://`` URI).
+        model_version: Registry version (digits).
+        name: InferenceService (and model) name.
 
     Returns:
-        An ``s3://bucket/key/`` URI.
+        The prefix, without a trailing slash.
 
     Raises:
-        ValueError: For other schemes, a missing bucket or key, or ``..`` segments.
+        ValueError: If the version is not a positive integer.
     """
-    if not isinstance(artifact_uri, str) or not artifact_uri.strip():
-        raise ValueError("artifact URI is empty")
-    parts = urlsplit(artifact_uri.strip())
-    if parts.query or parts.fragment:
-        raise ValueError(f"query strings and fragments are not supported: {artifact_uri!r}")
-    scheme = parts.scheme.lower()
-    if scheme == "mlflow-artifacts":
-        destination = urlsplit(artifacts_destination)
-        if destination.scheme.lower() != "s3" or not destination.netloc:
-            raise ValueError(f"artifacts destination must be an s3:// URI, got {artifacts_destination!r}")
-        key = f"{destination.path.strip('/')}/{parts.path.strip('/')}"
-        if not parts.path.strip("/"):
-            raise ValueError(f"{artifact_uri!r} has no path below the artifacts destination")
-        return _s3_uri(destination.netloc, key, source=artifact_uri)
-    if scheme in ("s3", "minio"):
-        return _s3_uri(parts.netloc, parts.path, source=artifact_uri)
-    if scheme in ("models", "runs"):
-        raise ValueError(
-            f"{artifact_uri!r} is a registry/run reference; resolve it to its artifact location first "
-            "(MlflowClient().get_logged_model(model_id).artifact_location)"
-        )
-    raise ValueError(f"cannot map {artifact_uri!r} to an s3:// storageUri (scheme {scheme or 'none'!r})")
+    version = str(model_version).strip()
+    if not version.isdigit() or int(version) < 1:
+        raise ValueError(f"model version must be a positive integer, got {model_version!r}")
+    return f"{validate_name(name)}/v{int(version)}"
+
+
+def model_storage_uri(model_version: str | int, *, bucket: str = MODELS_BUCKET, name: str = ISVC_NAME) -> str:
+    """The ``STORAGE_URI`` of a published model version: ``s3://models/arrest-predictor/v3/``.
+
+    KServe's storage-initializer downloads every object whose key starts with the URI's path, so the URI ends
+    with ``/``: ``.../v1`` would also pull ``.../v10/...``.
+
+    Args:
+        model_version: Registry version.
+        bucket: The models bucket.
+        name: InferenceService (and model) name.
+
+    Returns:
+        The URI.
+    """
+    return _check_storage_uri(f"s3://{bucket}/{model_key_prefix(model_version, name)}/")
 
 
 def _check_storage_uri(storage_uri: str) -> str:
-    parts = urlsplit(storage_uri)
-    if parts.scheme != "s3":
-        raise ValueError(
-            f"storage_uri must be an s3:// URI, got {storage_uri!r}; "
-            "map MLflow artifact locations with storage_uri_for()"
-        )
-    return _s3_uri(parts.netloc, parts.path, source=storage_uri)
+    """Normalise an ``s3://bucket/key`` URI to end with exactly one ``/``."""
+    parts = urlsplit(storage_uri) if isinstance(storage_uri, str) else None
+    if parts is None or parts.scheme != "s3":
+        raise ValueError(f"storage_uri must be an s3:// URI, got {storage_uri!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"query strings and fragments are not supported: {storage_uri!r}")
+    if not parts.netloc:
+        raise ValueError(f"no bucket in {storage_uri!r}")
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if not segments:
+        raise ValueError(f"{storage_uri!r} points at a whole bucket; refusing to serve every object in it")
+    if any(segment in (".", "..") for segment in segments):
+        raise ValueError(f"relative path segments are not allowed in {storage_uri!r}")
+    return f"s3://{parts.netloc}/{'/'.join(segments)}/"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -294,12 +299,91 @@ def _env_list(env: Mapping[str, str]) -> list[Obj]:
     return [{"name": key, "value": str(value)} for key, value in env.items()]
 
 
-def _resources(resources: Mapping[str, Mapping[str, str]] | None) -> Obj:
-    chosen = DEFAULT_RESOURCES if resources is None else resources
-    unknown = set(chosen) - {"requests", "limits"}
+def _secret_env(secret: str, mapping: Mapping[str, str]) -> list[Obj]:
+    """``{env name: secret key}`` as ``valueFrom.secretKeyRef`` entries."""
+    return [
+        {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for env, key in mapping.items()
+    ]
+
+
+def _resources(resources: Mapping[str, Mapping[str, str]]) -> Obj:
+    unknown = set(resources) - {"requests", "limits"}
     if unknown:
         raise ValueError(f"resources may only have 'requests' and 'limits', got {sorted(unknown)}")
-    return {kind: {name: str(value) for name, value in values.items()} for kind, values in chosen.items()}
+    return {kind: {name: str(value) for name, value in values.items()} for kind, values in resources.items()}
+
+
+def _profile_resources(profile: str) -> dict[str, dict[str, str]]:
+    if profile not in RESOURCE_PROFILES:
+        raise ValueError(f"resource profile must be one of {sorted(RESOURCE_PROFILES)}, got {profile!r}")
+    return RESOURCE_PROFILES[profile]
+
+
+_RESTRICTED_CONTAINER: Obj = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_security(uid: int) -> Obj:
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid}
+
+
+def _metadata(name: str, namespace: str, app: str | None = None) -> Obj:
+    labels = {"app.kubernetes.io/name": app, **_PART_OF} if app else dict(_PART_OF)
+    return {"name": name, "namespace": namespace, "labels": labels}
+
+
+def _namespace(name: str) -> Obj:
+    _validate_namespace(name)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(_PART_OF)}}
+
+
+def predictor_container(
+    *,
+    storage_uri: str,
+    model_version: str | int,
+    name: str = ISVC_NAME,
+    image: str = DEFAULT_IMAGE,
+    resources: Mapping[str, Mapping[str, str]] | None = None,
+) -> Obj:
+    """The predictor's custom container: ``python -m arrest_server`` from the project image.
+
+    KServe reads the model location of a custom container from its ``STORAGE_URI`` env var, has the
+    storage-initializer download it to ``/mnt/models``, and reads the protocol from ``PROTOCOL``.
+
+    Args:
+        storage_uri: ``s3://bucket/key/`` of the published model directory.
+        model_version: Registry version served (``ARREST_SERVER_MODEL_VERSION``, reported by each revision).
+        name: Model name in V2 URLs (the InferenceService name).
+        image: The project image.
+        resources: ``{"requests": {...}, "limits": {...}}``; default the ``standard`` profile.
+
+    Returns:
+        The container as a dict.
+    """
+    if not isinstance(image, str) or not image.strip():
+        raise ValueError("image is empty")
+    version = str(model_version).strip()
+    if not version:
+        raise ValueError("model_version is empty")
+    env = {STORAGE_URI_ENV: _check_storage_uri(storage_uri), "PROTOCOL": "v2", MODEL_VERSION_ENV: version}
+    return {
+        "name": "kserve-container",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "arrest_server"],
+        "args": [f"--model_name={name}", "--model_dir=/mnt/models", f"--http_port={PREDICTOR_PORT}"],
+        "env": _env_list({**env, **THREAD_ENV}),
+        # Knative routes to one port; naming it http1 declares HTTP/1.1.
+        "ports": [{"name": "http1", "containerPort": PREDICTOR_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": PREDICTOR_PORT},
+            "periodSeconds": 5,
+            "timeoutSeconds": 5,
+            "failureThreshold": 6,
+        },
+        "resources": _resources(resources if resources is not None else RESOURCE_PROFILES["standard"]),
+        "securityContext": {**_RESTRICTED_CONTAINER, "privileged": False, "runAsNonRoot": True},
+    }
 
 
 def inference_service(
@@ -309,27 +393,29 @@ def inference_service(
     storage_uri: str,
     model_version: str | int,
     canary_percent: int | None = None,
-    image: str | None = None,
-    service_account: str = SERVICE_ACCOUNT,
+    image: str = DEFAULT_IMAGE,
+    profile: Profile = "standard",
     resources: Mapping[str, Mapping[str, str]] | None = None,
-    runtime: str = RUNTIME_NAME,
+    service_account: str = SERVICE_ACCOUNT,
     min_replicas: int = 1,
     max_replicas: int = 1,
 ) -> Obj:
-    """Build the InferenceService (KServe v1beta1, Knative mode, V2 protocol).
+    """Build the InferenceService (KServe v1beta1, Knative mode, V2 protocol, custom container).
+
+    This is the one generator of the InferenceService: ``manifests/base`` and the overlays are checked
+    against it, the pipeline's deploy step applies its output.
 
     Args:
         name: InferenceService name; also the model name in V2 URLs.
         namespace: Its namespace.
-        storage_uri: ``s3://bucket/key`` of the MLflow model directory; a trailing ``/`` is added.
-        model_version: Registry version served; set as ``ARREST_SERVER_MODEL_VERSION`` in the pod, so every
-            revision knows (and reports) which version it serves.
+        storage_uri: ``s3://bucket/key`` of the model directory; a trailing ``/`` is added.
+        model_version: Registry version served.
         canary_percent: ``spec.predictor.canaryTrafficPercent`` (0..100) for the revision this spec creates;
             ``None`` leaves the field out, which sends 100% to the latest ready revision.
-        image: Overrides the ServingRuntime's image for this InferenceService; ``None`` keeps the runtime's.
-        service_account: ServiceAccount whose Secret holds the S3 credentials of the storage-initializer.
-        resources: ``{"requests": {...}, "limits": {...}}``; default :data:`DEFAULT_RESOURCES`.
-        runtime: ServingRuntime to use (set explicitly so runtime selection is deterministic).
+        image: The project image.
+        profile: ``standard`` or ``kind`` resources (:data:`RESOURCE_PROFILES`).
+        resources: Explicit resources; override ``profile``.
+        service_account: ServiceAccount whose Secret holds the storage-initializer's S3 credentials.
         min_replicas: Minimum pods per revision (1: no scale-to-zero).
         max_replicas: Maximum pods per revision.
 
@@ -337,35 +423,21 @@ def inference_service(
         The InferenceService as a dict.
 
     Raises:
-        ValueError: On an invalid name, namespace, storage URI, model version, percentage or replica count.
+        ValueError: On an invalid name, namespace, storage URI, model version, percentage, profile or
+            replica count.
     """
     validate_name(name)
     _validate_namespace(namespace)
     validate_name(service_account, what="ServiceAccount name", max_length=253)
-    validate_name(runtime, what="ServingRuntime name", max_length=253)
-    uri = _check_storage_uri(storage_uri)
-    version = str(model_version).strip()
-    if not version:
-        raise ValueError("model_version is empty")
+    chosen = resources if resources is not None else _profile_resources(profile)
     if not 0 <= min_replicas <= max_replicas or max_replicas < 1:
         raise ValueError(
             "need 0 <= min_replicas <= max_replicas and max_replicas >= 1, "
             f"got {min_replicas}, {max_replicas}"
         )
-
-    model: Obj = {
-        "modelFormat": {"name": MODEL_FORMAT},
-        "runtime": runtime,
-        "protocolVersion": "v2",
-        "storageUri": uri,
-    }
-    if image is not None:
-        if not image.strip():
-            raise ValueError("image is empty")
-        model["image"] = image
-    model["env"] = _env_list({MODEL_VERSION_ENV: version})
-    model["resources"] = _resources(resources)
-
+    container = predictor_container(
+        storage_uri=storage_uri, model_version=model_version, name=name, image=image, resources=chosen
+    )
     predictor: Obj = {
         "serviceAccountName": service_account,
         "minReplicas": min_replicas,
@@ -373,8 +445,7 @@ def inference_service(
     }
     if canary_percent is not None:
         predictor["canaryTrafficPercent"] = validate_canary_percent(canary_percent)
-    predictor["model"] = model
-
+    predictor["containers"] = [container]
     return {
         "apiVersion": ISVC_API_VERSION,
         "kind": "InferenceService",
@@ -393,76 +464,8 @@ def inference_service(
     }
 
 
-def serving_runtime(
-    image: str = DEFAULT_IMAGE,
-    namespace: str = NAMESPACE,
-    *,
-    name: str = RUNTIME_NAME,
-    resources: Mapping[str, Mapping[str, str]] | None = None,
-) -> Obj:
-    """Build the namespaced ServingRuntime that runs ``python -m arrest_server`` from the project image.
-
-    KServe renders ``{{.Name}}`` as the InferenceService name and mounts the model downloaded by the
-    storage-initializer at ``/mnt/models``.
-
-    Args:
-        image: The project image.
-        namespace: Namespace of the InferenceServices that use it.
-        name: Runtime name (``spec.predictor.model.runtime``).
-        resources: Default container resources; default :data:`DEFAULT_RESOURCES`.
-
-    Returns:
-        The ServingRuntime as a dict.
-
-    Raises:
-        ValueError: On an empty image or an invalid name/namespace.
-    """
-    validate_name(name, what="ServingRuntime name", max_length=253)
-    _validate_namespace(namespace)
-    if not image or not image.strip():
-        raise ValueError("image is empty")
-    return {
-        "apiVersion": RUNTIME_API_VERSION,
-        "kind": "ServingRuntime",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/name": name, **_PART_OF},
-        },
-        "spec": {
-            "annotations": {"prometheus.kserve.io/port": "8080", "prometheus.kserve.io/path": "/metrics"},
-            "supportedModelFormats": [{"name": MODEL_FORMAT, "autoSelect": True}],
-            "protocolVersions": ["v2", "v1"],
-            "containers": [
-                {
-                    "name": "kserve-container",
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["python", "-m", "arrest_server"],
-                    "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"],
-                    "env": _env_list(THREAD_ENV),
-                    "ports": [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}],
-                    "readinessProbe": {
-                        "httpGet": {"path": "/v2/health/ready", "port": 8080},
-                        "periodSeconds": 5,
-                        "timeoutSeconds": 5,
-                        "failureThreshold": 6,
-                    },
-                    "resources": _resources(resources),
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "privileged": False,
-                        "runAsNonRoot": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
-
-
 def models_namespace(name: str = NAMESPACE) -> Obj:
-    """Build the model namespace, labelled so KFP's ``seaweedfs`` NetworkPolicy lets it reach S3 (port 8333).
+    """Build the namespace of the InferenceService.
 
     Args:
         name: Namespace name.
@@ -470,12 +473,7 @@ def models_namespace(name: str = NAMESPACE) -> Obj:
     Returns:
         The Namespace as a dict.
     """
-    _validate_namespace(name)
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}},
-    }
+    return _namespace(name)
 
 
 def s3_service_account(
@@ -484,7 +482,7 @@ def s3_service_account(
     """Build the ServiceAccount that links the S3 Secret to the InferenceService's storage-initializer.
 
     The Secret itself (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` plus the ``serving.kserve.io/s3-*``
-    annotations) is created by ``kind-cluster/up.sh`` from environment variables and is never committed.
+    annotations) is created by ``kind-cluster/up.sh`` from the generated MinIO keys and is never committed.
 
     Args:
         namespace: Namespace of the InferenceService.
@@ -498,48 +496,8 @@ def s3_service_account(
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(_PART_OF)},
+        "metadata": _metadata(name, namespace),
         "secrets": [{"name": secret_name}],
-    }
-
-
-def network_policy(namespaces: Sequence[str] = (NAMESPACE, MLFLOW_NAMESPACE)) -> Obj:
-    """Build a NetworkPolicy in ``kubeflow`` that lets our namespaces reach SeaweedFS's S3 port.
-
-    KFP 2.17 ships a ``seaweedfs`` NetworkPolicy that only admits its own namespace and namespaces labelled
-    ``app.kubernetes.io/part-of=kubeflow-profile``; kind >= 0.24 enforces it. NetworkPolicies are additive, so
-    this one opens port 8333 (the pod port behind Service port 9000) to ``models`` (the storage-initializer)
-    and ``mlflow`` (the tracking server's proxied artifacts).
-
-    Args:
-        namespaces: Namespaces to admit.
-
-    Returns:
-        The NetworkPolicy as a dict.
-    """
-    for namespace in namespaces:
-        _validate_namespace(namespace)
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": "seaweedfs-allow-chicago-arrest",
-            "namespace": KFP_NAMESPACE,
-            "labels": dict(_PART_OF),
-        },
-        "spec": {
-            "podSelector": {"matchLabels": {"app": "seaweedfs"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
-                        for namespace in namespaces
-                    ],
-                    "ports": [{"protocol": "TCP", "port": 8333}],
-                }
-            ],
-        },
     }
 
 
@@ -559,17 +517,12 @@ def deployer_rbac(namespace: str = NAMESPACE) -> list[Obj]:
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": {"name": "kserve-deployer", "namespace": namespace, "labels": dict(_PART_OF)},
+        "metadata": _metadata("kserve-deployer", namespace),
         "rules": [
             {
                 "apiGroups": [KSERVE_GROUP],
                 "resources": ["inferenceservices", "inferenceservices/status"],
-                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
-            },
-            {
-                "apiGroups": [KSERVE_GROUP],
-                "resources": ["servingruntimes"],
-                "verbs": ["get", "list", "watch"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch"],
             },
             {
                 "apiGroups": ["serving.knative.dev"],
@@ -581,11 +534,216 @@ def deployer_rbac(namespace: str = NAMESPACE) -> list[Obj]:
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": "kfp-pipeline-runner-kserve", "namespace": namespace, "labels": dict(_PART_OF)},
+        "metadata": _metadata("kfp-pipeline-runner-kserve", namespace),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kserve-deployer"},
         "subjects": [{"kind": "ServiceAccount", "name": PIPELINE_RUNNER_SA, "namespace": KFP_NAMESPACE}],
     }
     return [role, binding]
+
+
+def minio_server(image: str = MINIO_IMAGE) -> list[Obj]:
+    """Build MinIO: Namespace, PVC, Deployment and NodePort Service (S3 API 9000, console 9001).
+
+    The root keys come from the Secret ``minio/minio-root`` that ``kind-cluster/up.sh`` generates on the
+    first run (and keeps on re-runs); nothing secret is in the manifests.
+
+    Args:
+        image: The MinIO image (``quay.io``: Docker Hub's ``minio/minio`` is gone).
+
+    Returns:
+        ``[Namespace, PersistentVolumeClaim, Deployment, Service]``.
+    """
+    app = "minio"
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata("minio", MINIO_NAMESPACE, app),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},  # one ReadWriteOnce volume
+            "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": app, **_PART_OF}},
+                "spec": {
+                    "securityContext": _pod_security(1000),
+                    "containers": [
+                        {
+                            "name": "minio",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": ["server", "/data", f"--console-address=:{MINIO_CONSOLE_PORT}"],
+                            "env": _secret_env(
+                                MINIO_SECRET,
+                                {
+                                    "MINIO_ROOT_USER": "MINIO_ROOT_USER",
+                                    "MINIO_ROOT_PASSWORD": "MINIO_ROOT_PASSWORD",
+                                },
+                            ),
+                            "ports": [
+                                {"name": "api", "containerPort": MINIO_API_PORT, "protocol": "TCP"},
+                                {"name": "console", "containerPort": MINIO_CONSOLE_PORT, "protocol": "TCP"},
+                            ],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/minio/health/ready", "port": "api"},
+                                "periodSeconds": 5,
+                                "failureThreshold": 6,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/minio/health/live", "port": "api"},
+                                "initialDelaySeconds": 10,
+                                "periodSeconds": 20,
+                                "failureThreshold": 6,
+                            },
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "256Mi"},
+                                "limits": {"cpu": "1", "memory": "1Gi"},
+                            },
+                            "securityContext": dict(_RESTRICTED_CONTAINER),
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "minio-data"}}],
+                },
+            },
+        },
+    }
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata("minio-data", MINIO_NAMESPACE, app),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata("minio", MINIO_NAMESPACE, app),
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app.kubernetes.io/name": app},
+            "ports": [
+                {
+                    "name": "api",
+                    "port": MINIO_API_PORT,
+                    "targetPort": "api",
+                    "nodePort": MINIO_NODE_PORT,
+                    "protocol": "TCP",
+                },
+                {
+                    "name": "console",
+                    "port": MINIO_CONSOLE_PORT,
+                    "targetPort": "console",
+                    "nodePort": MINIO_CONSOLE_NODE_PORT,
+                    "protocol": "TCP",
+                },
+            ],
+        },
+    }
+    return [_namespace(MINIO_NAMESPACE), pvc, deployment, service]
+
+
+def store_network_policy(
+    namespaces: Sequence[str] = (KFP_NAMESPACE, NAMESPACE, MLFLOW_NAMESPACE, MINIO_NAMESPACE),
+    *,
+    pod_subnet: str = POD_SUBNET,
+) -> Obj:
+    """Build the NetworkPolicy that decides who reaches MinIO (kind >= 0.24 enforces NetworkPolicies).
+
+    * Pods in ``namespaces`` may use the S3 API: ``kubeflow`` (pipeline steps), ``models`` (KServe's
+      storage-initializer), ``mlflow`` (proxied artifacts) and ``minio`` (the bucket Job).
+    * Traffic from outside the pod network, i.e. the host through kind's NodePorts, may use the S3 API and
+      the console. Pods of any other namespace may not.
+
+    Args:
+        namespaces: Namespaces whose pods may use the S3 API.
+        pod_subnet: The cluster's pod CIDR (``networking.podSubnet`` in kind-config.yaml).
+
+    Returns:
+        The NetworkPolicy as a dict.
+    """
+    for namespace in namespaces:
+        _validate_namespace(namespace)
+    api = {"protocol": "TCP", "port": MINIO_API_PORT}
+    console = {"protocol": "TCP", "port": MINIO_CONSOLE_PORT}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata("minio-ingress", MINIO_NAMESPACE, "minio"),
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minio"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+                        for namespace in namespaces
+                    ],
+                    "ports": [api],
+                },
+                {
+                    "from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [pod_subnet]}}],
+                    "ports": [api, console],
+                },
+            ],
+        },
+    }
+
+
+def bucket_setup_job(image: str = DEFAULT_IMAGE, buckets: Sequence[str] = BUCKETS) -> Obj:
+    """Build the Job that creates the buckets (idempotent: existing buckets are kept).
+
+    It runs ``python -m chicago_arrest.cli store ensure-buckets`` from the project image with MinIO's root
+    keys, so no extra client image is needed.
+
+    Args:
+        image: The project image.
+        buckets: Buckets to create.
+
+    Returns:
+        The Job as a dict.
+    """
+    env = _env_list(
+        {"ARREST_STORE_BACKEND": "s3", "ARREST_S3_ENDPOINT": S3_ENDPOINT, "ARREST_S3_SECURE": "false"}
+    )
+    env += _secret_env(
+        MINIO_SECRET,
+        {"ARREST_S3_ACCESS_KEY": "MINIO_ROOT_USER", "ARREST_S3_SECRET_KEY": "MINIO_ROOT_PASSWORD"},
+    )
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata("minio-buckets", MINIO_NAMESPACE, "minio-buckets"),
+        "spec": {
+            "backoffLimit": 10,  # retried while MinIO starts
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "minio-buckets", **_PART_OF}},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": {"runAsNonRoot": True},
+                    "containers": [
+                        {
+                            "name": "buckets",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": [
+                                "python",
+                                "-m",
+                                "chicago_arrest.cli",
+                                "store",
+                                "ensure-buckets",
+                                *buckets,
+                            ],
+                            "env": env,
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "128Mi"},
+                                "limits": {"cpu": "500m", "memory": "512Mi"},
+                            },
+                            "securityContext": dict(_RESTRICTED_CONTAINER),
+                        }
+                    ],
+                },
+            },
+        },
+    }
 
 
 def mlflow_server(
@@ -597,9 +755,9 @@ def mlflow_server(
     """Build a lean MLflow tracking server: Namespace, PVC (SQLite), Deployment and NodePort Service.
 
     It runs from the project image (``mlflow`` and ``boto3`` are locked in ``uv.lock``), proxies artifacts
-    to KFP's object store and uses the lean settings (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``,
-    ``--workers 1``: about 0.5 GB instead of 2.4 GB). ``--allowed-hosts`` lists the in-cluster Service names
-    and localhost (port-forward / kind NodePort); ``/health`` is exempt from the host check, so probes work.
+    to MinIO's ``mlflow`` bucket (clients need no S3 keys) and uses the lean settings
+    (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``, ``--workers 1``: about 0.5 GB instead of 2.4 GB).
+    ``--allowed-hosts`` lists the in-cluster Service names and localhost (port-forward / kind NodePort).
 
     Args:
         image: Image with ``mlflow`` and ``boto3`` installed.
@@ -609,50 +767,29 @@ def mlflow_server(
     Returns:
         ``[Namespace, PersistentVolumeClaim, Deployment, Service]``.
     """
-    labels = {"app.kubernetes.io/name": "mlflow", **_PART_OF}
+    app = "mlflow"
     service = f"mlflow.{MLFLOW_NAMESPACE}"
-    hosts = [
-        "mlflow",
-        service,
-        f"{service}.svc",
-        f"{service}.svc.cluster.local",
-        "localhost",
-        "127.0.0.1",
-    ]
+    hosts = ["mlflow", service, f"{service}.svc", f"{service}.svc.cluster.local", "localhost", "127.0.0.1"]
     allowed_hosts = ",".join(host for name in hosts for host in (name, f"{name}:*"))
     cors = f"http://localhost:{MLFLOW_PORT},http://127.0.0.1:{MLFLOW_PORT}"
-    secret_env = [
-        {"name": key, "valueFrom": {"secretKeyRef": {"name": MLFLOW_S3_SECRET, "key": key}}}
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    ]
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": MLFLOW_NAMESPACE, "labels": dict(_PART_OF)},
-    }
     pvc = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "mlflow-data", "namespace": MLFLOW_NAMESPACE, "labels": labels},
+        "metadata": _metadata("mlflow-data", MLFLOW_NAMESPACE, app),
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
     }
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "mlflow", "namespace": MLFLOW_NAMESPACE, "labels": labels},
+        "metadata": _metadata("mlflow", MLFLOW_NAMESPACE, app),
         "spec": {
             "replicas": 1,
             "strategy": {"type": "Recreate"},  # one SQLite file on a ReadWriteOnce volume
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": {"app.kubernetes.io/name": app, **_PART_OF}},
                 "spec": {
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 10001,
-                        "runAsGroup": 10001,
-                        "fsGroup": 10001,
-                    },
+                    "securityContext": _pod_security(10001),
                     "containers": [
                         {
                             "name": "mlflow",
@@ -678,7 +815,10 @@ def mlflow_server(
                                         "AWS_DEFAULT_REGION": S3_REGION,
                                     }
                                 ),
-                                *secret_env,
+                                *_secret_env(
+                                    MLFLOW_S3_SECRET,
+                                    {key: key for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
+                                ),
                             ],
                             "ports": [{"name": "http", "containerPort": MLFLOW_PORT, "protocol": "TCP"}],
                             "readinessProbe": {
@@ -696,10 +836,7 @@ def mlflow_server(
                                 "requests": {"cpu": "100m", "memory": "512Mi"},
                                 "limits": {"cpu": "1", "memory": "2Gi"},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
+                            "securityContext": dict(_RESTRICTED_CONTAINER),
                             "volumeMounts": [{"name": "data", "mountPath": "/mlflow"}],
                         }
                     ],
@@ -711,10 +848,10 @@ def mlflow_server(
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "mlflow", "namespace": MLFLOW_NAMESPACE, "labels": labels},
+        "metadata": _metadata("mlflow", MLFLOW_NAMESPACE, app),
         "spec": {
             "type": "NodePort",
-            "selector": {"app.kubernetes.io/name": "mlflow"},
+            "selector": {"app.kubernetes.io/name": app},
             "ports": [
                 {
                     "name": "http",
@@ -726,16 +863,19 @@ def mlflow_server(
             ],
         },
     }
-    return [namespace, pvc, deployment, svc]
+    return [_namespace(MLFLOW_NAMESPACE), pvc, deployment, svc]
 
 
 # ----------------------------------------------------------------------------------------------------------
-# manifests/
+# manifests/: platform objects, and the kustomize base and overlays of the InferenceService
 # ----------------------------------------------------------------------------------------------------------
 
-#: Placeholders of the example InferenceServices in manifests/ (the pipeline deploys the real ones).
-EXAMPLE_CHAMPION_URI = "s3://mlpipeline/mlflow/1/models/m-champion-placeholder/artifacts/"
-EXAMPLE_CHALLENGER_URI = "s3://mlpipeline/mlflow/1/models/m-challenger-placeholder/artifacts/"
+#: Registry versions that the base (champion) and the canary overlay (challenger) point at. The deploy step
+#: publishes version N to ``s3://models/arrest-predictor/vN/``, so after two pipeline runs these are real.
+EXAMPLE_CHAMPION_VERSION = 1
+EXAMPLE_CHALLENGER_VERSION = 2
+EXAMPLE_CANARY_PERCENT = 10
+KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
 
 _HEADER = (
     "# Generated by `python -m chicago_arrest.k8s write-manifests manifests/`\n"
@@ -751,6 +891,10 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
+def _dump_one(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=120)
+
+
 def dump_yaml(objects: Sequence[Obj], *, header: str = "") -> str:
     """Serialise objects as a multi-document YAML string (keys in insertion order).
 
@@ -761,59 +905,141 @@ def dump_yaml(objects: Sequence[Obj], *, header: str = "") -> str:
     Returns:
         The YAML text.
     """
-    docs = [
-        yaml.dump(obj, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=120)
-        for obj in objects
+    return header + "---\n" + "---\n".join(_dump_one(obj) for obj in objects)
+
+
+def _isvc_target() -> Obj:
+    group, version = ISVC_API_VERSION.split("/")
+    return {"group": group, "version": version, "kind": "InferenceService", "name": ISVC_NAME}
+
+
+def _env_index(container: Mapping[str, Any], env_name: str) -> int:
+    return next(i for i, env in enumerate(container["env"]) if env["name"] == env_name)
+
+
+def kind_overlay_patch() -> list[Obj]:
+    """JSON 6902 patch of ``overlays/kind``: the ``kind`` resource profile."""
+    return [
+        {
+            "op": "replace",
+            "path": "/spec/predictor/containers/0/resources",
+            "value": _resources(RESOURCE_PROFILES["kind"]),
+        }
     ]
-    return header + "---\n" + "---\n".join(docs)
+
+
+def canary_overlay_patch(
+    model_version: int = EXAMPLE_CHALLENGER_VERSION, percent: int = EXAMPLE_CANARY_PERCENT
+) -> list[Obj]:
+    """JSON 6902 patch of ``overlays/canary``: a challenger version at ``percent`` % of traffic.
+
+    ``test`` operations pin the env entries the ``replace`` operations address by index, so a reordered env
+    list fails the build instead of patching the wrong variable.
+    """
+    container = predictor_container(storage_uri=model_storage_uri(1), model_version=1)
+    uri_at, version_at = _env_index(container, STORAGE_URI_ENV), _env_index(container, MODEL_VERSION_ENV)
+    env = "/spec/predictor/containers/0/env"
+    return [
+        {
+            "op": "add",
+            "path": "/spec/predictor/canaryTrafficPercent",
+            "value": validate_canary_percent(percent),
+        },
+        {"op": "test", "path": f"{env}/{uri_at}/name", "value": STORAGE_URI_ENV},
+        {"op": "replace", "path": f"{env}/{uri_at}/value", "value": model_storage_uri(model_version)},
+        {"op": "test", "path": f"{env}/{version_at}/name", "value": MODEL_VERSION_ENV},
+        {"op": "replace", "path": f"{env}/{version_at}/value", "value": str(model_version)},
+    ]
+
+
+def _kustomization(resources: Sequence[str], patches: Sequence[str] = ()) -> Obj:
+    doc: Obj = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization", "resources": list(resources)}
+    if patches:
+        doc["patches"] = [{"path": path, "target": _isvc_target()} for path in patches]
+    return doc
 
 
 def render_manifests(image: str = DEFAULT_IMAGE) -> dict[str, str]:
-    """Render every file of ``manifests/``.
+    """Render every generated file of ``manifests/``.
+
+    Layout:
+
+    * ``platform/``: what ``kind-cluster/up.sh`` applies: MinIO (+ NetworkPolicy, bucket Job), MLflow, and
+      the ``models`` namespace with its S3 ServiceAccount and the deployer RBAC (a kustomization too);
+    * ``base/``: the InferenceService as :func:`inference_service` builds it (``standard`` resources, the
+      champion, registry version 1);
+    * ``overlays/kind``: base + ``kind`` resources (what the deploy step applies on kind);
+    * ``overlays/canary``: kind + registry version 2 at 10 % of traffic.
 
     Args:
-        image: Image of the ServingRuntime and the MLflow server.
+        image: The project image (predictor, MLflow server, bucket Job).
 
     Returns:
-        ``{file name: YAML text}``.
+        ``{path relative to manifests/: text}``.
     """
-    champion = inference_service(storage_uri=EXAMPLE_CHAMPION_URI, model_version="1")
-    canary = inference_service(storage_uri=EXAMPLE_CHALLENGER_URI, model_version="2", canary_percent=10)
-    files: dict[str, tuple[str, list[Obj]]] = {
-        "namespace.yaml": (
-            "The model namespace (labelled for KFP's seaweedfs NetworkPolicy).",
-            [models_namespace()],
+    objects: dict[str, tuple[str, list[Obj]]] = {
+        "platform/minio.yaml": (
+            "MinIO (quay.io image) and who may reach it; its Secret minio-root is generated by up.sh.",
+            [*minio_server(), store_network_policy()],
         ),
-        "serviceaccount.yaml": (
-            "S3 ServiceAccount of the predictor; kind-cluster/up.sh creates its Secret (never committed).",
-            [s3_service_account()],
+        "platform/minio-buckets.yaml": (
+            f"Creates the buckets {', '.join(BUCKETS)} (idempotent; runs the project image).",
+            [bucket_setup_job(image)],
         ),
-        "networkpolicy.yaml": (
-            "Lets models/ and mlflow/ reach SeaweedFS (kubeflow) on its S3 port.",
-            [network_policy()],
-        ),
-        "rbac.yaml": ("Lets KFP's pipeline-runner deploy the InferenceService.", deployer_rbac()),
-        "servingruntime.yaml": (
-            "The project's ServingRuntime (python -m arrest_server).",
-            [serving_runtime(image)],
-        ),
-        "mlflow.yaml": (
-            "MLflow tracking server; its Secret mlflow-s3 is created by kind-cluster/up.sh.",
+        "platform/mlflow.yaml": (
+            "MLflow tracking server, artifacts proxied to MinIO; its Secret mlflow-s3 is created by up.sh.",
             mlflow_server(image),
         ),
-        "inferenceservice-champion.yaml": (
-            "EXAMPLE: a first deploy, 100% to one revision. Placeholder storageUri (the pipeline deploys).",
-            [champion],
+        "platform/models.yaml": (
+            "Namespace of the InferenceService, its S3 ServiceAccount (Secret by up.sh) and the RBAC that "
+            "lets KFP's pipeline-runner deploy it.",
+            [models_namespace(), s3_service_account(), *deployer_rbac()],
         ),
-        "inferenceservice-canary.yaml": (
-            "EXAMPLE: a challenger gets 10% of traffic, the previous revision 90%. Placeholder storageUri.",
-            [canary],
+        "base/inferenceservice.yaml": (
+            "The InferenceService: champion = registry version 1, standard resources.",
+            [
+                inference_service(
+                    storage_uri=model_storage_uri(EXAMPLE_CHAMPION_VERSION),
+                    model_version=EXAMPLE_CHAMPION_VERSION,
+                    image=image,
+                )
+            ],
         ),
     }
-    return {
-        filename: dump_yaml(objects, header=_HEADER + f"# {description}\n")
-        for filename, (description, objects) in files.items()
+    files = {
+        path: dump_yaml(docs, header=_HEADER + f"# {description}\n")
+        for path, (description, docs) in objects.items()
     }
+    plain: dict[str, tuple[str, Any]] = {
+        "platform/kustomization.yaml": (
+            "kubectl apply -k manifests/platform (kind-cluster/up.sh applies the same files, after the Secrets).",
+            _kustomization(["models.yaml", "minio.yaml", "minio-buckets.yaml", "mlflow.yaml"]),
+        ),
+        "base/kustomization.yaml": (
+            "The InferenceService as the generator builds it.",
+            _kustomization(["inferenceservice.yaml"]),
+        ),
+        "overlays/kind/kustomization.yaml": (
+            "kubectl apply -k manifests/overlays/kind: serve version 1 with resources trimmed for kind.",
+            _kustomization(["../../base"], ["patch-resources.yaml"]),
+        ),
+        "overlays/kind/patch-resources.yaml": (
+            "JSON 6902 patch: the kind resource profile.",
+            kind_overlay_patch(),
+        ),
+        "overlays/canary/kustomization.yaml": (
+            f"kubectl apply -k manifests/overlays/canary: version {EXAMPLE_CHALLENGER_VERSION} gets "
+            f"{EXAMPLE_CANARY_PERCENT} % of traffic, the rolled-out revision the rest.",
+            _kustomization(["../kind"], ["patch-canary.yaml"]),
+        ),
+        "overlays/canary/patch-canary.yaml": (
+            "JSON 6902 patch: canaryTrafficPercent and the challenger's model.",
+            canary_overlay_patch(),
+        ),
+    }
+    for path, (description, doc) in plain.items():
+        files[path] = _HEADER + f"# {description}\n" + _dump_one(doc)
+    return dict(sorted(files.items()))
 
 
 def write_manifests(directory: str | Path, *, image: str = DEFAULT_IMAGE) -> list[Path]:
@@ -821,16 +1047,16 @@ def write_manifests(directory: str | Path, *, image: str = DEFAULT_IMAGE) -> lis
 
     Args:
         directory: Target folder, normally ``manifests/``.
-        image: Image of the ServingRuntime and the MLflow server.
+        image: The project image.
 
     Returns:
         The written paths, sorted.
     """
     target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
     written = []
-    for filename, text in render_manifests(image).items():
-        path = target / filename
+    for relative, text in render_manifests(image).items():
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return sorted(written)
@@ -1093,7 +1319,7 @@ def parse_status(
     """
     metadata = isvc.get("metadata") or {}
     spec_predictor = (isvc.get("spec") or {}).get("predictor") or {}
-    spec_version = _model_version_of([spec_predictor.get("model") or {}])
+    spec_version = _model_version_of(spec_predictor.get("containers"))
     status_obj = isvc.get("status") or {}
     predictor = (status_obj.get("components") or {}).get("predictor") or {}
     versions = dict(revisions or {})
@@ -1280,13 +1506,14 @@ def _merge_patch(obj: Mapping[str, Any]) -> Obj:
 
     JSON merge patch keeps fields the patch omits, so the optional fields we manage are set to ``null`` when
     ``obj`` leaves them out: otherwise a ``canaryTrafficPercent: 0`` left by a rollback would starve the new
-    revision, and an old image override would stick.
+    revision. Lists (``containers``) are replaced whole. A ``model`` spec (a predictor written by hand for a
+    ServingRuntime) is removed, because KServe refuses a predictor with both.
     """
     metadata = obj.get("metadata") or {}
     spec = json.loads(json.dumps(obj.get("spec") or {}))
     predictor = spec.setdefault("predictor", {})
     predictor.setdefault("canaryTrafficPercent", None)
-    predictor.setdefault("model", {}).setdefault("image", None)
+    predictor.setdefault("model", None)
     patch: Obj = {"metadata": {}, "spec": spec}
     for key in ("labels", "annotations"):
         if metadata.get(key):
@@ -1307,7 +1534,7 @@ def apply_inference_service(
 
     Runs ``kubectl -n <ns> patch isvc <name> --type merge -p <patch> -o json``; when that reports NotFound,
     ``kubectl create -f - -o json`` with ``obj`` on stdin. Optional fields we manage that ``obj`` omits
-    (``canaryTrafficPercent``, ``model.image``) are removed, so the result matches ``obj``.
+    (``canaryTrafficPercent``, ``model``) are removed, so the result matches ``obj``.
 
     Args:
         obj: From :func:`inference_service`.
@@ -1422,13 +1649,15 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument("--image", default=DEFAULT_IMAGE)
 
     render = sub.add_parser("render-isvc", help="print an InferenceService as YAML")
+    render.add_argument("--model-version", required=True, help="registry version to serve")
     render.add_argument(
-        "--storage-uri", required=True, help="s3:// or mlflow-artifacts:/ location of the model dir"
+        "--storage-uri",
+        default=None,
+        help="s3:// location of the model dir (default: where the deploy step publishes the version)",
     )
-    render.add_argument("--model-version", required=True)
     render.add_argument("--canary", type=int, default=None, help="canaryTrafficPercent (0..100)")
-    render.add_argument("--image", default=None)
-    render.add_argument("--artifacts-destination", default=MLFLOW_ARTIFACTS_DESTINATION)
+    render.add_argument("--image", default=DEFAULT_IMAGE)
+    render.add_argument("--profile", choices=sorted(RESOURCE_PROFILES), default="kind")
 
     def cluster_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name", default=ISVC_NAME)
@@ -1465,12 +1694,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in write_manifests(args.directory, image=args.image):
                 print(path)
         elif args.command == "render-isvc":
-            uri = storage_uri_for(args.storage_uri, artifacts_destination=args.artifacts_destination)
             obj = inference_service(
-                storage_uri=uri,
+                storage_uri=args.storage_uri or model_storage_uri(args.model_version),
                 model_version=args.model_version,
                 canary_percent=args.canary,
                 image=args.image,
+                profile=args.profile,
             )
             sys.stdout.write(dump_yaml([obj]))
         else:

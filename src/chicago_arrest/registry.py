@@ -34,6 +34,7 @@ from chicago_arrest.settings import Settings
 
 if TYPE_CHECKING:
     from chicago_arrest.model import ArrestModel
+    from chicago_arrest.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +171,47 @@ def alias_version(client: MlflowClient, alias: str, name: str = MODEL_NAME) -> s
         return None
 
 
-def model_artifact_location(client: MlflowClient, version: str, name: str = MODEL_NAME) -> str:
-    """Where a registered version's files live (``s3://...``, ``mlflow-artifacts:/...`` or ``file://...``)."""
-    source = str(client.get_model_version(name, version).source)
-    if source.startswith("models:/m-"):
-        # MLflow 3: the version's source is the LoggedModel; its artifact_location is where the files are.
-        return str(client.get_logged_model(source.removeprefix("models:/")).artifact_location)
-    return str(client.get_model_version_download_uri(name, version))
+def publish_model_version(
+    client: MlflowClient, version: str, store: ObjectStore, prefix: str, name: str = MODEL_NAME
+) -> list[str]:
+    """Copy a registered version's model directory (the one with ``MLmodel``) into an object store.
+
+    The cluster deploy step publishes each served version to ``s3://models/arrest-predictor/v<N>/``, where
+    KServe's storage-initializer reads it; serving never depends on where MLflow keeps its artifacts. A
+    re-run writes the same keys and removes stale ones, so the prefix always holds exactly this version.
+
+    Args:
+        client: MLflow client of the registry.
+        version: Registry version.
+        store: Destination store (the models bucket).
+        prefix: Key prefix, e.g. ``arrest-predictor/v3`` (no trailing slash).
+        name: Registered model name.
+
+    Returns:
+        The keys written, sorted.
+
+    Raises:
+        RuntimeError: If the downloaded directory has no ``MLmodel`` file.
+    """
+    prefix = prefix.strip("/")
+    with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=client.tracking_uri
+            )
+        )
+        if not (local / "MLmodel").is_file():
+            raise RuntimeError(f"models:/{name}/{version} has no MLmodel file; not a model directory")
+        files = sorted(path for path in local.rglob("*") if path.is_file())
+        keys = []
+        for path in files:
+            key = f"{prefix}/{path.relative_to(local).as_posix()}"
+            store.put_bytes(key, path.read_bytes())
+            keys.append(key)
+    for stale in sorted(set(store.list_keys(prefix + "/")) - set(keys)):
+        store.delete(stale)
+    log.info("published %s v%s to %s (%d files)", name, version, store.uri(prefix + "/"), len(keys))
+    return sorted(keys)
 
 
 @dataclass

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chicago_arrest import __version__
+
 #: Local development defaults of MinIO / KFP's SeaweedFS. Clearly not secrets; override them anywhere real.
 LOCAL_S3_ACCESS_KEY = "minio"
 LOCAL_S3_SECRET_KEY = "minio123"  # the well-known local default of KFP's object store
@@ -37,6 +39,10 @@ class Settings(BaseSettings):
         s3_region: Region sent to the S3 API.
         mlflow_tracking_uri: MLflow tracking URI; defaults to a SQLite file under ``data_dir``.
         data_dir: Local working directory (object store, MLflow, run outputs, serving state).
+        models_bucket: Bucket where the cluster deploy step publishes served model versions
+            (``s3://<models_bucket>/arrest-predictor/v<N>/``), read by KServe's storage-initializer.
+        serving_image: Image of the predictor the cluster deploy step deploys.
+        serving_profile: Resources of the predictor: ``standard`` or ``kind`` (trimmed for a laptop).
     """
 
     model_config = SettingsConfigDict(
@@ -63,6 +69,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("ARREST_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI")
     )
     data_dir: Path = Path(".data")
+
+    models_bucket: str = "models"
+    serving_image: str = f"chicago-arrest:{__version__}"
+    serving_profile: Literal["standard", "kind"] = "standard"
 
     @property
     def store_dir(self) -> Path:

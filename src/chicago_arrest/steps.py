@@ -630,7 +630,8 @@ def deploy_step(
     - Rejected: serving is left as it is.
 
     Locally this writes the serving state that ``make serve`` reads (a running server picks it up); on a
-    cluster it creates or patches the ``arrest-predictor`` InferenceService.
+    cluster it publishes the model to ``s3://<models_bucket>/arrest-predictor/v<N>/`` and creates or patches
+    the ``arrest-predictor`` InferenceService (image ``serving_image``, resources ``serving_profile``).
 
     Returns:
         What was done: ``target``, ``action``, ``champion``, ``challenger``, ``canary_percent``.
@@ -668,16 +669,23 @@ def deploy_step(
         log.info("deploy (local): %s", state)
     else:
         from chicago_arrest import k8s
-        from chicago_arrest.registry import model_artifact_location
+        from chicago_arrest.registry import publish_model_version
+        from chicago_arrest.store import make_store
 
         new = challenger or champion
+        publish_model_version(
+            client, new, make_store(settings, bucket=settings.models_bucket), k8s.model_key_prefix(new)
+        )
         obj = k8s.inference_service(
-            storage_uri=k8s.storage_uri_for(model_artifact_location(client, new)),
+            storage_uri=k8s.model_storage_uri(new, bucket=settings.models_bucket),
             model_version=new,
             canary_percent=percent if challenger else None,
             namespace=namespace,
+            image=settings.serving_image,
+            profile=settings.serving_profile,
         )
         k8s.apply_inference_service_api(obj)
+        result["storage_uri"] = k8s.model_storage_uri(new, bucket=settings.models_bucket)
         log.info(
             "deploy (cluster): InferenceService %s/%s serves v%s (%s)",
             namespace,

@@ -338,6 +338,20 @@ class S3Store:
                         raise
         self._bucket_ready = True
 
+    def ensure_bucket(self) -> bool:
+        """Create the bucket if it is missing (idempotent).
+
+        Returns:
+            ``True`` if the bucket was created now, ``False`` if it existed.
+
+        Raises:
+            StoreError: If the S3 API cannot be reached or refuses.
+        """
+        with self._translate("checking the bucket"):
+            existed = bool(self._client.bucket_exists(bucket_name=self.bucket))
+        self._ready()
+        return not existed
+
     # -- ObjectStore -------------------------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -494,12 +508,13 @@ def _root_cause(exc: BaseException) -> str:
     return str(reason if reason is not None else exc)
 
 
-def make_store(settings: Settings) -> ObjectStore:
+def make_store(settings: Settings, *, bucket: str | None = None) -> ObjectStore:
     """Build the object store the settings ask for.
 
     Args:
         settings: ``store_backend`` picks the backend: ``local`` (root ``settings.store_dir``) or ``s3``
             (``s3_endpoint``, ``s3_bucket``, credentials, ``s3_secure``, ``s3_region``).
+        bucket: Another bucket than ``s3_bucket`` on the same S3 API (locally: a sub-folder of the store).
 
     Returns:
         A :class:`LocalStore` or an :class:`S3Store`.
@@ -509,12 +524,12 @@ def make_store(settings: Settings) -> ObjectStore:
             settings.s3_endpoint,
             settings.s3_access_key,
             settings.s3_secret_key.get_secret_value(),
-            settings.s3_bucket,
+            bucket or settings.s3_bucket,
             secure=settings.s3_secure,
             region=settings.s3_region,
         )
     else:
-        store = LocalStore(settings.store_dir)
+        store = LocalStore(settings.store_dir / bucket if bucket else settings.store_dir)
     logger.info("object store: %s", store.uri())
     return store
 

@@ -123,7 +123,14 @@ def test_kind_config() -> None:
     (node,) = config["nodes"]
     assert node["image"] == VERSIONS["KIND_NODE_IMAGE"]
     ports = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
-    assert ports == {30080: 3000, 31080: 8180, k8s.MLFLOW_NODE_PORT: 5000}
+    assert ports == {
+        30080: 3000,  # KFP UI
+        31080: 8180,  # Kourier
+        k8s.MINIO_NODE_PORT: 9000,
+        k8s.MINIO_CONSOLE_NODE_PORT: 9001,
+        k8s.MLFLOW_NODE_PORT: 5000,
+    }
+    assert config["networking"]["podSubnet"] == k8s.POD_SUBNET  # the MinIO NetworkPolicy relies on it
     assert all(m["listenAddress"] == "127.0.0.1" for m in node["extraPortMappings"])
     up = (KIND_DIR / "up.sh").read_text()
     assert "KFP_UI_NODE_PORT=30080" in up
@@ -226,9 +233,9 @@ case "${name}" in
   kubectl)
     if [[ "${args}" == *"jsonpath={.data.ingress}"* ]]; then
       printf '%s' "${STUB_INGRESS}"
-    elif [[ "${args}" == *" get secret mlpipeline-minio-artifact "* ]]; then
-      if [[ -n "${STUB_KFP_KEYS:-}" ]]; then
-        [[ "${args}" == *accesskey* ]] && printf 'kfp-access' || printf 'kfp-secret-value'
+    elif [[ "${args}" == *" get secret minio-root "* ]]; then
+      if [[ -n "${STUB_MINIO_KEYS:-}" ]]; then
+        [[ "${args}" == *MINIO_ROOT_USER* ]] && printf 'stored-user' || printf 'stored-password-value'
       else
         exit 1
       fi
@@ -327,12 +334,17 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
         f"kserve/releases/download/{v['KSERVE_VERSION']}/kserve-cluster-resources.yaml",
         "patch configmap inferenceservice-config",
         "rollout restart deployment/kserve-controller-manager",
-        "manifests/namespace.yaml",
+        "create namespace minio",
+        "create secret generic minio-root",
+        "manifests/platform/minio.yaml",
+        "rollout status deployment/minio",
+        "delete job minio-buckets --ignore-not-found",
+        "wait --for=condition=complete job/minio-buckets",
+        "manifests/platform/models.yaml",
         "create secret generic kserve-s3",
         "annotate secret kserve-s3",
-        "manifests/serviceaccount.yaml",
-        "manifests/networkpolicy.yaml",
-        "manifests/rbac.yaml",
+        "create configmap chicago-arrest-config",
+        "create secret generic chicago-arrest-s3",
         "create secret generic mlflow-s3",
         "rollout status deployment/mlflow",
     ]
@@ -353,17 +365,26 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     assert "ingressGateway" in patch_call
 
     annotate = calls[_index(calls, "annotate secret kserve-s3")]
-    assert "serving.kserve.io/s3-endpoint=seaweedfs.kubeflow:9000" in annotate
+    assert f"serving.kserve.io/s3-endpoint={k8s.S3_ENDPOINT}" in annotate
     assert "serving.kserve.io/s3-usehttps=0" in annotate
 
-    # credentials: KFP's secret unreadable here -> local defaults, passed by file, never on a command line
-    assert "minio123" not in "\n".join(calls)
+    # credentials: generated on the first run, passed by file, never on a command line
     stdin = {p.name: p.read_text() for p in sorted(state.glob("stdin-*.yaml"))}
     secrets = [text for text in stdin.values() if text.startswith("kind: Secret")]
-    aws = [s for s in secrets if "AWS_ACCESS_KEY_ID" in s]
-    assert len(secrets) == 3
-    assert len(aws) == 2
-    assert all("AWS_ACCESS_KEY_ID=minio\n" in s and "AWS_SECRET_ACCESS_KEY=minio123" in s for s in aws)
+    assert len(secrets) == 4  # minio-root, models/kserve-s3, kubeflow/chicago-arrest-s3, mlflow/mlflow-s3
+    root = next(s for s in secrets if "MINIO_ROOT_USER" in s)
+    user = re.search(r"MINIO_ROOT_USER=(\S+)", root)
+    password = re.search(r"MINIO_ROOT_PASSWORD=(\S+)", root)
+    assert user
+    assert password
+    assert re.fullmatch(r"admin-[0-9a-f]{8}", user.group(1))
+    assert re.fullmatch(r"[0-9a-f]{48}", password.group(1))
+    assert "MinIO keys: generated" in result.stdout
+    for secret in secrets:
+        assert user.group(1) in secret
+        assert password.group(1) in secret
+    assert password.group(1) not in "\n".join(calls)
+    assert "minio123" not in "\n".join(stdin.values())
     # the pipeline steps' Secret and ConfigMap (names used by pipelines/training.py)
     from pipelines.training import CONFIG_KEYS, CONFIG_MAP, SECRET, SECRET_KEYS
 
@@ -372,20 +393,24 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     config_call = calls[_index(calls, f"create configmap {CONFIG_MAP}")]
     assert all(f"{key}=" in config_call for key in CONFIG_KEYS)
     assert "MLFLOW_TRACKING_URI=http://mlflow.mlflow.svc.cluster.local:5000" in config_call
+    assert f"ARREST_S3_ENDPOINT={k8s.S3_ENDPOINT}" in config_call
+    assert "ARREST_SERVING_IMAGE=chicago-arrest:test" in config_call
+    assert "ARREST_SERVING_PROFILE=kind" in config_call
+    assert f"ARREST_MODELS_BUCKET={k8s.MODELS_BUCKET}" in config_call
     assert f"create secret generic {SECRET}" in "\n".join(calls)
-    assert "using KFP's well-known local defaults" in result.stderr
 
     # generated manifests are applied with the image substituted
-    runtime = next(text for text in stdin.values() if "kind: ServingRuntime" in text)
-    assert "image: chicago-arrest:test" in runtime
-    assert f"image: {k8s.DEFAULT_IMAGE}" not in runtime
-    assert yaml.safe_load_all(runtime)
+    job = next(text for text in stdin.values() if "name: minio-buckets" in text)
+    assert "image: chicago-arrest:test" in job
+    assert f"image: {k8s.DEFAULT_IMAGE}" not in job
+    assert [d["kind"] for d in yaml.safe_load_all(job) if d] == ["Job"]
     mlflow = next(text for text in stdin.values() if "name: mlflow-data" in text)
     assert "image: chicago-arrest:test" in mlflow
 
     assert "http://localhost:3000" in result.stdout
     assert "http://localhost:5000" in result.stdout
     assert "http://localhost:8180" in result.stdout
+    assert "http://localhost:9001" in result.stdout
 
 
 def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
@@ -393,8 +418,10 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
     (state / "cluster-exists").touch()
     env |= {
         "STUB_INGRESS": '{"ingressGateway": "x", "disableIstioVirtualHost": true}',
-        "STUB_KFP_KEYS": "1",
+        "STUB_MINIO_KEYS": "1",
         "KEEP_LLMISVC": "1",
+        "S3_ACCESS_KEY": "ignored-user",
+        "S3_SECRET_KEY": "ignored-password",
     }
     result = _run("up.sh", env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -405,18 +432,44 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
     assert not any("patch configmap inferenceservice-config" in c for c in calls)
     assert not any("llmisvc" in c for c in calls)
     secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
-    step_secrets = [s for s in secrets if "ARREST_S3_ACCESS_KEY" in s]
-    assert step_secrets
-    assert all(
-        "ARREST_S3_ACCESS_KEY=kfp-access\n" in s and "ARREST_S3_SECRET_KEY=kfp-secret-value" in s
-        for s in step_secrets
-    )
-    secrets = [s for s in secrets if "ARREST_S3_ACCESS_KEY" not in s]
-    assert all(
-        "AWS_ACCESS_KEY_ID=kfp-access\n" in s and "AWS_SECRET_ACCESS_KEY=kfp-secret-value" in s
-        for s in secrets
-    )
-    assert "kfp-secret-value" not in "\n".join(calls)
+    # the keys MinIO was created with are kept (a new pair would lock everyone out of the existing data)
+    assert len(secrets) == 4
+    assert all("=stored-user\n" in s and "=stored-password-value\n" in s for s in secrets)
+    assert "reusing Secret minio/minio-root" in result.stdout
+    assert "S3_ACCESS_KEY differs" in result.stderr
+    assert "stored-password-value" not in "\n".join(calls)
+
+
+def test_up_sh_takes_keys_from_the_environment(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    result = _run("up.sh", env | {"S3_ACCESS_KEY": "my-user", "S3_SECRET_KEY": "my-long-secret"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
+    assert all("=my-user\n" in s and "=my-long-secret\n" in s for s in secrets)
+    short = _run("up.sh", env | {"S3_ACCESS_KEY": "my-user", "S3_SECRET_KEY": "short"})
+    assert short.returncode != 0
+    assert "at least 8 characters" in short.stderr
+
+
+def test_up_sh_agrees_with_the_generator() -> None:
+    """up.sh's endpoint, buckets and URIs are the ones chicago_arrest.k8s writes into the manifests."""
+    up = (KIND_DIR / "up.sh").read_text()
+
+    def value(name: str) -> str:
+        match = re.search(rf'^{name}="([^"]*)"$', up, flags=re.M)
+        assert match, name
+        return match.group(1)
+
+    assert value("S3_ENDPOINT") == k8s.S3_ENDPOINT
+    assert value("S3_REGION") == k8s.S3_REGION
+    assert (value("DATA_BUCKET"), value("MLFLOW_BUCKET"), value("MODELS_BUCKET")) == k8s.BUCKETS
+    assert value("MLFLOW_IN_CLUSTER_URI") == k8s.MLFLOW_IN_CLUSTER_URI
+    assert value("DEFAULT_IMAGE") == k8s.DEFAULT_IMAGE
+    assert VERSIONS["MINIO_IMAGE"] == k8s.MINIO_IMAGE
+    from chicago_arrest.settings import Settings
+
+    assert Settings().s3_bucket == k8s.DATA_BUCKET
+    assert Settings().models_bucket == k8s.MODELS_BUCKET
 
 
 def test_up_sh_refuses_without_the_image(stubs: tuple[Path, dict[str, str]]) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from chicago_arrest import k8s
+from tests.code import kustomize_lite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO_ROOT / "tests" / "data" / "crds"
@@ -117,35 +118,63 @@ def test_tighten_only_touches_schema_objects(schemas: dict[str, dict[str, Any]])
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Objects validate against the CRDs
+# The InferenceService validates against the CRD
 # ------------------------------------------------------------------------------------------------------------
 
-CHAMPION = "s3://mlpipeline/mlflow/1/models/m-abc/artifacts/"
+CHAMPION = "s3://models/arrest-predictor/v3/"
+
+
+def _container(obj: dict[str, Any]) -> dict[str, Any]:
+    (container,) = obj["spec"]["predictor"]["containers"]
+    return container
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
 @pytest.mark.parametrize("canary", [None, 0, 10, 100])
+@pytest.mark.parametrize("profile", ["standard", "kind"])
 def test_inference_service_validates(
-    strict: dict[str, jsonschema.Draft7Validator], canary: int | None
+    strict: dict[str, jsonschema.Draft7Validator], canary: int | None, profile: k8s.Profile
 ) -> None:
-    obj = k8s.inference_service(storage_uri=CHAMPION, model_version=3, canary_percent=canary)
+    obj = k8s.inference_service(storage_uri=CHAMPION, model_version=3, canary_percent=canary, profile=profile)
     assert _errors(strict["InferenceService"], obj) == []
     predictor = obj["spec"]["predictor"]
     assert predictor.get("canaryTrafficPercent") == canary
     assert predictor["minReplicas"] == 1
-    model = predictor["model"]
-    assert model["modelFormat"] == {"name": "arrest-pyfunc"}
-    assert model["runtime"] == "arrest-predictor-runtime"
-    assert model["protocolVersion"] == "v2"
-    assert model["storageUri"] == CHAMPION
-    assert {"name": "ARREST_SERVER_MODEL_VERSION", "value": "3"} in model["env"]
-    assert model["resources"] == {
-        "requests": {"cpu": "100m", "memory": "512Mi"},
-        "limits": {"cpu": "1", "memory": "1Gi"},
-    }
+    assert predictor["serviceAccountName"] == "kserve-s3"
+    assert "model" not in predictor  # a custom container, not a ServingRuntime
+    container = _container(obj)
+    assert container["name"] == "kserve-container"  # the name KServe looks for (STORAGE_URI, probes)
+    assert container["image"] == k8s.DEFAULT_IMAGE
+    assert container["command"] + container["args"] == [
+        "python",
+        "-m",
+        "arrest_server",
+        "--model_name=arrest-predictor",
+        "--model_dir=/mnt/models",
+        "--http_port=8080",
+    ]
+    env = _env(container)
+    assert env["STORAGE_URI"] == CHAMPION
+    assert env["PROTOCOL"] == "v2"
+    assert env["ARREST_SERVER_MODEL_VERSION"] == "3"
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["resources"] == k8s.RESOURCE_PROFILES[profile]
+    assert container["securityContext"]["runAsNonRoot"] is True
     annotations = obj["metadata"]["annotations"]
     assert annotations["serving.kserve.io/deploymentMode"] == "Knative"
     assert annotations["serving.kserve.io/enable-tag-routing"] == "true"
     assert set(obj["metadata"]) <= {"name", "namespace", "labels", "annotations"}
+
+
+def test_kind_profile_is_trimmed() -> None:
+    kind, standard = k8s.RESOURCE_PROFILES["kind"], k8s.RESOURCE_PROFILES["standard"]
+    assert kind["requests"] == {"cpu": "100m", "memory": "512Mi"}
+    assert standard["requests"]["cpu"] == "1"
+    assert kind["limits"]["cpu"] == standard["limits"]["cpu"] == "1"  # the model is single-threaded
 
 
 def test_inference_service_options(strict: dict[str, jsonschema.Draft7Validator]) -> None:
@@ -160,83 +189,24 @@ def test_inference_service_options(strict: dict[str, jsonschema.Draft7Validator]
         max_replicas=3,
     )
     assert _errors(strict["InferenceService"], obj) == []
-    model = obj["spec"]["predictor"]["model"]
-    assert model["storageUri"] == "s3://bucket/models/v1/"  # trailing slash: storageUri is a prefix match
-    assert model["image"] == "registry.local/chicago-arrest:abc"
+    container = _container(obj)
+    assert _env(container)["STORAGE_URI"] == "s3://bucket/models/v1/"  # trailing slash: a prefix match
+    assert "--model_name=arrest-predictor-b" in container["args"]
+    assert container["image"] == "registry.local/chicago-arrest:abc"
+    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"}}
     assert obj["spec"]["predictor"]["serviceAccountName"] == "other-sa"
     assert obj["metadata"]["namespace"] == "serving"
 
 
-def test_serving_runtime_validates(strict: dict[str, jsonschema.Draft7Validator]) -> None:
-    obj = k8s.serving_runtime(image="chicago-arrest:test")
-    assert _errors(strict["ServingRuntime"], obj) == []
-    # the same spec is also a valid ClusterServingRuntime spec
-    cluster = {**copy.deepcopy(obj), "kind": "ClusterServingRuntime"}
-    del cluster["metadata"]["namespace"]
-    assert _errors(strict["ClusterServingRuntime"], cluster) == []
-    spec = obj["spec"]
-    assert obj["metadata"] == {
-        "name": "arrest-predictor-runtime",
-        "namespace": "models",
-        "labels": {
-            "app.kubernetes.io/name": "arrest-predictor-runtime",
-            "app.kubernetes.io/part-of": "chicago-arrest",
-        },
-    }
-    assert spec["supportedModelFormats"][0]["name"] == "arrest-pyfunc"
-    assert spec["protocolVersions"] == ["v2", "v1"]
-    (container,) = spec["containers"]
-    assert container["name"] == "kserve-container"
-    assert container["image"] == "chicago-arrest:test"
-    assert container["command"] + container["args"] == [
-        "python",
-        "-m",
-        "arrest_server",
-        "--model_name={{.Name}}",
-        "--model_dir=/mnt/models",
-        "--http_port=8080",
-    ]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
-    assert container["securityContext"]["runAsNonRoot"] is True
-
-
-def _manifest_docs() -> Iterator[tuple[str, dict[str, Any]]]:
-    for path in sorted(MANIFESTS.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc is not None:
-                yield path.name, doc
-
-
-def test_committed_manifests_validate(strict: dict[str, jsonschema.Draft7Validator]) -> None:
-    kinds = []
-    for filename, doc in _manifest_docs():
-        assert {"apiVersion", "kind", "metadata"} <= set(doc), filename
-        kinds.append(doc["kind"])
-        if doc["kind"] in strict:
-            assert _errors(strict[doc["kind"]], doc) == [], filename
-    assert sorted(set(kinds)) == sorted(
-        {
-            "Deployment",
-            "InferenceService",
-            "Namespace",
-            "NetworkPolicy",
-            "PersistentVolumeClaim",
-            "Role",
-            "RoleBinding",
-            "Service",
-            "ServiceAccount",
-            "ServingRuntime",
-        }
-    )
-
-
-def test_manifests_hold_no_secrets() -> None:
-    for filename, doc in _manifest_docs():
-        assert doc["kind"] != "Secret", filename
-    text = "\n".join(p.read_text() for p in MANIFESTS.glob("*.yaml"))
-    assert "minio123" not in text
-    assert "AWS_SECRET_ACCESS_KEY:" not in text  # only secretKeyRef keys, never values
+def test_model_locations() -> None:
+    assert k8s.model_key_prefix(3) == "arrest-predictor/v3"
+    assert k8s.model_storage_uri("12") == "s3://models/arrest-predictor/v12/"
+    assert k8s.model_storage_uri(1, bucket="other") == "s3://other/arrest-predictor/v1/"
+    # v1/ is not a prefix of v10/: the trailing slash keeps KServe from downloading both
+    assert not k8s.model_storage_uri(10).startswith(k8s.model_storage_uri(1))
+    for bad in (0, "-1", "abc", "", "1.5"):
+        with pytest.raises(ValueError, match="positive integer"):
+            k8s.model_key_prefix(bad)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -264,20 +234,21 @@ def test_typo_is_caught_only_by_the_tightened_schema(
     schemas: dict[str, dict[str, Any]], strict: dict[str, jsonschema.Draft7Validator]
 ) -> None:
     obj = k8s.inference_service(storage_uri=CHAMPION, model_version=1)
-    model = obj["spec"]["predictor"]["model"]
-    model["storageURI"] = model.pop("storageUri")
+    container = _container(obj)
+    container["readynessProbe"] = container.pop("readinessProbe")
     assert _errors(jsonschema.Draft7Validator(schemas["InferenceService"]), obj) == []
     errors = _errors(strict["InferenceService"], obj)
-    assert any("storageURI" in e for e in errors), errors
+    assert any("readynessProbe" in e for e in errors), errors
 
 
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        (("spec", "predictor", "model", "modelFormat"), {"version": "1"}),  # name is required
-        (("spec", "predictor", "model", "storageUri"), 42),
+        (("spec", "predictor", "containers"), [{"image": "x"}]),  # container name is required
+        (("spec", "predictor", "containers"), "kserve-container"),
         (("spec", "predictor", "minReplicas"), "one"),
         (("spec", "predictor", "canaryTraficPercent"), 10),
+        (("spec", "predictor", "storageUri"), CHAMPION),  # not a predictor field in v0.20 (env STORAGE_URI)
     ],
 )
 def test_schema_rejects_broken_objects(
@@ -289,12 +260,6 @@ def test_schema_rejects_broken_objects(
         node = node[key]
     node[path[-1]] = value
     assert _errors(strict["InferenceService"], obj)
-
-
-def test_runtime_typo_is_caught(strict: dict[str, jsonschema.Draft7Validator]) -> None:
-    obj = k8s.serving_runtime()
-    obj["spec"]["supportedModelFormat"] = obj["spec"].pop("supportedModelFormats")
-    assert _errors(strict["ServingRuntime"], obj)
 
 
 @pytest.mark.parametrize(
@@ -317,11 +282,14 @@ def test_bad_namespaces_are_rejected(namespace: str) -> None:
     ("kwargs", "match"),
     [
         ({"storage_uri": "gs://bucket/model/"}, "s3://"),
-        ({"storage_uri": "mlflow-artifacts:/1/models/m/artifacts"}, "storage_uri_for"),
+        ({"storage_uri": "mlflow-artifacts:/1/models/m/artifacts"}, "s3://"),
         ({"storage_uri": "s3://bucket/"}, "whole bucket"),
+        ({"storage_uri": "s3:///key"}, "no bucket"),
         ({"storage_uri": "s3://bucket/a/../b"}, "relative"),
+        ({"storage_uri": "s3://b/key?versionId=1"}, "query"),
         ({"model_version": " "}, "model_version"),
         ({"resources": {"request": {"cpu": "1"}}}, "requests"),
+        ({"profile": "laptop"}, "resource profile"),
         ({"min_replicas": 2, "max_replicas": 1}, "min_replicas"),
         ({"image": ""}, "image"),
     ],
@@ -333,103 +301,75 @@ def test_invalid_arguments(kwargs: dict[str, Any], match: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# storage_uri_for
+# Platform objects
 # ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        # MLflow 3 proxied artifacts (checked against an MLflow 3.17.2 server with an S3 stand-in)
-        (
-            "mlflow-artifacts:/1/models/m-4dc9/artifacts",
-            "s3://mlpipeline/mlflow/1/models/m-4dc9/artifacts/",
-        ),
-        ("mlflow-artifacts:/1/models/m-4dc9/artifacts/", "s3://mlpipeline/mlflow/1/models/m-4dc9/artifacts/"),
-        (
-            "mlflow-artifacts://mlflow.mlflow:5000/2/abc/artifacts/model",
-            "s3://mlpipeline/mlflow/2/abc/artifacts/model/",
-        ),
-        ("s3://mlpipeline/mlflow/1/models/m-1/artifacts", "s3://mlpipeline/mlflow/1/models/m-1/artifacts/"),
-        ("s3://other//double//slashes/", "s3://other/double/slashes/"),
-        ("minio://mlpipeline/v2/artifacts/run/train/model", "s3://mlpipeline/v2/artifacts/run/train/model/"),
-    ],
-)
-def test_storage_uri_for(uri: str, expected: str) -> None:
-    assert k8s.storage_uri_for(uri) == expected
-
-
-def test_storage_uri_for_custom_destination() -> None:
-    assert (
-        k8s.storage_uri_for("mlflow-artifacts:/3/x", artifacts_destination="s3://bucket/")
-        == "s3://bucket/3/x/"
-    )
-    assert (
-        k8s.storage_uri_for("mlflow-artifacts:/3/x", artifacts_destination="s3://bucket/deep/prefix/")
-        == "s3://bucket/deep/prefix/3/x/"
-    )
-
-
-@pytest.mark.parametrize(
-    ("uri", "destination", "match"),
-    [
-        ("models:/arrest@champion", k8s.MLFLOW_ARTIFACTS_DESTINATION, "resolve"),
-        ("runs:/abc/model", k8s.MLFLOW_ARTIFACTS_DESTINATION, "resolve"),
-        ("file:///tmp/model", k8s.MLFLOW_ARTIFACTS_DESTINATION, "cannot map"),
-        ("/tmp/model", k8s.MLFLOW_ARTIFACTS_DESTINATION, "cannot map"),
-        ("", k8s.MLFLOW_ARTIFACTS_DESTINATION, "empty"),
-        ("mlflow-artifacts:/", k8s.MLFLOW_ARTIFACTS_DESTINATION, "no path"),
-        ("mlflow-artifacts:/1/x", "gs://bucket/mlflow", "s3://"),
-        ("s3://bucket", k8s.MLFLOW_ARTIFACTS_DESTINATION, "whole bucket"),
-        ("s3:///key", k8s.MLFLOW_ARTIFACTS_DESTINATION, "no bucket"),
-        ("s3://b/key?versionId=1", k8s.MLFLOW_ARTIFACTS_DESTINATION, "query"),
-    ],
-)
-def test_storage_uri_for_rejects(uri: str, destination: str, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        k8s.storage_uri_for(uri, artifacts_destination=destination)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Other objects
-# ------------------------------------------------------------------------------------------------------------
-
-
-def test_support_objects() -> None:
-    ns = k8s.models_namespace()
-    assert ns["metadata"] == {"name": "models", "labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}
+def test_models_namespace_objects() -> None:
+    assert k8s.models_namespace()["metadata"]["name"] == "models"
     sa = k8s.s3_service_account()
     assert sa["metadata"]["name"] == "kserve-s3"
     assert sa["secrets"] == [{"name": "kserve-s3"}]
-    np = k8s.network_policy()
-    assert np["metadata"]["namespace"] == "kubeflow"
-    assert np["spec"]["podSelector"] == {"matchLabels": {"app": "seaweedfs"}}
-    assert np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8333}]
-    allowed = [
-        f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-        for f in np["spec"]["ingress"][0]["from"]
-    ]
-    assert allowed == ["models", "mlflow"]
     role, binding = k8s.deployer_rbac()
     assert role["rules"][0]["apiGroups"] == ["serving.kserve.io"]
-    assert {"create", "patch", "get"} <= set(role["rules"][0]["verbs"])
+    assert {"get", "patch", "create"} <= set(role["rules"][0]["verbs"])
+    assert "delete" not in role["rules"][0]["verbs"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
     ]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
 
 
-def test_mlflow_server_is_lean_and_uses_the_kfp_object_store() -> None:
+def test_minio_uses_the_quay_image_and_generated_keys() -> None:
+    objs = {o["kind"]: o for o in k8s.minio_server()}
+    assert set(objs) == {"Namespace", "PersistentVolumeClaim", "Deployment", "Service"}
+    pod = objs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"].startswith("quay.io/minio/minio:RELEASE.")
+    env = _env(container)
+    assert env["MINIO_ROOT_USER"] == {"secretKeyRef": {"name": "minio-root", "key": "MINIO_ROOT_USER"}}
+    assert env["MINIO_ROOT_PASSWORD"]["secretKeyRef"]["name"] == "minio-root"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    ports = {p["name"]: (p["port"], p["nodePort"]) for p in objs["Service"]["spec"]["ports"]}
+    assert ports == {"api": (9000, k8s.MINIO_NODE_PORT), "console": (9001, k8s.MINIO_CONSOLE_NODE_PORT)}
+    assert k8s.S3_ENDPOINT == "minio.minio.svc.cluster.local:9000"
+
+
+def test_store_network_policy() -> None:
+    policy = k8s.store_network_policy()
+    assert policy["metadata"]["namespace"] == "minio"
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "minio"}}
+    pods, host = policy["spec"]["ingress"]
+    allowed = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in pods["from"]]
+    # pipeline steps, KServe's storage-initializer, MLflow and the bucket Job; nobody else in the cluster
+    assert allowed == ["kubeflow", "models", "mlflow", "minio"]
+    assert pods["ports"] == [{"protocol": "TCP", "port": 9000}]
+    assert host["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [k8s.POD_SUBNET]}}]
+    assert {p["port"] for p in host["ports"]} == {9000, 9001}
+
+
+def test_bucket_job_creates_the_three_buckets() -> None:
+    job = k8s.bucket_setup_job(image="img:1")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "img:1"
+    assert container["command"][-4:] == ["ensure-buckets", "chicago-crime", "mlflow", "models"]
+    env = _env(container)
+    assert env["ARREST_S3_ENDPOINT"] == k8s.S3_ENDPOINT
+    assert env["ARREST_S3_ACCESS_KEY"] == {"secretKeyRef": {"name": "minio-root", "key": "MINIO_ROOT_USER"}}
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+
+
+def test_mlflow_server_is_lean_and_stores_artifacts_in_minio() -> None:
     objs = {o["kind"]: o for o in k8s.mlflow_server(image="img:1")}
     container = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    env = _env(container)
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs.kubeflow:9000"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio.minio.svc.cluster.local:9000"
     assert env["AWS_SECRET_ACCESS_KEY"] == {
         "secretKeyRef": {"name": "mlflow-s3", "key": "AWS_SECRET_ACCESS_KEY"}
     }
     assert "--workers=1" in container["args"]
-    assert "--artifacts-destination=s3://mlpipeline/mlflow" in container["args"]
+    assert "--artifacts-destination=s3://mlflow/artifacts" in container["args"]
     hosts = next(a for a in container["args"] if a.startswith("--allowed-hosts="))
     assert "mlflow.mlflow.svc.cluster.local:*" in hosts
     assert "localhost:*" in hosts
@@ -439,34 +379,136 @@ def test_mlflow_server_is_lean_and_uses_the_kfp_object_store() -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# manifests/ golden files and the CLI
+# manifests/: golden files, kustomize overlays, the CLI
 # ------------------------------------------------------------------------------------------------------------
+
+
+def _manifest_files() -> list[Path]:
+    return sorted(p for p in MANIFESTS.rglob("*.yaml"))
+
+
+def _manifest_docs() -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in _manifest_files():
+        if path.name == "kustomization.yaml" or path.name.startswith("patch-"):
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc is not None:
+                yield str(path.relative_to(MANIFESTS)), doc
 
 
 def test_committed_manifests_are_what_the_generator_writes(tmp_path: Path) -> None:
     written = k8s.write_manifests(tmp_path)
-    committed = sorted(p.name for p in MANIFESTS.glob("*.yaml"))
-    assert [p.name for p in written] == committed, (
+    rel = [str(p.relative_to(tmp_path)) for p in written]
+    assert rel == [str(p.relative_to(MANIFESTS)) for p in _manifest_files()], (
         "run: python -m chicago_arrest.k8s write-manifests manifests/"
     )
     for path in written:
-        assert path.read_text() == (MANIFESTS / path.name).read_text(), (
-            f"manifests/{path.name} is stale: run python -m chicago_arrest.k8s write-manifests manifests/"
+        text = path.read_text()
+        assert text == (MANIFESTS / path.relative_to(tmp_path)).read_text(), (
+            f"manifests/{path.relative_to(tmp_path)} is stale: "
+            "run python -m chicago_arrest.k8s write-manifests manifests/"
         )
-        assert path.read_text().startswith("# Generated by `python -m chicago_arrest.k8s write-manifests")
-        assert "&id0" not in path.read_text()  # no YAML anchors
+        assert text.startswith("# Generated by `python -m chicago_arrest.k8s write-manifests")
+        assert "&id0" not in text  # no YAML anchors
 
 
-def test_manifest_examples() -> None:
-    champion = yaml.safe_load_all((MANIFESTS / "inferenceservice-champion.yaml").read_text())
-    canary = yaml.safe_load_all((MANIFESTS / "inferenceservice-canary.yaml").read_text())
-    (champion_obj,) = [d for d in champion if d]
-    (canary_obj,) = [d for d in canary if d]
-    assert "canaryTrafficPercent" not in champion_obj["spec"]["predictor"]
-    assert canary_obj["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    assert champion_obj["spec"]["predictor"]["model"]["storageUri"].endswith("/")
-    runtime = yaml.safe_load_all((MANIFESTS / "servingruntime.yaml").read_text())
-    assert next(d for d in runtime if d)["spec"]["containers"][0]["image"] == k8s.DEFAULT_IMAGE
+def test_committed_manifests_validate(strict: dict[str, jsonschema.Draft7Validator]) -> None:
+    kinds = []
+    for filename, doc in _manifest_docs():
+        assert {"apiVersion", "kind", "metadata"} <= set(doc), filename
+        kinds.append(doc["kind"])
+        if doc["kind"] in strict:
+            assert _errors(strict[doc["kind"]], doc) == [], filename
+    assert sorted(set(kinds)) == [
+        "Deployment",
+        "InferenceService",
+        "Job",
+        "Namespace",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
+
+
+def test_manifests_hold_no_secrets() -> None:
+    for filename, doc in _manifest_docs():
+        assert doc["kind"] != "Secret", filename
+    text = "\n".join(p.read_text() for p in _manifest_files())
+    assert "minio123" not in text
+    assert "AWS_SECRET_ACCESS_KEY:" not in text  # only secretKeyRef keys, never values
+    assert "MINIO_ROOT_PASSWORD:" not in text
+
+
+OVERLAYS = {
+    "base": {"profile": "standard", "version": 1, "canary": None},
+    "overlays/kind": {"profile": "kind", "version": 1, "canary": None},
+    "overlays/canary": {
+        "profile": "kind",
+        "version": k8s.EXAMPLE_CHALLENGER_VERSION,
+        "canary": k8s.EXAMPLE_CANARY_PERCENT,
+    },
+}
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_kustomize_renders_what_the_generator_builds(
+    overlay: str, strict: dict[str, jsonschema.Draft7Validator]
+) -> None:
+    """Each kustomization renders to exactly the generator's InferenceService, which validates."""
+    (obj,) = kustomize_lite.build(MANIFESTS / overlay)
+    assert _errors(strict["InferenceService"], obj) == []
+    want = OVERLAYS[overlay]
+    expected = k8s.inference_service(
+        storage_uri=k8s.model_storage_uri(want["version"]),
+        model_version=want["version"],
+        canary_percent=want["canary"],
+        profile=want["profile"],
+    )
+    assert obj == expected
+    k8s.validate_name(obj["metadata"]["name"])
+    if "canaryTrafficPercent" in obj["spec"]["predictor"]:
+        assert 0 <= obj["spec"]["predictor"]["canaryTrafficPercent"] <= 100
+
+
+def test_kustomize_platform_renders_every_platform_object() -> None:
+    objects = kustomize_lite.build(MANIFESTS / "platform")
+    names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
+    assert {
+        ("Namespace", None, "minio"),
+        ("Deployment", "minio", "minio"),
+        ("NetworkPolicy", "minio", "minio-ingress"),
+        ("Job", "minio", "minio-buckets"),
+        ("Deployment", "mlflow", "mlflow"),
+        ("ServiceAccount", "models", "kserve-s3"),
+        ("RoleBinding", "models", "kfp-pipeline-runner-kserve"),
+    } <= names
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
+        assert len(name) <= 63, name
+
+
+def test_canary_overlay_guards_its_env_indices(tmp_path: Path) -> None:
+    """The canary patch addresses env entries by index; its `test` ops fail on a reordered env."""
+    base = next(iter(kustomize_lite.build(MANIFESTS / "overlays" / "kind")))
+    ops = yaml.safe_load((MANIFESTS / "overlays" / "canary" / "patch-canary.yaml").read_text())
+    reordered = copy.deepcopy(base)
+    reordered["spec"]["predictor"]["containers"][0]["env"].reverse()
+    with pytest.raises(kustomize_lite.KustomizeError, match="test failed"):
+        kustomize_lite.apply_json6902(reordered, ops)
+    patched = kustomize_lite.apply_json6902(base, ops)
+    assert _env(_container(patched))["STORAGE_URI"] == "s3://models/arrest-predictor/v2/"
+
+
+def test_kustomize_lite_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\nnamePrefix: x-\n"
+    )
+    with pytest.raises(kustomize_lite.KustomizeError, match="namePrefix"):
+        kustomize_lite.build(tmp_path)
 
 
 def test_makefile_default_image_is_the_manifests_image() -> None:
@@ -474,26 +516,26 @@ def test_makefile_default_image_is_the_manifests_image() -> None:
     match = re.search(r"^IMAGE \?= (\S+)$", makefile, flags=re.M)
     assert match
     assert match.group(1) == k8s.DEFAULT_IMAGE
+    from chicago_arrest.settings import Settings
+
+    assert Settings().serving_image == k8s.DEFAULT_IMAGE
 
 
 def test_cli_write_and_render(tmp_path: Path, capsys: pytest.CaptureFixture[str], strict: Any) -> None:
     assert k8s.main(["write-manifests", str(tmp_path / "out")]) == 0
-    assert (tmp_path / "out" / "servingruntime.yaml").is_file()
+    assert (tmp_path / "out" / "overlays" / "canary" / "kustomization.yaml").is_file()
     capsys.readouterr()
-    args = [
-        "render-isvc",
-        "--storage-uri",
-        "mlflow-artifacts:/1/models/m-9/artifacts",
-        "--model-version",
-        "9",
-    ]
+    args = ["render-isvc", "--model-version", "9"]
     assert k8s.main([*args, "--canary", "25"]) == 0
     (obj,) = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
     assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 25
-    assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://mlpipeline/mlflow/1/models/m-9/artifacts/"
+    assert _env(_container(obj))["STORAGE_URI"] == "s3://models/arrest-predictor/v9/"
+    assert _container(obj)["resources"] == k8s.RESOURCE_PROFILES["kind"]
     assert _errors(strict["InferenceService"], obj) == []
     assert k8s.main([*args, "--canary", "150"]) == 2
     assert "canary percent" in capsys.readouterr().err
+    assert k8s.main([*args, "--storage-uri", "mlflow-artifacts:/1/m"]) == 2
+    assert "s3://" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -594,9 +636,7 @@ def test_other_kubectl_failures() -> None:
 
 
 def _isvc_json(canary: int | None = 10) -> dict[str, Any]:
-    obj = k8s.inference_service(
-        storage_uri="s3://mlpipeline/mlflow/1/models/m-new/artifacts/", model_version=7, canary_percent=canary
-    )
+    obj = k8s.inference_service(storage_uri=k8s.model_storage_uri(7), model_version=7, canary_percent=canary)
     obj["status"] = {
         "url": "http://arrest-predictor-predictor.models.example.com",
         "conditions": [{"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}],
@@ -756,8 +796,9 @@ def test_apply_patches_an_existing_service() -> None:
     patch = json.loads(argv[11])
     # omitted optional fields are removed, so a rollback's 0% cannot starve the new revision
     assert patch["spec"]["predictor"]["canaryTrafficPercent"] is None
-    assert patch["spec"]["predictor"]["model"]["image"] is None
-    assert patch["spec"]["predictor"]["model"]["storageUri"] == CHAMPION
+    # a hand-written ServingRuntime predictor (`model:`) is removed: KServe refuses both at once
+    assert patch["spec"]["predictor"]["model"] is None
+    assert _env(patch["spec"]["predictor"]["containers"][0])["STORAGE_URI"] == CHAMPION
     assert patch["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
 
 
@@ -780,7 +821,7 @@ def test_apply_rejects_bad_objects_before_running_kubectl() -> None:
     with pytest.raises(ValueError, match="canary percent"):
         k8s.apply_inference_service(bad, runner=_unexpected_runner)
     with pytest.raises(ValueError, match="InferenceService"):
-        k8s.apply_inference_service(k8s.serving_runtime(), runner=_unexpected_runner)
+        k8s.apply_inference_service(k8s.minio_server()[2], runner=_unexpected_runner)
     renamed = copy.deepcopy(obj)
     renamed["metadata"]["name"] = "Bad_Name"
     with pytest.raises(ValueError, match="invalid InferenceService name"):

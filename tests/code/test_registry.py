@@ -20,10 +20,11 @@ from chicago_arrest.registry import (
     gate,
     load_arrest_model,
     log_arrest_model,
-    model_artifact_location,
     promote_challenger,
+    publish_model_version,
 )
 from chicago_arrest.split import time_split
+from chicago_arrest.store import LocalStore
 from chicago_arrest.synthetic import generate_crimes
 
 
@@ -81,7 +82,24 @@ def test_pyfunc_returns_one_probability_per_raw_record(client, good, data) -> No
     # the signature requires date / primary_type / iucr and names the missing one
     with pytest.raises(Exception, match="date"):
         pyfunc.predict(raw.drop(columns=["date"]))
-    assert model_artifact_location(client, version)
+
+
+def test_publish_model_version_copies_the_model_dir(client, good, data, tmp_path) -> None:
+    """What the cluster deploy step puts in the models bucket loads as the same model (and re-runs are exact)."""
+    version = register(good, data[0])
+    store = LocalStore(tmp_path / "models")
+    store.put_bytes("arrest-predictor/v1/stale.txt", b"left by an older publish")
+    store.put_bytes("arrest-predictor/v10/keep.txt", b"another version")
+    keys = publish_model_version(client, version, store, "arrest-predictor/v1/")
+    assert "arrest-predictor/v1/MLmodel" in keys
+    assert sorted(store.list_keys("arrest-predictor/v1/")) == keys
+    assert store.exists("arrest-predictor/v10/keep.txt")
+    assert publish_model_version(client, version, store, "arrest-predictor/v1") == keys
+    served = load_arrest_model(str(tmp_path / "models" / "arrest-predictor" / "v1"))
+    raw = data[1].head(20)
+    np.testing.assert_allclose(
+        served.predict_arrest_probability(raw), good.predict_arrest_probability(raw), rtol=1e-12
+    )
 
 
 def test_gate_first_worse_better(client, good, bad, data) -> None:

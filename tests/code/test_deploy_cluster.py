@@ -1,0 +1,194 @@
+"""The deploy step's cluster path, offline: publish to an S3 models bucket (moto), build and apply the ISVC.
+
+The Kubernetes API is a recording stand-in; the registry is a local MLflow store; the bucket Job's
+``store ensure-buckets`` command runs against the same moto server.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+from minio import Minio
+from moto.server import ThreadedMotoServer
+
+from chicago_arrest import cli, k8s
+from chicago_arrest.model import TrainConfig, train_model
+from chicago_arrest.registry import (
+    CHAMPION,
+    MODEL_NAME,
+    configure_mlflow,
+    load_arrest_model,
+    log_arrest_model,
+)
+from chicago_arrest.settings import Settings
+from chicago_arrest.split import time_split
+from chicago_arrest.steps import deploy_step
+from chicago_arrest.synthetic import generate_crimes
+
+ACCESS, SECRET = "test-access", "test-secret-key"
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    env = {
+        "ARREST_STORE_BACKEND": "s3",
+        "ARREST_S3_ENDPOINT": moto_endpoint,
+        "ARREST_S3_ACCESS_KEY": ACCESS,
+        "ARREST_S3_SECRET_KEY": SECRET,
+        "ARREST_SERVING_IMAGE": "registry.local/chicago-arrest:test",
+        "ARREST_SERVING_PROFILE": "kind",
+        "ARREST_DATA_DIR": str(settings.data_dir),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings()
+
+
+class RecordingApi:
+    """Stands in for kubernetes.client.CustomObjectsApi: the ISVC does not exist, then it does."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.patched: list[dict[str, Any]] = []
+
+    def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body, **kwargs):
+        if not self.created:
+            error = RuntimeError("not found")
+            error.status = 404  # type: ignore[attr-defined]
+            raise error
+        self.patched.append(body)
+        return body
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body, **kwargs):
+        self.created.append(body)
+        return body
+
+
+@pytest.fixture(scope="module")
+def trained(stations: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+    train, _, _ = time_split(generate_crimes(3_000, stations=stations, seed=11))
+    return train_model(train, stations, TrainConfig(model_type="logreg")).model, train
+
+
+def _register(settings: Settings, trained: tuple[Any, pd.DataFrame]) -> str:
+    model, example = trained
+    configure_mlflow(settings)
+    with mlflow.start_run():
+        return str(log_arrest_model(model, example, MODEL_NAME).registered_model_version)
+
+
+def _env(obj: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in obj["spec"]["predictor"]["containers"][0]["env"]}
+
+
+def test_deploy_publishes_then_applies_champion_and_canary(
+    s3_settings: Settings,
+    trained: tuple[Any, pd.DataFrame],
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+) -> None:
+    api = RecordingApi()
+    monkeypatch.setattr(k8s, "_default_custom_objects_api", lambda: api)
+    client = configure_mlflow(s3_settings)
+
+    first = _register(s3_settings, trained)
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, first)
+    result = deploy_step(
+        {"challenger_version": first, "promoted": True, "passed": True, "reason": "first model"},
+        target="cluster",
+        settings=s3_settings,
+    )
+    assert result["action"] == "promote"
+    assert result["storage_uri"] == f"s3://models/arrest-predictor/v{first}/"
+    (created,) = api.created
+    assert created == k8s.inference_service(
+        storage_uri=result["storage_uri"],
+        model_version=first,
+        image="registry.local/chicago-arrest:test",
+        profile="kind",
+    )
+
+    # what KServe's storage-initializer would download is a loadable copy of the registered model
+    raw = Minio(moto_endpoint, access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
+    keys = sorted(
+        o.object_name
+        for o in raw.list_objects(bucket_name="models", prefix=f"arrest-predictor/v{first}/", recursive=True)
+    )
+    assert f"arrest-predictor/v{first}/MLmodel" in keys
+    local = tmp_path / "mnt-models"
+    for key in keys:
+        raw.fget_object(bucket_name="models", object_name=key, file_path=str(local / key.split("/", 2)[2]))
+    served = load_arrest_model(str(local))
+    sample = trained[1].head(10)
+    assert list(served.predict_arrest_probability(sample)) == pytest.approx(
+        list(trained[0].predict_arrest_probability(sample))
+    )
+
+    # a passing challenger goes out as a canary: new model, 10 %, the champion keeps the rest
+    second = _register(s3_settings, trained)
+    result = deploy_step(
+        {"challenger_version": second, "promoted": False, "passed": True, "reason": "better"},
+        canary_percent=10,
+        target="cluster",
+        settings=s3_settings,
+    )
+    assert (result["action"], result["challenger"], result["canary_percent"]) == ("canary", second, 10)
+    (patch,) = api.patched
+    assert patch["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert _env(patch)["STORAGE_URI"] == f"s3://models/arrest-predictor/v{second}/"
+    assert _env(patch)["ARREST_SERVER_MODEL_VERSION"] == second
+
+    # a rejected challenger changes nothing
+    result = deploy_step(
+        {"challenger_version": "9", "promoted": False, "passed": False, "reason": "worse"},
+        target="cluster",
+        settings=s3_settings,
+    )
+    assert result["action"] == "none"
+    assert len(api.patched) == 1
+
+
+def test_ensure_buckets_cli(
+    s3_settings: Settings, moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["store", "ensure-buckets", "data-x", "mlflow-x"]) == 0
+    assert cli.main(["store", "ensure-buckets", "data-x"]) == 0
+    out = capsys.readouterr().out
+    assert "bucket data-x: created" in out
+    assert "bucket mlflow-x: created" in out
+    assert "bucket data-x: exists" in out
+    raw = Minio(moto_endpoint, access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
+    assert raw.bucket_exists(bucket_name="mlflow-x")
+
+
+def test_ensure_buckets_needs_s3(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli.main(["store", "ensure-buckets", "data"]) == 1
+    assert "ARREST_STORE_BACKEND=s3" in capsys.readouterr().err
+    monkeypatch.setenv("ARREST_STORE_BACKEND", "s3")
+    monkeypatch.setenv("ARREST_S3_ENDPOINT", "127.0.0.1:9")
+    assert cli.main(["store", "ensure-buckets", "data", "Bad_Bucket"]) == 1
+    assert "invalid bucket name 'Bad_Bucket'" in capsys.readouterr().err
+    # an unreachable endpoint is one clear line, not a traceback
+    assert cli.main(["store", "ensure-buckets", "data"]) == 1
+    assert "127.0.0.1:9" in capsys.readouterr().err
