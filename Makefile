@@ -95,7 +95,7 @@ rollback: $(STAMP) ## Send 0% to the challenger (TARGET=local|cluster)
 status: $(STAMP) ## Show registry aliases, serving split and (TARGET=cluster) the InferenceService
 	$(PY) -m chicago_arrest.cli serving status --target $(TARGET)$(KUBE_CONTEXT_ARG)
 
-# One image, IMAGE, is every KFP component's image, the KServe predictor's (a custom ServingRuntime container)
+# One image, IMAGE, is every KFP component's image, the KServe predictor's (the ISVC's custom container)
 # and the MLflow server's: loading it loads them all.
 image: ## Build the project image (KFP components, KServe predictor); load it into the kind cluster if there is one
 	docker build -t $(IMAGE) .
