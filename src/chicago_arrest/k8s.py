@@ -1095,7 +1095,7 @@ def _run(
     except FileNotFoundError as exc:
         raise KubectlNotFoundError(
             f"cannot run {argv[0]!r}: kubectl is not installed or not on PATH "
-            "(install it, or pass kubectl=/path/to/kubectl)"
+            "(install kubectl >= 1.33 and put it on PATH: https://kubernetes.io/docs/tasks/tools/)"
         ) from exc
     except PermissionError as exc:
         raise KubectlNotFoundError(f"cannot run {argv[0]!r}: permission denied") from exc
