@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -489,6 +490,24 @@ def test_kustomize_platform_renders_every_platform_object() -> None:
         name = obj["metadata"]["name"]
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
         assert len(name) <= 63, name
+
+
+@pytest.mark.parametrize("kustomization", ["base", "overlays/kind", "overlays/canary", "platform"])
+def test_kustomize_lite_agrees_with_real_kustomize(kustomization: str) -> None:
+    """Where kubectl is installed (not on CI), its kustomize must render what kustomize_lite renders."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not on PATH; kustomize_lite alone renders the overlays")
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(MANIFESTS / kustomization)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    real = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+    def key(obj: dict[str, Any]) -> tuple[str, str, str]:
+        return obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+    assert sorted(real, key=key) == sorted(kustomize_lite.build(MANIFESTS / kustomization), key=key)
 
 
 def test_canary_overlay_guards_its_env_indices(tmp_path: Path) -> None:
