@@ -541,6 +541,73 @@ def deployer_rbac(namespace: str = NAMESPACE) -> list[Obj]:
     return [role, binding]
 
 
+def _single_pod_app(
+    app: str,
+    namespace: str,
+    *,
+    container: Obj,
+    uid: int,
+    storage: str,
+    mount_path: str,
+    node_ports: Mapping[str, int],
+) -> list[Obj]:
+    """A one-replica app with its data on a PVC: ``[Namespace, PersistentVolumeClaim, Deployment, Service]``.
+
+    The container runs as ``uid`` with the restricted security context and mounts the PVC at ``mount_path``;
+    the NodePort Service exposes each of its ports under the same number, ``node_ports`` by port name.
+    """
+    volume = f"{app}-data"
+    pod_container = {
+        **container,
+        "securityContext": dict(_RESTRICTED_CONTAINER),
+        "volumeMounts": [{"name": "data", "mountPath": mount_path}],
+    }
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(volume, namespace, app),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(app, namespace, app),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},  # one ReadWriteOnce volume
+            "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": app, **_PART_OF}},
+                "spec": {
+                    "securityContext": _pod_security(uid),
+                    "containers": [pod_container],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": volume}}],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(app, namespace, app),
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app.kubernetes.io/name": app},
+            "ports": [
+                {
+                    "name": port["name"],
+                    "port": port["containerPort"],
+                    "targetPort": port["name"],
+                    "nodePort": node_ports[port["name"]],
+                    "protocol": "TCP",
+                }
+                for port in container["ports"]
+            ],
+        },
+    }
+    return [_namespace(namespace), pvc, deployment, service]
+
+
 def minio_server(image: str = MINIO_IMAGE) -> list[Obj]:
     """Build MinIO: Namespace, PVC, Deployment and NodePort Service (S3 API 9000, console 9001).
 
@@ -553,92 +620,44 @@ def minio_server(image: str = MINIO_IMAGE) -> list[Obj]:
     Returns:
         ``[Namespace, PersistentVolumeClaim, Deployment, Service]``.
     """
-    app = "minio"
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata("minio", MINIO_NAMESPACE, app),
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},  # one ReadWriteOnce volume
-            "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
-            "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": app, **_PART_OF}},
-                "spec": {
-                    "securityContext": _pod_security(1000),
-                    "containers": [
-                        {
-                            "name": "minio",
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "args": ["server", "/data", f"--console-address=:{MINIO_CONSOLE_PORT}"],
-                            "env": _secret_env(
-                                MINIO_SECRET,
-                                {
-                                    "MINIO_ROOT_USER": "MINIO_ROOT_USER",
-                                    "MINIO_ROOT_PASSWORD": "MINIO_ROOT_PASSWORD",
-                                },
-                            ),
-                            "ports": [
-                                {"name": "api", "containerPort": MINIO_API_PORT, "protocol": "TCP"},
-                                {"name": "console", "containerPort": MINIO_CONSOLE_PORT, "protocol": "TCP"},
-                            ],
-                            "readinessProbe": {
-                                "httpGet": {"path": "/minio/health/ready", "port": "api"},
-                                "periodSeconds": 5,
-                                "failureThreshold": 6,
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"path": "/minio/health/live", "port": "api"},
-                                "initialDelaySeconds": 10,
-                                "periodSeconds": 20,
-                                "failureThreshold": 6,
-                            },
-                            "resources": {
-                                "requests": {"cpu": "100m", "memory": "256Mi"},
-                                "limits": {"cpu": "1", "memory": "1Gi"},
-                            },
-                            "securityContext": dict(_RESTRICTED_CONTAINER),
-                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                        }
-                    ],
-                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "minio-data"}}],
-                },
-            },
+    container = {
+        "name": "minio",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["server", "/data", f"--console-address=:{MINIO_CONSOLE_PORT}"],
+        "env": _secret_env(
+            MINIO_SECRET,
+            {"MINIO_ROOT_USER": "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD": "MINIO_ROOT_PASSWORD"},
+        ),
+        "ports": [
+            {"name": "api", "containerPort": MINIO_API_PORT, "protocol": "TCP"},
+            {"name": "console", "containerPort": MINIO_CONSOLE_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/minio/health/ready", "port": "api"},
+            "periodSeconds": 5,
+            "failureThreshold": 6,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/minio/health/live", "port": "api"},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 20,
+            "failureThreshold": 6,
+        },
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
         },
     }
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": _metadata("minio-data", MINIO_NAMESPACE, app),
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata("minio", MINIO_NAMESPACE, app),
-        "spec": {
-            "type": "NodePort",
-            "selector": {"app.kubernetes.io/name": app},
-            "ports": [
-                {
-                    "name": "api",
-                    "port": MINIO_API_PORT,
-                    "targetPort": "api",
-                    "nodePort": MINIO_NODE_PORT,
-                    "protocol": "TCP",
-                },
-                {
-                    "name": "console",
-                    "port": MINIO_CONSOLE_PORT,
-                    "targetPort": "console",
-                    "nodePort": MINIO_CONSOLE_NODE_PORT,
-                    "protocol": "TCP",
-                },
-            ],
-        },
-    }
-    return [_namespace(MINIO_NAMESPACE), pvc, deployment, service]
+    return _single_pod_app(
+        "minio",
+        MINIO_NAMESPACE,
+        container=container,
+        uid=1000,
+        storage="10Gi",
+        mount_path="/data",
+        node_ports={"api": MINIO_NODE_PORT, "console": MINIO_CONSOLE_NODE_PORT},
+    )
 
 
 def store_network_policy(
@@ -767,103 +786,65 @@ def mlflow_server(
     Returns:
         ``[Namespace, PersistentVolumeClaim, Deployment, Service]``.
     """
-    app = "mlflow"
     service = f"mlflow.{MLFLOW_NAMESPACE}"
     hosts = ["mlflow", service, f"{service}.svc", f"{service}.svc.cluster.local", "localhost", "127.0.0.1"]
     allowed_hosts = ",".join(host for name in hosts for host in (name, f"{name}:*"))
     cors = f"http://localhost:{MLFLOW_PORT},http://127.0.0.1:{MLFLOW_PORT}"
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": _metadata("mlflow-data", MLFLOW_NAMESPACE, app),
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata("mlflow", MLFLOW_NAMESPACE, app),
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},  # one SQLite file on a ReadWriteOnce volume
-            "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
-            "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": app, **_PART_OF}},
-                "spec": {
-                    "securityContext": _pod_security(10001),
-                    "containers": [
-                        {
-                            "name": "mlflow",
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["mlflow", "server"],
-                            "args": [
-                                "--host=0.0.0.0",
-                                f"--port={MLFLOW_PORT}",
-                                "--workers=1",
-                                "--backend-store-uri=sqlite:////mlflow/mlflow.db",
-                                "--serve-artifacts",
-                                f"--artifacts-destination={artifacts_destination}",
-                                f"--allowed-hosts={allowed_hosts}",
-                                f"--cors-allowed-origins={cors}",
-                            ],
-                            "workingDir": "/mlflow",
-                            "env": [
-                                *_env_list(
-                                    {
-                                        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                                        "MLFLOW_S3_ENDPOINT_URL": f"http://{s3_endpoint}",
-                                        "AWS_DEFAULT_REGION": S3_REGION,
-                                    }
-                                ),
-                                *_secret_env(
-                                    MLFLOW_S3_SECRET,
-                                    {key: key for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
-                                ),
-                            ],
-                            "ports": [{"name": "http", "containerPort": MLFLOW_PORT, "protocol": "TCP"}],
-                            "readinessProbe": {
-                                "httpGet": {"path": "/health", "port": "http"},
-                                "periodSeconds": 5,
-                                "failureThreshold": 3,
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"path": "/health", "port": "http"},
-                                "initialDelaySeconds": 60,
-                                "periodSeconds": 20,
-                                "failureThreshold": 6,
-                            },
-                            "resources": {
-                                "requests": {"cpu": "100m", "memory": "512Mi"},
-                                "limits": {"cpu": "1", "memory": "2Gi"},
-                            },
-                            "securityContext": dict(_RESTRICTED_CONTAINER),
-                            "volumeMounts": [{"name": "data", "mountPath": "/mlflow"}],
-                        }
-                    ],
-                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "mlflow-data"}}],
-                },
-            },
-        },
-    }
-    svc = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata("mlflow", MLFLOW_NAMESPACE, app),
-        "spec": {
-            "type": "NodePort",
-            "selector": {"app.kubernetes.io/name": app},
-            "ports": [
+    container = {
+        "name": "mlflow",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["mlflow", "server"],
+        "args": [
+            "--host=0.0.0.0",
+            f"--port={MLFLOW_PORT}",
+            "--workers=1",
+            "--backend-store-uri=sqlite:////mlflow/mlflow.db",
+            "--serve-artifacts",
+            f"--artifacts-destination={artifacts_destination}",
+            f"--allowed-hosts={allowed_hosts}",
+            f"--cors-allowed-origins={cors}",
+        ],
+        "workingDir": "/mlflow",
+        "env": [
+            *_env_list(
                 {
-                    "name": "http",
-                    "port": MLFLOW_PORT,
-                    "targetPort": "http",
-                    "nodePort": MLFLOW_NODE_PORT,
-                    "protocol": "TCP",
+                    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                    "MLFLOW_S3_ENDPOINT_URL": f"http://{s3_endpoint}",
+                    "AWS_DEFAULT_REGION": S3_REGION,
                 }
-            ],
+            ),
+            *_secret_env(
+                MLFLOW_S3_SECRET, {key: key for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+            ),
+        ],
+        "ports": [{"name": "http", "containerPort": MLFLOW_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "initialDelaySeconds": 60,
+            "periodSeconds": 20,
+            "failureThreshold": 6,
+        },
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "512Mi"},
+            "limits": {"cpu": "1", "memory": "2Gi"},
         },
     }
-    return [_namespace(MLFLOW_NAMESPACE), pvc, deployment, svc]
+    # One SQLite file on the volume: one replica, recreated on updates.
+    return _single_pod_app(
+        "mlflow",
+        MLFLOW_NAMESPACE,
+        container=container,
+        uid=10001,
+        storage="2Gi",
+        mount_path="/mlflow",
+        node_ports={"http": MLFLOW_NODE_PORT},
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

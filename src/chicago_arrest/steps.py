@@ -673,11 +673,12 @@ def deploy_step(
         from chicago_arrest.store import make_store
 
         new = challenger or champion
+        storage_uri = k8s.model_storage_uri(new, bucket=settings.models_bucket)
         publish_model_version(
             client, new, make_store(settings, bucket=settings.models_bucket), k8s.model_key_prefix(new)
         )
         obj = k8s.inference_service(
-            storage_uri=k8s.model_storage_uri(new, bucket=settings.models_bucket),
+            storage_uri=storage_uri,
             model_version=new,
             canary_percent=percent if challenger else None,
             namespace=namespace,
@@ -685,7 +686,7 @@ def deploy_step(
             profile=settings.serving_profile,
         )
         k8s.apply_inference_service_api(obj)
-        result["storage_uri"] = k8s.model_storage_uri(new, bucket=settings.models_bucket)
+        result["storage_uri"] = storage_uri
         log.info(
             "deploy (cluster): InferenceService %s/%s serves v%s (%s)",
             namespace,
