@@ -6,7 +6,6 @@ The Kubernetes API is a recording stand-in; the registry is a local MLflow store
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,6 @@ import mlflow
 import pandas as pd
 import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from chicago_arrest import cli, k8s
 from chicago_arrest.model import TrainConfig, train_model
@@ -29,21 +27,15 @@ from chicago_arrest.settings import Settings
 from chicago_arrest.split import time_split
 from chicago_arrest.steps import deploy_step
 from chicago_arrest.synthetic import generate_crimes
+from tests.moto_s3 import moto_server
 
 ACCESS, SECRET = "test-access", "test-secret-key"
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -13,7 +12,6 @@ from typing import Any
 import pandas as pd
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from chicago_arrest import ingest as ingest_mod
 from chicago_arrest.ingest import (
@@ -35,6 +33,7 @@ from chicago_arrest.settings import Settings
 from chicago_arrest.socrata import SocrataClient, SocrataError
 from chicago_arrest.store import KeyNotFoundError, LocalStore, ObjectStore, S3Store, read_parquet
 from chicago_arrest.synthetic import generate_crimes
+from tests.moto_s3 import moto_server
 
 MONTHS_2017 = [f"2017-{m:02d}" for m in range(1, 13)]
 TODAY = date(2018, 1, 15)
@@ -456,13 +455,8 @@ def test_generated_data_months_do_not_leak(stations: pd.DataFrame) -> None:
 
 def test_ingest_on_s3_store_with_failure_and_rerun(crimes: pd.DataFrame, stations: pd.DataFrame) -> None:
     """The same resume guarantee on the S3 backend (a moto server on 127.0.0.1)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        s3 = S3Store(f"127.0.0.1:{port}", "k", "s", f"ingest-{uuid.uuid4().hex[:12]}")
+    with moto_server() as endpoint:
+        s3 = S3Store(endpoint, "k", "s", f"ingest-{uuid.uuid4().hex[:12]}")
 
         def fail_late(month: str, page: int) -> None:
             if month == "2017-07" and page == 4:
@@ -475,8 +469,6 @@ def test_ingest_on_s3_store_with_failure_and_rerun(crimes: pd.DataFrame, station
         assert result.landed == MONTHS_2017[6:]
         assert_complete(s3, crimes)
         assert not any(".tmp-" in k for k in s3.list_keys())
-    finally:
-        server.stop()
 
 
 def _response(status: int) -> requests.Response:

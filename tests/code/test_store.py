@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ import pytest
 import requests
 from minio import Minio
 from minio.error import S3Error
-from moto.server import ThreadedMotoServer
 from urllib3.exceptions import ProtocolError
 
 from chicago_arrest import store as store_mod
@@ -32,14 +30,9 @@ from chicago_arrest.store import (
     read_parquet,
     write_parquet,
 )
+from tests.moto_s3 import free_port, moto_server
 
 ACCESS, SECRET = "testing-access", "testing-secret-value"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def unique_bucket() -> str:
@@ -48,13 +41,8 @@ def unique_bucket() -> str:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def raw_minio(endpoint: str) -> Minio:
