@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -252,11 +251,9 @@ def _cmd_ensure_buckets(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.store_backend != "s3":
         raise CommandError("ensure-buckets needs ARREST_STORE_BACKEND=s3 (and ARREST_S3_ENDPOINT and keys)")
-    for bucket in args.buckets:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
-            raise CommandError(f"invalid bucket name {bucket!r}: 3-63 lower-case letters, digits, '.' or '-'")
-    for bucket in args.buckets:
-        store = make_store(settings, bucket=bucket)
+    # Every name is checked (by S3Store) before the first bucket is created.
+    stores = [make_store(settings, bucket=bucket) for bucket in args.buckets]
+    for bucket, store in zip(args.buckets, stores, strict=True):
         assert isinstance(store, S3Store)
         created = store.ensure_bucket()
         print(f"bucket {bucket}: {'created' if created else 'exists'} at {store.endpoint_url}", flush=True)

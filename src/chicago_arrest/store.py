@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: Suffix of in-flight temporary objects (``<key>.tmp-<32 hex>``); never reported by ``list_keys``.
 _TMP_RE = re.compile(r"\.tmp-[0-9a-f]{32}$")
+#: S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens, starting and ending alphanumeric.
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 #: S3 error codes that mean "your credentials are wrong or not allowed".
 _AUTH_CODES = frozenset(
     {
@@ -246,6 +248,9 @@ class S3Store:
         read_timeout_s: Read timeout per attempt.
         retries: Retries of a failed HTTP request (connection errors and 5xx) inside the HTTP client.
         client: A ready ``minio.Minio`` client (tests); overrides the connection arguments.
+
+    Raises:
+        StoreError: If ``bucket`` is not a valid S3 bucket name (checked before anything is sent).
     """
 
     def __init__(
@@ -264,6 +269,8 @@ class S3Store:
     ) -> None:
         from minio import Minio
 
+        if not _BUCKET_RE.fullmatch(bucket):
+            raise StoreError(f"invalid bucket name {bucket!r}: 3-63 lower-case letters, digits, '.' or '-'")
         self.endpoint = endpoint
         self.bucket = bucket
         self.secure = secure

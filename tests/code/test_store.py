@@ -251,6 +251,12 @@ def test_local_root_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 # -- S3 specifics -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("bucket", ["Upper", "ab", "under_score", "-leading", "trailing-", "a" * 64])
+def test_s3_invalid_bucket_name_is_a_clear_error(bucket: str) -> None:
+    with pytest.raises(StoreError, match="invalid bucket name"):
+        S3Store("127.0.0.1:9", ACCESS, SECRET, bucket)
+
+
 def test_s3_missing_bucket_is_created(moto_endpoint: str) -> None:
     bucket = unique_bucket()
     client = raw_minio(moto_endpoint)
