@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chicago_arrest import __version__
+from chicago_arrest import names
 
 #: Local development defaults of MinIO / KFP's SeaweedFS. Clearly not secrets; override them anywhere real.
 LOCAL_S3_ACCESS_KEY = "minio"
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     s3_endpoint: str = "localhost:9000"
     s3_access_key: str = LOCAL_S3_ACCESS_KEY
     s3_secret_key: SecretStr = SecretStr(LOCAL_S3_SECRET_KEY)
-    s3_bucket: str = "chicago-crime"
+    s3_bucket: str = names.DATA_BUCKET
     s3_secure: bool = False
     s3_region: str = "us-east-1"
 
@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Path(".data")
 
-    models_bucket: str = "models"
-    serving_image: str = f"chicago-arrest:{__version__}"
+    models_bucket: str = names.MODELS_BUCKET
+    serving_image: str = names.DEFAULT_IMAGE
     serving_profile: Literal["standard", "kind"] = "standard"
 
     @property

@@ -1,0 +1,61 @@
+"""Every name the project shares between code, manifests, scripts and tests: one home each.
+
+Plain constants, no imports beyond the version: anything (the model server, a KFP component, a test) may import
+this module for free. The YAML under ``manifests/`` and the shell under ``kind-cluster/`` spell the same names;
+``tests/code/test_names.py`` checks that they agree with this module.
+"""
+
+from __future__ import annotations
+
+from chicago_arrest import __version__
+
+# --- MLflow -------------------------------------------------------------------------------------------------
+#: MLflow experiment of every training run.
+EXPERIMENT_NAME = "chicago-crime-arrest-prediction"
+#: Registered model; every training run registers one version.
+MODEL_NAME = "chicago-crime-arrest-predictor"
+#: Registry alias of the version that serves most traffic.
+CHAMPION = "champion"
+#: Registry alias of the version under evaluation or canary.
+CHALLENGER = "challenger"
+
+# --- Serving ------------------------------------------------------------------------------------------------
+#: The InferenceService, and the model name in V1/V2 URLs (``/v2/models/arrest-predictor/infer``).
+ISVC_NAME = "arrest-predictor"
+#: Env var that tells a predictor which registry version it serves.
+MODEL_VERSION_ENV = "ARREST_SERVER_MODEL_VERSION"
+
+# --- Images -------------------------------------------------------------------------------------------------
+#: Repository of the project image (``make image``): every KFP step, the predictor and the MLflow server.
+IMAGE_REPOSITORY = "chicago-arrest"
+#: The default project image; ``IMAGE=...`` (make) or ``ARREST_IMAGE`` overrides it.
+DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
+
+# --- Cluster ------------------------------------------------------------------------------------------------
+#: Namespace of the InferenceService, its S3 Secret and ServiceAccount.
+MODELS_NAMESPACE = "models"
+#: Namespace of Kubeflow Pipelines; pipeline steps run there.
+KFP_NAMESPACE = "kubeflow"
+#: Namespace of the MLflow tracking server.
+MLFLOW_NAMESPACE = "mlflow"
+#: Namespace of MinIO.
+MINIO_NAMESPACE = "minio"
+#: ConfigMap and Secret (namespace :data:`KFP_NAMESPACE`) that give pipeline steps the store and MLflow.
+STEP_CONFIG_MAP = "chicago-arrest-config"
+STEP_SECRET = "chicago-arrest-s3"
+
+# --- Object store -------------------------------------------------------------------------------------------
+#: Raw and curated data.
+DATA_BUCKET = "chicago-crime"
+#: MLflow artifacts (cluster).
+MLFLOW_BUCKET = "mlflow"
+#: Model versions that KServe serves (``s3://models/arrest-predictor/v<N>/``).
+MODELS_BUCKET = "models"
+BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET)
+
+# --- Pipelines ----------------------------------------------------------------------------------------------
+TRAINING_PIPELINE = "chicago-arrest-training"
+
+# --- Data ---------------------------------------------------------------------------------------------------
+#: Every timestamp of the data is wall-clock time in Chicago.
+CHICAGO_TZ = "America/Chicago"
