@@ -144,11 +144,11 @@ def prepare_model(work: Path, rebuild: bool, rows: int) -> dict[str, Any]:
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     import mlflow
 
-    from chicago_arrest.model import TrainConfig, train_model
     from chicago_arrest.registry import configure_mlflow, log_arrest_model
     from chicago_arrest.settings import Settings
     from chicago_arrest.split import time_split
     from chicago_arrest.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.training import TrainConfig, train_model
 
     crimes_csv, stations_csv = SHARED / "crimes_sample.csv", SHARED / "police_stations.csv"
     if crimes_csv.is_file() and stations_csv.is_file():

@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """Map CLI options to pipeline parameters (validated)."""
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    from chicago_arrest.model import MODEL_TYPES
+    from chicago_arrest.training import MODEL_TYPES
 
     unknown = [m for m in models if m not in MODEL_TYPES]
     if not models or unknown:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from chicago_arrest.model import ArrestModel
+from chicago_arrest.artifact import ArrestModel
 from chicago_arrest.serving_state import ModelRef, ServingState, load_state
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from chicago_arrest.report import image_tag, table_html
 from chicago_arrest.schema import arrest_based_mask
 
 if TYPE_CHECKING:
-    from chicago_arrest.model import ArrestModel
+    from chicago_arrest.artifact import ArrestModel
 
 #: Bins of the expected calibration error (equal width on [0, 1]).
 ECE_BINS = 15
@@ -188,7 +188,7 @@ def evaluate_model(model: ArrestModel, test: pd.DataFrame, name: str | None = No
     Returns:
         The :class:`Evaluation`.
     """
-    from chicago_arrest.model import labels
+    from chicago_arrest.training import labels
 
     y = labels(test)
     p = model.predict_arrest_probability(test)

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from chicago_arrest.evaluate import evaluate_model
-from chicago_arrest.model import MODEL_TYPES, TrainConfig, train_model
 from chicago_arrest.split import split_records
+from chicago_arrest.training import MODEL_TYPES, TrainConfig, train_model
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from chicago_arrest.schema import MODEL_INPUT_COLUMNS, PREDICTION_REQUIRED
 from chicago_arrest.settings import Settings
 
 if TYPE_CHECKING:
-    from chicago_arrest.model import ArrestModel
+    from chicago_arrest.artifact import ArrestModel
     from chicago_arrest.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class ArrestPyfunc(PythonModel):
     """MLflow pyfunc wrapper: ``predict(raw_records_df)`` → one arrest probability per row."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        """Load the :class:`~chicago_arrest.model.ArrestModel` from the model's artifacts."""
+        """Load the :class:`~chicago_arrest.artifact.ArrestModel` from the model's artifacts."""
         self.model: ArrestModel = joblib.load(context.artifacts["model"])
 
     def predict(

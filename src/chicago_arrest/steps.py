@@ -270,7 +270,7 @@ def train_step(
     Returns:
         Model type, calibration AUC, fit seconds, selected feature count, threshold, parameters.
     """
-    from chicago_arrest.model import TrainConfig, train_model
+    from chicago_arrest.training import TrainConfig, train_model
 
     config = TrainConfig(
         model_type=model_type,  # type: ignore[arg-type]

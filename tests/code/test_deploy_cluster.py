@@ -15,7 +15,6 @@ import pytest
 from minio import Minio
 
 from chicago_arrest import cli, k8s
-from chicago_arrest.model import TrainConfig, train_model
 from chicago_arrest.registry import (
     CHAMPION,
     MODEL_NAME,
@@ -27,6 +26,7 @@ from chicago_arrest.settings import Settings
 from chicago_arrest.split import time_split
 from chicago_arrest.steps import deploy_step
 from chicago_arrest.synthetic import generate_crimes
+from chicago_arrest.training import TrainConfig, train_model
 from tests.moto_s3 import moto_server
 
 ACCESS, SECRET = "test-access", "test-secret-key"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from chicago_arrest.model import ArrestModel, TrainConfig, train_model
+from chicago_arrest.artifact import ArrestModel
 from chicago_arrest.registry import (
     CHALLENGER,
     CHAMPION,
@@ -26,6 +26,7 @@ from chicago_arrest.registry import (
 from chicago_arrest.split import time_split
 from chicago_arrest.store import LocalStore
 from chicago_arrest.synthetic import generate_crimes
+from chicago_arrest.training import TrainConfig, train_model
 
 
 @pytest.fixture(scope="module")

@@ -79,11 +79,11 @@ def main() -> int:
     from kserve.protocol.infer_type import InferRequest
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-    from chicago_arrest.model import TrainConfig, train_model
     from chicago_arrest.registry import configure_mlflow, load_arrest_model, log_arrest_model
     from chicago_arrest.settings import Settings
     from chicago_arrest.split import time_split
     from chicago_arrest.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.training import TrainConfig, train_model
 
     logging.basicConfig(level=logging.WARNING)
     stations = generate_stations()
