@@ -18,12 +18,12 @@ export UV_PYTHON_DOWNLOADS := never
 export OMP_WAIT_POLICY := PASSIVE
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-# Pipeline parameters (see `make help`).
-SOURCE ?=
-STATIONS ?=
-MONTHS ?= 12
-TEST_MONTHS ?= 1
-MODELS ?= logreg,random_forest,xgboost
+# Pipeline parameters (see `make help`): SOURCE, STATIONS, MONTHS, TEST_MONTHS, MODELS. Only those you set are
+# passed; the defaults live in one place, the signature of pipelines/training.py (`chicago-arrest pipeline run
+# --help` lists them).
+PIPELINE_ARGS = $(if $(SOURCE),--source '$(SOURCE)') $(if $(STATIONS),--stations '$(STATIONS)') \
+  $(if $(MONTHS),--months '$(MONTHS)') $(if $(TEST_MONTHS),--test-months '$(TEST_MONTHS)') \
+  $(if $(MODELS),--models '$(MODELS)')
 # Serving parameters.
 TARGET ?= local
 PERCENT ?= 10
@@ -32,8 +32,9 @@ KUBE_CONTEXT ?=
 KUBE_CONTEXT_ARG = $(if $(KUBE_CONTEXT), --context '$(KUBE_CONTEXT)')
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
-# Image and cluster.
-IMAGE ?= chicago-arrest:0.1.0
+# Image and cluster. The version has one home, pyproject.toml.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+IMAGE ?= chicago-arrest:$(VERSION)
 CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
@@ -69,16 +70,16 @@ fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .
 
 compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml
-	$(PY) -m pipelines.compile
+	$(PY) -m chicago_arrest.cli pipeline compile
 
 pipeline-run: $(STAMP) ## Train, register, deploy (kfp.local unless KFP_HOST is set); SOURCE=crimes.csv STATIONS=...
-	$(PY) -m pipelines.run $(if $(SOURCE),--source "$(SOURCE)") $(if $(STATIONS),--stations "$(STATIONS)") --months $(MONTHS) --test-months $(TEST_MONTHS) --models $(MODELS)
+	$(PY) -m chicago_arrest.cli pipeline run $(PIPELINE_ARGS)
 
 pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (needs KFP_HOST)
-	$(PY) -m pipelines.schedule create
+	$(PY) -m chicago_arrest.cli pipeline schedule
 
 pipeline-unschedule: $(STAMP) ## Delete the recurring run from KFP (needs KFP_HOST)
-	$(PY) -m pipelines.schedule delete
+	$(PY) -m chicago_arrest.cli pipeline unschedule
 
 serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT
 	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)

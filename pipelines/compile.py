@@ -1,8 +1,7 @@
-"""Compile every pipeline to ``pipelines/compiled/<name>.yaml`` (``make compile``); the YAML is committed."""
+"""Compile the pipeline to ``pipelines/compiled/<name>.yaml`` (``make compile``); the YAML is committed."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from kfp import compiler
@@ -25,15 +24,3 @@ def compile_training(out_dir: Path = COMPILED_DIR) -> Path:
     path = out_dir / f"{PIPELINE_NAME}.yaml"
     compiler.Compiler().compile(training_pipeline, str(path))
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out-dir", type=Path, default=COMPILED_DIR)
-    args = parser.parse_args(argv)
-    print(f"compiled {compile_training(args.out_dir)}")
-
-
-if __name__ == "__main__":
-    main()

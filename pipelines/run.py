@@ -1,4 +1,4 @@
-"""Run ``chicago-arrest-training``: locally with ``kfp.local`` (default) or on a KFP cluster (``KFP_HOST``).
+"""Run the training pipeline (``chicago-arrest pipeline run``): locally with ``kfp.local``, or on KFP.
 
 Locally every step runs as a subprocess of this Python (``SubprocessRunner(use_venv=False)``), MLflow uses a
 SQLite store under the data directory, and the deploy step updates the local serving state that
@@ -7,83 +7,20 @@ SQLite store under the data directory, and the deploy step updates the local ser
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from chicago_arrest.names import CHALLENGER, CHAMPION, MODEL_NAME
+from chicago_arrest.names import TRAINING_PIPELINE as PIPELINE_NAME
 from chicago_arrest.runtime import OMP_WAIT_POLICY, available_cpus
 from chicago_arrest.settings import get_settings
-from pipelines.training import PIPELINE_NAME
 
 EXPERIMENT = "chicago-arrest"
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options (the pipeline parameters)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--source", default="", help="local CSV/Parquet in the Socrata schema (default: Socrata API)"
-    )
-    p.add_argument("--stations", default="", help="local police stations file (default: next to --source)")
-    p.add_argument("--months", type=int, default=12)
-    p.add_argument("--refresh-months", type=int, default=1)
-    p.add_argument("--split", choices=["time", "random"], default="time")
-    p.add_argument("--test-months", type=int, default=1)
-    p.add_argument("--models", default="logreg,random_forest,xgboost", help="comma-separated model types")
-    p.add_argument("--mi-threshold", type=float, default=0.001)
-    p.add_argument("--calibration", choices=["sigmoid", "isotonic"], default="sigmoid")
-    p.add_argument("--search-budget-s", type=float, default=0.0)
-    p.add_argument("--promotion-margin", type=float, default=0.002)
-    p.add_argument("--max-ece", type=float, default=0.05)
-    p.add_argument("--canary-percent", type=int, default=10)
-    p.add_argument("--deploy-target", choices=["auto", "local", "cluster", "none"], default="auto")
-    p.add_argument("--kfp-host", default=os.environ.get("KFP_HOST", ""), help="KFP API/UI URL (env KFP_HOST)")
-    return p.parse_args(argv)
-
-
-def pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """Map CLI options to pipeline parameters (validated)."""
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    from chicago_arrest.training import MODEL_TYPES
-
-    unknown = [m for m in models if m not in MODEL_TYPES]
-    if not models or unknown:
-        raise SystemExit(f"--models must list some of {', '.join(MODEL_TYPES)}; got {args.models!r}")
-    if not 0 <= args.canary_percent <= 100:
-        raise SystemExit(f"--canary-percent must be in 0..100, got {args.canary_percent}")
-    source = args.source
-    if source and not args.kfp_host:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise SystemExit(f"SOURCE file not found: {source}")
-        source = str(path.resolve())
-    stations = (
-        str(Path(args.stations).expanduser().resolve())
-        if args.stations and not args.kfp_host
-        else args.stations
-    )
-    return {
-        "source": source,
-        "stations_source": stations,
-        "months": args.months,
-        "refresh_months": args.refresh_months,
-        "split_kind": args.split,
-        "test_months": args.test_months,
-        "models": models,
-        "mi_threshold": args.mi_threshold,
-        "calibration": args.calibration,
-        "search_budget_s": args.search_budget_s,
-        "promotion_margin": args.promotion_margin,
-        "max_ece": args.max_ece,
-        "canary_percent": args.canary_percent,
-        "deploy_target": args.deploy_target,
-    }
 
 
 def latest_run_dir(root: Path, after: float) -> Path | None:
@@ -122,7 +59,7 @@ def run_local(arguments: dict[str, Any]) -> Path:
 
 def print_local_summary(run_dir: Path, seconds: float) -> None:
     """Print where the artifacts, MLflow runs and registered model are, and the champion's metrics."""
-    from chicago_arrest.registry import CHALLENGER, CHAMPION, MODEL_NAME, alias_version, configure_mlflow
+    from chicago_arrest.registry import alias_version, configure_mlflow
 
     settings = get_settings()
     client = configure_mlflow(settings)
@@ -202,24 +139,3 @@ def failure_message(exc: BaseException, arguments: dict[str, Any]) -> str:
             "run `make pipeline-run SOURCE=path/to/crimes.csv` with a file in the Socrata schema"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point (``make pipeline-run``)."""
-    args = parse_args(argv)
-    arguments = pipeline_arguments(args)
-    if args.kfp_host:
-        if arguments["source"]:
-            print("note: on a cluster SOURCE must be a path readable inside the step's pod", file=sys.stderr)
-        run_cluster(arguments, args.kfp_host)
-        return 0
-    try:
-        run_local(arguments)
-    except RuntimeError as exc:  # kfp.local reports a failed task as RuntimeError after streaming its log
-        print(failure_message(exc, arguments), file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,9 @@
 """Create, update or delete the monthly recurring run of ``chicago-arrest-training`` on a KFP cluster.
 
-``make pipeline-schedule`` is idempotent: it keeps exactly one recurring run named :data:`JOB_NAME` in the
-experiment, on the latest pipeline version. KFP cannot edit a recurring run (kubeflow/pipelines#6001), so an
-out-of-date one is deleted and re-created; an up-to-date one is left alone. ``make pipeline-unschedule``
-removes it.
+``make pipeline-schedule`` (``chicago-arrest pipeline schedule``) is idempotent: it keeps exactly one
+recurring run named :data:`JOB_NAME` in the experiment, on the latest pipeline version. KFP cannot edit a
+recurring run (kubeflow/pipelines#6001), so an out-of-date one is deleted and re-created; an up-to-date one is
+left alone. ``make pipeline-unschedule`` removes it.
 
 KFP parses cron with robfig/cron v1: SIX fields, seconds first. The default ``0 0 2 8 * *`` runs at 02:00 UTC
 on the 8th of every month: the Socrata dataset lags about a week behind, so on the 1st the month that just
@@ -12,20 +12,17 @@ ended is still incomplete.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chicago_arrest.names import TRAINING_PIPELINE as PIPELINE_NAME
 from pipelines.run import EXPERIMENT, latest_version_id
-from pipelines.training import PIPELINE_NAME
 
 JOB_NAME = "chicago-arrest-monthly-retrain"
 DEFAULT_CRON = "0 0 2 8 * *"
-#: Parameters of scheduled runs (Socrata source, a passing challenger goes to a 10 % canary).
-DEFAULT_PARAMS: dict[str, Any] = {"months": 12, "test_months": 1, "canary_percent": 10}
+#: Parameters of scheduled runs: none, so each run takes the pipeline's own defaults (Socrata source, a
+#: passing challenger goes to a canary).
+DEFAULT_PARAMS: dict[str, Any] = {}
 
 
 def validate_cron(expression: str) -> str:
@@ -147,51 +144,3 @@ def delete_recurring_run(client: Any) -> ScheduleResult:
     for run in existing:
         client.delete_recurring_run(run.recurring_run_id)
     return ScheduleResult("deleted" if existing else "unchanged", "", "")
-
-
-def main(argv: list[str] | None = None, client_factory: Callable[[str], Any] | None = None) -> int:
-    """CLI entry point (``make pipeline-schedule`` / ``make pipeline-unschedule``)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("action", choices=["create", "delete"])
-    parser.add_argument("--cron", default=os.environ.get("CRON", DEFAULT_CRON))
-    parser.add_argument("--kfp-host", default=os.environ.get("KFP_HOST", ""))
-    args = parser.parse_args(argv)
-    if not args.kfp_host:
-        print(
-            "KFP_HOST is not set: recurring runs need a KFP cluster (e.g. KFP_HOST=http://localhost:3000 after "
-            "make kind-up). Locally, run `make pipeline-run` instead.",
-            file=sys.stderr,
-        )
-        return 2
-    if client_factory is None:
-        import kfp
-
-        def client_factory(host: str) -> Any:
-            return kfp.Client(host=host)
-
-    client = client_factory(args.kfp_host)
-    try:
-        result = (
-            ensure_recurring_run(client, cron=args.cron)
-            if args.action == "create"
-            else delete_recurring_run(client)
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"recurring run {JOB_NAME!r}: {result.action}"
-        + (
-            f" (id {result.recurring_run_id}, pipeline version {result.pipeline_version_id}, cron "
-            f"{args.cron!r})"
-            if result.recurring_run_id
-            else ""
-        )
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,242 +1,260 @@
-"""Command line of the project: ``python -m chicago_arrest.cli <group> <command>`` (also ``chicago-arrest``).
+"""The one command line of the project: ``chicago-arrest`` (also ``python -m chicago_arrest.cli``).
 
-Groups register themselves in :data:`GROUPS`; each one is a function that adds its sub-parser. Today:
+::
 
-``serving`` — the canary verbs, the same locally and on the cluster::
+    chicago-arrest serving canary --percent 10 [--target local|cluster] [--context C]
+    chicago-arrest serving promote | rollback | status [--json]
+    chicago-arrest model evaluate --source crimes.csv [--split time] [--test-months 1]
+    chicago-arrest store ensure-buckets BUCKET...
+    chicago-arrest pipeline run [--source crimes.csv] [--months 12] ...   (make pipeline-run)
+    chicago-arrest pipeline schedule | unschedule | compile
 
-    python -m chicago_arrest.cli serving canary --percent 10 --target local
-    python -m chicago_arrest.cli serving promote --target cluster
-    python -m chicago_arrest.cli serving rollback
-    python -m chicago_arrest.cli serving status --json
+The serving verbs are the same for both targets: :func:`chicago_arrest.release.ops.open_release` picks the
+backend. ``pipeline run``'s options are derived from the signature of
+:func:`pipelines.training.training_pipeline` (names, types, defaults, help), the one home of the pipeline
+defaults. Heavy modules are imported inside the commands, so ``--help`` and the serving verbs start fast.
 
-``store`` — ``ensure-buckets BUCKET...`` creates missing buckets (the kind cluster's bucket Job runs it).
-
-``--target local`` changes the local serving state (:mod:`chicago_arrest.serving_state`), which a running
-``make serve`` picks up within about a second. ``--target cluster`` patches the InferenceService through
-:mod:`chicago_arrest.k8s`; ``promote`` also moves the MLflow ``champion`` alias to the challenger.
-
-Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage.
+Exit codes: 0 success, 1 the operation failed (one line ``error: ...`` says why), 2 bad usage.
 """
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import json
 import logging
+import re
 import sys
+import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-log = logging.getLogger(__name__)
+import typer
+from typer.core import TyperGroup
 
-Handler = Callable[[argparse.Namespace], int]
+from chicago_arrest.names import BUCKETS
+
+#: Expected failures besides :class:`CommandError`, by module (looked up only if the module was loaded):
+#: reported as one line and exit code 1.
+EXPECTED_ERRORS = {
+    "chicago_arrest.release.base": ("ReleaseError",),
+    "chicago_arrest.store": ("StoreError",),
+    "chicago_arrest.socrata": ("SocrataError",),
+    "mlflow.exceptions": ("MlflowException",),
+    "builtins": ("FileNotFoundError", "PermissionError"),
+}
+PIPELINE_RUN_HELP = "Train, register and deploy: locally with kfp.local, or on KFP when KFP_HOST is set."
+#: Extra spellings of ``pipeline run`` options whose parameter names are longer than the historical flags.
+FLAG_ALIASES = {"stations_source": "--stations", "split_kind": "--split"}
 
 
 class CommandError(RuntimeError):
-    """An operation failed for a reason the user can act on (printed without a traceback)."""
+    """An operation failed for a reason the user can act on (printed as one line, exit code 1)."""
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    return (CommandError,) + tuple(
+        getattr(sys.modules[module], name)
+        for module, names in EXPECTED_ERRORS.items()
+        if module in sys.modules
+        for name in names
+    )
+
+
+class _App(TyperGroup):
+    """The root group: an expected failure anywhere below becomes ``error: <message>`` and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not isinstance(exc, _expected_errors()):
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+class _PipelineGroup(TyperGroup):
+    """``pipeline``: builds ``run`` only when asked for, since its options need the pipeline (and kfp)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return ["run", *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name == "run" and "run" not in self.commands:
+            single = typer.Typer(add_completion=False)
+            single.command("run", help=PIPELINE_RUN_HELP)(pipeline_run_function())
+            self.add_command(typer.main.get_command(single), "run")
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(
+    cls=_App,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Chicago arrest prediction: serving, model, store and pipeline operations.",
+)
+serving_app = typer.Typer(
+    no_args_is_help=True, help="canary / promote / rollback / status of the served model"
+)
+model_app = typer.Typer(no_args_is_help=True, help="offline model comparison (no registry)")
+store_app = typer.Typer(no_args_is_help=True, help="object store chores")
+pipeline_app = typer.Typer(
+    cls=_PipelineGroup, no_args_is_help=True, help="run, schedule or compile the training pipeline"
+)
+app.add_typer(serving_app, name="serving")
+app.add_typer(model_app, name="model")
+app.add_typer(store_app, name="store")
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log at INFO level")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """An option callback that accepts only ``choices`` (a usage error otherwise)."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return check
 
 
 # ------------------------------------------------------------------------------------------------------------
 # serving
 # ------------------------------------------------------------------------------------------------------------
 
-
-def _add_target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--target",
-        choices=("local", "cluster"),
-        default="local",
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        callback=_one_of("local", "cluster"),
+        metavar="[local|cluster]",
         help="local: the serving state of `make serve`; cluster: the KServe InferenceService",
-    )
-    cluster = parser.add_argument_group("cluster target")
-    cluster.add_argument(
-        "--namespace", default=None, help="namespace of the InferenceService (default: models)"
-    )
-    cluster.add_argument("--name", default=None, help="InferenceService name (default: arrest-predictor)")
-    cluster.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
+    ),
+]
+ContextOption = Annotated[
+    str | None, typer.Option(help="kubeconfig context of the cluster (default: the current one)")
+]
+NamespaceOption = Annotated[
+    str | None, typer.Option(help="namespace of the InferenceService (default: models)")
+]
+NameOption = Annotated[str | None, typer.Option(help="InferenceService name (default: arrest-predictor)")]
 
 
-def _k8s_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for key in ("namespace", "name", "context"):
-        if getattr(args, key, None):
-            kwargs[key] = getattr(args, key)
-    return kwargs
+def _release(target: str, context: str | None, namespace: str | None, name: str | None) -> Any:
+    from chicago_arrest.release.ops import open_release
+
+    return open_release(target, context=context, namespace=namespace, name=name)
 
 
-def _print_state(state: Any) -> None:
-    from chicago_arrest.serving_state import describe
-
-    print(f"local serving: {describe(state)}")
-
-
-def _cmd_canary(args: argparse.Namespace) -> int:
-    if args.target == "cluster":
-        from chicago_arrest import k8s
-
-        print(k8s.set_canary(args.percent, **_k8s_kwargs(args)).strip())
-        return 0
-    from chicago_arrest import serving_state
-
-    _print_state(serving_state.set_canary(args.percent))
-    return 0
+@serving_app.command()
+def canary(
+    percent: Annotated[
+        int, typer.Option(min=0, max=100, help="share of requests for the challenger, 0..100")
+    ],
+    target: TargetOption = "local",
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
+    name: NameOption = None,
+) -> None:
+    """Send PERCENT% of requests to the challenger."""
+    typer.echo(_release(target, context, namespace, name).canary(percent).message())
 
 
-def _cmd_promote(args: argparse.Namespace) -> int:
-    if args.target == "cluster":
-        from chicago_arrest import k8s
-        from chicago_arrest.registry import configure_mlflow, promote_challenger
-        from chicago_arrest.settings import Settings
-
-        print(k8s.promote(**_k8s_kwargs(args)).strip())
-        try:
-            previous, new = promote_challenger(configure_mlflow(Settings()))
-        except LookupError as exc:
-            raise CommandError(f"cluster traffic moved, but the MLflow alias was not: {exc}") from exc
-        print(f"MLflow: champion alias -> version {new} (was {previous})")
-        return 0
-    from chicago_arrest import serving_state
-
-    _print_state(serving_state.promote())
-    return 0
+@serving_app.command()
+def promote(
+    target: TargetOption = "local",
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
+    name: NameOption = None,
+) -> None:
+    """Make the challenger the champion (registry alias first, then 100% of requests)."""
+    typer.echo(_release(target, context, namespace, name).promote().message())
 
 
-def _cmd_rollback(args: argparse.Namespace) -> int:
-    if args.target == "cluster":
-        from chicago_arrest import k8s
-
-        print(k8s.rollback(**_k8s_kwargs(args)).strip())
-        return 0
-    from chicago_arrest import serving_state
-
-    _print_state(serving_state.rollback())
-    return 0
-
-
-def _format_local_status(report: dict[str, Any]) -> str:
-    lines = [f"Local serving state {report['path']}"]
-    state = report["state"]
-    if state is None:
-        lines.append("  (none)")
-    else:
-        challenger = state["challenger"]
-        lines.append(f"  champion:   {state['champion']['version']}  ({state['champion']['uri']})")
-        lines.append(
-            f"  challenger: {challenger['version']}  ({challenger['uri']})"
-            if challenger
-            else "  challenger: -"
-        )
-        lines.append(
-            f"  canary:     {state['canary_percent']}% to the challenger (updated {state['updated_at']})"
-        )
-    registry = report["registry"]
-    lines.append(f"MLflow registry {registry['tracking_uri']}")
-    lines.append(f"  @champion:   {registry['champion'] or '-'}")
-    lines.append(f"  @challenger: {registry['challenger'] or '-'}")
-    lines.extend(f"Note: {note}" for note in report["notes"])
-    return "\n".join(lines)
+@serving_app.command()
+def rollback(
+    target: TargetOption = "local",
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
+    name: NameOption = None,
+) -> None:
+    """Send every request to the champion (canary 0%)."""
+    typer.echo(_release(target, context, namespace, name).rollback().message())
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    from chicago_arrest import serving_state
+@serving_app.command()
+def status(
+    target: TargetOption = "local",
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
+    name: NameOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """What is served, and the registry aliases."""
+    from chicago_arrest.release.ops import format_status
 
-    if args.target == "cluster":
-        from chicago_arrest import k8s
-
-        summary = k8s.status(**_k8s_kwargs(args))
-        if args.json:
-            print(json.dumps(summary.to_dict(), indent=2))
-        else:
-            print(k8s.format_status(summary))
-        return 0
-    report = serving_state.status()
-    print(json.dumps(report, indent=2) if args.json else _format_local_status(report))
-    return 0
+    report = _release(target, context, namespace, name).status()
+    typer.echo(json.dumps(report, indent=2, default=str) if as_json else format_status(report))
 
 
-def _percent(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be in 0..100, got {value}")
-    return value
-
-
-def add_serving(subparsers: Any) -> None:
-    """Register ``serving {canary,promote,rollback,status}``."""
-    serving = subparsers.add_parser(
-        "serving", help="canary / promote / rollback / status of the served model", description=__doc__
-    )
-    commands = serving.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    canary = commands.add_parser("canary", help="send PERCENT%% of requests to the challenger")
-    canary.add_argument("--percent", type=_percent, required=True, help="0..100")
-    _add_target(canary)
-    canary.set_defaults(handler=_cmd_canary)
-
-    promote = commands.add_parser("promote", help="make the challenger the champion (100%% of requests)")
-    _add_target(promote)
-    promote.set_defaults(handler=_cmd_promote)
-
-    rollback = commands.add_parser("rollback", help="send every request to the champion (canary 0%%)")
-    _add_target(rollback)
-    rollback.set_defaults(handler=_cmd_rollback)
-
-    status = commands.add_parser("status", help="what is served, and the registry aliases")
-    _add_target(status)
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(handler=_cmd_status)
-
-
-#: Command groups: name → function that registers the group's sub-parser. Add new groups here.
 # ------------------------------------------------------------------------------------------------------------
 # model
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+@model_app.command()
+def evaluate(
+    source: Annotated[Path, typer.Option(help="CSV/Parquet in the Socrata schema")],
+    stations: Annotated[Path | None, typer.Option(help="police stations (default: next to --source)")] = None,
+    split: Annotated[str, typer.Option(callback=_one_of("time", "random"), metavar="[time|random]")] = "time",
+    test_months: Annotated[int, typer.Option(min=1)] = 1,
+    models: Annotated[str, typer.Option(help="comma-separated model types")] = "logreg,random_forest,xgboost",
+    output: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
+) -> None:
+    """Train every model type on a split and print the test metrics."""
     from chicago_arrest.experiment import compare_models, markdown, read_records
 
-    crimes = read_records(args.source)
-    stations_path = (
-        Path(args.stations) if args.stations else Path(args.source).with_name("police_stations.csv")
-    )
+    stations_path = stations or source.with_name("police_stations.csv")
     if not stations_path.is_file():
         raise CommandError(f"police stations file not found: {stations_path} (pass --stations)")
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     table, window = compare_models(
-        crimes, read_records(stations_path), split=args.split, test_months=args.test_months, models=models
+        read_records(source),
+        read_records(stations_path),
+        split=split,
+        test_months=test_months,
+        models=tuple(_model_list(models)),
     )
-    print(
+    typer.echo(
         f"split {window['kind']}: train {window['train_start']}..{window['train_end']} "
         f"({window['train_rows']} rows), test {window['test_start']}..{window['test_end']} "
         f"({window['test_rows']} rows)"
     )
-    print(markdown(table))
-    if args.output:
-        Path(args.output).write_text(
+    typer.echo(markdown(table))
+    if output:
+        output.write_text(
             json.dumps({"window": window, "models": table.to_dict(orient="records")}, indent=2, default=str),
             encoding="utf-8",
         )
-    return 0
 
 
-def add_model(subparsers: Any) -> None:
-    """``model evaluate``: compare the model types on a split (no registry)."""
-    model = subparsers.add_parser("model", help="offline model comparison")
-    sub = model.add_subparsers(dest="command", required=True)
-    evaluate = sub.add_parser("evaluate", help="train every model type on a split and print the test metrics")
-    evaluate.add_argument("--source", required=True, help="CSV/Parquet in the Socrata schema")
-    evaluate.add_argument("--stations", default="", help="police stations (default: next to --source)")
-    evaluate.add_argument("--split", choices=("time", "random"), default="time")
-    evaluate.add_argument("--test-months", type=int, default=1)
-    evaluate.add_argument("--models", default="logreg,random_forest,xgboost")
-    evaluate.add_argument("--output", default="", help="also write the results as JSON")
-    evaluate.set_defaults(handler=_cmd_evaluate)
+def _model_list(text: str) -> list[str]:
+    """The model types of a comma-separated list (a usage error if empty or unknown)."""
+    from chicago_arrest.training import MODEL_TYPES
+
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models or set(models) - set(MODEL_TYPES):
+        raise typer.BadParameter(f"--models must list some of {', '.join(MODEL_TYPES)}; got {text!r}")
+    return models
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -244,7 +262,11 @@ def add_model(subparsers: Any) -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _cmd_ensure_buckets(args: argparse.Namespace) -> int:
+@store_app.command("ensure-buckets")
+def ensure_buckets(
+    buckets: Annotated[list[str], typer.Argument(metavar="BUCKET...", help=f"e.g. {' '.join(BUCKETS)}")],
+) -> None:
+    """Create the missing buckets on the S3 API of ARREST_S3_* (the kind cluster's bucket Job runs this)."""
     from chicago_arrest.settings import get_settings
     from chicago_arrest.store import S3Store, make_store
 
@@ -252,54 +274,180 @@ def _cmd_ensure_buckets(args: argparse.Namespace) -> int:
     if settings.store_backend != "s3":
         raise CommandError("ensure-buckets needs ARREST_STORE_BACKEND=s3 (and ARREST_S3_ENDPOINT and keys)")
     # Every name is checked (by S3Store) before the first bucket is created.
-    stores = [make_store(settings, bucket=bucket) for bucket in args.buckets]
-    for bucket, store in zip(args.buckets, stores, strict=True):
+    stores = [make_store(settings, bucket=bucket) for bucket in buckets]
+    for bucket, store in zip(buckets, stores, strict=True):
         assert isinstance(store, S3Store)
         created = store.ensure_bucket()
-        print(f"bucket {bucket}: {'created' if created else 'exists'} at {store.endpoint_url}", flush=True)
-    return 0
+        typer.echo(f"bucket {bucket}: {'created' if created else 'exists'} at {store.endpoint_url}")
 
 
-def add_store(subparsers: Any) -> None:
-    """``store``: object store chores (the cluster's bucket Job runs ``ensure-buckets``)."""
-    store = subparsers.add_parser("store", help="object store chores")
-    sub = store.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    ensure = sub.add_parser("ensure-buckets", help="create missing buckets on the S3 API of ARREST_S3_*")
-    ensure.add_argument("buckets", nargs="+", metavar="BUCKET")
-    ensure.set_defaults(handler=_cmd_ensure_buckets)
+# ------------------------------------------------------------------------------------------------------------
+# pipeline
+# ------------------------------------------------------------------------------------------------------------
+
+KfpHostOption = Annotated[
+    str, typer.Option(envvar="KFP_HOST", help="KFP API/UI URL; empty: run locally with kfp.local")
+]
 
 
-GROUPS: dict[str, Callable[[Any], None]] = {"serving": add_serving, "model": add_model, "store": add_store}
+def _docstring_args(doc: str) -> dict[str, str]:
+    """``name: text`` of a Google docstring's ``Args:`` section (continuation lines joined)."""
+    helps: dict[str, str] = {}
+    section = doc.split("Args:", 1)[1] if "Args:" in doc else ""
+    name = ""
+    for line in section.splitlines():
+        match = re.match(r"\s{4}(\w+): (.*)", line)
+        if match:
+            name, helps[match[1]] = match[1], match[2]
+        elif line.startswith(" " * 8) and name:
+            helps[name] += " " + line.strip()
+        elif line.strip():
+            break
+    return {key: text.replace("``", "") for key, text in helps.items()}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every group of :data:`GROUPS`."""
-    parser = argparse.ArgumentParser(
-        prog="chicago-arrest", description="Chicago arrest prediction: operations."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
-    for register in GROUPS.values():
-        register(groups)
-    return parser
+def pipeline_signature() -> inspect.Signature:
+    """The Python signature of :func:`pipelines.training.training_pipeline`: the pipeline defaults."""
+    from pipelines.training import training_pipeline
+
+    return inspect.signature(training_pipeline.pipeline_func)
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Failures that are the user's or the environment's, reported as one line (imported lazily)."""
-    errors: list[type[BaseException]] = [CommandError, FileNotFoundError, PermissionError]
-    from chicago_arrest.serving_state import ServingStateError
-    from chicago_arrest.store import StoreError
+def pipeline_run_function() -> Callable[..., None]:
+    """The ``pipeline run`` command: one option per pipeline parameter, plus ``--kfp-host``.
 
-    errors += [ServingStateError, StoreError]
-    if "chicago_arrest.k8s" in sys.modules:
-        errors.append(sys.modules["chicago_arrest.k8s"].KubectlError)
+    A list parameter (``models``) is one comma-separated option; ``stations_source`` and ``split_kind`` also
+    answer to their historical flags (:data:`FLAG_ALIASES`).
+    """
+    from pipelines.training import training_pipeline
+
+    func = training_pipeline.pipeline_func
+    hints = typing.get_type_hints(func)
+    helps = _docstring_args(inspect.getdoc(func) or "")
+    params = []
+    for param in pipeline_signature().parameters.values():
+        kind, default = hints[param.name], param.default
+        if typing.get_origin(kind) is list:
+            kind, default = str, ",".join(default)
+        flags = [f"--{param.name.replace('_', '-')}"]
+        if param.name in FLAG_ALIASES:
+            flags.append(FLAG_ALIASES[param.name])
+        option = typer.Option(default, *flags, help=helps.get(param.name, ""))
+        params.append(
+            inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        )
+    host = inspect.Parameter("kfp_host", inspect.Parameter.KEYWORD_ONLY, default="", annotation=KfpHostOption)
+
+    def run(**values: Any) -> None:
+        _pipeline_run(values)
+
+    run.__signature__ = inspect.Signature([*params, host])  # type: ignore[attr-defined]
+    return run
+
+
+def pipeline_arguments(values: dict[str, Any], *, on_cluster: bool) -> dict[str, Any]:
+    """Check the ``pipeline run`` options and return the pipeline's arguments.
+
+    Raises:
+        typer.BadParameter: For a value no pipeline accepts (exit code 2).
+        CommandError: When SOURCE is not a file on a local run.
+    """
+    from chicago_arrest.artifact import CalibrationMethod
+    from chicago_arrest.release.base import Target
+    from chicago_arrest.split import SplitKind
+
+    arguments = {**values, "models": _model_list(values["models"])}
+    if not 0 <= values["canary_percent"] <= 100:
+        raise typer.BadParameter(f"--canary-percent must be in 0..100, got {values['canary_percent']}")
+    for key, choices in (
+        ("split_kind", typing.get_args(SplitKind)),
+        ("calibration", typing.get_args(CalibrationMethod)),
+        ("deploy_target", ("auto", *typing.get_args(Target), "none")),
+    ):
+        if values[key] not in choices:
+            raise typer.BadParameter(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}")
+    if not on_cluster:
+        if values["source"] and not Path(values["source"]).expanduser().is_file():
+            raise CommandError(f"SOURCE file not found: {values['source']}")
+        for key in ("source", "stations_source"):
+            arguments[key] = str(Path(values[key]).expanduser().resolve()) if values[key] else ""
+    return arguments
+
+
+def _pipeline_run(values: dict[str, Any]) -> None:
+    from pipelines import run
+
+    host = values.pop("kfp_host")
+    arguments = pipeline_arguments(values, on_cluster=bool(host))
+    if host:
+        if arguments["source"]:
+            typer.echo("note: on a cluster SOURCE must be a path readable inside the step's pod", err=True)
+        run.run_cluster(arguments, host)
+        return
     try:
-        from mlflow.exceptions import MlflowException
+        run.run_local(arguments)
+    except RuntimeError as exc:  # kfp.local reports a failed task as RuntimeError after streaming its log
+        typer.echo(run.failure_message(exc, arguments), err=True)
+        raise typer.Exit(1) from None
 
-        errors.append(MlflowException)
-    except ImportError:  # pragma: no cover - mlflow is a dependency
-        pass
-    return tuple(errors)
+
+def _kfp_client(host: str) -> Any:
+    if not host:
+        raise CommandError(
+            "KFP_HOST is not set: recurring runs need a KFP cluster (e.g. KFP_HOST=http://localhost:3000 after "
+            "make kind-up). Locally, run `make pipeline-run` instead."
+        )
+    import kfp
+
+    return kfp.Client(host=host)
+
+
+def _check_cron(value: str | None) -> str | None:
+    from pipelines.schedule import validate_cron
+
+    try:
+        return None if value is None else validate_cron(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@pipeline_app.command()
+def schedule(
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CRON", callback=_check_cron, help="KFP cron, 6 fields, seconds first [default: monthly]"
+        ),
+    ] = None,
+    kfp_host: KfpHostOption = "",
+) -> None:
+    """Create or update the monthly recurring run on KFP (exactly one, on the latest pipeline version)."""
+    from pipelines.schedule import DEFAULT_CRON, JOB_NAME, ensure_recurring_run
+
+    cron = cron or DEFAULT_CRON
+    result = ensure_recurring_run(_kfp_client(kfp_host), cron=cron)
+    typer.echo(
+        f"recurring run {JOB_NAME!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
+        f"{result.pipeline_version_id}, cron {cron!r})"
+    )
+
+
+@pipeline_app.command()
+def unschedule(kfp_host: KfpHostOption = "") -> None:
+    """Delete the recurring run from KFP."""
+    from pipelines.schedule import JOB_NAME, delete_recurring_run
+
+    typer.echo(f"recurring run {JOB_NAME!r}: {delete_recurring_run(_kfp_client(kfp_host)).action}")
+
+
+@pipeline_app.command("compile")
+def compile_pipeline(
+    out_dir: Annotated[Path | None, typer.Option(help="output folder (default: pipelines/compiled)")] = None,
+) -> None:
+    """Compile the training pipeline to pipelines/compiled/<name>.yaml (committed)."""
+    from pipelines.compile import COMPILED_DIR, compile_training
+
+    typer.echo(f"compiled {compile_training(out_dir or COMPILED_DIR)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -309,20 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        Exit code.
+        The exit code: 0 success, 1 an expected failure, 2 bad usage.
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    handler: Handler = args.handler
     try:
-        return handler(args)
-    except Exception as exc:
-        if isinstance(exc, _expected_errors()):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+        app(args=None if argv is None else list(argv), prog_name="chicago-arrest")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return 0
 
 
 if __name__ == "__main__":
