@@ -1,28 +1,27 @@
 """Socrata (SODA 2) client for the City of Chicago data portal, on top of ``sodapy``.
 
-Paged, ordered queries (``$limit`` / ``$offset`` / ``$order``) with retries and exponential back-off (with
-jitter) on HTTP 429, 5xx, time-outs and connection errors; any other 4xx fails at once. Results come back as
-DataFrames with the Socrata field names as columns and the values as the API sent them (text).
+Paged, ordered queries (``$limit`` / ``$offset`` / ``$order``). urllib3's :class:`~urllib3.util.Retry`, mounted
+on sodapy's ``requests`` session (:func:`retrying_adapter`), retries HTTP 429, 5xx, time-outs and connection
+errors with exponential back-off and jitter, honouring ``Retry-After``; any other 4xx fails at once. Results
+come back as DataFrames with the Socrata field names as columns and the values as the API sent them (text).
 
-The HTTP transport is injectable, so tests run on canned responses: pass ``client=`` (any object with a
-sodapy-like ``get(dataset_identifier, **params)``) or ``session_adapter=`` (a ``requests`` adapter mounted on
-sodapy's own session, which exercises sodapy's request and error handling too).
+Pass ``client=`` (any object with a sodapy-like ``get(dataset_identifier, **params)``) to use another transport;
+tests point a real sodapy client with :func:`retrying_adapter` at a local HTTP stand-in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from types import TracebackType
 from typing import Any, Protocol
 
 import pandas as pd
 import requests
-from requests.adapters import BaseAdapter
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from chicago_arrest.schema import RAW_COLUMNS
 from chicago_arrest.settings import Settings
@@ -50,13 +49,8 @@ STATION_COLUMNS: tuple[str, ...] = (
 )
 #: Fields dropped from every result: the point column that repeats latitude / longitude.
 DROPPED_FIELDS = frozenset({"location"})
-_RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    requests.Timeout,
-    requests.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-    requests.exceptions.JSONDecodeError,
-)
+#: Statuses worth retrying: 429 Too Many Requests and every 5xx.
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
 
 
 class SocrataError(RuntimeError):
@@ -71,9 +65,27 @@ class SodaClient(Protocol):
         ...
 
 
-def is_retryable_status(status: int) -> bool:
-    """Return whether an HTTP status is worth retrying (429 Too Many Requests or any 5xx)."""
-    return status == 429 or 500 <= status < 600
+def retrying_adapter(settings: Settings) -> HTTPAdapter:
+    """A ``requests`` adapter that retries up to ``settings.socrata_max_retries`` times.
+
+    Retried: :data:`RETRY_STATUSES`, connection errors and time-outs. Waits ``Retry-After`` when the server
+    sends it, else 1, 2, 4, ... s (capped at 60 s) plus up to 1 s of jitter; the first retry is immediate.
+    """
+    retries = settings.socrata_max_retries
+    return HTTPAdapter(
+        max_retries=Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=1.0,
+            backoff_max=60.0,
+            backoff_jitter=1.0,
+            status_forcelist=RETRY_STATUSES,
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last answer reaches sodapy, whose error carries the server's message
+        )
+    )
 
 
 def soql_window(start: date, end: date, field: str = "date") -> str:
@@ -138,33 +150,14 @@ class SocrataClient:
     Args:
         settings: Domain, dataset ids, app token, timeout, page size and retry count (default: from the
             environment).
-        client: A sodapy-like object to use instead of building ``sodapy.Socrata`` (tests, custom transport).
-        session_adapter: A ``requests`` adapter to mount for ``https://`` on the sodapy session (tests).
-        sleep: Called with the back-off delay in seconds (tests pass a recorder; nothing really waits).
-        backoff_base_s: First back-off delay; doubles with every retry.
-        backoff_max_s: Cap of one back-off delay (before jitter).
-        seed: Seed of the jitter's random generator (``None``: unseeded).
+        client: A sodapy-like object to use instead of building ``sodapy.Socrata`` with
+            :func:`retrying_adapter`.
     """
 
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        client: SodaClient | None = None,
-        session_adapter: BaseAdapter | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        backoff_base_s: float = 1.0,
-        backoff_max_s: float = 60.0,
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, *, client: SodaClient | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
         self._client = client
         self._owns_client = client is None
-        self._session_adapter = session_adapter
-        self._sleep = sleep
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
-        self._rng = random.Random(seed)
 
     def __repr__(self) -> str:
         return f"SocrataClient(domain={self.settings.socrata_domain!r})"
@@ -198,13 +191,10 @@ class SocrataClient:
             from sodapy import Socrata
 
             token = self.settings.socrata_app_token
-            adapter = (
-                {"prefix": "https://", "adapter": self._session_adapter} if self._session_adapter else None
-            )
             self._client = Socrata(
                 self.settings.socrata_domain,
                 token.get_secret_value() if token is not None else None,
-                session_adapter=adapter,
+                session_adapter={"prefix": "https://", "adapter": retrying_adapter(self.settings)},
                 timeout=self.settings.socrata_timeout_s,
             )
             logger.debug(
@@ -212,16 +202,8 @@ class SocrataClient:
             )
         return self._client
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Delay before retry number ``attempt + 1``: capped exponential, jittered to 50-100 %."""
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2.0**attempt)
-        delay *= 0.5 + 0.5 * self._rng.random()
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.backoff_max_s))
-        return delay
-
     def get(self, dataset_id: str, **params: Any) -> list[dict[str, Any]]:
-        """Run one SODA query with retries.
+        """Run one SODA query (retried by the session, see :func:`retrying_adapter`).
 
         Args:
             dataset_id: Socrata dataset identifier.
@@ -234,43 +216,22 @@ class SocrataClient:
             SocrataError: On a non-retryable HTTP status (4xx other than 429), an unexpected response, or when
                 ``socrata_max_retries`` retries did not help.
         """
-        retries = self.settings.socrata_max_retries
         what = f"Socrata query of {self.settings.socrata_domain}/{dataset_id} ({_describe(params)})"
-        for attempt in range(retries + 1):
-            retry_after: float | None = None
-            try:
-                result = self._soda().get(dataset_id, **params)
-            except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                if status is not None and not is_retryable_status(status):
-                    raise SocrataError(f"{what} failed with HTTP {status}, not retrying: {exc}") from exc
-                retry_after = _retry_after(exc.response)
-                error: BaseException = exc
-            except _RETRYABLE_EXCEPTIONS as exc:
-                error = exc
-            else:
-                if not isinstance(result, list):
-                    raise SocrataError(
-                        f"{what} returned {type(result).__name__}, expected a JSON array of rows"
-                    )
-                return result
-            if attempt >= retries:
-                raise SocrataError(
-                    f"{what} failed after {attempt + 1} attempt(s); "
-                    f"last error: {type(error).__name__}: {error}"
-                ) from error
-            delay = self._backoff(attempt, retry_after)
-            logger.warning(
-                "%s: %s: %s; retry %d/%d in %.1f s",
-                what,
-                type(error).__name__,
-                error,
-                attempt + 1,
-                retries,
-                delay,
-            )
-            self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        attempts = f"after {self.settings.socrata_max_retries + 1} attempt(s)"
+        try:
+            result = self._soda().get(dataset_id, **params)
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in RETRY_STATUSES:
+                raise SocrataError(f"{what} failed with HTTP {status} {attempts}: {exc}") from exc
+            raise SocrataError(f"{what} failed with HTTP {status}, not retrying: {exc}") from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise SocrataError(f"{what} failed {attempts}; last error: {type(exc).__name__}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise SocrataError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, list):
+            raise SocrataError(f"{what} returned {type(result).__name__}, expected a JSON array of rows")
+        return result
 
     def fetch_pages(
         self, dataset_id: str, *, where: str | None = None, order: str = DEFAULT_ORDER, label: str = ""
@@ -339,14 +300,3 @@ class SocrataClient:
 
 def _describe(params: dict[str, Any]) -> str:
     return ", ".join(f"${k}={v}" for k, v in params.items())
-
-
-def _retry_after(response: requests.Response | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form only), else ``None``."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -93,9 +93,9 @@ class FakeSoda:
         return records
 
 
-def socrata_client(fake: FakeSoda, page_size: int = 100, retries: int = 0) -> SocrataClient:
-    settings = Settings(socrata_page_size=page_size, socrata_max_retries=retries)
-    return SocrataClient(settings, client=fake, sleep=lambda _s: None)
+def socrata_client(fake: FakeSoda, page_size: int = 100) -> SocrataClient:
+    settings = Settings(socrata_page_size=page_size)
+    return SocrataClient(settings, client=fake)
 
 
 @pytest.fixture
@@ -283,22 +283,6 @@ def test_failure_half_way_then_rerun_gives_every_month_once(
     result = ingest_socrata(store, socrata_client(FakeSoda(crimes, stations)), months=12, today=TODAY)
     assert result.skipped == ["2017-01"]
     assert result.landed == MONTHS_2017[1:]
-    assert_complete(store, crimes)
-
-
-def test_retryable_failure_mid_month_recovers_in_the_same_run(
-    store: LocalStore, crimes: pd.DataFrame, stations: pd.DataFrame
-) -> None:
-    failures = iter([True, True])
-
-    def flaky(month: str, page: int) -> None:
-        if month == "2017-06" and page == 2 and next(failures, False):
-            raise requests.exceptions.ReadTimeout("read timed out")
-
-    result = ingest_socrata(
-        store, socrata_client(FakeSoda(crimes, stations, fail=flaky), retries=3), months=12, today=TODAY
-    )
-    assert result.landed == MONTHS_2017
     assert_complete(store, crimes)
 
 
