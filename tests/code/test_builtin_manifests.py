@@ -3,9 +3,9 @@
 Every ``*.yaml`` under manifests/ (any depth) is read; each document that is a built-in kind (core ``v1``,
 ``apps/v1``, ``batch/v1``, ``rbac.authorization.k8s.io/v1``, ``networking.k8s.io/v1``, ``policy/v1``, ...)
 is validated with kubernetes-validate in strict mode, so a misspelt or misplaced field is an error, as it is
-for ``kubectl apply --validate=strict``. Custom resources (KServe, Knative, ...) are checked against their CRDs
-in test_k8s.py; ``kustomization.yaml`` files and JSON 6902 patch files (YAML lists) are not objects and are
-skipped.
+for ``kubectl apply --validate=strict``; so is every object that a kustomization renders. Custom resources
+(KServe, Knative, ...) are checked against their CRDs in test_kserve.py; ``kustomization.yaml`` files and JSON
+6902 patch files (YAML lists) are not objects and are skipped.
 
 The schema version is the kind node's Kubernetes minor (kind-cluster/versions.env, ``kindest/node:v1.34.0``).
 """
@@ -22,6 +22,8 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 import yaml
+
+from tests.code import kustomize_lite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO_ROOT / "manifests"
@@ -142,6 +144,14 @@ def test_kubernetes_version_is_the_kind_node_version() -> None:
 @pytest.mark.parametrize("doc", BUILTIN, ids=[doc.id for doc in BUILTIN])
 def test_builtin_object_is_valid_in_strict_mode(doc: Document) -> None:
     assert validation_errors(doc.obj) == [], doc.id
+
+
+@pytest.mark.parametrize("kustomization", ["base", "overlays/kind", "overlays/canary", "platform"])
+def test_rendered_builtin_objects_are_valid(kustomization: str) -> None:
+    rendered = [obj for obj in kustomize_lite.build(MANIFESTS / kustomization) if is_builtin(obj)]
+    assert rendered or kustomization != "platform"
+    for obj in rendered:
+        assert validation_errors(obj) == [], (kustomization, obj["kind"], obj["metadata"]["name"])
 
 
 def test_only_objects_and_patch_lists_are_skipped() -> None:
