@@ -33,9 +33,11 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from chicago_arrest.schema import (
+    FALSE_TEXT,
     FIELD_BY_NAME,
     MODEL_INPUT_COLUMNS,
     PREDICTION_REQUIRED,
+    TRUE_TEXT,
     FieldSpec,
     parse_timestamp,
 )
@@ -56,8 +58,6 @@ ACCEPTED_DATATYPES: dict[str, tuple[str, ...]] = {
     "int": ("INT64", "FP64", "FP32", *_INTS[1:], "BYTES"),
     "float": ("FP64", "FP32", *_INTS, "BYTES"),
 }
-_TRUE = frozenset({"true", "t", "1"})
-_FALSE = frozenset({"false", "f", "0"})
 _SHOW = 3  # offending rows quoted in a message
 
 
@@ -174,9 +174,9 @@ def _bool_column(name: str, values: Sequence[Any], *, allow_text: bool) -> Any:
             out.append(bool(v))
         elif allow_text and isinstance(v, str):
             key = v.strip().lower()
-            if key in _TRUE:
+            if key in TRUE_TEXT:
                 out.append(True)
-            elif key in _FALSE:
+            elif key in FALSE_TEXT:
                 out.append(False)
             elif key == "":
                 out.append(None)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from chicago_arrest.names import CHICAGO_TZ
 from chicago_arrest.schema import DATE, ID, RAW_COLUMNS, SOCRATA_TIMESTAMP_FORMAT
 from chicago_arrest.settings import Settings
 from chicago_arrest.store import KeyNotFoundError, ObjectStore, make_store, read_parquet, write_parquet
@@ -38,7 +39,7 @@ UNDATED_KEY = "raw/undated/crimes.parquet"
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _MONTH_KEY_RE = re.compile(r"^raw/crimes/(\d{4}-(?:0[1-9]|1[0-2]))\.parquet$")
 _STATIONS_NAMES = ("police_stations.csv", "police_stations.parquet")
-_CHICAGO = ZoneInfo("America/Chicago")
+_CHICAGO = ZoneInfo(CHICAGO_TZ)
 
 
 class IngestError(RuntimeError):

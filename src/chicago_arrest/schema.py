@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from chicago_arrest.names import CHICAGO_TZ
+
 FieldKind = Literal["int", "float", "string", "code", "bool", "datetime"]
 
 
@@ -97,8 +99,13 @@ CHICAGO_Y = (1_800_000.0, 1_955_000.0)
 #: Socrata floating timestamps are Chicago local time without a zone.
 SOCRATA_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
-_TRUE = frozenset({"true", "t", "1"})
-_FALSE = frozenset({"false", "f", "0"})
+#: The spellings of true and false (after strip and lower-case) accepted everywhere: the data contract, the
+#: model's raw-record coercion and the model server's requests.
+TRUE_TEXT = frozenset({"true", "t", "1"})
+FALSE_TEXT = frozenset({"false", "f", "0"})
+#: A timestamp's text starts with a full calendar date, 2017-03-01... (ISO / Socrata) or 03/01/2017... (the CSV
+#: export), then ends or goes on with the time: pandas and numpy would also read "now", "2017" or "20170105".
+FULL_DATE = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?:$|[T ])")
 
 
 def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -115,8 +122,8 @@ def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         parsed = values.astype("boolean")
         return parsed, pd.Series(False, index=values.index)
     text = values.astype("string").str.strip().str.lower()
-    is_true = text.isin(_TRUE)
-    is_false = text.isin(_FALSE)
+    is_true = text.isin(TRUE_TEXT)
+    is_false = text.isin(FALSE_TEXT)
     empty = text.isna() | (text == "")
     parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
     parsed[is_true.fillna(False).to_numpy(bool)] = True
@@ -136,7 +143,7 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
         converted to America/Chicago and made naive.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("America/Chicago").dt.tz_localize(None).astype("datetime64[ns]")
+        return values.dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None).astype("datetime64[ns]")
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.astype("datetime64[ns]")
     raw = values.to_numpy(dtype=object)
@@ -156,7 +163,7 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
             pass
     text = values.astype("string").str.strip()
     # A full calendar date must lead: pandas would otherwise read "now", "2017" or "20170105" as dates.
-    text = text.where(text.str.match(_FULL_DATE).fillna(False).astype(bool))
+    text = text.where(text.str.match(FULL_DATE).fillna(False).astype(bool))
     out = pd.to_datetime(text, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
     missing = (out.isna() & text.notna()).to_numpy()
     if missing.any():
@@ -169,7 +176,7 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
             out.loc[naive.index] = pd.to_datetime(naive, format="mixed", errors="coerce")
         if zoned.any():
             aware = pd.to_datetime(rest[zoned], format="mixed", errors="coerce", utc=True)
-            out.loc[aware.index] = aware.dt.tz_convert("America/Chicago").dt.tz_localize(None)
+            out.loc[aware.index] = aware.dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None)
     return out.astype("datetime64[ns]")
 
 
@@ -231,14 +238,13 @@ def _clean_text(text: str) -> str | None:
 @lru_cache(maxsize=256)
 def _clean_bool(text: str) -> str | None:
     value = text.strip().lower()
-    if value in _TRUE:
+    if value in TRUE_TEXT:
         return "true"
-    if value in _FALSE:
+    if value in FALSE_TEXT:
         return "false"
     return None
 
 
-_FULL_DATE = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?:$|[T ])")
 _FLOAT_INT = re.compile(r"(\d+)\.0+")
 
 

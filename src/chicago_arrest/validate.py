@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from chicago_arrest.names import CHICAGO_TZ
 from chicago_arrest.schema import (
     CHICAGO_LAT,
     CHICAGO_LON,
@@ -41,6 +42,7 @@ from chicago_arrest.schema import (
     CHICAGO_Y,
     FIELD_BY_NAME,
     FIELDS,
+    FULL_DATE,
     ID,
     RAW_COLUMNS,
     FieldSpec,
@@ -69,10 +71,7 @@ OUTSIDE_CHICAGO = "outside_chicago"
 DUPLICATE_ID = "duplicate_id"
 #: The totals in :attr:`ValidationResult.counts`; every other key is a reason.
 TOTALS: tuple[str, ...] = ("rows_in", "valid", "quarantined", "rows_without_coordinates")
-_CHICAGO_TZ = "America/Chicago"
 _ARROW_STRING = pd.StringDtype("pyarrow")
-#: A timestamp's text starts with a full date: 2017-03-01... (ISO / Socrata) or 03/01/2017... (the CSV export).
-_DATE_TEXT = r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})"
 _NAN_TEXT = r"[+-]?(?i:nan)"
 
 
@@ -139,11 +138,11 @@ class ValidationResult:
 
 
 def _chicago_now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz=_CHICAGO_TZ).tz_localize(None)
+    return pd.Timestamp.now(tz=CHICAGO_TZ).tz_localize(None)
 
 
 def _naive_chicago(ts: pd.Timestamp) -> pd.Timestamp:
-    return ts.tz_convert(_CHICAGO_TZ).tz_localize(None) if ts.tzinfo is not None else ts
+    return ts.tz_convert(CHICAGO_TZ).tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def _text(values: pd.Series) -> pd.Series | None:
@@ -223,7 +222,7 @@ def _parse_field(spec: FieldSpec, values: pd.Series) -> _Parsed:
         if text is not None:
             # numpy's ISO parser (parse_timestamp's fast path) reads "now"/"today" as the clock, "2017" as a
             # date, and overflows on digit runs ("20170105" -> 1821-03-12): require a full calendar date.
-            bad |= given & ~text.str.match(_DATE_TEXT).to_numpy(dtype=bool, na_value=False)
+            bad |= given & ~text.str.match(FULL_DATE.pattern).to_numpy(dtype=bool, na_value=False)
             ts = ts.mask(pd.Series(bad, index=index))
         return _Parsed(ts, given, bad)
     if spec.kind == "code":

@@ -27,7 +27,7 @@ from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from chicago_arrest.schema import MODEL_INPUT_COLUMNS
+from chicago_arrest.schema import FALSE_TEXT, MODEL_INPUT_COLUMNS, TRUE_TEXT, category_array, parse_bool
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 
@@ -419,3 +419,19 @@ def test_invalid_input_is_counted_and_reraised(predictor: Any) -> None:
         )
     text = generate_latest(predictor.test_registry).decode()
     assert 'outcome="invalid",protocol="v1"' in text
+
+
+@pytest.mark.parametrize("text", sorted({*TRUE_TEXT, *FALSE_TEXT, "TRUE", " F ", "yes", "2"}))
+def test_server_contract_and_model_share_the_boolean_spellings(text: str) -> None:
+    """One rule (chicago_arrest.schema): a spelling the data contract accepts, the server and model accept."""
+    expected = {"true": True, "false": False}.get(category_array(pd.Series([text]), "bool")[0])
+    contract, bad = parse_bool(pd.Series([text]))
+    assert bool(bad[0]) is (expected is None)
+    body = infer_request(one_row(domestic=("BYTES", text)))
+    if expected is None:
+        with pytest.raises(InvalidInput, match="domestic"):
+            parse_v2(body, max_rows=10)
+        return
+    assert bool(contract[0]) is expected
+    assert bool(parse_v2(body, max_rows=10).frame.loc[0, "domestic"]) is expected
+    assert (text.strip().lower() in TRUE_TEXT) is expected
