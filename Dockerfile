@@ -32,6 +32,9 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY README.md ./
 COPY src ./src
 COPY serving ./serving
+# Package data: src/chicago_arrest/resources/ links to the InferenceService manifest and the kind overlay's patch.
+COPY manifests/base/inferenceservice.yaml ./manifests/base/
+COPY manifests/overlays/kind/patch-resources.yaml ./manifests/overlays/kind/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable \
  && /opt/venv/bin/python -m ensurepip --default-pip \

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chicago_arrest import k8s
+from chicago_arrest import names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KIND_DIR = REPO_ROOT / "kind-cluster"
+PLATFORM = REPO_ROOT / "manifests" / "platform"
 SCRIPTS = sorted(KIND_DIR.glob("*.sh"))
 REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "cluster-on-kind.md"
 
@@ -39,6 +40,30 @@ def read_env(path: Path) -> dict[str, str]:
 
 
 VERSIONS = read_env(KIND_DIR / "versions.env")
+
+
+def platform(kind: str, name: str) -> dict:
+    """One object of manifests/platform by kind and name."""
+    (obj,) = [
+        doc
+        for path in sorted(PLATFORM.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == kind and doc["metadata"]["name"] == name
+    ]
+    return obj
+
+
+def node_ports(service: str) -> dict[str, int]:
+    return {p["name"]: p["nodePort"] for p in platform("Service", service)["spec"]["ports"]}
+
+
+def container_env(kind: str, name: str) -> dict[str, str]:
+    (container,) = platform(kind, name)["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+#: The S3 endpoint inside the cluster, as the bucket Job uses it.
+S3_ENDPOINT = container_env("Job", "minio-buckets")["ARREST_S3_ENDPOINT"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -126,11 +151,13 @@ def test_kind_config() -> None:
     assert ports == {
         30080: 3000,  # KFP UI
         31080: 8180,  # Kourier
-        k8s.MINIO_NODE_PORT: 9000,
-        k8s.MINIO_CONSOLE_NODE_PORT: 9001,
-        k8s.MLFLOW_NODE_PORT: 5000,
+        node_ports("minio")["api"]: 9000,
+        node_ports("minio")["console"]: 9001,
+        node_ports("mlflow")["http"]: 5000,
     }
-    assert config["networking"]["podSubnet"] == k8s.POD_SUBNET  # the MinIO NetworkPolicy relies on it
+    # the MinIO NetworkPolicy tells host traffic from pod traffic by the pod subnet
+    (_, host) = platform("NetworkPolicy", "minio-ingress")["spec"]["ingress"]
+    assert host["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [config["networking"]["podSubnet"]]}}]
     assert all(m["listenAddress"] == "127.0.0.1" for m in node["extraPortMappings"])
     up = (KIND_DIR / "up.sh").read_text()
     assert "KFP_UI_NODE_PORT=30080" in up
@@ -180,7 +207,7 @@ def test_dockerfile_runtime_settings() -> None:
     assert 'CMD ["python", "-m", "arrest_server"]' in runtime
     assert "ENTRYPOINT" not in text  # KFP and KServe set their own command
     # the MLflow Deployment and the ServingRuntime expect this uid / command
-    mlflow = next(o for o in k8s.mlflow_server() if o["kind"] == "Deployment")
+    mlflow = platform("Deployment", "mlflow")
     assert mlflow["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
     # no credentials or secrets baked in
     for word in ("AWS_SECRET_ACCESS_KEY", "minio123", "PASSWORD", "TOKEN"):
@@ -195,7 +222,15 @@ def test_dockerignore_is_an_allow_list() -> None:
     ]
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "uv.lock", "README.md", "src", "serving"}
+    # the two manifests that src/chicago_arrest/resources/ links to (package data)
+    packaged = {"manifests/base/inferenceservice.yaml", "manifests/overlays/kind/patch-resources.yaml"}
+    assert allowed == {"pyproject.toml", "uv.lock", "README.md", "src", "serving", *packaged}
+    links = {
+        p.resolve().relative_to(REPO_ROOT).as_posix()
+        for p in (REPO_ROOT / "src").rglob("*")
+        if p.is_symlink()
+    }
+    assert links == packaged
     copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", _dockerfile(), flags=re.M))
     assert {part for item in copied for part in item.split()} <= allowed
 
@@ -365,7 +400,7 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     assert "ingressGateway" in patch_call
 
     annotate = calls[_index(calls, "annotate secret kserve-s3")]
-    assert f"serving.kserve.io/s3-endpoint={k8s.S3_ENDPOINT}" in annotate
+    assert f"serving.kserve.io/s3-endpoint={S3_ENDPOINT}" in annotate
     assert "serving.kserve.io/s3-usehttps=0" in annotate
 
     # credentials: generated on the first run, passed by file, never on a command line
@@ -393,16 +428,16 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     config_call = calls[_index(calls, f"create configmap {CONFIG_MAP}")]
     assert all(f"{key}=" in config_call for key in CONFIG_KEYS)
     assert "MLFLOW_TRACKING_URI=http://mlflow.mlflow.svc.cluster.local:5000" in config_call
-    assert f"ARREST_S3_ENDPOINT={k8s.S3_ENDPOINT}" in config_call
+    assert f"ARREST_S3_ENDPOINT={S3_ENDPOINT}" in config_call
     assert "ARREST_SERVING_IMAGE=chicago-arrest:test" in config_call
     assert "ARREST_SERVING_PROFILE=kind" in config_call
-    assert f"ARREST_MODELS_BUCKET={k8s.MODELS_BUCKET}" in config_call
+    assert f"ARREST_MODELS_BUCKET={names.MODELS_BUCKET}" in config_call
     assert f"create secret generic {SECRET}" in "\n".join(calls)
 
-    # generated manifests are applied with the image substituted
+    # the platform manifests are applied with the image substituted
     job = next(text for text in stdin.values() if "name: minio-buckets" in text)
     assert "image: chicago-arrest:test" in job
-    assert f"image: {k8s.DEFAULT_IMAGE}" not in job
+    assert f"image: {names.DEFAULT_IMAGE}" not in job
     assert [d["kind"] for d in yaml.safe_load_all(job) if d] == ["Job"]
     mlflow = next(text for text in stdin.values() if "name: mlflow-data" in text)
     assert "image: chicago-arrest:test" in mlflow
@@ -451,8 +486,8 @@ def test_up_sh_takes_keys_from_the_environment(stubs: tuple[Path, dict[str, str]
     assert "at least 8 characters" in short.stderr
 
 
-def test_up_sh_agrees_with_the_generator() -> None:
-    """up.sh's endpoint, buckets and URIs are the ones chicago_arrest.k8s writes into the manifests."""
+def test_up_sh_agrees_with_the_manifests() -> None:
+    """up.sh's endpoint, buckets, URIs and images are the ones manifests/platform and chicago_arrest.names use."""
     up = (KIND_DIR / "up.sh").read_text()
 
     def value(name: str) -> str:
@@ -460,16 +495,23 @@ def test_up_sh_agrees_with_the_generator() -> None:
         assert match, name
         return match.group(1)
 
-    assert value("S3_ENDPOINT") == k8s.S3_ENDPOINT
-    assert value("S3_REGION") == k8s.S3_REGION
-    assert (value("DATA_BUCKET"), value("MLFLOW_BUCKET"), value("MODELS_BUCKET")) == k8s.BUCKETS
-    assert value("MLFLOW_IN_CLUSTER_URI") == k8s.MLFLOW_IN_CLUSTER_URI
-    assert value("DEFAULT_IMAGE") == k8s.DEFAULT_IMAGE
-    assert VERSIONS["MINIO_IMAGE"] == k8s.MINIO_IMAGE
+    mlflow_env = container_env("Deployment", "mlflow")
+    assert value("S3_ENDPOINT") == S3_ENDPOINT
+    assert mlflow_env["MLFLOW_S3_ENDPOINT_URL"] == f"http://{S3_ENDPOINT}"
+    assert value("S3_REGION") == mlflow_env["AWS_DEFAULT_REGION"]
+    assert (value("DATA_BUCKET"), value("MLFLOW_BUCKET"), value("MODELS_BUCKET")) == names.BUCKETS
+    (port,) = platform("Service", "mlflow")["spec"]["ports"]
+    assert (
+        value("MLFLOW_IN_CLUSTER_URI")
+        == f"http://mlflow.{names.MLFLOW_NAMESPACE}.svc.cluster.local:{port['port']}"
+    )
+    assert value("DEFAULT_IMAGE") == names.DEFAULT_IMAGE
+    (minio,) = platform("Deployment", "minio")["spec"]["template"]["spec"]["containers"]
+    assert VERSIONS["MINIO_IMAGE"] == minio["image"]
     from chicago_arrest.settings import Settings
 
-    assert Settings().s3_bucket == k8s.DATA_BUCKET
-    assert Settings().models_bucket == k8s.MODELS_BUCKET
+    assert Settings().s3_bucket == names.DATA_BUCKET
+    assert Settings().models_bucket == names.MODELS_BUCKET
 
 
 def test_up_sh_refuses_without_the_image(stubs: tuple[Path, dict[str, str]]) -> None:
