@@ -278,7 +278,9 @@ class KServeTraffic:
             if in_cluster:
                 config.load_incluster_config(client_configuration=configuration)
             else:
-                config.load_kube_config(context=context, client_configuration=configuration)
+                # KUBECONFIG as it is now (the client reads it once, at import); None: ~/.kube/config.
+                kubeconfig = os.environ.get("KUBECONFIG") or None
+                config.load_kube_config(kubeconfig, context=context, client_configuration=configuration)
         except (config.ConfigException, OSError) as exc:
             source = (
                 "in-cluster" if in_cluster else f"context {context}" if context else "the current context"
