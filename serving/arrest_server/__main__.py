@@ -100,14 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from arrest_server.model import ArrestPredictor
     from arrest_server.observability import configure_logging, quiet_client_errors
     from arrest_server.validation import request_validation_handler
-    from chicago_arrest.serving_state import NoChampionError, ServingStateError
+    from chicago_arrest.release import ReleaseError
 
     configure_logging(settings.log_level, settings.access_log)
     threadpool_limits(limits=settings.threads)
     model = ArrestPredictor(settings)
     try:
         model.load()
-    except (NoChampionError, ServingStateError) as exc:
+    except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

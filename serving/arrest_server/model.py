@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -22,6 +23,7 @@ from arrest_server.router import (
     LoadedModel,
     Role,
     StateWatcher,
+    build_deployment,
 )
 from arrest_server.settings import ServerSettings
 from arrest_server.validation import (
@@ -33,7 +35,9 @@ from arrest_server.validation import (
     parse_v1,
     parse_v2,
 )
-from chicago_arrest.serving_state import ModelRef, ensure_state, registry_client
+from chicago_arrest.release.base import ReleaseError
+from chicago_arrest.release.ops import MlflowAliases, registry_split
+from chicago_arrest.release.state import ModelRef, ServingState, load_state
 from chicago_arrest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,12 +55,33 @@ _WARMUP = {
 }
 
 
-def load_model(ref: ModelRef, threads: int = 1) -> LoadedModel:
+def _download(uri: str, tracking_uri: str, folder: str) -> str:
+    """Copy the model behind a ``models:/`` or ``runs:/`` URI into ``folder``, resolved in ``tracking_uri``.
+
+    MLflow resolves ``models:/`` URIs against its global registry URI; this resolves the version's location
+    with a client of ``tracking_uri`` first, so the server never depends on (or sets) MLflow's global state.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    match = _MODELS_URI.match(uri)
+    if match is not None:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        version = match["version"] or client.get_model_version_by_alias(match["name"], match["alias"]).version
+        uri = client.get_model_version_download_uri(match["name"], str(version))
+    return str(
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri)
+    )
+
+
+def load_model(ref: ModelRef, threads: int = 1, tracking_uri: str | None = None) -> LoadedModel:
     """Load, pin and warm up one model.
 
     Args:
-        ref: Version and URI (``models:/...`` or a local MLflow model folder).
+        ref: Version and URI (``models:/...``, ``runs:/...`` or a local MLflow model folder).
         threads: Classifier threads.
+        tracking_uri: MLflow tracking/registry URI that ``models:/`` and ``runs:/`` URIs resolve against
+            (passed explicitly: MLflow's global URI is not used).
 
     Returns:
         The loaded model.
@@ -64,7 +89,11 @@ def load_model(ref: ModelRef, threads: int = 1) -> LoadedModel:
     from chicago_arrest.registry import load_arrest_model
 
     start = time.perf_counter()
-    model = load_arrest_model(ref.uri)
+    if tracking_uri and ref.uri.startswith(("models:/", "runs:/")):
+        with tempfile.TemporaryDirectory(prefix="arrest-model-") as tmp:
+            model = load_arrest_model(_download(ref.uri, tracking_uri, tmp))
+    else:
+        model = load_arrest_model(ref.uri)
     model.set_threads(threads)
     # The first calls are slow (lazy imports, caches): pay them now, not in a request.
     model.predict_arrest_probability(pd.DataFrame(_WARMUP))
@@ -99,7 +128,18 @@ class ArrestPredictor(Model):
     # -- loading -----------------------------------------------------------------------------------------------
 
     def _load(self, ref: ModelRef) -> LoadedModel:
-        return load_model(ref, self.settings.threads)
+        return load_model(ref, self.settings.threads, self.library_settings.resolved_tracking_uri())
+
+    def _serving_state(self) -> ServingState:
+        """The local serving state; without the file, the registry aliases (in memory: nothing is written)."""
+        path = self.library_settings.serving_config_path
+        try:
+            return load_state(path)
+        except FileNotFoundError:
+            aliases = MlflowAliases.from_settings(self.library_settings)
+            state = ServingState.from_split(registry_split(aliases, f"no serving state at {path}"))
+            log.info("no serving state at %s yet: serving the registry aliases", path)
+            return state
 
     def load(self) -> bool:
         """Load the model(s): ``model_dir``, else ``model_uri``, else the local serving state (watched).
@@ -108,8 +148,8 @@ class ArrestPredictor(Model):
             ``True`` (``self.ready``).
 
         Raises:
-            chicago_arrest.serving_state.NoChampionError: When the serving state must be built and the registry
-                has no champion.
+            chicago_arrest.release.ReleaseError: When the serving state is invalid, or there is none and the
+                registry has no champion.
         """
         s = self.settings
         if s.model_dir is not None:
@@ -117,16 +157,10 @@ class ArrestPredictor(Model):
             deployment = Deployment(self._load(ModelRef(s.model_version or "local", str(s.model_dir))))
         elif s.model_uri:
             self.source = f"model_uri {s.model_uri}"
-            registry_client(self.library_settings)
             deployment = Deployment(self._load(self._resolve_uri(s.model_uri, s.model_version)))
         else:
-            path = self.library_settings.serving_config_path
-            self.source = f"serving state {path}"
-            state = ensure_state(self.library_settings)
-            registry_client(self.library_settings)  # models:/ URIs resolve against the configured registry
-            champion = self._load(state.champion)
-            challenger = self._load(state.challenger) if state.challenger else None
-            deployment = Deployment(champion, challenger, state.canary_percent if challenger else 0)
+            self.source = f"serving state {self.library_settings.serving_config_path}"
+            deployment = build_deployment(self._serving_state(), self._load)
         self.metrics = self.metrics or get_metrics()
         self.holder = DeploymentHolder(deployment)
         self.holder.on_swap(self._publish)
@@ -152,8 +186,10 @@ class ArrestPredictor(Model):
             return ModelRef(version or "unknown", uri)
         if match["version"]:
             return ModelRef(version or match["version"], uri)
-        client = registry_client(self.library_settings)
-        resolved = str(client.get_model_version_by_alias(match["name"], match["alias"]).version)
+        aliases = MlflowAliases(self.library_settings.resolved_tracking_uri(), match["name"])
+        resolved = aliases.get(match["alias"])
+        if resolved is None:
+            raise ReleaseError(f"{uri}: no such alias in the MLflow registry at {aliases.where()}")
         return ModelRef(version or resolved, f"models:/{match['name']}/{resolved}")
 
     def _publish(self, deployment: Deployment) -> None:

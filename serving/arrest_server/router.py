@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from chicago_arrest.artifact import ArrestModel
-from chicago_arrest.serving_state import ModelRef, ServingState, load_state
+from chicago_arrest.release.state import ModelRef, ServingState, load_state
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MODEL_NAME = "arrest-predictor"
+from chicago_arrest.names import ISVC_NAME
 
 
 class ServerSettings(BaseSettings):
@@ -40,7 +40,7 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ARREST_SERVER_", extra="ignore")
 
-    model_name: str = DEFAULT_MODEL_NAME
+    model_name: str = ISVC_NAME
     model_dir: Path | None = None
     model_uri: str | None = None
     model_version: str | None = None

@@ -277,6 +277,7 @@ def test_no_champion_is_a_clear_error(stack: Stack) -> None:
     assert code == 1
     assert "make pipeline-run" in out
     assert "Traceback" not in out
+    assert not (stack.data_dir.parent / "empty").exists()  # the server wrote nothing: no state, no registry
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -290,33 +291,37 @@ def _settings(stack: Stack) -> Any:
     return Settings(data_dir=stack.data_dir)
 
 
+def _release(stack: Stack) -> Any:
+    from chicago_arrest.release import open_release
+
+    return open_release("local", settings=_settings(stack))
+
+
 def _ask(
     server: Server, request_id: str | None, session: requests.Session | None = None
 ) -> requests.Response:
     return (session or server.session).post(server.infer_url, data=single_row_body(request_id), headers=JSON)
 
 
-def test_state_file_is_built_from_the_registry_aliases(stack: Stack) -> None:
-    from chicago_arrest.serving_state import load_state
-
-    state = load_state(_settings(stack).serving_config_path)
-    assert state.champion.version == stack.versions["champion"]
-    assert state.challenger is not None
-    assert state.challenger.version == stack.versions["challenger"]
-    assert state.canary_percent == 0
+def test_without_a_state_file_the_registry_aliases_serve_and_nothing_is_written(stack: Stack) -> None:
+    assert not _settings(stack).serving_config_path.exists()
     versions = {_ask(stack.state, f"warm-{i}").headers["x-model-version"] for i in range(10)}
     assert versions == {stack.versions["champion"]}
+    report = _release(stack).status()
+    assert report["serving"] is None
+    assert report["registry"]["champion"] == stack.versions["champion"]
+    assert report["registry"]["challenger"] == stack.versions["challenger"]
 
 
 def test_canary_split_is_ten_percent_and_sticky(stack: Stack) -> None:
     """2,000 requests with distinct seeded ids: 10 % ± 3 to the challenger, exactly the ids whose bucket < 10."""
     from arrest_server.router import bucket
 
-    from chicago_arrest import serving_state
-
-    settings = _settings(stack)
     champion, challenger = stack.versions["champion"], stack.versions["challenger"]
-    serving_state.set_canary(10, settings=settings)
+    assert (
+        _release(stack).canary(10).message()
+        == f"local serving: champion {champion} (90%), challenger {challenger} (10%)"
+    )
     stack.state.wait_for("arrest_server_canary_percent 10.0")
 
     rng = random.Random(2017)
@@ -352,8 +357,6 @@ def test_canary_split_is_ten_percent_and_sticky(stack: Stack) -> None:
 
 
 def test_cli_canary_and_rollback_while_serving(stack: Stack) -> None:
-    from chicago_arrest import serving_state
-
     env = child_env(ARREST_DATA_DIR=str(stack.data_dir))
 
     def cli(*args: str) -> str:
@@ -374,22 +377,20 @@ def test_cli_canary_and_rollback_while_serving(stack: Stack) -> None:
     assert roles["challenger"] > 0
     assert roles["champion"] > 0
 
-    serving_state.rollback(settings=_settings(stack))
+    _release(stack).rollback()
     stack.state.wait_for("arrest_server_canary_percent 0.0")
     assert {_ask(stack.state, f"cli-{i}").headers["x-model-role"] for i in range(40)} == {"champion"}
     status = json.loads(cli("status", "--json"))
-    assert status["state"]["canary_percent"] == 0
+    assert status["serving"]["canary_percent"] == 0
     assert status["registry"]["champion"] == stack.versions["champion"]
 
 
 def test_promotion_under_load_drops_no_request(stack: Stack) -> None:
-    from chicago_arrest import serving_state
-    from chicago_arrest.registry import CHAMPION, alias_version
-    from chicago_arrest.serving_state import registry_client
+    from chicago_arrest.names import CHAMPION
 
     old, new = stack.versions["champion"], stack.versions["challenger"]
-    settings = _settings(stack)
-    serving_state.set_canary(10, settings=settings)
+    release = _release(stack)
+    release.canary(10)
     stack.state.wait_for("arrest_server_canary_percent 10.0")
 
     stop = threading.Event()
@@ -414,7 +415,7 @@ def test_promotion_under_load_drops_no_request(stack: Stack) -> None:
         t.start()
     try:
         time.sleep(1.5)
-        serving_state.promote(settings=settings)
+        promoted = release.promote()
         stack.state.wait_for(
             f'arrest_server_model_info{{model_version="{new}",role="champion"}} 1.0',
             "arrest_server_canary_percent 0.0",
@@ -430,7 +431,12 @@ def test_promotion_under_load_drops_no_request(stack: Stack) -> None:
     assert len(results) > 20
     assert {v for _, _, v, _ in results} >= {old, new}
     assert {v for at, _, v, _ in results if at > promoted_at + 0.5} == {new}
-    assert alias_version(registry_client(settings), CHAMPION) == new
+    assert promoted.lines == (
+        f"registry: champion alias -> version {new} (was {old})",
+        f"local serving: champion {new} (100%)",
+    )
+    assert release.aliases.get(CHAMPION) == new
+    assert release.promote().lines[0].startswith("nothing left to do")
 
 
 def test_state_server_metrics_have_both_versions(stack: Stack) -> None:
