@@ -25,6 +25,7 @@ from typing import Any
 
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from chicago_arrest.names import MODEL_NAME
 from chicago_arrest.release.base import ReleaseError, Split, check_percent
@@ -34,7 +35,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class ModelRef(BaseModel):
+@dataclass(frozen=True, config=ConfigDict(coerce_numbers_to_str=True, str_strip_whitespace=True))
+class ModelRef:
     """One served model.
 
     Attributes:
@@ -42,13 +44,8 @@ class ModelRef(BaseModel):
         uri: What the server loads: ``models:/<name>/<version>`` or a local MLflow model folder.
     """
 
-    model_config = ConfigDict(frozen=True, coerce_numbers_to_str=True, str_strip_whitespace=True)
-
     version: str = Field(min_length=1)
     uri: str = Field(min_length=1)
-
-    def __init__(self, version: str, uri: str) -> None:
-        super().__init__(version=version, uri=uri)
 
     @classmethod
     def registered(cls, version: str | int, name: str = MODEL_NAME) -> ModelRef:
