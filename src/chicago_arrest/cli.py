@@ -19,6 +19,7 @@ Exit codes: 0 success, 1 the operation failed (one line ``error: ...`` says why)
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import logging
@@ -39,10 +40,12 @@ from chicago_arrest.names import BUCKETS
 EXPECTED_ERRORS = {
     "chicago_arrest.release.base": ("ReleaseError",),
     "chicago_arrest.store": ("StoreError",),
+    "chicago_arrest.ingest": ("IngestError",),
     "chicago_arrest.socrata": ("SocrataError",),
     "mlflow.exceptions": ("MlflowException",),
     "builtins": ("FileNotFoundError", "PermissionError"),
 }
+_PIPELINE_DEFAULT = "default: the training pipeline's"
 PIPELINE_RUN_HELP = "Train, register and deploy: locally with kfp.local, or on KFP when KFP_HOST is set."
 #: Extra spellings of ``pipeline run`` options whose parameter names are longer than the historical flags.
 FLAG_ALIASES = {"stations_source": "--stations", "split_kind": "--split"}
@@ -53,12 +56,13 @@ class CommandError(RuntimeError):
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    return (CommandError,) + tuple(
-        getattr(sys.modules[module], name)
-        for module, names in EXPECTED_ERRORS.items()
-        if module in sys.modules
+    loaded = [
+        getattr(sys.modules[m], name)
+        for m, names in EXPECTED_ERRORS.items()
+        if m in sys.modules
         for name in names
-    )
+    ]
+    return (CommandError, *loaded)
 
 
 class _App(TyperGroup):
@@ -83,7 +87,15 @@ class _PipelineGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name == "run" and "run" not in self.commands:
             single = typer.Typer(add_completion=False)
-            single.command("run", help=PIPELINE_RUN_HELP)(pipeline_run_function())
+            try:
+                function = pipeline_run_function()
+            except CommandError as exc:  # outside the project folder: the command says so when run
+                error = exc
+
+                def function() -> None:
+                    raise error
+
+            single.command("run", help=PIPELINE_RUN_HELP)(function)
             self.add_command(typer.main.get_command(single), "run")
         return super().get_command(ctx, cmd_name)
 
@@ -153,7 +165,7 @@ NameOption = Annotated[str | None, typer.Option(help="InferenceService name (def
 def _release(target: str, context: str | None, namespace: str | None, name: str | None) -> Any:
     from chicago_arrest.release.ops import open_release
 
-    return open_release(target, context=context, namespace=namespace, name=name)
+    return open_release(target, context=context, namespace=namespace, name=name)  # type: ignore[arg-type]
 
 
 @serving_app.command()
@@ -216,23 +228,28 @@ def status(
 def evaluate(
     source: Annotated[Path, typer.Option(help="CSV/Parquet in the Socrata schema")],
     stations: Annotated[Path | None, typer.Option(help="police stations (default: next to --source)")] = None,
-    split: Annotated[str, typer.Option(callback=_one_of("time", "random"), metavar="[time|random]")] = "time",
-    test_months: Annotated[int, typer.Option(min=1)] = 1,
-    models: Annotated[str, typer.Option(help="comma-separated model types")] = "logreg,random_forest,xgboost",
+    split: Annotated[str | None, typer.Option(metavar="[time|random]", help=_PIPELINE_DEFAULT)] = None,
+    months: Annotated[int | None, typer.Option(min=1, help=_PIPELINE_DEFAULT)] = None,
+    test_months: Annotated[int | None, typer.Option(min=1, help=_PIPELINE_DEFAULT)] = None,
+    models: Annotated[str | None, typer.Option(help=f"comma-separated; {_PIPELINE_DEFAULT}")] = None,
     output: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
 ) -> None:
-    """Train every model type on a split and print the test metrics."""
-    from chicago_arrest.experiment import compare_models, markdown, read_records
+    """Train every model type on a split through the pipeline's own steps and print the test metrics."""
+    from chicago_arrest.experiment import evaluate_file, markdown
+    from chicago_arrest.split import SplitKind
 
-    stations_path = stations or source.with_name("police_stations.csv")
-    if not stations_path.is_file():
-        raise CommandError(f"police stations file not found: {stations_path} (pass --stations)")
-    table, window = compare_models(
-        read_records(source),
-        read_records(stations_path),
+    defaults = {k: p.default for k, p in pipeline_signature().parameters.items()}
+    split = split or defaults["split_kind"]
+    if split not in typing.get_args(SplitKind):
+        raise typer.BadParameter(f"--split must be one of {', '.join(typing.get_args(SplitKind))}")
+    table, window = evaluate_file(
+        source,
+        stations=stations,
         split=split,
-        test_months=test_months,
-        models=tuple(_model_list(models)),
+        months=months or defaults["months"],
+        test_months=test_months or defaults["test_months"],
+        models=_model_list(models) if models is not None else defaults["models"],
+        output=output,
     )
     typer.echo(
         f"split {window['kind']}: train {window['train_start']}..{window['train_end']} "
@@ -240,11 +257,6 @@ def evaluate(
         f"({window['test_rows']} rows)"
     )
     typer.echo(markdown(table))
-    if output:
-        output.write_text(
-            json.dumps({"window": window, "models": table.to_dict(orient="records")}, indent=2, default=str),
-            encoding="utf-8",
-        )
 
 
 def _model_list(text: str) -> list[str]:
@@ -306,11 +318,22 @@ def _docstring_args(doc: str) -> dict[str, str]:
     return {key: text.replace("``", "") for key, text in helps.items()}
 
 
+def _pipelines(module: str) -> Any:
+    """``pipelines.<module>``: the pipeline code lives in the project folder, not in the installed package."""
+    try:
+        return importlib.import_module(f"pipelines.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pipelines", "components"):
+            raise
+        raise CommandError(
+            f"the pipeline commands run from the project's folder (no module {exc.name!r} here): "
+            "cd to the checkout, or use make"
+        ) from None
+
+
 def pipeline_signature() -> inspect.Signature:
     """The Python signature of :func:`pipelines.training.training_pipeline`: the pipeline defaults."""
-    from pipelines.training import training_pipeline
-
-    return inspect.signature(training_pipeline.pipeline_func)
+    return inspect.signature(_pipelines("training").training_pipeline.pipeline_func)
 
 
 def pipeline_run_function() -> Callable[..., None]:
@@ -319,9 +342,7 @@ def pipeline_run_function() -> Callable[..., None]:
     A list parameter (``models``) is one comma-separated option; ``stations_source`` and ``split_kind`` also
     answer to their historical flags (:data:`FLAG_ALIASES`).
     """
-    from pipelines.training import training_pipeline
-
-    func = training_pipeline.pipeline_func
+    func = _pipelines("training").training_pipeline.pipeline_func
     hints = typing.get_type_hints(func)
     helps = _docstring_args(inspect.getdoc(func) or "")
     params = []
@@ -375,8 +396,7 @@ def pipeline_arguments(values: dict[str, Any], *, on_cluster: bool) -> dict[str,
 
 
 def _pipeline_run(values: dict[str, Any]) -> None:
-    from pipelines import run
-
+    run = _pipelines("run")
     host = values.pop("kfp_host")
     arguments = pipeline_arguments(values, on_cluster=bool(host))
     if host:
@@ -403,10 +423,8 @@ def _kfp_client(host: str) -> Any:
 
 
 def _check_cron(value: str | None) -> str | None:
-    from pipelines.schedule import validate_cron
-
     try:
-        return None if value is None else validate_cron(value)
+        return None if value is None else _pipelines("schedule").validate_cron(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -422,12 +440,11 @@ def schedule(
     kfp_host: KfpHostOption = "",
 ) -> None:
     """Create or update the monthly recurring run on KFP (exactly one, on the latest pipeline version)."""
-    from pipelines.schedule import DEFAULT_CRON, JOB_NAME, ensure_recurring_run
-
-    cron = cron or DEFAULT_CRON
-    result = ensure_recurring_run(_kfp_client(kfp_host), cron=cron)
+    schedule = _pipelines("schedule")
+    cron = cron or schedule.DEFAULT_CRON
+    result = schedule.ensure_recurring_run(_kfp_client(kfp_host), cron=cron)
     typer.echo(
-        f"recurring run {JOB_NAME!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
+        f"recurring run {schedule.JOB_NAME!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
         f"{result.pipeline_version_id}, cron {cron!r})"
     )
 
@@ -435,9 +452,10 @@ def schedule(
 @pipeline_app.command()
 def unschedule(kfp_host: KfpHostOption = "") -> None:
     """Delete the recurring run from KFP."""
-    from pipelines.schedule import JOB_NAME, delete_recurring_run
-
-    typer.echo(f"recurring run {JOB_NAME!r}: {delete_recurring_run(_kfp_client(kfp_host)).action}")
+    schedule = _pipelines("schedule")
+    typer.echo(
+        f"recurring run {schedule.JOB_NAME!r}: {schedule.delete_recurring_run(_kfp_client(kfp_host)).action}"
+    )
 
 
 @pipeline_app.command("compile")
@@ -445,9 +463,8 @@ def compile_pipeline(
     out_dir: Annotated[Path | None, typer.Option(help="output folder (default: pipelines/compiled)")] = None,
 ) -> None:
     """Compile the training pipeline to pipelines/compiled/<name>.yaml (committed)."""
-    from pipelines.compile import COMPILED_DIR, compile_training
-
-    typer.echo(f"compiled {compile_training(out_dir or COMPILED_DIR)}")
+    compiler = _pipelines("compile")
+    typer.echo(f"compiled {compiler.compile_training(out_dir or compiler.COMPILED_DIR)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace as Ns
 from typing import Any
 
 import pytest
 
+from chicago_arrest.names import TRAINING_PIPELINE as PIPELINE_NAME
 from pipelines import schedule
-from pipelines.training import PIPELINE_NAME
 
 
 class FakeClient:
@@ -84,7 +85,7 @@ def test_first_schedule_creates_monthly_run_on_latest_version() -> None:
         "cron_expression": "0 0 2 8 * *",
         "max_concurrency": 1,
         "no_catchup": True,
-        "params": schedule.DEFAULT_PARAMS,
+        "params": {},  # every scheduled run takes the pipeline's own defaults
         "pipeline_id": "p1",
         "version_id": "v2",
         "enabled": True,
@@ -123,7 +124,7 @@ def test_duplicates_left_by_hand_are_collapsed_to_one() -> None:
     assert len(client.runs) == 1
 
 
-def test_missing_pipeline_is_uploaded_first(tmp_path) -> None:
+def test_missing_pipeline_is_uploaded_first(tmp_path: Path) -> None:
     client = FakeClient(pipeline_exists=False)
     package = tmp_path / "p.yaml"
     package.write_text("{}")
@@ -143,21 +144,3 @@ def test_unschedule_deletes_and_is_quiet_when_nothing_is_there() -> None:
 def test_five_field_cron_is_rejected(cron: str) -> None:
     with pytest.raises(ValueError, match="6 fields"):
         schedule.validate_cron(cron)
-
-
-def test_cli_without_kfp_host_explains(monkeypatch, capsys) -> None:
-    monkeypatch.delenv("KFP_HOST", raising=False)
-    assert schedule.main(["create"]) == 2
-    assert "KFP_HOST" in capsys.readouterr().err
-
-
-def test_cli_with_fake_client(capsys) -> None:
-    client = FakeClient()
-    assert schedule.main(["create", "--kfp-host", "http://kfp"], client_factory=lambda host: client) == 0
-    assert "created" in capsys.readouterr().out
-    assert (
-        schedule.main(
-            ["create", "--kfp-host", "http://kfp", "--cron", "0 2 * * *"], client_factory=lambda host: client
-        )
-        == 2
-    )
