@@ -1,11 +1,14 @@
-"""KFP v2 components: thin, containerised wrappers around :mod:`chicago_arrest.steps`.
+"""KFP v2 components: each body is ONE call, ``run_step(<a function of chicago_arrest.steps>, ...)``.
 
-Every component runs in the project image (``IMAGE``, built by ``make image`` from the Dockerfile) with the
-project installed, so nothing is installed at run time (``install_kfp_package=False``, no
-``packages_to_install``). Under ``kfp.local`` the same bodies run as subprocesses of the host Python.
+Every component runs in the project image with the project installed, so nothing is installed at run time
+(``install_kfp_package=False``, no ``packages_to_install``). Under ``kfp.local`` the same bodies run as
+subprocesses of the host Python. The image is :data:`chicago_arrest.names.DEFAULT_IMAGE`; ``ARREST_IMAGE``
+set when the pipeline is compiled overrides it (the committed YAML keeps the default).
 """
 
-from chicago_arrest import __version__
+import os
 
-#: The project image every component and the KServe predictor run in.
-IMAGE = f"chicago-arrest:{__version__}"
+from chicago_arrest.names import DEFAULT_IMAGE
+
+#: The image every component runs in.
+IMAGE = os.environ.get("ARREST_IMAGE") or DEFAULT_IMAGE

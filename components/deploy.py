@@ -28,11 +28,15 @@ def deploy(
     Returns:
         What was done.
     """
-    from chicago_arrest.steps import deploy_step, setup_logging, step_errors, summary_markdown
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.release import deploy_step
 
-    setup_logging()
-    with step_errors():
-        result = deploy_step(decision, canary_percent=canary_percent, target=target)
-    with open(summary.path, "w", encoding="utf-8") as fh:
-        fh.write(summary_markdown(registration, evaluation, decision, result))
-    return result
+    return run_step(
+        deploy_step,
+        decision,
+        registration,
+        evaluation,
+        canary_percent=canary_percent,
+        target=target,
+        summary_out=summary.path,
+    )

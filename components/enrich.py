@@ -1,4 +1,7 @@
-"""Enrich: nearest-police-station distance and temporal features (season, weekday, part of day)."""
+"""Enrich (report branch): nearest-police-station distance and temporal features, for inspection and the report.
+
+The model recomputes these features from the raw fields, so split and train read the validated records.
+"""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
@@ -22,14 +25,16 @@ def enrich(
         metrics: Rows, rows without coordinates, distance quantiles.
 
     Returns:
-        The same summary.
+        The same summary (shown in the training report).
     """
-    from chicago_arrest.steps import enrich_step, setup_logging, step_errors
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.data import enrich_step
 
-    setup_logging()
-    with step_errors():
-        summary = enrich_step(valid.path, stations.path, enriched.path)
-    for key, value in summary.items():
-        metrics.log_metric(key, value)
-    enriched.metadata["rows"] = summary["rows"]
-    return summary
+    return run_step(
+        enrich_step,
+        valid.path,
+        stations.path,
+        enriched.path,
+        enriched_metadata=enriched.metadata,
+        metrics=metrics,
+    )

@@ -28,7 +28,7 @@ def evaluate(
         test: Test records.
         ingest_summary: From the ingest step (for the data-flow table).
         validate_summary: From the validate step.
-        enrich_summary: From the enrich step.
+        enrich_summary: From the enrich step (the report branch).
         window: From the split step.
         metrics: Test metrics of the selected model.
         classification: ROC curve and confusion matrix of the selected model (KFP UI).
@@ -38,27 +38,19 @@ def evaluate(
     Returns:
         ``selected``, ``selected_index``, ``metrics`` and per-candidate metrics.
     """
-    import os
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.training import evaluate_step
 
-    from chicago_arrest.steps import evaluate_step, setup_logging, step_errors
-
-    setup_logging()
-    os.makedirs(charts.path, exist_ok=True)
-    upstream = {
-        "ingest": ingest_summary,
-        "validate": validate_summary,
-        "enrich": enrich_summary,
-        "split": window,
-    }
-    with step_errors():
-        out = evaluate_step([m.path for m in models], test.path, report.path, charts.path, upstream=upstream)
-    for key, value in out.metrics.items():
-        metrics.log_metric(key, value)
-    classification.log_roc_curve(out.roc["fpr"], out.roc["tpr"], out.roc["threshold"])
-    classification.log_confusion_matrix(["no arrest", "arrest"], out.confusion)
-    return {
-        "selected": out.selected,
-        "selected_index": out.selected_index,
-        "metrics": out.metrics,
-        "candidates": out.candidates,
-    }
+    return run_step(
+        evaluate_step,
+        [m.path for m in models],
+        test.path,
+        report.path,
+        charts.path,
+        ingest=ingest_summary,
+        validate=validate_summary,
+        enrich=enrich_summary,
+        window=window,
+        metrics=metrics,
+        classification=classification,
+    )

@@ -33,23 +33,17 @@ def gate(
     Returns:
         The decision (``passed``, ``promoted``, ``reason``, both models' metrics).
     """
-    from chicago_arrest.steps import gate_step, setup_logging, step_errors
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.release import gate_step
 
-    setup_logging()
-    selected = evaluation["candidates"][evaluation["selected"]]
-    with step_errors():
-        decision = gate_step(
-            str(registration["version"]),
-            test.path,
-            report.path,
-            challenger_metrics=selected,
-            margin=promotion_margin,
-            max_ece=max_ece,
-            canary_percent=canary_percent,
-        )
-    for role in ("challenger", "champion"):
-        for key, value in decision[role].items():
-            metrics.log_metric(f"{role}_{key}", value)
-    metrics.log_metric("passed", float(decision["passed"]))
-    metrics.log_metric("promoted", float(decision["promoted"]))
-    return decision
+    return run_step(
+        gate_step,
+        registration,
+        evaluation,
+        test.path,
+        report.path,
+        margin=promotion_margin,
+        max_ece=max_ece,
+        canary_percent=canary_percent,
+        metrics=metrics,
+    )

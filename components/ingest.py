@@ -30,22 +30,17 @@ def ingest(
     Returns:
         Summary: source, window, landed and skipped months, rows.
     """
-    from chicago_arrest.steps import ingest_step, setup_logging, step_errors
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.data import ingest_step
 
-    setup_logging()
-    with step_errors():
-        summary = ingest_step(
-            raw.path,
-            stations.path,
-            source=source,
-            stations_source=stations_source,
-            months=months,
-            refresh_months=refresh_months,
-        )
-    raw.metadata.update(
-        {"rows": summary["rows"], "first_month": summary["window"][0], "last_month": summary["window"][-1]}
+    return run_step(
+        ingest_step,
+        raw.path,
+        stations.path,
+        source=source,
+        stations_source=stations_source,
+        months=months,
+        refresh_months=refresh_months,
+        raw_metadata=raw.metadata,
+        metrics=metrics,
     )
-    metrics.log_metric("rows", summary["rows"])
-    metrics.log_metric("months_landed", len(summary["landed"]))
-    metrics.log_metric("stations", summary["stations"])
-    return summary

@@ -34,17 +34,17 @@ def register(
     Returns:
         ``version``, ``run_id``, ``model_uri``, ``tracking_uri`` and metrics.
     """
-    from chicago_arrest.steps import register_step, setup_logging, step_errors
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.release import register_step
 
-    setup_logging()
-    with step_errors():
-        return register_step(
-            [m.path for m in models],
-            evaluation,
-            test.path,
-            report.path,
-            charts.path,
-            window=window,
-            source=source,
-            kfp_run=kfp_run,
-        )
+    return run_step(
+        register_step,
+        [m.path for m in models],
+        evaluation,
+        test.path,
+        report.path,
+        charts.path,
+        window=window,
+        source=source,
+        kfp_run=kfp_run,
+    )

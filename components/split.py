@@ -14,10 +14,10 @@ def split(
     train: Output[Dataset],
     test: Output[Dataset],
 ) -> dict:
-    """Split the records.
+    """Split the validated records.
 
     Args:
-        records: Enriched records.
+        records: Validated records.
         kind: ``time`` (default) or ``random``.
         test_months: Latest months held out when ``kind`` is ``time``.
         train: Training records.
@@ -26,15 +26,16 @@ def split(
     Returns:
         The data window (train/test dates and rows).
     """
-    from chicago_arrest.steps import setup_logging, split_step, step_errors
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.data import split_step
 
-    setup_logging()
-    with step_errors():
-        window = split_step(records.path, train.path, test.path, kind=kind, test_months=test_months)
-    train.metadata.update(
-        {"rows": window["train_rows"], "start": window["train_start"], "end": window["train_end"]}
+    return run_step(
+        split_step,
+        records.path,
+        train.path,
+        test.path,
+        kind=kind,
+        test_months=test_months,
+        train_metadata=train.metadata,
+        test_metadata=test.metadata,
     )
-    test.metadata.update(
-        {"rows": window["test_rows"], "start": window["test_start"], "end": window["test_end"]}
-    )
-    return window

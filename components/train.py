@@ -21,7 +21,7 @@ def train(
     """Train one model type on raw records; the saved model takes raw records and returns probabilities.
 
     Args:
-        train_data: Training records (raw fields + label).
+        train_data: Validated training records (raw fields + label).
         stations: Police stations embedded in the model.
         model_type: ``logreg``, ``random_forest`` or ``xgboost``.
         split_kind: ``time`` (calibrate on the latest training month) or ``random``.
@@ -31,23 +31,19 @@ def train(
         model: The trained ArrestModel (joblib).
         metrics: Calibration ROC-AUC, fit time, selected features.
     """
-    from chicago_arrest.steps import setup_logging, step_errors, train_step
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.training import train_step
 
-    setup_logging()
-    with step_errors():
-        summary = train_step(
-            train_data.path,
-            stations.path,
-            model.path,
-            model_type=model_type,
-            split=split_kind,
-            mi_threshold=mi_threshold,
-            calibration=calibration,
-            search_budget_s=search_budget_s,
-        )
-    model.metadata.update({k: summary[k] for k in ("model_type", "calibration_auc", "threshold")})
-    model.metadata["framework"] = "scikit-learn/imbalanced-learn" + (
-        "/xgboost" if model_type == "xgboost" else ""
+    run_step(
+        train_step,
+        train_data.path,
+        stations.path,
+        model.path,
+        model_type=model_type,
+        split=split_kind,
+        mi_threshold=mi_threshold,
+        calibration=calibration,
+        search_budget_s=search_budget_s,
+        model_metadata=model.metadata,
+        metrics=metrics,
     )
-    for key in ("calibration_auc", "fit_seconds", "selected_features", "threshold"):
-        metrics.log_metric(key, float(summary[key]))

@@ -18,7 +18,7 @@ def validate(
 
     Args:
         raw: Raw records.
-        valid: Records that satisfy the contract, with canonical types.
+        valid: Records that satisfy the contract, with canonical types (what split and train consume).
         quarantine: Every other record with its original values and a ``reason`` column.
         metrics: rows_in, valid, quarantined and a count per reason.
         report: Counts per reason and a sample of quarantined rows.
@@ -26,29 +26,16 @@ def validate(
     Returns:
         The counts (rows_in == valid + quarantined).
     """
-    import pandas as pd
+    from chicago_arrest.steps import run_step
+    from chicago_arrest.steps.data import validate_step
 
-    from chicago_arrest.report import html_page, table_html
-    from chicago_arrest.steps import setup_logging, step_errors, validate_step
-
-    setup_logging()
-    with step_errors():
-        counts = validate_step(raw.path, valid.path, quarantine.path)
-    for key, value in counts.items():
-        if isinstance(value, int | float):
-            metrics.log_metric(key, value)
-    valid.metadata["rows"] = counts["valid"]
-    quarantine.metadata["rows"] = counts["quarantined"]
-    sample = pd.read_parquet(quarantine.path).head(50)
-    table = pd.DataFrame([{"count": k, "rows": v} for k, v in counts.items() if isinstance(v, int | float)])
-    with open(report.path, "w", encoding="utf-8") as fh:
-        fh.write(
-            html_page(
-                "Data contract",
-                [
-                    ("Counts", table_html(table, "{:.0f}")),
-                    ("Quarantined rows (first 50)", sample.to_html(index=False)),
-                ],
-            )
-        )
-    return counts
+    return run_step(
+        validate_step,
+        raw.path,
+        valid.path,
+        quarantine.path,
+        report.path,
+        valid_metadata=valid.metadata,
+        quarantine_metadata=quarantine.metadata,
+        metrics=metrics,
+    )

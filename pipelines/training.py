@@ -1,7 +1,8 @@
-"""The training pipeline ``chicago-arrest-training``.
+"""The training pipeline ``chicago-arrest-training``, and the one home of its parameters and defaults.
 
-ingest → validate → enrich → split → train (one task per model type, in parallel) → evaluate → register →
-gate → deploy.
+ingest → validate → split → train (one task per model type, in parallel) → evaluate → register → gate →
+deploy. Enrich is a report branch off validate: the model recomputes every feature from the raw fields, so
+split and train consume the validated records and the enrich summary feeds only the training report.
 
 The same definition runs locally with ``kfp.local`` and on a KFP cluster. Only single-output components feed
 later steps (``dsl.If`` on a NamedTuple field is silently skipped by ``kfp.local``), and the deploy step
@@ -12,6 +13,7 @@ from typing import List
 
 from kfp import dsl, kubernetes
 
+from chicago_arrest.names import STEP_CONFIG_MAP, STEP_SECRET, TRAINING_PIPELINE
 from components.deploy import deploy
 from components.enrich import enrich
 from components.evaluate import evaluate
@@ -22,10 +24,10 @@ from components.split import split
 from components.train import train
 from components.validate import validate
 
-PIPELINE_NAME = "chicago-arrest-training"
+PIPELINE_NAME = TRAINING_PIPELINE
 #: ConfigMap and Secret (namespace of the pipeline runs) that give steps the object store and MLflow;
 #: created by kind-cluster/up.sh.
-CONFIG_MAP = "chicago-arrest-config"
+CONFIG_MAP = STEP_CONFIG_MAP
 CONFIG_KEYS = (
     "ARREST_STORE_BACKEND",
     "ARREST_S3_ENDPOINT",
@@ -36,7 +38,7 @@ CONFIG_KEYS = (
     "ARREST_SERVING_PROFILE",
     "MLFLOW_TRACKING_URI",
 )
-SECRET = "chicago-arrest-s3"
+SECRET = STEP_SECRET
 SECRET_KEYS = ("ARREST_S3_ACCESS_KEY", "ARREST_S3_SECRET_KEY")
 
 
@@ -90,8 +92,9 @@ def training_pipeline(
         ingest(source=source, stations_source=stations_source, months=months, refresh_months=refresh_months)
     ).set_caching_options(False)
     validate_task = validate(raw=ingest_task.outputs["raw"])
+    split_task = split(records=validate_task.outputs["valid"], kind=split_kind, test_months=test_months)
+    # Report branch: the features the model computes, materialised for inspection and the report.
     enrich_task = enrich(valid=validate_task.outputs["valid"], stations=ingest_task.outputs["stations"])
-    split_task = split(records=enrich_task.outputs["enriched"], kind=split_kind, test_months=test_months)
 
     with dsl.ParallelFor(models, parallelism=3) as model_type:
         train_task = train(

@@ -26,7 +26,6 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from chicago_arrest.report import image_tag, table_html
 from chicago_arrest.schema import arrest_based_mask
 
 if TYPE_CHECKING:
@@ -280,41 +279,3 @@ def save_charts(
         ax.tick_params(axis="y", labelsize=7)
         paths["importance"] = _save(plt, fig, out_dir / "importance.png")
     return paths
-
-
-def evaluation_sections(
-    evaluations: list[Evaluation],
-    charts: dict[str, Path],
-    selected: str,
-    window: dict[str, Any] | None = None,
-) -> list[tuple[str, str]]:
-    """Report sections for a set of candidate evaluations: metric tables, charts and the per-type table."""
-    keys = ["roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "ece", "threshold"]
-    overall = pd.DataFrame([{"model": e.name, **{k: e.overall[k] for k in keys}} for e in evaluations])
-    no_ab = pd.DataFrame(
-        [{"model": e.name, **{k: e.without_arrest_based[k] for k in keys}} for e in evaluations]
-    )
-    chosen = next(e for e in evaluations if e.name == selected)
-    cm = pd.DataFrame(
-        {
-            "": ["actual: no arrest", "actual: arrest"],
-            "predicted: no arrest": [chosen.overall["tn"], chosen.overall["fn"]],
-            "predicted: arrest": [chosen.overall["fp"], chosen.overall["tp"]],
-        }
-    )
-    sections = []
-    if window:
-        sections.append(("Data window", table_html(pd.DataFrame([window]))))
-    sections += [
-        ("Test metrics (every crime type)", table_html(overall)),
-        (
-            "Test metrics without crime types recorded only upon arrest",
-            "<p class='note'>NARCOTICS, PROSTITUTION, GAMBLING, LIQUOR LAW VIOLATION, PUBLIC INDECENCY, CONCEALED "
-            "CARRY LICENSE VIOLATION, OTHER NARCOTIC VIOLATION: their arrest rate is ~100 % by construction.</p>"
-            + table_html(no_ab),
-        ),
-        (f"Confusion matrix of {selected} at threshold {chosen.threshold:.2f}", table_html(cm, "{:.0f}")),
-        ("Charts", "".join(image_tag(p) for p in charts.values())),
-        (f"Per crime type ({selected})", table_html(chosen.per_type)),
-    ]
-    return sections

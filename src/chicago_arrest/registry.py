@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from chicago_arrest import __version__
+from chicago_arrest.names import CHALLENGER, CHAMPION, EXPERIMENT_NAME, MODEL_NAME
 from chicago_arrest.schema import MODEL_INPUT_COLUMNS, PREDICTION_REQUIRED
 from chicago_arrest.settings import Settings
 
@@ -38,10 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT_NAME = "chicago-crime-arrest-prediction"
-MODEL_NAME = "chicago-crime-arrest-predictor"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model.joblib"
 
 
@@ -381,3 +378,115 @@ def kfp_run_tags() -> dict[str, str]:
         if os.environ.get(env):
             tags[tag] = os.environ[env]
     return tags
+
+
+#: Training facts logged as parameters of each candidate's nested run.
+_RUN_PARAMS = (
+    "model_type",
+    "mi_threshold",
+    "smote_ratio",
+    "undersample_ratio",
+    "calibration",
+    "split",
+    "fit_rows",
+    "calibration_rows",
+    "encoded_features",
+)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What :func:`log_training_run` recorded.
+
+    Attributes:
+        version: Registry version of the selected model.
+        run_id: The parent run.
+        experiment_id: Its experiment.
+        model_uri: Where the logged model's artifacts are (``runs:/...`` or ``models:/m-...``).
+        metrics: The selected model's metrics (also tags of the version).
+    """
+
+    version: str
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    metrics: dict[str, float]
+
+
+def log_training_run(
+    client: MlflowClient,
+    models: list[ArrestModel],
+    evaluation: dict[str, Any],
+    input_example: pd.DataFrame,
+    report_path: str | Path,
+    charts_dir: str | Path,
+    *,
+    window: dict[str, Any],
+    tags: dict[str, str],
+    name: str = MODEL_NAME,
+) -> TrainingRun:
+    """Log one training run (parent run + one nested run per candidate) and register the selected model.
+
+    Args:
+        client: MLflow client of the registry (:func:`configure_mlflow`).
+        models: The candidates.
+        evaluation: The evaluate step's output (``selected_index``, per-candidate metrics by model type).
+        input_example: Records logged as the model's input example (the test window).
+        report_path: HTML training report, logged under ``report/``.
+        charts_dir: PNG charts (logged under ``charts/``) and ``per_crime_type_<type>.json`` tables.
+        window: The data window: params ``window_<key>`` and tags ``window.<key>``.
+        tags: Tags of every run and of the registered version (source, KFP run).
+        name: Registered model name.
+
+    Returns:
+        The :class:`TrainingRun`.
+    """
+    selected_index = int(evaluation["selected_index"])
+    chosen = models[selected_index]
+    tags = {**tags, **{f"window.{k}": str(v) for k, v in window.items()}}
+    window_params = {f"window_{k}": v for k, v in window.items()}
+    charts = Path(charts_dir)
+    with mlflow.start_run(run_name=f"training {window.get('test_start', '')}", tags=tags) as parent:
+        mlflow.log_params(
+            {
+                **window_params,
+                "source": tags.get("source", ""),
+                "candidates": ",".join(str((m.info or {}).get("model_type")) for m in models),
+            }
+        )
+        selected_metrics: dict[str, float] = {}
+        for i, model in enumerate(models):
+            info = model.info or {}
+            model_type = str(info.get("model_type"))
+            metrics = {k: float(v) for k, v in evaluation["candidates"][model_type].items()}
+            metrics["fit_seconds"] = float(info.get("fit_seconds", float("nan")))
+            with mlflow.start_run(run_name=model_type, nested=True, tags=tags):
+                params = {f"clf_{k}": v for k, v in info.get("params", {}).items()}
+                params.update({k: info.get(k) for k in _RUN_PARAMS})
+                params["selected_features"] = len(info.get("selected_features", []))
+                mlflow.log_params({**params, **window_params})
+                mlflow.log_metrics(metrics)
+                per_type = charts / f"per_crime_type_{model_type}.json"
+                if per_type.is_file():
+                    mlflow.log_artifact(str(per_type))
+                mlflow.set_tag("selected", str(i == selected_index).lower())
+            if i == selected_index:
+                selected_metrics = metrics
+        mlflow.log_metrics({f"selected_{k}": v for k, v in selected_metrics.items()})
+        mlflow.log_artifact(str(report_path), "report")
+        for png in sorted(charts.glob("*.png")):
+            mlflow.log_artifact(str(png), "charts")
+        logged = log_arrest_model(chosen, input_example, name)
+        version = str(logged.registered_model_version)
+        run_id, experiment_id = parent.info.run_id, parent.info.experiment_id
+    version_tags = {
+        **{k: f"{v:.6f}" for k, v in selected_metrics.items()},
+        **tags,
+        "model_type": str((chosen.info or {}).get("model_type")),
+        "run_id": run_id,
+    }
+    for key, value in version_tags.items():
+        if value:
+            client.set_model_version_tag(name, version, key, str(value))
+    log.info("registered %s version %s (run %s)", name, version, run_id)
+    return TrainingRun(version, run_id, experiment_id, logged.model_uri, selected_metrics)

@@ -10,12 +10,11 @@ from chicago_arrest.evaluate import (
     calibration_table,
     classification_metrics,
     evaluate_predictions,
-    evaluation_sections,
     expected_calibration_error,
     roc_points,
     save_charts,
 )
-from chicago_arrest.report import html_page
+from chicago_arrest.report import evaluation_sections, html_page
 
 
 def test_ece_of_perfectly_calibrated_and_of_overconfident_predictions() -> None:

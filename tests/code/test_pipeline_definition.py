@@ -1,15 +1,23 @@
-"""The compiled pipeline: golden YAML, one project image for every step, nothing installed at run time."""
+"""The compiled pipeline: golden YAML, the graph, one project image for every step, nothing installed."""
 
 from __future__ import annotations
 
+import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
-from components import IMAGE
+from chicago_arrest.experiment import evaluate_file
+from chicago_arrest.names import DEFAULT_IMAGE
+from chicago_arrest.steps.training import train_step
+from chicago_arrest.training import MODEL_TYPES, TrainConfig
 from pipelines.compile import COMPILED_DIR, compile_training
-from pipelines.training import PIPELINE_NAME
+from pipelines.training import PIPELINE_NAME, training_pipeline
 
+REPO = Path(__file__).resolve().parents[2]
 GOLDEN = COMPILED_DIR / f"{PIPELINE_NAME}.yaml"
 
 
@@ -34,19 +42,49 @@ def test_every_step_runs_the_project_image_and_installs_nothing() -> None:
     assert len(executors) == 9
     for name, executor in executors.items():
         container = executor["container"]
-        assert container["image"] == IMAGE, name
+        assert container["image"] == DEFAULT_IMAGE, name
         script = " ".join(container.get("command", []) + container.get("args", []))
         assert "pip install" not in script, name
         assert "packages_to_install" not in script, name
 
 
-def test_component_bodies_are_thin_wrappers() -> None:
-    """Each component imports its logic from the library (thin component, fat library)."""
+def test_arrest_image_overrides_the_image_at_compile_time(tmp_path: Path) -> None:
+    image = "registry.example/chicago-arrest:9.9.9"
+    code = f"from pathlib import Path; import pipelines.compile as c; c.compile_training(Path({str(tmp_path)!r}))"
+    env = {**os.environ, "ARREST_IMAGE": image}
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, check=True, capture_output=True, timeout=120
+    )
+    executors = _load(tmp_path / GOLDEN.name)["deploymentSpec"]["executors"]
+    assert len(executors) == 9
+    assert {e["container"]["image"] for e in executors.values()} == {image}
+
+
+def test_component_bodies_are_one_run_step_call() -> None:
+    """Each component imports one step function and calls it through run_step (the boilerplate is written once)."""
     spec = _load(GOLDEN)
     for name, executor in spec["deploymentSpec"]["executors"].items():
         source = executor["container"]["command"][-1]
-        assert "from chicago_arrest.steps import" in source, name
-        assert len(source.splitlines()) < 90, name
+        body = source[source.rindex('"""') + 3 :]
+        assert "from chicago_arrest.steps import run_step" in body, name
+        assert body.count("run_step(") == 1, name
+        code = [line.strip() for line in body.splitlines() if line.strip()]
+        assert code[0].startswith("from chicago_arrest.steps import run_step"), name
+        assert code[1].startswith("from chicago_arrest.steps."), name
+        assert code[2].startswith(("return run_step(", "run_step(")), name
+
+
+def test_graph_enrich_is_a_report_branch() -> None:
+    """Split and train consume the validated records; enrich's output feeds only the evaluate report."""
+    tasks = _load(GOLDEN)["root"]["dag"]["tasks"]
+    records = tasks["split"]["inputs"]["artifacts"]["records"]["taskOutputArtifact"]
+    assert records == {"outputArtifactKey": "valid", "producerTask": "validate"}
+    consumers = {
+        name
+        for name, task in tasks.items()
+        if "enrich" in str(task.get("inputs", {})) or "enrich" in task.get("dependentTasks", [])
+    }
+    assert consumers == {"evaluate"}
 
 
 def test_parameters_and_cluster_config() -> None:
@@ -69,3 +107,21 @@ def test_parameters_and_cluster_config() -> None:
     ingest = next(v for k, v in k8s.items() if "ingest" in k)
     assert ingest["configMapAsEnv"][0]["configMapName"] == "chicago-arrest-config"
     assert ingest["secretAsEnv"][0]["secretName"] == "chicago-arrest-s3"
+
+
+def test_model_evaluate_and_train_defaults_are_the_pipeline_defaults() -> None:
+    """``model evaluate`` gives the pipeline's numbers only if both train with the same defaults."""
+    pipeline = {
+        k: p.default for k, p in inspect.signature(training_pipeline.pipeline_func).parameters.items()
+    }
+    evaluate = {k: p.default for k, p in inspect.signature(evaluate_file).parameters.items()}
+    train = {k: p.default for k, p in inspect.signature(train_step).parameters.items()}
+    config = TrainConfig()
+    assert evaluate["months"] == pipeline["months"]
+    assert evaluate["split"] == pipeline["split_kind"] == train["split"]
+    assert evaluate["test_months"] == pipeline["test_months"]
+    assert list(evaluate["models"]) == pipeline["models"] == list(MODEL_TYPES)
+    assert pipeline["mi_threshold"] == train["mi_threshold"] == config.mi_threshold
+    assert pipeline["calibration"] == train["calibration"] == config.calibration
+    assert pipeline["search_budget_s"] == train["search_budget_s"] == config.search_budget_s
+    assert train["random_state"] == config.random_state

@@ -1,4 +1,4 @@
-"""Step glue: clear failures for users, KFP-safe summaries."""
+"""Step glue: clear failures for users, KFP-safe summaries, the deploy target."""
 
 from __future__ import annotations
 
@@ -6,20 +6,25 @@ import numpy as np
 import pytest
 
 from chicago_arrest.socrata import SocrataError
-from chicago_arrest.steps import kfp_safe, resolve_target, step_errors
+from chicago_arrest.steps import kfp_safe, run_step
+from chicago_arrest.steps.release import resolve_target
 from pipelines.run import failure_message
 
 
 def test_expected_errors_become_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info, step_errors():
+    def fails() -> None:
         raise SocrataError("Socrata query failed after 6 attempt(s)")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_step(fails)
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.strip() == "error: SocrataError: Socrata query failed after 6 attempt(s)"
 
 
-def test_bugs_keep_their_traceback() -> None:
-    with pytest.raises(ZeroDivisionError), step_errors():
-        _ = 1 / 0
+def test_bugs_keep_their_traceback_and_results_pass_through() -> None:
+    with pytest.raises(ZeroDivisionError):
+        run_step(lambda x: 1 / x, 0)
+    assert run_step(lambda a, *, b: a + b, 1, b=2) == 3
 
 
 def test_failure_message_hints_at_source_when_offline() -> None:

@@ -1,0 +1,131 @@
+"""The functions the KFP components call, by stage: file paths in, file paths out, a JSON-able summary back.
+
+- :mod:`chicago_arrest.steps.data`: ingest, validate (the data contract), enrich (a report branch), split.
+- :mod:`chicago_arrest.steps.training`: train one model type, evaluate the candidates.
+- :mod:`chicago_arrest.steps.release`: register in MLflow, gate against the champion, deploy, the summary.
+
+Every component in ``components/`` is one call, ``run_step(step_function, artifact paths..., params...)``:
+:func:`run_step` sets up logging and turns expected failures into one line and exit code 1. A step also fills
+the KFP metrics and artifact metadata it is handed (any object with ``log_metric`` and a plain ``dict``), so
+everything here is plain Python, unit-tested without KFP, and runs the same under ``kfp.local``, on a cluster
+and in ``chicago-arrest model evaluate`` (:mod:`chicago_arrest.experiment`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class MetricsSink(Protocol):
+    """What a step logs scalar metrics to (a KFP ``Output[Metrics]``)."""
+
+    def log_metric(self, metric: str, value: float) -> None:
+        """Record one scalar."""
+        ...
+
+
+def kfp_safe(value: Any) -> Any:
+    """Make a summary safe for a KFP ``dict`` output (no ``None``, no numpy scalars)."""
+    if isinstance(value, dict):
+        return {str(k): kfp_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [kfp_safe(v) for v in value]
+    if value is None:
+        return ""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def read_dataset(path: str | Path) -> pd.DataFrame:
+    """Read a Dataset artifact written by a step (Parquet)."""
+    return pd.read_parquet(path)
+
+
+def write_dataset(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a Dataset artifact (Parquet, no index), creating the folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def log_metrics(sink: MetricsSink | None, values: dict[str, Any]) -> None:
+    """Log every numeric (non-boolean) value of ``values`` to ``sink``, if there is one."""
+    if sink is None:
+        return
+    for key, value in values.items():
+        if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+            sink.log_metric(key, float(value))
+
+
+def _setup_logging() -> None:
+    """Progress output for a step process (INFO to stderr, timestamps); idempotent.
+
+    Under KFP the executor has already given the root logger a handler: only the level is set then, so that
+    each line is printed once.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("urllib3", "alembic", "mlflow.store", "botocore", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from chicago_arrest.ingest import IngestError
+    from chicago_arrest.release.base import ReleaseError
+    from chicago_arrest.socrata import SocrataError
+    from chicago_arrest.store import StoreError
+
+    return (
+        IngestError,
+        SocrataError,
+        StoreError,
+        ReleaseError,
+        FileNotFoundError,
+        PermissionError,
+        ValueError,
+        LookupError,
+    )
+
+
+def run_step(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one step in a component process: logging set up, expected failures as one line and exit 1.
+
+    Expected failures are no network, a missing file, bad data, a release that cannot be done: without this
+    KFP's executor prints a full stack trace for a user's mistake, such as running without internet access and
+    without ``SOURCE``. Bugs keep their traceback.
+
+    Args:
+        fn: The step function.
+        *args: Its positional arguments.
+        **kwargs: Its keyword arguments.
+
+    Returns:
+        What ``fn`` returns.
+
+    Raises:
+        SystemExit: With code 1 on an expected failure.
+    """
+    _setup_logging()
+    try:
+        return fn(*args, **kwargs)
+    except _expected_errors() as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
