@@ -19,7 +19,6 @@ from chicago_arrest.release.base import ReleaseError
 from chicago_arrest.settings import Settings
 from pipelines import run as pipeline_run
 from pipelines.training import training_pipeline
-from tests.code.test_schedule import FakeClient
 
 runner = CliRunner()
 
@@ -265,22 +264,6 @@ def test_failed_local_run_prints_the_step_hint(monkeypatch: pytest.MonkeyPatch) 
 
 
 # -- pipeline schedule / unschedule / compile -----------------------------------------------------------------
-
-
-def test_schedule_and_unschedule_with_a_fake_kfp(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kfp
-
-    client = FakeClient()
-    monkeypatch.setattr(kfp, "Client", lambda host: client)
-    monkeypatch.delenv("CRON", raising=False)
-    result = invoke("pipeline", "schedule", "--kfp-host", "http://kfp")
-    assert result.exit_code == 0
-    assert "created" in result.stdout
-    assert "'0 0 2 8 * *'" in result.stdout
-    assert "unchanged" in invoke("pipeline", "schedule", env={"KFP_HOST": "http://kfp"}).stdout
-    assert "updated" in invoke("pipeline", "schedule", env={"KFP_HOST": "h", "CRON": "0 0 3 8 * *"}).stdout
-    assert "deleted" in invoke("pipeline", "unschedule", env={"KFP_HOST": "http://kfp"}).stdout
-    assert client.runs == []
 
 
 def test_compile(tmp_path: Path) -> None:

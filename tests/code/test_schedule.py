@@ -7,9 +7,13 @@ from types import SimpleNamespace as Ns
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from chicago_arrest import cli
 from chicago_arrest.names import TRAINING_PIPELINE as PIPELINE_NAME
 from pipelines import schedule
+
+runner = CliRunner()
 
 
 class FakeClient:
@@ -144,3 +148,28 @@ def test_unschedule_deletes_and_is_quiet_when_nothing_is_there() -> None:
 def test_five_field_cron_is_rejected(cron: str) -> None:
     with pytest.raises(ValueError, match="6 fields"):
         schedule.validate_cron(cron)
+
+
+def test_cli_schedule_and_unschedule_with_a_fake_kfp(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kfp
+
+    client = FakeClient()
+    monkeypatch.setattr(kfp, "Client", lambda host: client)
+    monkeypatch.delenv("CRON", raising=False)
+    result = runner.invoke(cli.app, ["pipeline", "schedule", "--kfp-host", "http://kfp"])
+    assert result.exit_code == 0
+    assert "created" in result.stdout
+    assert "'0 0 2 8 * *'" in result.stdout
+    assert (
+        "unchanged" in runner.invoke(cli.app, ["pipeline", "schedule"], env={"KFP_HOST": "http://kfp"}).stdout
+    )
+    assert (
+        "updated"
+        in runner.invoke(
+            cli.app, ["pipeline", "schedule"], env={"KFP_HOST": "h", "CRON": "0 0 3 8 * *"}
+        ).stdout
+    )
+    assert (
+        "deleted" in runner.invoke(cli.app, ["pipeline", "unschedule"], env={"KFP_HOST": "http://kfp"}).stdout
+    )
+    assert client.runs == []
