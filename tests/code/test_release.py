@@ -92,7 +92,7 @@ def test_deploy_points_the_aliases_then_writes_traffic() -> None:
         "registry: challenger alias -> version 4 (was not set)",
         "serving: champion 3 (90%), challenger 4 (10%)",
     )
-    assert outcome.as_dict()["canary_percent"] == 10
+    assert (outcome.target, outcome.action, outcome.split) == ("local", "deploy", Split("3", "4", 10))
     # After the gate the aliases already agree: only traffic moves.
     assert ops.deploy("3", "4", 20).lines == ("serving: champion 3 (80%), challenger 4 (20%)",)
 

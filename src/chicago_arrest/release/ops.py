@@ -54,17 +54,6 @@ class Outcome:
         """The lines, for a terminal or a log."""
         return "\n".join(self.lines)
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return {
-            "target": self.target,
-            "action": self.action,
-            "champion": self.split.champion,
-            "challenger": self.split.challenger,
-            "canary_percent": self.split.canary_percent,
-            "lines": list(self.lines),
-        }
-
 
 def registry_split(aliases: Aliases, nothing_served: str) -> Split:
     """What the registry aliases say should serve: champion, challenger (if another version), canary 0.
@@ -136,7 +125,7 @@ class Release:
         try:
             done.append(self.traffic.write(split))
         except Exception as exc:
-            moved = f"Already done: {'; '.join(done)}. " if done else "Nothing was changed. "
+            moved = f"Already done: {'; '.join(done)}. " if done else "The registry was not changed. "
             raise ReleaseError(
                 f"{action} did not finish: {self.target} serving was not changed to {split.describe()} "
                 f"({type(exc).__name__}: {exc}). {moved}Run {self._rerun(action, split)} again to finish it."
