@@ -355,7 +355,7 @@ def predictor() -> Any:
     from arrest_server.router import Deployment, DeploymentHolder
     from arrest_server.settings import ServerSettings
 
-    from chicago_arrest.serving_state import ModelRef
+    from chicago_arrest.release.state import ModelRef
 
     registry = CollectorRegistry()
     model = ArrestPredictor(ServerSettings(max_rows=100), metrics=Metrics(registry))
