@@ -1,12 +1,15 @@
-"""The deploy step's cluster path, offline: publish to an S3 models bucket (moto), build and apply the ISVC.
+"""The deploy step's cluster path, offline: publish to an S3 models bucket (moto), apply the InferenceService.
 
-The Kubernetes API is a recording stand-in; the registry is a local MLflow store; the bucket Job's
+The whole real path runs: ``deploy_step`` -> ``open_release("cluster")`` -> ``KServeTraffic.from_settings``
+(the Kubernetes Python client, through a generated kubeconfig, against the fake API server of
+``tests/fake_kube.py``) and its publish callback (the local MLflow registry -> moto). The bucket Job's
 ``store ensure-buckets`` command runs against the same moto server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -14,7 +17,7 @@ import pandas as pd
 import pytest
 from minio import Minio
 
-from chicago_arrest import cli, k8s
+from chicago_arrest import cli, names
 from chicago_arrest.registry import (
     CHAMPION,
     MODEL_NAME,
@@ -24,12 +27,15 @@ from chicago_arrest.registry import (
 )
 from chicago_arrest.settings import Settings
 from chicago_arrest.split import time_split
-from chicago_arrest.steps import deploy_step
+from chicago_arrest.steps.release import deploy_step
 from chicago_arrest.synthetic import generate_crimes
 from chicago_arrest.training import TrainConfig, train_model
+from tests.code import kustomize_lite
+from tests.fake_kube import ISVC_PATH, REVISION_PATH, FakeKube, fake_kube
 from tests.moto_s3 import moto_server
 
 ACCESS, SECRET = "test-access", "test-secret-key"
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
 
 @pytest.fixture(scope="module")
@@ -54,24 +60,12 @@ def s3_settings(settings: Settings, moto_endpoint: str, monkeypatch: pytest.Monk
     return Settings()
 
 
-class RecordingApi:
-    """Stands in for kubernetes.client.CustomObjectsApi: the ISVC does not exist, then it does."""
-
-    def __init__(self) -> None:
-        self.created: list[dict[str, Any]] = []
-        self.patched: list[dict[str, Any]] = []
-
-    def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body, **kwargs):
-        if not self.created:
-            error = RuntimeError("not found")
-            error.status = 404  # type: ignore[attr-defined]
-            raise error
-        self.patched.append(body)
-        return body
-
-    def create_namespaced_custom_object(self, group, version, namespace, plural, body, **kwargs):
-        self.created.append(body)
-        return body
+@pytest.fixture
+def kube(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKube]:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with fake_kube() as server:
+        monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig(tmp_path / "kubeconfig")))
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -91,33 +85,54 @@ def _env(obj: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in obj["spec"]["predictor"]["containers"][0]["env"]}
 
 
+ISVC = ISVC_PATH.format(namespace="models", name=names.ISVC_NAME)
+
+
+def _applied(kube: FakeKube) -> list[dict[str, Any]]:
+    patches = [r for r in kube.requests if r.method == "PATCH"]
+    assert all(r.path == ISVC and r.content_type == "application/apply-patch+yaml" for r in patches)
+    return [r.body for r in patches]
+
+
+def _roll_out(kube: FakeKube, revision: str, version: str) -> None:
+    """KServe's part: the applied spec became a ready revision that gets all traffic."""
+    env = [{"name": names.MODEL_VERSION_ENV, "value": version}]
+    kube.objects[REVISION_PATH.format(namespace="models", name=revision)] = {
+        "spec": {"containers": [{"env": env}]}
+    }
+    predictor = {
+        "latestCreatedRevision": revision,
+        "latestReadyRevision": revision,
+        "latestRolledoutRevision": revision,
+        "traffic": [{"revisionName": revision, "percent": 100, "latestRevision": True}],
+    }
+    kube.objects[ISVC]["status"] = {"components": {"predictor": predictor}}
+
+
+def _deploy(settings: Settings, **decision: Any) -> dict[str, Any]:
+    return deploy_step(decision, {}, {}, canary_percent=10, target="cluster", settings=settings)
+
+
 def test_deploy_publishes_then_applies_champion_and_canary(
     s3_settings: Settings,
     trained: tuple[Any, pd.DataFrame],
     moto_endpoint: str,
-    monkeypatch: pytest.MonkeyPatch,
+    kube: FakeKube,
     tmp_path,
 ) -> None:
-    api = RecordingApi()
-    monkeypatch.setattr(k8s, "_default_custom_objects_api", lambda: api)
     client = configure_mlflow(s3_settings)
-
     first = _register(s3_settings, trained)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, first)
-    result = deploy_step(
-        {"challenger_version": first, "promoted": True, "passed": True, "reason": "first model"},
-        target="cluster",
-        settings=s3_settings,
-    )
+    result = _deploy(s3_settings, challenger_version=first, promoted=True, passed=True, reason="first model")
     assert result["action"] == "promote"
-    assert result["storage_uri"] == f"s3://models/arrest-predictor/v{first}/"
-    (created,) = api.created
-    assert created == k8s.inference_service(
-        storage_uri=result["storage_uri"],
-        model_version=first,
-        image="registry.local/chicago-arrest:test",
-        profile="kind",
-    )
+    (created,) = _applied(kube)
+    # the hand-written base, changed like overlays/kind, with the run's model and image
+    (expected,) = kustomize_lite.build(MANIFESTS / "overlays" / "kind")
+    container = expected["spec"]["predictor"]["containers"][0]
+    container["image"] = "registry.local/chicago-arrest:test"
+    container["env"][0]["value"] = f"s3://models/arrest-predictor/v{first}/"
+    container["env"][2]["value"] = first
+    assert created == expected
 
     # what KServe's storage-initializer would download is a loadable copy of the registered model
     raw = Minio(moto_endpoint, access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
@@ -135,28 +150,24 @@ def test_deploy_publishes_then_applies_champion_and_canary(
         list(trained[0].predict_arrest_probability(sample))
     )
 
-    # a passing challenger goes out as a canary: new model, 10 %, the champion keeps the rest
+    # a passing challenger goes out as a canary: new model, 10 %, the champion's revision keeps the rest
+    _roll_out(kube, f"{names.ISVC_NAME}-predictor-00001", first)
     second = _register(s3_settings, trained)
-    result = deploy_step(
-        {"challenger_version": second, "promoted": False, "passed": True, "reason": "better"},
-        canary_percent=10,
-        target="cluster",
-        settings=s3_settings,
-    )
+    result = _deploy(s3_settings, challenger_version=second, promoted=False, passed=True, reason="better")
     assert (result["action"], result["challenger"], result["canary_percent"]) == ("canary", second, 10)
-    (patch,) = api.patched
+    _, patch = _applied(kube)
     assert patch["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert _env(patch)["STORAGE_URI"] == f"s3://models/arrest-predictor/v{second}/"
     assert _env(patch)["ARREST_SERVER_MODEL_VERSION"] == second
+    assert any(o.object_name.endswith("MLmodel") for o in raw.list_objects(
+        bucket_name="models", prefix=f"arrest-predictor/v{second}/", recursive=True
+    ))  # fmt: skip
 
     # a rejected challenger changes nothing
-    result = deploy_step(
-        {"challenger_version": "9", "promoted": False, "passed": False, "reason": "worse"},
-        target="cluster",
-        settings=s3_settings,
-    )
+    kube.requests.clear()
+    result = _deploy(s3_settings, challenger_version="9", promoted=False, passed=False, reason="worse")
     assert result["action"] == "none"
-    assert len(api.patched) == 1
+    assert kube.requests == []
 
 
 def test_ensure_buckets_cli(
