@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
-# Before any library loads OpenMP: idle threads must sleep (see chicago_arrest.runtime.OMP_WAIT_POLICY).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from chicago_arrest.runtime import OMP_WAIT_POLICY
+
+# Before any library loads OpenMP: idle threads must sleep (chicago_arrest.runtime imports only the stdlib).
+os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
 
 from collections.abc import Iterator
 from pathlib import Path
