@@ -337,37 +337,24 @@ class KServeTraffic:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            obj: Obj = self._call(
-                "get",
-                self.api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                self.name,
-            )
+            obj: Obj = self._call("get", self.api.get_namespaced_custom_object, *self._where_isvc())
         except ApiException:  # 404 only: _call turns every other failure into a ReleaseError
             return None
         return obj
 
     def _apply(self, obj: Obj) -> Obj:
-        applied: Obj = self._call(
-            "apply",
-            self.api.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            PLURAL,
-            self.name,
-            obj,
-            field_manager=FIELD_MANAGER,
-            force=True,
-        )
+        patch = self.api.patch_namespaced_custom_object
+        kwargs = {"field_manager": FIELD_MANAGER, "force": True}
+        applied: Obj = self._call("apply", patch, *self._where_isvc(), obj, **kwargs)
         return applied
+
+    def _where_isvc(self) -> tuple[str, str, str, str, str]:
+        return GROUP, VERSION, self.namespace, PLURAL, self.name
 
     def _revision_versions(self, isvc: Mapping[str, Any]) -> tuple[dict[str, str | None], list[str]]:
         """``{revision: version}`` of the revisions that get traffic or were rolled out, best effort."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         predictor = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
         wanted = {t.get("revisionName") for t in predictor.get("traffic") or []}
@@ -375,17 +362,12 @@ class KServeTraffic:
         versions: dict[str, str | None] = {}
         notes = []
         for revision in sorted(r for r in wanted if r):
+            where = (KNATIVE_GROUP, KNATIVE_VERSION, self.namespace, REVISIONS, revision)
             try:
-                obj = self.api.get_namespaced_custom_object(
-                    KNATIVE_GROUP,
-                    KNATIVE_VERSION,
-                    self.namespace,
-                    REVISIONS,
-                    revision,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
-            except ApiException as exc:
-                notes.append(f"could not read Knative revision {revision} (HTTP {exc.status})")
+                obj = self.api.get_namespaced_custom_object(*where, _request_timeout=REQUEST_TIMEOUT)
+            except (ApiException, HTTPError, OSError) as exc:
+                why = f"HTTP {exc.status}" if isinstance(exc, ApiException) else f"unreachable: {exc}"
+                notes.append(f"could not read Knative revision {revision} ({why})")
                 continue
             containers = (obj.get("spec") or {}).get("containers") or []
             versions[revision] = next(
