@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.bench_pipeline`` (``--runs N``). Each run starts from an empty data directory
 (so it lands, trains, registers and deploys from scratch, like a first ``make pipeline-run``), executes
-``python -m pipelines.run --source <sample>`` exactly as the Makefile does, and reads each task's start and end
+``chicago-arrest pipeline run --source <sample>`` exactly as the Makefile does, and reads each task's start and end
 from kfp.local's log. Writes ``bench/results/pipeline.json`` and prints a markdown table.
 """
 
@@ -56,7 +56,7 @@ def run_once(source: Path) -> dict[str, Any]:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.run", "--source", str(source)],
+            [sys.executable, "-m", "chicago_arrest.cli", "pipeline", "run", "--source", str(source)],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,

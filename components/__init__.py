@@ -1,5 +1,7 @@
 """KFP v2 components: each body is ONE call, ``run_step(<a function of chicago_arrest.steps>, ...)``.
 
+The step functions document the arguments; a component names its inputs and outputs and types them.
+
 Every component runs in the project image with the project installed, so nothing is installed at run time
 (``install_kfp_package=False``, no ``packages_to_install``). Under ``kfp.local`` the same bodies run as
 subprocesses of the host Python. The image is :data:`chicago_arrest.names.DEFAULT_IMAGE`; ``ARREST_IMAGE``

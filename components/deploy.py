@@ -15,19 +15,7 @@ def deploy(
     target: str,
     summary: Output[Markdown],
 ) -> dict:
-    """Serve the new champion at 100 %, or the passing challenger as a canary, or leave serving alone.
-
-    Args:
-        decision: Output of the gate step.
-        registration: Output of the register step.
-        evaluation: Output of the evaluate step.
-        canary_percent: Share of requests for a passing challenger.
-        target: ``auto`` (cluster inside Kubernetes, else local), ``local``, ``cluster`` or ``none``.
-        summary: A Markdown summary of the run.
-
-    Returns:
-        What was done.
-    """
+    """Serve the new champion at 100 %, or the passing challenger as a canary, or leave serving alone."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.release import deploy_step
 

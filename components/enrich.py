@@ -16,17 +16,7 @@ def enrich(
     enriched: Output[Dataset],
     metrics: Output[Metrics],
 ) -> dict:
-    """Add the geo and temporal features; rows without coordinates are kept and flagged.
-
-    Args:
-        valid: Validated records.
-        stations: Police stations.
-        enriched: Records plus features.
-        metrics: Rows, rows without coordinates, distance quantiles.
-
-    Returns:
-        The same summary (shown in the training report).
-    """
+    """Add the geo and temporal features; rows without coordinates are kept and flagged."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.data import enrich_step
 

@@ -21,23 +21,7 @@ def evaluate(
     report: Output[HTML],
     charts: Output[Artifact],
 ) -> dict:
-    """ROC-AUC, PR-AUC, F1, confusion matrix, Brier, ECE (also without arrest-based types), charts, report.
-
-    Args:
-        models: Trained candidates.
-        test: Test records.
-        ingest_summary: From the ingest step (for the data-flow table).
-        validate_summary: From the validate step.
-        enrich_summary: From the enrich step (the report branch).
-        window: From the split step.
-        metrics: Test metrics of the selected model.
-        classification: ROC curve and confusion matrix of the selected model (KFP UI).
-        report: The training report.
-        charts: Folder of PNG charts.
-
-    Returns:
-        ``selected``, ``selected_index``, ``metrics`` and per-candidate metrics.
-    """
+    """ROC-AUC, PR-AUC, F1, confusion matrix, Brier, ECE (also without arrest-based types), charts, report."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.training import evaluate_step
 

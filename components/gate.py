@@ -17,22 +17,7 @@ def gate(
     metrics: Output[Metrics],
     report: Output[HTML],
 ) -> dict:
-    """Champion vs challenger on the same window.
-
-    Args:
-        registration: Output of the register step (``version``).
-        evaluation: Output of the evaluate step (the challenger's metrics on the same window).
-        test: The test window both models are scored on.
-        promotion_margin: Required ROC-AUC improvement.
-        max_ece: Upper bound of the challenger's ECE.
-        canary_percent: With 0 < p < 100 a passing challenger is rolled out as a canary (the operator
-            promotes); otherwise it is promoted directly.
-        metrics: Both models' ROC-AUC and ECE.
-        report: Champion vs challenger table.
-
-    Returns:
-        The decision (``passed``, ``promoted``, ``reason``, both models' metrics).
-    """
+    """Champion vs challenger on the same window."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.release import gate_step
 

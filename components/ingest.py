@@ -16,20 +16,7 @@ def ingest(
     stations: Output[Dataset],
     metrics: Output[Metrics],
 ) -> dict:
-    """Land months not yet in the store (plus the latest ``refresh_months``), export the last ``months``.
-
-    Args:
-        source: Local CSV/Parquet in the Socrata schema; empty = the Socrata API (ijzp-q8t2).
-        stations_source: Local police stations file; empty = next to ``source`` or Socrata (z8bn-74gv).
-        months: Months in the training window.
-        refresh_months: Latest months re-landed even when already present.
-        raw: Raw records of the window (Parquet, all values as text).
-        stations: Police stations (Parquet).
-        metrics: Row counts.
-
-    Returns:
-        Summary: source, window, landed and skipped months, rows.
-    """
+    """Land months not yet in the store (plus the latest ``refresh_months``), export the last ``months``."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.data import ingest_step
 

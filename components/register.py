@@ -19,21 +19,7 @@ def register(
     source: str,
     kfp_run: str,
 ) -> dict:
-    """Log params, metrics, charts and the data window; log and register the selected model (pyfunc).
-
-    Args:
-        models: Trained candidates.
-        test: Test records (input example, per-type metrics).
-        report: Training report (logged as an artifact).
-        charts: PNG charts.
-        evaluation: Output of the evaluate step.
-        window: Data window from the split step.
-        source: Data source (``socrata:ijzp-q8t2`` or a file).
-        kfp_run: KFP run name, recorded as a tag.
-
-    Returns:
-        ``version``, ``run_id``, ``model_uri``, ``tracking_uri`` and metrics.
-    """
+    """Log params, metrics, charts and the data window; log and register the selected model (pyfunc)."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.release import register_step
 

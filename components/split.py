@@ -14,18 +14,7 @@ def split(
     train: Output[Dataset],
     test: Output[Dataset],
 ) -> dict:
-    """Split the validated records.
-
-    Args:
-        records: Validated records.
-        kind: ``time`` (default) or ``random``.
-        test_months: Latest months held out when ``kind`` is ``time``.
-        train: Training records.
-        test: Test records.
-
-    Returns:
-        The data window (train/test dates and rows).
-    """
+    """Split the validated records."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.data import split_step
 

@@ -18,19 +18,7 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """Train one model type on raw records; the saved model takes raw records and returns probabilities.
-
-    Args:
-        train_data: Validated training records (raw fields + label).
-        stations: Police stations embedded in the model.
-        model_type: ``logreg``, ``random_forest`` or ``xgboost``.
-        split_kind: ``time`` (calibrate on the latest training month) or ``random``.
-        mi_threshold: Mutual-information threshold of the feature selection.
-        calibration: ``sigmoid`` or ``isotonic``.
-        search_budget_s: Seconds of hyper-parameter search (0 = defaults).
-        model: The trained ArrestModel (joblib).
-        metrics: Calibration ROC-AUC, fit time, selected features.
-    """
+    """Train one model type on raw records; the saved model takes raw records and returns probabilities."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.training import train_step
 

@@ -14,18 +14,7 @@ def validate(
     metrics: Output[Metrics],
     report: Output[HTML],
 ) -> dict:
-    """Check required columns, types, booleans, Chicago's bounding box, dates and duplicate ids.
-
-    Args:
-        raw: Raw records.
-        valid: Records that satisfy the contract, with canonical types (what split and train consume).
-        quarantine: Every other record with its original values and a ``reason`` column.
-        metrics: rows_in, valid, quarantined and a count per reason.
-        report: Counts per reason and a sample of quarantined rows.
-
-    Returns:
-        The counts (rows_in == valid + quarantined).
-    """
+    """Check required columns, types, booleans, Chicago's bounding box, dates and duplicate ids."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.data import validate_step
 

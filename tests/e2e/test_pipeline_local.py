@@ -1,4 +1,4 @@
-"""End-to-end: the real training pipeline under kfp.local (``python -m pipelines.run``) on generated data.
+"""End-to-end: the real training pipeline under kfp.local (``chicago-arrest pipeline run``) on generated data.
 
 Two runs in one MLflow store: the first trains all three model types and its model becomes champion; the
 second (one model type, canary 10 %) goes through the champion/challenger gate and the deploy step.
@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from chicago_arrest.experiment import COLUMNS, evaluate_file
 from chicago_arrest.registry import CHAMPION, EXPERIMENT_NAME, MODEL_NAME, alias_version
 from chicago_arrest.synthetic import generate_crimes, generate_stations
 
@@ -43,7 +44,16 @@ def run_pipeline(workspace: Path, *args: str) -> tuple[subprocess.CompletedProce
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARREST_", "MLFLOW_", "KFP_"))}
     env.update({"ARREST_DATA_DIR": str(workspace / "data"), "ARREST_CPUS": "2"})
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.run", "--source", str(workspace / "crimes.csv"), *args],
+        [
+            sys.executable,
+            "-m",
+            "chicago_arrest.cli",
+            "pipeline",
+            "run",
+            "--source",
+            str(workspace / "crimes.csv"),
+            *args,
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -121,6 +131,21 @@ def test_champion_registered_with_metrics_and_report(first_run, workspace: Path)
     assert state["canary_percent"] == 0
     assert "champion metrics" in proc.stdout
     assert "registered model" in proc.stdout
+
+
+def test_model_evaluate_gives_the_pipeline_metrics(first_run, workspace: Path) -> None:
+    """One training path: ``model evaluate`` on the same file gives the KFP run's metrics, exactly."""
+    _, run_dir = first_run
+    evaluation = outputs(run_dir, "evaluate")["parameterValues"]["Output"]
+    table, window = evaluate_file(workspace / "crimes.csv")
+    assert window == outputs(run_dir, "split")["parameterValues"]["Output"]
+    for row in table.to_dict(orient="records"):
+        metrics = evaluation["candidates"][row["model"]]
+        assert row["calibration_auc"] == metrics["calibration_auc"]
+        for key in COLUMNS:
+            assert row[key] == metrics[f"test_{key}"], (row["model"], key)
+            assert row[f"no_ab_{key}"] == metrics[f"test_no_ab_{key}"], (row["model"], key)
+        assert row["selected"] == (row["model"] == evaluation["selected"])
 
 
 def test_second_run_goes_through_the_gate(first_run, workspace: Path) -> None:
