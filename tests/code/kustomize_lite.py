@@ -1,7 +1,7 @@
 """Render the kustomize subset that manifests/ uses, so tests need neither kubectl nor a kustomize binary.
 
 No pip-installable kustomize exists (the PyPI project called ``kustomize`` is an unrelated Python tool), and
-CI machines have no kubectl. This renderer implements exactly what the generated kustomizations use and
+CI machines have no kubectl. This renderer implements exactly what the kustomizations of manifests/ use and
 refuses everything else, so a kustomization that grows a feature fails here instead of being half-rendered:
 
 * ``resources``: YAML files and directories with their own ``kustomization.yaml`` (rendered recursively);
