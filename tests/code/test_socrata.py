@@ -187,7 +187,7 @@ def test_retries_on_429_5xx_dropped_connections_and_timeouts_then_succeeds(
     serve: Any, sleeps: list[float]
 ) -> None:
     replies: list[Reply] = [(429, {"message": "slow down"}), (503, {"message": "unavailable"}), DROP, HANG]
-    client, server = serve([*replies, (200, PAGES[2])], socrata_timeout_s=0.3)
+    client, server = serve([*replies, (200, PAGES[2])], socrata_timeout_s=1.0)
     frame = client.fetch_crimes(date(2017, 1, 1), date(2017, 2, 1))
     assert len(frame) == 1
     assert len(server.requests) == 5
@@ -226,7 +226,7 @@ def test_gives_up_after_max_retries(serve: Any, sleeps: list[float]) -> None:
 
 
 def test_gives_up_on_persistent_timeouts(serve: Any, sleeps: list[float]) -> None:
-    client, server = serve([HANG, HANG], retries=1, socrata_timeout_s=0.2)
+    client, server = serve([HANG, HANG], retries=1, socrata_timeout_s=0.5)
     with pytest.raises(SocrataError, match=r"after 2 attempt\(s\).*Timeout"):
         client.fetch_crimes(date(2017, 1, 1), date(2017, 2, 1))
     assert len(server.requests) == 2
