@@ -69,7 +69,7 @@ def retrying_adapter(settings: Settings) -> HTTPAdapter:
     """A ``requests`` adapter that retries up to ``settings.socrata_max_retries`` times.
 
     Retried: :data:`RETRY_STATUSES`, connection errors and time-outs. Waits ``Retry-After`` when the server
-    sends it, else 1, 2, 4, ... s (capped at 60 s) plus up to 1 s of jitter; the first retry is immediate.
+    sends it; else the first retry is immediate, then 2, 4, 8, ... s (capped at 60 s) plus up to 1 s of jitter.
     """
     retries = settings.socrata_max_retries
     return HTTPAdapter(
