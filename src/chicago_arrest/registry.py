@@ -394,25 +394,6 @@ _RUN_PARAMS = (
 )
 
 
-@dataclass(frozen=True)
-class TrainingRun:
-    """What :func:`log_training_run` recorded.
-
-    Attributes:
-        version: Registry version of the selected model.
-        run_id: The parent run.
-        experiment_id: Its experiment.
-        model_uri: Where the logged model's artifacts are (``runs:/...`` or ``models:/m-...``).
-        metrics: The selected model's metrics (also tags of the version).
-    """
-
-    version: str
-    run_id: str
-    experiment_id: str
-    model_uri: str
-    metrics: dict[str, float]
-
-
 def log_training_run(
     client: MlflowClient,
     models: list[ArrestModel],
@@ -424,7 +405,7 @@ def log_training_run(
     window: dict[str, Any],
     tags: dict[str, str],
     name: str = MODEL_NAME,
-) -> TrainingRun:
+) -> dict[str, Any]:
     """Log one training run (parent run + one nested run per candidate) and register the selected model.
 
     Args:
@@ -439,7 +420,9 @@ def log_training_run(
         name: Registered model name.
 
     Returns:
-        The :class:`TrainingRun`.
+        ``version`` (registry version of the selected model), ``run_id`` and ``experiment_id`` of the parent
+        run, ``model_uri`` (``models:/<name>/<version>``), ``artifact_uri`` (the logged model) and ``metrics``
+        (the selected model's, also tags of the version).
     """
     selected_index = int(evaluation["selected_index"])
     chosen = models[selected_index]
@@ -489,4 +472,11 @@ def log_training_run(
         if value:
             client.set_model_version_tag(name, version, key, str(value))
     log.info("registered %s version %s (run %s)", name, version, run_id)
-    return TrainingRun(version, run_id, experiment_id, logged.model_uri, selected_metrics)
+    return {
+        "version": version,
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "model_uri": f"models:/{name}/{version}",
+        "artifact_uri": logged.model_uri,
+        "metrics": selected_metrics,
+    }

@@ -65,17 +65,7 @@ def register_step(
         window=window,
         tags={"source": source or "socrata", "kfp.run": kfp_run, **kfp_run_tags()},
     )
-    return kfp_safe(
-        {
-            "version": run.version,
-            "run_id": run.run_id,
-            "experiment_id": run.experiment_id,
-            "model_uri": f"models:/{MODEL_NAME}/{run.version}",
-            "artifact_uri": run.model_uri,
-            "tracking_uri": settings.resolved_tracking_uri(),
-            "metrics": run.metrics,
-        }
-    )
+    return kfp_safe({**run, "tracking_uri": settings.resolved_tracking_uri()})
 
 
 def gate_step(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import joblib
 import numpy as np
@@ -13,18 +13,6 @@ import pandas as pd
 from chicago_arrest.steps import MetricsSink, log_metrics, read_dataset
 
 log = logging.getLogger(__name__)
-
-
-class ClassificationSink(Protocol):
-    """What the evaluate step logs curves to (a KFP ``Output[ClassificationMetrics]``)."""
-
-    def log_roc_curve(self, fpr: list[float], tpr: list[float], threshold: list[float]) -> None:
-        """Record a ROC curve."""
-        ...
-
-    def log_confusion_matrix(self, categories: list[str], matrix: list[list[int]]) -> None:
-        """Record a confusion matrix."""
-        ...
 
 
 def train_step(
@@ -104,7 +92,7 @@ def evaluate_step(
     enrich: dict[str, Any] | None = None,
     window: dict[str, Any] | None = None,
     metrics: MetricsSink | None = None,
-    classification: ClassificationSink | None = None,
+    classification: Any = None,
 ) -> dict[str, Any]:
     """Evaluate every candidate on the test window, choose one, and write the HTML report.
 
@@ -121,7 +109,8 @@ def evaluate_step(
         enrich: Summary of the enrich step (the report branch).
         window: The data window (split step).
         metrics: Receives the selected model's test metrics.
-        classification: Receives the selected model's ROC curve and confusion matrix.
+        classification: Receives the selected model's ROC curve and confusion matrix (``log_roc_curve``,
+            ``log_confusion_matrix``: a KFP ``Output[ClassificationMetrics]``).
 
     Returns:
         ``selected`` (model type), ``selected_index`` (position in ``model_paths``), ``metrics`` (flat test
