@@ -4,7 +4,7 @@ Every ``*.yaml`` under manifests/ (any depth) is read; each document that is a b
 ``apps/v1``, ``batch/v1``, ``rbac.authorization.k8s.io/v1``, ``networking.k8s.io/v1``, ``policy/v1``, ...)
 is validated with kubernetes-validate in strict mode, so a misspelt or misplaced field is an error, as it is
 for ``kubectl apply --validate=strict``; so is every object that a kustomization renders. Custom resources
-(KServe, Knative, ...) are checked against their CRDs in test_kserve.py; ``kustomization.yaml`` files and JSON
+(KServe, Knative, ...) are checked against their CRDs in test_manifests.py; ``kustomization.yaml`` files and JSON
 6902 patch files (YAML lists) are not objects and are skipped.
 
 The schema version is the kind node's Kubernetes minor (kind-cluster/versions.env, ``kindest/node:v1.34.0``).

@@ -1,24 +1,17 @@
-"""manifests/ against the real KServe v0.20.0 CRD, and KServeTraffic against a recording API.
+"""KServeTraffic: against a recording CustomObjectsApi, and through the real client against a fake API server.
 
-The YAML under manifests/ is hand-written; these tests check that every InferenceService in it (the files and
-every rendered kustomization) validates, that the deploy path applies the same base (package data), and what
-:class:`KServeTraffic` sends for deploy, canary, rollback and promote.
+What it applies for deploy, canary, widen, rollback and promote (always the hand-written base, validated against
+the KServe CRD), what it reads back from a realistic status, and how API failures become one ReleaseError.
 """
 
 from __future__ import annotations
 
 import copy
-import gzip
-import hashlib
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from chicago_arrest import names
@@ -26,255 +19,10 @@ from chicago_arrest.release import kserve
 from chicago_arrest.release.base import ReleaseError, Split
 from chicago_arrest.release.kserve import KServeTraffic
 from chicago_arrest.settings import Settings
-from tests.code import kustomize_lite
+from tests.code.test_manifests import crd_errors, rendered
 from tests.fake_kube import ISVC_PATH, REVISION_PATH, fake_kube
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO_ROOT / "tests" / "data" / "crds"
-SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
-MANIFESTS = REPO_ROOT / "manifests"
-RESOURCES = REPO_ROOT / "src" / "chicago_arrest" / "resources"
-KUSTOMIZATIONS = ["base", "overlays/kind", "overlays/canary", "platform"]
-CRD_FILES = {
-    "InferenceService": "kserve-v0.20.0-serving.kserve.io_inferenceservices.yaml",
-    "ServingRuntime": "kserve-v0.20.0-serving.kserve.io_servingruntimes.yaml",
-    "ClusterServingRuntime": "kserve-v0.20.0-serving.kserve.io_clusterservingruntimes.yaml",
-}
 IMAGE = "registry.local/chicago-arrest:test"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# CRD schemas
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _crd_bytes(filename: str) -> bytes:
-    return gzip.decompress((CRD_DIR / f"{filename}.gz").read_bytes())
-
-
-def _sha256_table(readme: Path) -> dict[str, str]:
-    return {
-        name: digest
-        for digest, name in re.findall(r"^([0-9a-f]{64})\s+(\S+\.yaml)\s*$", readme.read_text(), flags=re.M)
-    }
-
-
-def tighten(schema: Any) -> Any:
-    """Add ``additionalProperties: false`` to every object schema with ``properties`` (schema-aware walk)."""
-    if not isinstance(schema, dict):
-        return schema
-    out = dict(schema)
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    if isinstance(out.get("properties"), dict):
-        out["properties"] = {name: tighten(sub) for name, sub in out["properties"].items()}
-    if isinstance(out.get("additionalProperties"), dict):
-        out["additionalProperties"] = tighten(out["additionalProperties"])
-    if isinstance(out.get("items"), dict):
-        out["items"] = tighten(out["items"])
-    for key in ("anyOf", "allOf", "oneOf"):
-        if isinstance(out.get(key), list):
-            out[key] = [tighten(sub) for sub in out[key]]
-    return out
-
-
-@pytest.fixture(scope="module")
-def schemas() -> dict[str, dict[str, Any]]:
-    loaded = {}
-    for kind, filename in CRD_FILES.items():
-        crd = yaml.load(_crd_bytes(filename), Loader=_Loader)
-        assert crd["spec"]["names"]["kind"] == kind
-        loaded[kind] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return loaded
-
-
-@pytest.fixture(scope="module")
-def strict(schemas: dict[str, dict[str, Any]]) -> dict[str, jsonschema.Draft7Validator]:
-    return {kind: jsonschema.Draft7Validator(tighten(schema)) for kind, schema in schemas.items()}
-
-
-def crd_errors(strict: dict[str, jsonschema.Draft7Validator], obj: dict[str, Any]) -> list[str]:
-    """Errors of an InferenceService against the tightened CRD, plus the rules the CRD leaves to the webhook."""
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in strict["InferenceService"].iter_errors(obj)]
-    try:
-        kserve.check_name(obj["metadata"]["name"], obj["metadata"]["namespace"])
-        if "canaryTrafficPercent" in obj["spec"]["predictor"]:
-            Split("1", "2", obj["spec"]["predictor"]["canaryTrafficPercent"])
-    except ReleaseError as exc:
-        errors.append(str(exc))
-    return errors
-
-
-def test_vendored_crds_match_recorded_sha256() -> None:
-    recorded = _sha256_table(CRD_DIR / "README.md")
-    assert set(recorded) == set(CRD_FILES.values())
-    for filename in CRD_FILES.values():
-        assert hashlib.sha256(_crd_bytes(filename)).hexdigest() == recorded[filename], filename
-
-
-def test_vendored_crds_match_shared_schemas_readme() -> None:
-    readme = SHARED_SCHEMAS / "README.md"
-    if not readme.is_file():
-        pytest.skip(f"{readme} not present (CI clone); the recorded sha256 is checked by the test above")
-    shared = _sha256_table(readme)
-    for filename in CRD_FILES.values():
-        assert hashlib.sha256(_crd_bytes(filename)).hexdigest() == shared[filename], filename
-
-
-def test_tighten_only_touches_schema_objects(schemas: dict[str, dict[str, Any]]) -> None:
-    tight = tighten(schemas["InferenceService"])
-    assert tight["additionalProperties"] is False
-    # status keeps x-kubernetes-preserve-unknown-fields and stays open
-    assert "additionalProperties" not in tight["properties"]["status"]
-    # a property *named* like a keyword is a schema, not a keyword map
-    model = tight["properties"]["spec"]["properties"]["predictor"]["properties"]["model"]
-    assert model["additionalProperties"] is False
-    assert model["properties"]["modelFormat"]["additionalProperties"] is False
-
-
-def test_tightened_crd_catches_a_misspelt_field(strict: dict[str, jsonschema.Draft7Validator]) -> None:
-    obj = kserve.base_inference_service()
-    obj["spec"]["predictor"]["containers"][0]["storageURI"] = "s3://x/"
-    assert crd_errors(strict, obj)
-    obj = kserve.base_inference_service()
-    obj["spec"]["predictor"]["canaryTrafficPercent"] = 150  # int64 for the CRD; 0..100 for us
-    assert crd_errors(strict, obj)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# manifests/: files, kustomizations, package data
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _documents() -> list[tuple[str, Any]]:
-    return [
-        (str(path.relative_to(MANIFESTS)), doc)
-        for path in sorted(MANIFESTS.rglob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc is not None
-    ]
-
-
-def test_every_inference_service_file_validates(strict: dict[str, jsonschema.Draft7Validator]) -> None:
-    isvcs = [
-        (path, doc)
-        for path, doc in _documents()
-        if isinstance(doc, dict) and doc["kind"] == "InferenceService"
-    ]
-    assert [path for path, _ in isvcs] == ["base/inferenceservice.yaml"]
-    for path, doc in isvcs:
-        assert crd_errors(strict, doc) == [], path
-
-
-def test_manifests_are_hand_written_and_hold_no_secrets() -> None:
-    text = "\n".join(path.read_text() for path in MANIFESTS.rglob("*.yaml"))
-    assert "Generated by" not in text
-    assert "Do not edit" not in text
-    assert "minio123" not in text
-    assert "AWS_SECRET_ACCESS_KEY:" not in text  # only secretKeyRef keys, never values
-    assert "MINIO_ROOT_PASSWORD:" not in text
-    assert all(doc.get("kind") != "Secret" for _, doc in _documents() if isinstance(doc, dict))
-
-
-def _rendered(kustomization: str) -> list[dict[str, Any]]:
-    return kustomize_lite.build(MANIFESTS / kustomization)
-
-
-@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
-def test_every_rendered_inference_service_validates(
-    kustomization: str, strict: dict[str, jsonschema.Draft7Validator]
-) -> None:
-    for obj in _rendered(kustomization):
-        if obj["kind"] == "InferenceService":
-            assert crd_errors(strict, obj) == [], kustomization
-
-
-@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
-def test_kustomize_lite_agrees_with_real_kustomize(kustomization: str) -> None:
-    """Where kubectl is installed (not on CI), its kustomize must render what kustomize_lite renders."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not on PATH; kustomize_lite alone renders the overlays")
-    proc = subprocess.run(
-        [kubectl, "kustomize", str(MANIFESTS / kustomization)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    real = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
-
-    def key(obj: dict[str, Any]) -> tuple[str, str, str]:
-        return obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-
-    assert sorted(real, key=key) == sorted(_rendered(kustomization), key=key)
-
-
-def test_overlays_are_what_a_run_applies() -> None:
-    """overlays/kind and overlays/canary change exactly what KServeTraffic changes for a kind cluster."""
-    (kind,) = _rendered("overlays/kind")
-    (canary,) = _rendered("overlays/canary")
-    assert kind == kserve.render("1", "s3://models/arrest-predictor/v1/", profile="kind")
-    assert canary == kserve.render("2", "s3://models/arrest-predictor/v2/", canary_percent=10, profile="kind")
-    (base,) = _rendered("base")
-    assert base == kserve.base_inference_service()
-    assert kserve.render("1", "s3://models/arrest-predictor/v1/") == base
-
-
-def test_canary_overlay_guards_its_env_indices() -> None:
-    """The canary patch addresses env entries by index; its `test` ops fail on a reordered env."""
-    (base,) = _rendered("overlays/kind")
-    ops = yaml.safe_load((MANIFESTS / "overlays" / "canary" / "patch-canary.yaml").read_text())
-    reordered = copy.deepcopy(base)
-    reordered["spec"]["predictor"]["containers"][0]["env"].reverse()
-    with pytest.raises(kustomize_lite.KustomizeError, match="test failed"):
-        kustomize_lite.apply_json6902(reordered, ops)
-
-
-def test_kustomize_lite_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
-    (tmp_path / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\nnamePrefix: x-\n"
-    )
-    with pytest.raises(kustomize_lite.KustomizeError, match="namePrefix"):
-        kustomize_lite.build(tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("packaged", "manifest"),
-    [
-        ("inferenceservice.yaml", "base/inferenceservice.yaml"),
-        ("kind-resources.yaml", "overlays/kind/patch-resources.yaml"),
-    ],
-)
-def test_package_data_is_the_manifest(packaged: str, manifest: str) -> None:
-    from importlib import resources
-
-    shipped = resources.files("chicago_arrest").joinpath("resources", packaged).read_bytes()
-    assert shipped == (MANIFESTS / manifest).read_bytes()
-    assert (RESOURCES / packaged).resolve() == (MANIFESTS / manifest).resolve()
-
-
-def test_names_and_image_agree_with_the_manifests() -> None:
-    base = kserve.base_inference_service()
-    assert (base["metadata"]["name"], base["metadata"]["namespace"]) == (
-        names.ISVC_NAME,
-        names.MODELS_NAMESPACE,
-    )
-    container = base["spec"]["predictor"]["containers"][0]
-    assert container["image"] == names.DEFAULT_IMAGE
-    assert f"--model_name={names.ISVC_NAME}" in container["args"]
-    assert names.MODEL_VERSION_ENV in {e["name"] for e in container["env"]}
-    makefile = (REPO_ROOT / "Makefile").read_text()
-    match = re.search(r"^IMAGE \?= (\S+)$", makefile, flags=re.M)
-    assert match
-    assert match.group(1) in (names.DEFAULT_IMAGE, f"{names.IMAGE_REPOSITORY}:$(VERSION)")
-    (job,) = [doc for path, doc in _documents() if path == "platform/minio-buckets.yaml"]
-    (buckets,) = job["spec"]["template"]["spec"]["containers"]
-    assert buckets["command"] == ["chicago-arrest", "store", "ensure-buckets", *names.BUCKETS]
-    assert buckets["image"] == names.DEFAULT_IMAGE
-
 
 # ------------------------------------------------------------------------------------------------------------
 # KServeTraffic against a recording CustomObjectsApi
@@ -389,22 +137,20 @@ def _with_image(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def test_first_deploy_creates_the_kind_overlay_with_the_run_image(
-    strict: dict[str, jsonschema.Draft7Validator],
-) -> None:
+def test_first_deploy_creates_the_kind_overlay_with_the_run_image() -> None:
     api, publish = RecordingApi(), Publisher()
     line = traffic(api, publish).write(Split("1"))
     assert publish.versions == ["1"]
     (body,) = api.applied
-    (kind,) = _rendered("overlays/kind")
+    (kind,) = rendered("overlays/kind")
     assert body == _with_image(kind)  # the hand-written base, changed exactly like overlays/kind + image
     assert "canaryTrafficPercent" not in body["spec"]["predictor"]
     assert api.kwargs == [{"field_manager": "chicago-arrest", "force": True, "_request_timeout": (10, 60)}]
-    assert crd_errors(strict, body) == []
+    assert crd_errors(body) == []
     assert "serves champion 1 (s3://models/arrest-predictor/v1/), 100%" in line
 
 
-def test_canary_widen_rollback_promote(strict: dict[str, jsonschema.Draft7Validator]) -> None:
+def test_canary_widen_rollback_promote() -> None:
     api, publish = RecordingApi(), Publisher()
     cluster = traffic(api, publish)
     cluster.write(Split("1"))
@@ -414,9 +160,9 @@ def test_canary_widen_rollback_promote(strict: dict[str, jsonschema.Draft7Valida
     # canary: the challenger is published and becomes the spec; 10 % to it, the rolled-out v1 keeps 90 %
     line = cluster.write(Split("1", "2", 10))
     assert publish.versions == ["1", "2"]
-    (canary,) = _rendered("overlays/canary")
+    (canary,) = rendered("overlays/canary")
     assert api.applied[-1] == _with_image(canary)
-    assert crd_errors(strict, api.applied[-1]) == []
+    assert crd_errors(api.applied[-1]) == []
     assert "challenger 2" in line
     assert "canaryTrafficPercent 10" in line
     api.roll_out(REV[2], REV[1], 10)
@@ -444,7 +190,7 @@ def test_canary_widen_rollback_promote(strict: dict[str, jsonschema.Draft7Valida
     api.roll_out(REV[2], None, None)
     assert cluster.read() == Split("2")
     for body in api.applied:
-        assert crd_errors(strict, body) == []
+        assert crd_errors(body) == []
 
 
 def test_writing_the_split_in_force_applies_the_same_object() -> None:
