@@ -165,6 +165,7 @@ def test_canary_widen_rollback_promote() -> None:
     assert crd_errors(api.applied[-1]) == []
     assert "challenger 2" in line
     assert "canaryTrafficPercent 10" in line
+    assert cluster.read() == Split("1", "2", 10)  # before KServe's status catches up, too
     api.roll_out(REV[2], REV[1], 10)
     assert cluster.read() == Split("1", "2", 10)
 

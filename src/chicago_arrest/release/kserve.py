@@ -388,17 +388,18 @@ class KServeTraffic:
         rolled_out = summary["latest_rolled_out_revision"]
         if percent is None or int(percent) >= 100 or not rolled_out:
             return Split(version)  # no canary, or no earlier revision: the latest gets everything
-        if rolled_out == summary["latest_created_revision"]:
-            return Split(version)
+        # The rolled-out revision serves the champion; read its version (the status may still lag the spec).
         versions, notes = self._revision_versions(isvc)
         champion = versions.get(rolled_out)
+        if champion is None and rolled_out == summary["latest_created_revision"]:
+            champion = version  # unreadable, but it is the latest revision: it runs the spec
         if champion is None:
             raise ReleaseError(
                 f"cannot tell which version the rolled-out revision {rolled_out} serves "
                 f"({'; '.join(notes) or 'no ' + names.MODEL_VERSION_ENV}); the identity needs get on "
                 "revisions.serving.knative.dev"
             )
-        return Split(champion, version, int(percent))
+        return Split(version) if champion == version else Split(champion, version, int(percent))
 
     def read(self) -> Split | None:
         """The split in force, or ``None`` when the InferenceService does not exist yet."""
