@@ -390,3 +390,13 @@ def test_unreachable_cluster_is_one_clear_error(tmp_path: Path, monkeypatch: pyt
     cluster = KServeTraffic.from_settings(settings)
     with pytest.raises(ReleaseError, match="the cluster is unreachable"):
         cluster.read()
+
+
+def test_import_loads_no_kubernetes_client() -> None:
+    """The local target and the model server import chicago_arrest.release without paying for the client."""
+    import subprocess
+    import sys
+
+    code = "import sys, chicago_arrest.release.kserve; print('kubernetes' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
