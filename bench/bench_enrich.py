@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         StationIndex,
         enrich_features,
         station_distance,
-        station_distance_geopandas,
     )
     from chicago_arrest.validate import validate_records
+    from tests.geo_reference import station_distance_geopandas
 
     info = machine()
     raw, stations, source = load_records(args.rows)

@@ -3,7 +3,8 @@
 Distances are computed in Illinois State Plane East (EPSG:3435, US feet, a conformal projection made for this
 area) with a KD-tree over the station points, then converted to metres. On 1M points the KD-tree took 0.26 s
 against 0.67 s for geopandas ``sjoin_nearest`` with the same result (see docs/benchmarks.md), so the KD-tree is
-the implementation; :func:`station_distance_geopandas` is kept as the reference it is tested against.
+the implementation; the geopandas version is kept in ``tests/geo_reference.py`` as the reference it is tested
+against.
 """
 
 from __future__ import annotations
@@ -194,31 +195,6 @@ def station_distance(frame: pd.DataFrame, index: StationIndex) -> pd.DataFrame:
     categories = labels.unique()
     codes = np.where(idx >= 0, categories.get_indexer(labels)[np.maximum(idx, 0)], -1)
     out["nearest_station"] = pd.Categorical.from_codes(codes, categories=categories)
-    return out
-
-
-def station_distance_geopandas(frame: pd.DataFrame, stations: pd.DataFrame) -> np.ndarray:
-    """Reference implementation of :func:`station_distance` with geopandas ``sjoin_nearest`` (slower).
-
-    Args:
-        frame: Raw records.
-        stations: Police stations table.
-
-    Returns:
-        Distance in metres per record, ``NaN`` without coordinates.
-    """
-    import geopandas as gpd
-
-    x, y = project_points(frame)
-    sx, sy = project_points(stations)
-    ok = ~np.isnan(x)
-    points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x[ok], y[ok]), crs="EPSG:3435")
-    targets = gpd.GeoDataFrame(
-        geometry=gpd.points_from_xy(sx[~np.isnan(sx)], sy[~np.isnan(sy)]), crs="EPSG:3435"
-    )
-    joined = gpd.sjoin_nearest(points, targets, distance_col="d")
-    out = np.full(len(frame), np.nan)
-    out[ok] = joined.groupby(level=0)["d"].first().sort_index().to_numpy() * US_FOOT_M
     return out
 
 

@@ -21,10 +21,10 @@ from chicago_arrest.enrich import (
     enrich_features,
     project_points,
     station_distance,
-    station_distance_geopandas,
     temporal_features,
 )
 from chicago_arrest.validate import validate_records
+from tests.geo_reference import station_distance_geopandas
 
 GEOD = Geod(ellps="WGS84")
 TO_3435 = Transformer.from_crs("EPSG:4326", "EPSG:3435", always_xy=True)

@@ -17,10 +17,10 @@ from chicago_arrest.enrich import (
     HAS_COORDINATES,
     StationIndex,
     enrich_features,
-    station_distance_geopandas,
 )
 from chicago_arrest.schema import CHICAGO_LAT, CHICAGO_LON, CHICAGO_X, CHICAGO_Y, RAW_COLUMNS
 from chicago_arrest.validate import validate_records
+from tests.geo_reference import station_distance_geopandas
 
 pytestmark = pytest.mark.shared_data
 
