@@ -102,7 +102,9 @@ def make_dry_run(*args: str) -> str:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SOURCE", "STATIONS", "MONTHS", "TEST_MONTHS", "MODELS"}
+        # MAKELEVEL/MAKEFLAGS: under `make test` a nested make would print "make[1]: Entering directory".
+        if k
+        not in {"SOURCE", "STATIONS", "MONTHS", "TEST_MONTHS", "MODELS", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"}
     }
     env.pop("IMAGE", None)
     result = subprocess.run(
