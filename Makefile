@@ -48,7 +48,7 @@ $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .uv uv==$(UV_VERSION)
 
 $(STAMP): $(UV) pyproject.toml uv.lock
-	$(UV) sync --locked --extra dev --compile-bytecode --python $(PYTHON)
+	$(UV) sync --locked --extra dev --extra vertex --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 install: $(STAMP) ## Create .venv and install the project with its locked dependencies
