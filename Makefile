@@ -25,7 +25,11 @@ PIPELINE_ARGS = $(if $(SOURCE),--source '$(SOURCE)') $(if $(STATIONS),--stations
   $(if $(MONTHS),--months '$(MONTHS)') $(if $(TEST_MONTHS),--test-months '$(TEST_MONTHS)') \
   $(if $(MODELS),--models '$(MODELS)')
 # Serving parameters.
-TARGET ?= local
+# Where the serving and pipeline commands go. Empty: chicago_arrest.targets decides (cluster once make kind-up has
+# recorded one in .data/cluster.json, else local) and each command's first line says which and why;
+# local | cluster (| vertex for pipeline-run) forces it.
+TARGET ?=
+TARGET_ARG = $(if $(TARGET), --target '$(TARGET)')
 PERCENT ?= 10
 # kubeconfig context of TARGET=cluster (e.g. kind-chicago-arrest); empty: kubectl's current context.
 KUBE_CONTEXT ?=
@@ -35,10 +39,12 @@ GRPC_PORT ?= 8081
 # Image and cluster. The version has one home, pyproject.toml.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
 IMAGE ?= chicago-arrest:$(VERSION)
+# IMAGE set by the user (command line or environment) becomes the KFP steps' image of pipeline-run.
+IMAGE_ENV = $(if $(filter-out default file,$(origin IMAGE)),ARREST_IMAGE='$(IMAGE)' )
 CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
-        promote rollback status image kind-load kind-up kind-down bench lock clean
+        promote rollback status image kind-load kind-up kind-down kind-smoke bench lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -70,31 +76,31 @@ fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .
 
 compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml
-	$(PY) -m chicago_arrest.cli pipeline compile
+	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile
 
-pipeline-run: $(STAMP) ## Train, register, deploy (kfp.local unless KFP_HOST is set); SOURCE=crimes.csv STATIONS=...
-	$(PY) -m chicago_arrest.cli pipeline run $(PIPELINE_ARGS)
+pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster); SOURCE=crimes.csv ...
+	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG) $(PIPELINE_ARGS)
 
-pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (needs KFP_HOST)
-	$(PY) -m chicago_arrest.cli pipeline schedule
+pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (the kind-up cluster, or KFP_HOST)
+	$(PY) -m chicago_arrest.cli pipeline schedule$(TARGET_ARG)
 
-pipeline-unschedule: $(STAMP) ## Delete the recurring run from KFP (needs KFP_HOST)
-	$(PY) -m chicago_arrest.cli pipeline unschedule
+pipeline-unschedule: $(STAMP) ## Delete the recurring run from KFP (the kind-up cluster, or KFP_HOST)
+	$(PY) -m chicago_arrest.cli pipeline unschedule$(TARGET_ARG)
 
 serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT
 	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
 
 canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster, KUBE_CONTEXT=...)
-	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT) --target $(TARGET)$(KUBE_CONTEXT_ARG)
+	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
 promote: $(STAMP) ## Make the challenger the champion, 100% of traffic (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving promote --target $(TARGET)$(KUBE_CONTEXT_ARG)
+	$(PY) -m chicago_arrest.cli serving promote$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
 rollback: $(STAMP) ## Send 0% to the challenger (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving rollback --target $(TARGET)$(KUBE_CONTEXT_ARG)
+	$(PY) -m chicago_arrest.cli serving rollback$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
 status: $(STAMP) ## Show registry aliases, serving split and (TARGET=cluster) the InferenceService
-	$(PY) -m chicago_arrest.cli serving status --target $(TARGET)$(KUBE_CONTEXT_ARG)
+	$(PY) -m chicago_arrest.cli serving status$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
 # One image, IMAGE, is every KFP component's image, the KServe predictor's (the ISVC's custom container)
 # and the MLflow server's: loading it loads them all.
@@ -104,7 +110,7 @@ image: ## Build the project image (KFP components, KServe predictor); load it in
 	  echo "kind is not installed: $(IMAGE) was not loaded into a cluster (make kind-up loads it)"; \
 	elif kind get clusters 2>/dev/null | grep -qxF -- '$(CLUSTER_NAME)'; then \
 	  echo "Loading $(IMAGE) into kind cluster $(CLUSTER_NAME) (component and predictor image)"; \
-	  kind load docker-image '$(IMAGE)' --name '$(CLUSTER_NAME)'; \
+	  $(SHELL) kind-cluster/load-image.sh '$(IMAGE)' '$(CLUSTER_NAME)'; \
 	else \
 	  echo "kind cluster $(CLUSTER_NAME) does not exist: make kind-up will load $(IMAGE) into it"; \
 	fi
@@ -114,7 +120,7 @@ kind-load: ## Load the project image (KFP components, KServe predictor) into the
 	@command -v kind >/dev/null 2>&1 || { echo "error: kind is not installed or not on PATH (https://kind.sigs.k8s.io)" >&2; exit 1; }
 	@kind get clusters 2>/dev/null | grep -qxF -- '$(CLUSTER_NAME)' || { echo "error: kind cluster $(CLUSTER_NAME) does not exist: run make kind-up (it creates the cluster and loads $(IMAGE))" >&2; exit 1; }
 	@docker image inspect '$(IMAGE)' >/dev/null 2>&1 || { echo "error: image $(IMAGE) is not in the local Docker engine: run make image" >&2; exit 1; }
-	kind load docker-image '$(IMAGE)' --name '$(CLUSTER_NAME)'
+	$(SHELL) kind-cluster/load-image.sh '$(IMAGE)' '$(CLUSTER_NAME)'
 	@echo "Loaded $(IMAGE) into kind cluster $(CLUSTER_NAME) (component and predictor image)"
 
 kind-up: ## Create the kind cluster with KFP, KServe (Knative + Kourier), MinIO and MLflow
@@ -122,6 +128,9 @@ kind-up: ## Create the kind cluster with KFP, KServe (Knative + Kourier), MinIO 
 
 kind-down: ## Delete the kind cluster
 	CLUSTER_NAME=$(CLUSTER_NAME) kind-cluster/down.sh
+
+kind-smoke: $(STAMP) ## After kind-up: PASS/FAIL checks of the cluster (components, two runs, canary via Kourier)
+	CLUSTER_NAME=$(CLUSTER_NAME) PYTHON=$(PY) kind-cluster/smoke.sh
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (results go to docs/benchmarks.md by hand)
 	$(PY) -m bench.run_all
