@@ -1,21 +1,36 @@
-"""Compile the pipeline to ``pipelines/compiled/<name>.yaml`` (``make compile``); the YAML is committed."""
+"""Compile the pipeline to ``pipelines/compiled/<name>.yaml`` (``make compile``); the YAML is committed.
+
+Every step runs in one image, :data:`components.IMAGE` (``ARREST_IMAGE`` when the components are imported,
+else :data:`chicago_arrest.names.DEFAULT_IMAGE`): ``make compile IMAGE=...`` sets it. ``image=`` writes another
+image into every executor after compiling, for a process whose components are already imported
+(``pipeline run`` on a cluster whose ``make kind-up`` loaded another image).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from kfp import compiler
 
+from components import IMAGE
 from pipelines.training import PIPELINE_NAME, training_pipeline
 
 COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 
-def compile_training(out_dir: Path = COMPILED_DIR) -> Path:
+def executor_images(spec: dict) -> dict[str, str]:
+    """The image of every container executor of a compiled pipeline spec, by executor name."""
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    return {name: e["container"]["image"] for name, e in executors.items() if "container" in e}
+
+
+def compile_training(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
     """Compile ``chicago-arrest-training`` to ``<out_dir>/chicago-arrest-training.yaml``.
 
     Args:
         out_dir: Output folder (created).
+        image: The steps' image (default: :data:`components.IMAGE`).
 
     Returns:
         The YAML path.
@@ -23,4 +38,10 @@ def compile_training(out_dir: Path = COMPILED_DIR) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{PIPELINE_NAME}.yaml"
     compiler.Compiler().compile(training_pipeline, str(path))
+    if image and image != IMAGE:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for executor in spec["deploymentSpec"]["executors"].values():
+            if "container" in executor:
+                executor["container"]["image"] = image
+        path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path

@@ -91,24 +91,31 @@ def latest_version_id(client: Any, pipeline_id: str) -> str:
     return str(page.pipeline_versions[0].pipeline_version_id)
 
 
-def run_cluster(arguments: dict[str, Any], host: str, client: Any = None) -> str:
-    """Upload a new pipeline version to KFP at ``host``, start a run, and return its UI address."""
+def run_cluster(arguments: dict[str, Any], host: str, client: Any = None, image: str | None = None) -> str:
+    """Upload a new pipeline version to KFP at ``host``, start a run, and return its UI address.
+
+    The pipeline is compiled into a temporary folder (the committed YAML is left alone), with ``image`` as
+    every step's image when given.
+    """
+    import tempfile
+
     import kfp
 
     from pipelines.compile import compile_training
 
-    path = compile_training()
     client = client or kfp.Client(host=host)
     version_name = f"{PIPELINE_NAME}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
-    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
-    if pipeline_id is None:
-        pipeline_id = client.upload_pipeline(str(path), pipeline_name=PIPELINE_NAME).pipeline_id
-        version_id = latest_version_id(client, pipeline_id)
-    else:
-        version = client.upload_pipeline_version(
-            str(path), pipeline_version_name=version_name, pipeline_id=pipeline_id
-        )
-        version_id = version.pipeline_version_id
+    with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
+        path = compile_training(Path(tmp), image=image)
+        pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+        if pipeline_id is None:
+            pipeline_id = client.upload_pipeline(str(path), pipeline_name=PIPELINE_NAME).pipeline_id
+            version_id = latest_version_id(client, pipeline_id)
+        else:
+            version = client.upload_pipeline_version(
+                str(path), pipeline_version_name=version_name, pipeline_id=pipeline_id
+            )
+            version_id = version.pipeline_version_id
     experiment = client.create_experiment(EXPERIMENT)
     run = client.run_pipeline(
         experiment_id=experiment.experiment_id,

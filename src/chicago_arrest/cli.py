@@ -39,6 +39,7 @@ from chicago_arrest.names import BUCKETS
 #: reported as one line and exit code 1.
 EXPECTED_ERRORS = {
     "chicago_arrest.release.base": ("ReleaseError",),
+    "chicago_arrest.targets": ("TargetError",),
     "chicago_arrest.store": ("StoreError",),
     "chicago_arrest.ingest": ("IngestError",),
     "chicago_arrest.socrata": ("SocrataError",),
@@ -46,7 +47,9 @@ EXPECTED_ERRORS = {
     "builtins": ("FileNotFoundError", "PermissionError"),
 }
 _PIPELINE_DEFAULT = "default: the training pipeline's"
-PIPELINE_RUN_HELP = "Train, register and deploy: locally with kfp.local, or on KFP when KFP_HOST is set."
+PIPELINE_RUN_HELP = (
+    "Train, register and deploy: on KFP (the kind-up cluster, or KFP_HOST), else with kfp.local."
+)
 #: Extra spellings of ``pipeline run`` options whose parameter names are longer than the historical flags.
 FLAG_ALIASES = {"stations_source": "--stations", "split_kind": "--split"}
 
@@ -130,11 +133,11 @@ def _root(
     )
 
 
-def _one_of(*choices: str) -> Callable[[str], str]:
-    """An option callback that accepts only ``choices`` (a usage error otherwise)."""
+def _one_of(*choices: str) -> Callable[[str | None], str | None]:
+    """An option callback that accepts only ``choices`` or nothing (a usage error otherwise)."""
 
-    def check(value: str) -> str:
-        if value not in choices:
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in choices:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
         return value
 
@@ -146,15 +149,19 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 # ------------------------------------------------------------------------------------------------------------
 
 TargetOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         callback=_one_of("local", "cluster"),
         metavar="[local|cluster]",
-        help="local: the serving state of `make serve`; cluster: the KServe InferenceService",
+        help="local: the serving state of `make serve`; cluster: the KServe InferenceService "
+        "[default: cluster once `make kind-up` recorded one, else local]",
     ),
 ]
 ContextOption = Annotated[
-    str | None, typer.Option(help="kubeconfig context of the cluster (default: the current one)")
+    str | None,
+    typer.Option(
+        help="kubeconfig context of the cluster (default: the recorded kind cluster's, else the current)"
+    ),
 ]
 NamespaceOption = Annotated[
     str | None, typer.Option(help="namespace of the InferenceService (default: models)")
@@ -162,10 +169,22 @@ NamespaceOption = Annotated[
 NameOption = Annotated[str | None, typer.Option(help="InferenceService name (default: arrest-predictor)")]
 
 
-def _release(target: str, context: str | None, namespace: str | None, name: str | None) -> Any:
+def _release(
+    target: str | None, context: str | None, namespace: str | None, name: str | None, *, err: bool = False
+) -> Any:
+    """Resolve the target (:func:`chicago_arrest.targets.resolve_target`), say it first, open its release."""
     from chicago_arrest.release.ops import open_release
+    from chicago_arrest.targets import resolve_target
 
-    return open_release(target, context=context, namespace=namespace, name=name)  # type: ignore[arg-type]
+    resolved = resolve_target(target)
+    typer.echo(resolved.line(), err=err)
+    resolved.use_cluster_mlflow()
+    return open_release(
+        resolved.target,  # type: ignore[arg-type]
+        context=resolved.context(context),
+        namespace=namespace,
+        name=name,
+    )
 
 
 @serving_app.command()
@@ -173,7 +192,7 @@ def canary(
     percent: Annotated[
         int, typer.Option(min=0, max=100, help="share of requests for the challenger, 0..100")
     ],
-    target: TargetOption = "local",
+    target: TargetOption = None,
     context: ContextOption = None,
     namespace: NamespaceOption = None,
     name: NameOption = None,
@@ -184,7 +203,7 @@ def canary(
 
 @serving_app.command()
 def promote(
-    target: TargetOption = "local",
+    target: TargetOption = None,
     context: ContextOption = None,
     namespace: NamespaceOption = None,
     name: NameOption = None,
@@ -195,7 +214,7 @@ def promote(
 
 @serving_app.command()
 def rollback(
-    target: TargetOption = "local",
+    target: TargetOption = None,
     context: ContextOption = None,
     namespace: NamespaceOption = None,
     name: NameOption = None,
@@ -206,7 +225,7 @@ def rollback(
 
 @serving_app.command()
 def status(
-    target: TargetOption = "local",
+    target: TargetOption = None,
     context: ContextOption = None,
     namespace: NamespaceOption = None,
     name: NameOption = None,
@@ -215,7 +234,7 @@ def status(
     """What is served, and the registry aliases."""
     from chicago_arrest.release.ops import format_status
 
-    report = _release(target, context, namespace, name).status()
+    report = _release(target, context, namespace, name, err=as_json).status()
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else format_status(report))
 
 
@@ -298,7 +317,17 @@ def ensure_buckets(
 # ------------------------------------------------------------------------------------------------------------
 
 KfpHostOption = Annotated[
-    str, typer.Option(envvar="KFP_HOST", help="KFP API/UI URL; empty: run locally with kfp.local")
+    str,
+    typer.Option(envvar="KFP_HOST", help="KFP API/UI URL [default: the one `make kind-up` recorded, if any]"),
+]
+PipelineTargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        callback=_one_of("local", "cluster", "vertex"),
+        metavar="[local|cluster|vertex]",
+        help="where to run [default: cluster if KFP_HOST is set or `make kind-up` recorded one, else local]",
+    ),
 ]
 
 
@@ -358,11 +387,14 @@ def pipeline_run_function() -> Callable[..., None]:
             inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
         )
     host = inspect.Parameter("kfp_host", inspect.Parameter.KEYWORD_ONLY, default="", annotation=KfpHostOption)
+    target = inspect.Parameter(
+        "target", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=PipelineTargetOption
+    )
 
     def run(**values: Any) -> None:
         _pipeline_run(values)
 
-    run.__signature__ = inspect.Signature([*params, host])  # type: ignore[attr-defined]
+    run.__signature__ = inspect.Signature([*params, host, target])  # type: ignore[attr-defined]
     return run
 
 
@@ -396,13 +428,28 @@ def pipeline_arguments(values: dict[str, Any], *, on_cluster: bool) -> dict[str,
 
 
 def _pipeline_run(values: dict[str, Any]) -> None:
+    import os
+
+    from chicago_arrest.targets import resolve_target
+
     run = _pipelines("run")
-    host = values.pop("kfp_host")
-    arguments = pipeline_arguments(values, on_cluster=bool(host))
-    if host:
+    kfp_host = values.pop("kfp_host")
+    resolved = resolve_target(values.pop("target"), kfp_host=kfp_host)
+    typer.echo(resolved.line())
+    if resolved.target == "vertex":
+        raise CommandError("--target vertex is not available in this checkout")
+    host = resolved.kfp_host(kfp_host)
+    arguments = pipeline_arguments(values, on_cluster=resolved.target == "cluster")
+    if resolved.target == "cluster":
+        if not host:
+            raise CommandError(
+                "the cluster target needs KFP's address: set KFP_HOST (e.g. http://localhost:3000) or run make kind-up"
+            )
         if arguments["source"]:
             typer.echo("note: on a cluster SOURCE must be a path readable inside the step's pod", err=True)
-        run.run_cluster(arguments, host)
+        record = resolved.cluster_record
+        image = os.environ.get("ARREST_IMAGE") or (record.image if record else None)
+        run.run_cluster(arguments, host, image=image)
         return
     try:
         run.run_local(arguments)
@@ -411,11 +458,17 @@ def _pipeline_run(values: dict[str, Any]) -> None:
         raise typer.Exit(1) from None
 
 
-def _kfp_client(host: str) -> Any:
+def _kfp_client(host: str, target: str | None = None) -> Any:
+    """The KFP client of the resolved target (the recorded cluster's KFP, or ``host``); says the target first."""
+    from chicago_arrest.targets import resolve_target
+
+    resolved = resolve_target(target, kfp_host=host)
+    typer.echo(resolved.line())
+    host = resolved.kfp_host(host) if resolved.target == "cluster" else ""
     if not host:
         raise CommandError(
-            "KFP_HOST is not set: recurring runs need a KFP cluster (e.g. KFP_HOST=http://localhost:3000 after "
-            "make kind-up). Locally, run `make pipeline-run` instead."
+            "recurring runs need a KFP cluster: run make kind-up, or set KFP_HOST (e.g. http://localhost:3000). "
+            "Locally, run `make pipeline-run` instead."
         )
     import kfp
 
@@ -438,11 +491,12 @@ def schedule(
         ),
     ] = None,
     kfp_host: KfpHostOption = "",
+    target: PipelineTargetOption = None,
 ) -> None:
     """Create or update the monthly recurring run on KFP (exactly one, on the latest pipeline version)."""
     schedule = _pipelines("schedule")
     cron = cron or schedule.DEFAULT_CRON
-    result = schedule.ensure_recurring_run(_kfp_client(kfp_host), cron=cron)
+    result = schedule.ensure_recurring_run(_kfp_client(kfp_host, target), cron=cron)
     typer.echo(
         f"recurring run {schedule.JOB_NAME!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
         f"{result.pipeline_version_id}, cron {cron!r})"
@@ -450,12 +504,11 @@ def schedule(
 
 
 @pipeline_app.command()
-def unschedule(kfp_host: KfpHostOption = "") -> None:
+def unschedule(kfp_host: KfpHostOption = "", target: PipelineTargetOption = None) -> None:
     """Delete the recurring run from KFP."""
     schedule = _pipelines("schedule")
-    typer.echo(
-        f"recurring run {schedule.JOB_NAME!r}: {schedule.delete_recurring_run(_kfp_client(kfp_host)).action}"
-    )
+    client = _kfp_client(kfp_host, target)
+    typer.echo(f"recurring run {schedule.JOB_NAME!r}: {schedule.delete_recurring_run(client).action}")
 
 
 @pipeline_app.command("compile")

@@ -39,6 +39,7 @@ class ClusterRecord(BaseModel):
         kfp_host: KFP UI/API URL from the host.
         mlflow_uri: MLflow tracking URL from the host.
         ingress_url: Kourier (the Knative ingress) from the host.
+        image: The project image ``up.sh`` loaded (the KFP steps' image of ``pipeline run`` on this cluster).
         recorded_at: When ``up.sh`` finished (ISO 8601, UTC).
     """
 
@@ -49,6 +50,7 @@ class ClusterRecord(BaseModel):
     kfp_host: str
     mlflow_uri: str | None = None
     ingress_url: str | None = None
+    image: str | None = None
     recorded_at: str | None = None
 
 
@@ -136,11 +138,15 @@ def read_record(path: Path) -> ClusterRecord | None:
         ) from None
 
 
-def resolve_target(explicit: str | None, *, data_dir: Path | None = None) -> Resolved:
+def resolve_target(
+    explicit: str | None, *, kfp_host: str | None = None, data_dir: Path | None = None
+) -> Resolved:
     """Decide the target of a command.
 
     Args:
         explicit: ``--target`` as given (``make ... TARGET=x``); None or empty when not given.
+        kfp_host: ``KFP_HOST`` / ``--kfp-host`` of the pipeline commands: when set (and no explicit target),
+            the target is ``cluster``, that KFP.
         data_dir: Where to look for the record (default: the settings' data directory).
 
     Returns:
@@ -158,8 +164,10 @@ def resolve_target(explicit: str | None, *, data_dir: Path | None = None) -> Res
             record = read_record(path)
         except TargetError:
             record = None
-        return Resolved(explicit, f"TARGET={explicit} given", record)
+        return Resolved(explicit, f"asked for: TARGET={explicit}", record)
     record = read_record(path)
+    if kfp_host:
+        return Resolved("cluster", f"KFP_HOST={kfp_host} given", record)
     if record is not None:
         return Resolved(
             "cluster",

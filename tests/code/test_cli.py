@@ -27,6 +27,20 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
     return runner.invoke(cli.app, list(args), env=env)
 
 
+@pytest.fixture(autouse=True)
+def _no_cluster_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data dir without .data/cluster.json: the target is local unless a test names it."""
+    monkeypatch.setenv("ARREST_DATA_DIR", str(tmp_path / "no-record"))
+
+
+def result_lines(result: Any) -> list[str]:
+    """stdout without the target line that every serving and pipeline command prints first."""
+    lines = result.stdout.splitlines()
+    assert lines, result.output
+    assert lines[0].startswith("target: "), lines[0]
+    return lines[1:]
+
+
 def run_command() -> Any:
     """The click command behind ``pipeline run`` (built on demand from the pipeline's signature)."""
     root = typer.main.get_command(cli.app)
@@ -111,7 +125,7 @@ def test_bad_usage_exits_2(args: list[str], release: Any) -> None:
 
 def assert_one_line_error(result: Any, *needles: str) -> None:
     assert result.exit_code == 1, result.output
-    assert result.stdout == ""
+    assert all(line.startswith("target: ") for line in result.stdout.splitlines())  # the first line, if any
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
@@ -164,10 +178,10 @@ def test_main_returns_the_exit_code(release: Any, capsys: pytest.CaptureFixture[
 
 def test_serving_verbs_open_the_release_of_the_target(release: Any) -> None:
     fake, opened = release
-    assert invoke("serving", "canary", "--percent", "30").stdout == "canary done\n"
-    assert (
-        invoke("serving", "promote", "--target", "cluster", "--context", "kind-x").stdout == "promote done\n"
-    )
+    assert result_lines(invoke("serving", "canary", "--percent", "30")) == ["canary done"]
+    assert result_lines(invoke("serving", "promote", "--target", "cluster", "--context", "kind-x")) == [
+        "promote done"
+    ]
     assert (
         invoke("serving", "rollback", "--target", "cluster", "--namespace", "ns", "--name", "isvc").exit_code
         == 0
@@ -181,8 +195,10 @@ def test_serving_verbs_open_the_release_of_the_target(release: Any) -> None:
 
 
 def test_status_text_and_json(release: Any) -> None:
-    assert invoke("serving", "status", "--target", "cluster").stdout == "status of cluster\n"
-    report = json.loads(invoke("serving", "status", "--json").stdout)
+    assert result_lines(invoke("serving", "status", "--target", "cluster")) == ["status of cluster"]
+    as_json = invoke("serving", "status", "--json")
+    assert as_json.stderr.startswith("target: local (")  # stdout stays pure JSON
+    report = json.loads(as_json.stdout)
     assert report["target"] == "cluster"
     assert report["serving"] is None
 
@@ -193,7 +209,7 @@ def test_status_text_and_json(release: Any) -> None:
 def test_pipeline_run_options_are_the_pipeline_parameters_and_defaults() -> None:
     signature = inspect.signature(training_pipeline.pipeline_func)
     options = {p.name: p for p in run_command().params if p.name != "help"}
-    assert set(options) == {*signature.parameters, "kfp_host"}
+    assert set(options) == {*signature.parameters, "kfp_host", "target"}
     for name, param in signature.parameters.items():
         default = ",".join(param.default) if isinstance(param.default, list) else param.default
         assert options[name].default == default, name
@@ -208,7 +224,9 @@ def test_pipeline_run_options_are_the_pipeline_parameters_and_defaults() -> None
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     calls: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(pipeline_run, "run_local", lambda arguments: calls.append(("local", arguments)))
-    monkeypatch.setattr(pipeline_run, "run_cluster", lambda arguments, host: calls.append((host, arguments)))
+    monkeypatch.setattr(
+        pipeline_run, "run_cluster", lambda arguments, host, image=None: calls.append((host, arguments))
+    )
     monkeypatch.delenv("KFP_HOST", raising=False)
     return calls
 
