@@ -394,7 +394,16 @@ def pipeline_run_function() -> Callable[..., None]:
     def run(**values: Any) -> None:
         _pipeline_run(values)
 
-    run.__signature__ = inspect.Signature([*params, host, target])  # type: ignore[attr-defined]
+    verbose = inspect.Parameter(
+        "verbose",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option("--verbose", help="stream every step's full output (make pipeline-run VERBOSE=1)"),
+        ],
+    )
+    run.__signature__ = inspect.Signature([*params, host, target, verbose])  # type: ignore[attr-defined]
     return run
 
 
@@ -434,6 +443,7 @@ def _pipeline_run(values: dict[str, Any]) -> None:
 
     run = _pipelines("run")
     kfp_host = values.pop("kfp_host")
+    verbose = values.pop("verbose", False)
     resolved = resolve_target(values.pop("target"), kfp_host=kfp_host)
     typer.echo(resolved.line())
     if resolved.target == "vertex":
@@ -452,7 +462,7 @@ def _pipeline_run(values: dict[str, Any]) -> None:
         run.run_cluster(arguments, host, image=image)
         return
     try:
-        run.run_local(arguments)
+        run.run_local(arguments, verbose=verbose)
     except RuntimeError as exc:  # kfp.local reports a failed task as RuntimeError after streaming its log
         typer.echo(run.failure_message(exc, arguments), err=True)
         raise typer.Exit(1) from None
