@@ -8,7 +8,6 @@ SQLite store under the data directory, and the deploy step updates the local ser
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import time
@@ -29,10 +28,26 @@ def latest_run_dir(root: Path, after: float) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
-def run_local(arguments: dict[str, Any]) -> Path:
-    """Run the whole pipeline with kfp.local; return the run's output folder."""
+class StepFailedError(RuntimeError):
+    """A step of a local run failed: which one, its error line and its log file."""
+
+    def __init__(self, label: str, error: str, log: Path) -> None:
+        super().__init__(f"step {label!r} failed: {error}")
+        self.label, self.error, self.log = label, error, log
+
+
+def run_local(arguments: dict[str, Any], *, verbose: bool = False) -> Path:
+    """Run the whole pipeline with kfp.local; return the run's output folder.
+
+    Quiet by default (:class:`chicago_arrest.progress.LocalRun`: one line per step, every step's log in
+    ``<run>/logs/``); ``verbose`` streams every step's output as kfp.local does.
+
+    Raises:
+        StepFailedError: When a step fails (its error line and log file).
+    """
     from kfp import local
 
+    from chicago_arrest.progress import LocalRun
     from pipelines.training import training_pipeline
 
     settings = get_settings()
@@ -48,9 +63,18 @@ def run_local(arguments: dict[str, Any]) -> Path:
         arguments = {**arguments, "deploy_target": "local"}
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     started = time.time()
-    print(f"running {PIPELINE_NAME} locally (kfp.local) with {json.dumps(arguments)}", flush=True)
-    training_pipeline(**arguments)
-    run_dir = latest_run_dir(root, started)
+    reporter = LocalRun(root, verbose=verbose)
+    reporter.header(PIPELINE_NAME, "local", arguments)
+    try:
+        with reporter.capture():
+            training_pipeline(**arguments)
+    except RuntimeError as exc:
+        failed = reporter.failed
+        if failed is None:
+            where = f" (kfp.local's log: {reporter.kfp_log})" if reporter.kfp_log else ""
+            raise RuntimeError(f"{exc}{where}") from exc
+        raise StepFailedError(failed.label, failed.error, failed.log) from None
+    run_dir = reporter.run_dir or latest_run_dir(root, started)
     if run_dir is None:
         raise RuntimeError(f"kfp.local finished but no run folder appeared under {root}")
     print_local_summary(run_dir, time.time() - started)
@@ -70,8 +94,9 @@ def print_local_summary(run_dir: Path, seconds: float) -> None:
     champion = alias_version(client, CHAMPION)
     print(f"pipeline finished in {seconds:.0f} s")
     print(f"  artifacts        {run_dir}")
-    print(f"  training report  {run_dir / 'evaluate' / 'report'}")
-    print(f"  MLflow           {settings.resolved_tracking_uri()}  (mlflow ui --backend-store-uri <that>)")
+    print(f"  step logs        {run_dir / 'logs'}")
+    print(f"  training report  {run_dir / 'evaluate' / 'report.html'}  (make report)")
+    print(f"  MLflow           {settings.resolved_tracking_uri()}  (make mlflow-ui)")
     print(
         f"  registered model {MODEL_NAME}: champion v{champion}, challenger v{alias_version(client, CHALLENGER)}"
     )
@@ -134,12 +159,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def failure_message(exc: BaseException, arguments: dict[str, Any]) -> str:
-    """One readable line (plus a hint) for a failed local run; the failing step's log is printed above it."""
+    """One line for a failed local run: the failing step, its error and its log file (plus a hint)."""
     text = _ANSI.sub("", str(exc)).strip()
-    lines = [
-        f"error: {text}" if text else f"error: {type(exc).__name__}",
-        "       (the failing step's own error is in its log above)",
-    ]
+    if isinstance(exc, StepFailedError):
+        lines = [f"error: step {exc.label!r} failed: {exc.error} (log: {exc.log})"]
+    else:
+        lines = [f"error: {text}" if text else f"error: {type(exc).__name__}"]
     if "'ingest'" in text and not arguments.get("source"):
         lines.append(
             "hint: without SOURCE the ingest step fetches from the Socrata API (data.cityofchicago.org); offline, "
