@@ -16,8 +16,17 @@ EXPERIMENT_NAME = "chicago-crime-arrest-prediction"
 MODEL_NAME = "chicago-crime-arrest-predictor"
 #: Registry alias of the version that serves most traffic.
 CHAMPION = "champion"
-#: Registry alias of the version under evaluation or canary.
+#: Registry alias of the version under evaluation or canary (never the champion; removed on promote).
 CHALLENGER = "challenger"
+#: Version tag the gate sets: ``passed`` or ``rejected``. Only a version that passed can be pinned as champion.
+GATE_TAG = "gate"
+#: Version tags written when a version becomes champion: the one it replaced, when, and by which verb.
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+CHAMPION_SINCE_TAG = "champion_since"
+CHAMPION_BY_TAG = "champion_by"
+#: Registered-model tags: when the challenger alias last changed, and (per target) when the split last changed.
+CHALLENGER_CHANGED_TAG = "challenger_changed_at"
+SPLIT_CHANGED_TAG = "split_changed_at.{target}"
 
 # --- Serving ------------------------------------------------------------------------------------------------
 #: The InferenceService, and the model name in V1/V2 URLs (``/v2/models/arrest-predictor/infer``).
