@@ -155,6 +155,29 @@ def run_cluster(arguments: dict[str, Any], host: str, client: Any = None, image:
     return url
 
 
+def run_vertex(
+    arguments: dict[str, Any], *, project: str, region: str, bucket: str, image: str = "", aiplatform: Any = None
+) -> Any:
+    """Submit the committed ``chicago-arrest-vertex-training`` YAML to Vertex AI Pipelines (issue 17).
+
+    See :func:`chicago_arrest.vertex.submit`: the ``vertex`` extra and Application Default Credentials are
+    checked first (one line each when missing).
+    """
+    from chicago_arrest.vertex import submit
+    from pipelines.compile import COMPILED_DIR
+
+    template = COMPILED_DIR / "chicago-arrest-vertex-training.yaml"
+    return submit(
+        arguments,
+        project=project,
+        region=region,
+        bucket=bucket,
+        template=template,
+        image=image,
+        aiplatform=aiplatform,
+    )
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
