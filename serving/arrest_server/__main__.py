@@ -6,8 +6,11 @@ Examples::
     python -m arrest_server --http_port 9080 --grpc_port 9081
     python -m arrest_server --model_dir /mnt/models           # one model folder (the cluster)
     python -m arrest_server --model_uri models:/chicago-crime-arrest-predictor@champion
+    python -m arrest_server --workers 0                       # one HTTP worker process per CPU (make serve)
 
-All KServe model server flags (``--http_port``, ``--grpc_port``, ``--enable_grpc``, ...) are accepted.
+All KServe model server flags (``--http_port``, ``--grpc_port``, ``--enable_grpc``, ``--workers``, ...) are
+accepted. ``--workers N`` runs N HTTP worker processes (KServe's own multi-processing; each holds the models
+and watches the serving state); ``0`` means one per available CPU (cgroup quota aware).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +54,15 @@ def build_parser(settings: ServerSettings) -> argparse.ArgumentParser:
     )
     parser.add_argument("--max_rows", type=int, default=settings.max_rows, help="most rows per request")
     parser.add_argument(
+        "--max_body_bytes", type=int, default=settings.max_body_bytes, help="largest request body"
+    )
+    parser.add_argument(
+        "--request_timeout_s",
+        type=float,
+        default=settings.request_timeout_s,
+        help="time limit of one inference request (then HTTP 504)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=settings.threads, help="model / native library threads"
     )
     return parser
@@ -83,27 +94,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_uri=args.model_uri,
             model_version=args.model_version,
             max_rows=args.max_rows,
+            max_body_bytes=args.max_body_bytes,
+            request_timeout_s=args.request_timeout_s,
             threads=args.threads,
         )
     except ValidationError as exc:
         print(f"error: invalid option: {exc}", file=sys.stderr)
         return 2
-    if args.workers != 1:
-        print("error: --workers must be 1 (one process holds champion and challenger)", file=sys.stderr)
+    if args.workers < 0:
+        print("error: --workers must be 0 (one per available CPU) or more", file=sys.stderr)
         return 2
 
-    from fastapi.exceptions import RequestValidationError
     from kserve import ModelServer
-    from kserve.model_server import app
-    from threadpoolctl import threadpool_limits
+    from kserve.utils.utils import cpu_count
 
-    from arrest_server.model import ArrestPredictor
-    from arrest_server.observability import configure_logging, quiet_client_errors
-    from arrest_server.validation import request_validation_handler
+    from arrest_server.model import ArrestPredictor, setup_process
     from chicago_arrest.release import ReleaseError
 
-    configure_logging(settings.log_level, settings.access_log)
-    threadpool_limits(limits=settings.threads)
+    workers = args.workers or cpu_count()
+    setup_process(settings)
+    enable_grpc = args.enable_grpc
+    if settings.api_token is not None and enable_grpc:
+        log.warning("gRPC is off: ARREST_SERVER_API_TOKEN is set and the gRPC port has no authentication")
+        enable_grpc = False
     model = ArrestPredictor(settings)
     try:
         model.load()
@@ -119,31 +132,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
-        workers=1,
+        workers=workers,
         max_threads=args.max_threads,
         max_asyncio_workers=args.max_asyncio_workers,
-        enable_grpc=args.enable_grpc,
+        enable_grpc=enable_grpc,
         enable_docs_url=args.enable_docs_url,
         enable_latency_logging=settings.kserve_latency_log,
         access_log_format=args.access_log_format,
         event_loop=args.event_loop,
         timeout_keep_alive=args.timeout_keep_alive,
     )
-    app.add_exception_handler(RequestValidationError, request_validation_handler)
-    quiet_client_errors()
-    # FastAPI >= 0.120 warns on every response that KServe's ORJSONResponse default is deprecated.
-    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
-    if not settings.kserve_latency_log:
-        # KServe logs several timing lines per request; the JSON access log carries the latency instead.
-        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
-    if not settings.uvicorn_access_log:
-        logging.getLogger("uvicorn.access").disabled = True
+    setup_process(settings)  # again: ModelServer may have configured KServe's logging
     log.info(
-        "serving %s from %s on HTTP %d, gRPC %s",
+        "serving %s from %s on HTTP %d (%d worker%s), gRPC %s%s",
         settings.model_name,
         model.source,
         args.http_port,
-        args.grpc_port if args.enable_grpc else "off",
+        workers,
+        "" if workers == 1 else "s",
+        args.grpc_port if enable_grpc else "off",
+        ", bearer token required" if settings.api_token is not None else "",
     )
     server.start([model])
     return 0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import tempfile
 import time
 import uuid
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,7 +18,14 @@ from kserve import Model
 from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from arrest_server.observability import Metrics, get_metrics, log_access
+from arrest_server.guard import RequestTimeoutError
+from arrest_server.observability import (
+    Metrics,
+    configure_logging,
+    get_metrics,
+    log_access,
+    quiet_client_errors,
+)
 from arrest_server.router import (
     CHAMPION,
     Deployment,
@@ -30,6 +40,7 @@ from arrest_server.validation import (
     ARREST_OUTPUT,
     OUTPUT_DATATYPES,
     PROBABILITY_OUTPUT,
+    TooManyRows,
     input_metadata,
     output_metadata,
     parse_v1,
@@ -55,6 +66,14 @@ _WARMUP = {
 }
 
 
+@dataclass
+class _Scored:
+    """What the scoring thread got to (read by the request, also when it gave up waiting)."""
+
+    rows: int = 0
+    probabilities: np.ndarray | None = None
+
+
 def _download(uri: str, tracking_uri: str, folder: str) -> str:
     """Copy the model behind a ``models:/`` or ``runs:/`` URI into ``folder``, resolved in ``tracking_uri``.
 
@@ -72,6 +91,32 @@ def _download(uri: str, tracking_uri: str, folder: str) -> str:
     return str(
         mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri)
     )
+
+
+def setup_process(settings: ServerSettings) -> None:
+    """Logging, native thread pools and the HTTP guard of one server process (the main one and each worker).
+
+    Args:
+        settings: Server settings.
+    """
+    from kserve.logging import configure_logging as configure_kserve_logging
+    from kserve.model_server import app
+    from threadpoolctl import threadpool_limits
+
+    from arrest_server.guard import install
+
+    configure_kserve_logging()  # KServe's loggers first (a no-op once configured), then ours adjust them
+    configure_logging(settings.log_level, settings.access_log)
+    quiet_client_errors()
+    # FastAPI >= 0.120 warns on every response that KServe's ORJSONResponse default is deprecated.
+    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
+    if not settings.kserve_latency_log:
+        # KServe logs several timing lines per request; the JSON access log carries the latency instead.
+        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    if not settings.uvicorn_access_log:
+        logging.getLogger("uvicorn.access").disabled = True
+    threadpool_limits(limits=settings.threads)
+    install(app, settings)
 
 
 def load_model(ref: ModelRef, threads: int = 1, tracking_uri: str | None = None) -> LoadedModel:
@@ -161,6 +206,12 @@ class ArrestPredictor(Model):
         else:
             self.source = f"serving state {self.library_settings.serving_config_path}"
             deployment = build_deployment(self._serving_state(), self._load)
+        self._activate(deployment)
+        return self.ready
+
+    def _activate(self, deployment: Deployment) -> None:
+        """Serve ``deployment``; watch the local serving state unless one model folder / URI is served."""
+        s = self.settings
         self.metrics = self.metrics or get_metrics()
         self.holder = DeploymentHolder(deployment)
         self.holder.on_swap(self._publish)
@@ -177,7 +228,26 @@ class ArrestPredictor(Model):
             )
             self.watcher.start()
         self.ready = True
-        return self.ready
+
+    # -- KServe --workers: each worker process gets a pickled copy ---------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What KServe pickles to start a ``--workers`` process: the loaded models, not threads or metrics."""
+        state = self.__dict__.copy()
+        state.update(holder=None, watcher=None, metrics=None, _deployment=self.deployment)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in a new worker process: set the process up, serve the same models, watch the state.
+
+        Each worker watches the serving state file on its own and swaps models the same way the single
+        process does; ``/metrics`` of a worker counts that worker's requests only.
+        """
+        deployment: Deployment | None = state.pop("_deployment", None)
+        self.__dict__.update(state)
+        setup_process(self.settings)
+        if deployment is not None:
+            self._activate(deployment)
 
     def _resolve_uri(self, uri: str, version: str | None) -> ModelRef:
         """Pin ``models:/<name>@<alias>`` to the version the alias names now (and report that version)."""
@@ -215,13 +285,16 @@ class ArrestPredictor(Model):
 
     # -- inference ---------------------------------------------------------------------------------------------
 
-    def predict(
+    async def predict(
         self,
         payload: dict[str, Any] | InferRequest | bytes,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict[str, Any] | InferResponse:
-        """Validate, route to champion or challenger, score.
+        """Validate, route to champion or challenger, score, within ``request_timeout_s``.
+
+        Validation and scoring run in the event loop's thread pool, so the time limit holds and the server
+        keeps answering (health, other requests) while a large request is scored.
 
         Args:
             payload: ``InferRequest`` (V2) or the decoded V1 body.
@@ -234,6 +307,8 @@ class ArrestPredictor(Model):
 
         Raises:
             InvalidInput: On a bad request (HTTP 400), naming the field.
+            TooManyRows: More rows than ``max_rows`` (HTTP 413).
+            RequestTimeoutError: Over ``request_timeout_s`` (HTTP 504); the scoring finishes in the background.
             InferenceError: On a server fault (HTTP 500, short message; details in the server log).
         """
         start = time.perf_counter()
@@ -245,23 +320,27 @@ class ArrestPredictor(Model):
         client_id = body_id or (headers or {}).get(REQUEST_ID_HEADER) or None
         served, role = deployment.choose(client_id)
         request_id = client_id or uuid.uuid4().hex
-        outcome, status, rows, error = "ok", 200, 0, None
-        probabilities: np.ndarray | None = None
+        outcome, status, error = "ok", 200, None
+        scored = _Scored()
+        limit = self.settings.request_timeout_s
         try:
-            if isinstance(payload, InferRequest):
-                parsed = parse_v2(payload, self.settings.max_rows)
-            else:
-                parsed = parse_v1(payload, self.settings.max_rows)
-            rows = parsed.rows
-            probabilities = served.model.predict_arrest_probability(parsed.frame)
-            arrest = probabilities >= served.model.threshold
-            response = self._response(payload, request_id, served, role, probabilities, arrest)
+            work = asyncio.get_running_loop().run_in_executor(
+                None, self._score, payload, request_id, served, role, scored
+            )
+            response = await asyncio.wait_for(work, timeout=limit)
+        except TimeoutError:
+            error = f"request {request_id} took longer than {limit:g} s (ARREST_SERVER_REQUEST_TIMEOUT_S)"
+            outcome, status = "timeout", 504
+            raise RequestTimeoutError(f"{error}; it was abandoned: send fewer rows or retry") from None
+        except TooManyRows as exc:
+            outcome, status, error = "too_large", 413, str(exc)
+            raise
         except InvalidInput as exc:
             outcome, status, error = "invalid", 400, str(exc)
             raise
         except Exception as exc:
             outcome, status, error = "error", 500, f"{type(exc).__name__}: {exc}"
-            log.exception("request %s failed in model version %s", request_id, served.version)
+            log.error("request %s failed in model version %s", request_id, served.version, exc_info=exc)
             raise InferenceError(
                 f"internal error while scoring request {request_id} ({type(exc).__name__}); see the server log"
             ) from exc
@@ -274,7 +353,7 @@ class ArrestPredictor(Model):
                     outcome=outcome,
                     protocol="v2" if v2 else "v1",
                     seconds=seconds,
-                    probabilities=probabilities if outcome == "ok" else None,
+                    probabilities=scored.probabilities if outcome == "ok" else None,
                 )
             log_access(
                 request_id=request_id,
@@ -282,7 +361,7 @@ class ArrestPredictor(Model):
                 model_version=served.version,
                 role=role,
                 protocol="v2" if v2 else "v1",
-                rows=rows,
+                rows=scored.rows,
                 latency_ms=round(seconds * 1000, 3),
                 status=status,
                 **({"error": error} if error else {}),
@@ -292,6 +371,25 @@ class ArrestPredictor(Model):
             response_headers[MODEL_ROLE_HEADER] = role
             response_headers[REQUEST_ID_HEADER] = request_id
         return response
+
+    def _score(
+        self,
+        payload: dict[str, Any] | InferRequest | bytes,
+        request_id: str,
+        served: LoadedModel,
+        role: Role,
+        scored: _Scored,
+    ) -> dict[str, Any] | InferResponse:
+        """Parse, score and build the response (in a worker thread); fills ``scored`` as it goes."""
+        if isinstance(payload, InferRequest):
+            parsed = parse_v2(payload, self.settings.max_rows)
+        else:
+            parsed = parse_v1(payload, self.settings.max_rows)
+        scored.rows = parsed.rows
+        probabilities = served.model.predict_arrest_probability(parsed.frame)
+        scored.probabilities = probabilities
+        arrest = probabilities >= served.model.threshold
+        return self._response(payload, request_id, served, role, probabilities, arrest)
 
     def _response(
         self,

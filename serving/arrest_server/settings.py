@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chicago_arrest.names import ISVC_NAME
@@ -28,7 +28,12 @@ class ServerSettings(BaseSettings):
         model_uri: MLflow model URI to serve alone.
         model_version: Version reported for ``model_dir`` / ``model_uri`` (the cluster sets it per revision);
             for a ``models:/<name>/<version>`` or ``@alias`` URI the registry version is used when unset.
-        max_rows: Most rows one request may carry (more → HTTP 400).
+        max_rows: Most records one request may carry (more → HTTP 413).
+        max_body_bytes: Largest request body accepted on any route (more → HTTP 413, before it is parsed).
+        request_timeout_s: Time limit of one inference request in the model (validation, scoring, response);
+            over it → HTTP 504 (the scoring thread finishes in the background; the server keeps answering).
+        api_token: When set, inference, explain and metadata routes need ``Authorization: Bearer <token>``
+            (HTTP 401 otherwise); health and ``/metrics`` stay open. gRPC is switched off (it has no auth).
         threads: Threads for the model and native libraries (1: single rows get slower with more).
         poll_interval_s: How often the serving state file is checked for changes.
         reload_retry_s: Wait before retrying a serving state whose models failed to load.
@@ -45,6 +50,9 @@ class ServerSettings(BaseSettings):
     model_uri: str | None = None
     model_version: str | None = None
     max_rows: int = Field(default=10_000, gt=0)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    api_token: SecretStr | None = None
     threads: int = Field(default=1, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
     reload_retry_s: float = Field(default=10.0, gt=0)
@@ -52,3 +60,9 @@ class ServerSettings(BaseSettings):
     kserve_latency_log: bool = False
     uvicorn_access_log: bool = False
     log_level: str = "INFO"
+
+    @field_validator("api_token", mode="after")
+    @classmethod
+    def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty ``ARREST_SERVER_API_TOKEN`` means no auth (as if unset)."""
+        return value if value is not None and value.get_secret_value().strip() else None

@@ -1,7 +1,8 @@
 """Strict request parsing: V2 (Open Inference Protocol, ``content_type: "pd"``) and V1 rows → a typed raw frame.
 
 Every problem with a request raises :class:`kserve.errors.InvalidInput` (HTTP 400) with a message that names
-the field, never a 500. What is accepted, per raw field (:data:`chicago_arrest.schema.FIELDS`):
+the field, never a 500; more rows than ``max_rows`` raise :class:`TooManyRows` (HTTP 413). What is accepted,
+per raw field (:data:`chicago_arrest.schema.FIELDS`):
 
 ========================  ==================================  ============================================
 field kind                V2 datatypes                         values
@@ -59,6 +60,10 @@ ACCEPTED_DATATYPES: dict[str, tuple[str, ...]] = {
     "float": ("FP64", "FP32", *_INTS, "BYTES"),
 }
 _SHOW = 3  # offending rows quoted in a message
+
+
+class TooManyRows(InvalidInput):
+    """More rows than the server accepts in one request (HTTP 413; gRPC: ``INVALID_ARGUMENT``)."""
 
 
 @dataclass(frozen=True)
@@ -397,7 +402,7 @@ def _check_rows(rows: int, max_rows: int) -> None:
     if rows == 0:
         raise InvalidInput("request has zero rows")
     if rows > max_rows:
-        raise InvalidInput(
+        raise TooManyRows(
             f"request has {rows} rows; at most {max_rows} are accepted (ARREST_SERVER_MAX_ROWS)"
         )
 
