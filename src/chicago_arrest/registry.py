@@ -1,15 +1,15 @@
 """MLflow tracking and the model registry: runs, the pyfunc artifact, aliases and the champion/challenger gate.
 
-Aliases, not the deprecated stages: ``champion`` serves the stable traffic, ``challenger`` is the newest model
-that passed training. The gate re-scores the champion on the challenger's evaluation window and promotes only
-when the challenger's ROC-AUC is better by a margin and its ECE is within a bound; the first model becomes
-champion. Every version stays in the registry.
+Aliases, not the deprecated stages: ``champion`` serves the stable traffic, ``challenger`` names a version only
+while it is under canary (never the champion). The gate re-scores the champion on the challenger's evaluation
+window and passes the challenger only when its ROC-AUC is better by a margin and its ECE is within a bound; the
+first model becomes champion. Every version stays in the registry, with a description (model, data window,
+headline test metrics, the gate's decision) and a few tags; the full metrics are on its run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import tempfile
@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from chicago_arrest import __version__
-from chicago_arrest.names import CHALLENGER, CHAMPION, EXPERIMENT_NAME, MODEL_NAME
+from chicago_arrest.names import CHAMPION, EXPERIMENT_NAME, GATE_TAG, MODEL_NAME
 from chicago_arrest.schema import MODEL_INPUT_COLUMNS, PREDICTION_REQUIRED
 from chicago_arrest.settings import Settings
 
@@ -279,27 +279,6 @@ def set_alias(client: MlflowClient, alias: str, version: str, name: str = MODEL_
     client.set_registered_model_alias(name, alias, version)
 
 
-def promote_challenger(client: MlflowClient, name: str = MODEL_NAME) -> tuple[str | None, str]:
-    """Make the challenger the champion (``make promote``); the previous champion's version is kept.
-
-    Returns:
-        ``(previous champion version, new champion version)``.
-
-    Raises:
-        LookupError: When there is no challenger.
-    """
-    challenger = alias_version(client, CHALLENGER, name)
-    if challenger is None:
-        raise LookupError(f"registered model {name!r} has no {CHALLENGER!r} alias: nothing to promote")
-    previous = alias_version(client, CHAMPION, name)
-    set_alias(client, CHAMPION, challenger, name)
-    if previous is not None and previous != challenger:
-        client.set_model_version_tag(name, challenger, "previous_champion", previous)
-    client.set_model_version_tag(name, challenger, "promoted", "true")
-    log.info("promoted version %s to %s (was %s)", challenger, CHAMPION, previous)
-    return previous, challenger
-
-
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(metrics[k]) for k in ("roc_auc", "ece", "pr_auc", "brier")}
 
@@ -315,12 +294,12 @@ def gate(
     challenger_metrics: dict[str, float] | None = None,
     name: str = MODEL_NAME,
 ) -> GateDecision:
-    """Compare the challenger with the champion on the same evaluation window and record the decision.
+    """Compare the new version with the champion on the same evaluation window and record the decision.
 
-    The challenger version gets the ``challenger`` alias. The champion is re-scored on ``test``. If there is
-    no champion, the challenger becomes champion. If the challenger passes :func:`decide` and
-    ``auto_promote`` is true, it becomes champion; with ``auto_promote`` false it stays challenger (for a
-    canary rollout the operator promotes later). The decision is written as version tags.
+    The champion is re-scored on ``test``. If there is no champion, the new version becomes champion. If it
+    passes :func:`decide` and ``auto_promote`` is true, it becomes champion; with ``auto_promote`` false it
+    becomes the ``challenger`` (for a canary rollout the operator promotes later). The registry is written by
+    :func:`record_gate`.
 
     Args:
         client: MLflow client.
@@ -338,7 +317,6 @@ def gate(
     """
     from chicago_arrest.evaluate import evaluate_model
 
-    set_alias(client, CHALLENGER, challenger_version, name)
     if challenger_metrics is None:
         model = load_arrest_model(f"models:/{name}/{challenger_version}")
         challenger_metrics = evaluate_model(model, test).overall
@@ -352,23 +330,93 @@ def gate(
         champ = _headline(champion_eval.overall)
     passed, reason = decide(chall, champ, margin, max_ece)
     promoted = passed and (champ is None or auto_promote)
-    if promoted:
-        set_alias(client, CHAMPION, challenger_version, name)
-        if champion_version is not None and champion_version != challenger_version:
-            client.set_model_version_tag(name, challenger_version, "previous_champion", champion_version)
     decision = GateDecision(
         challenger_version, champion_version if champ else None, passed, promoted, reason, chall, champ or {}
     )
-    client.set_model_version_tag(name, challenger_version, "gate", "passed" if passed else "rejected")
-    client.set_model_version_tag(name, challenger_version, "gate_reason", reason)
-    client.set_model_version_tag(name, challenger_version, "gate_decision", json.dumps(decision.as_dict()))
+    record_gate(client, decision, name)
+    return decision
+
+
+def record_gate(client: MlflowClient, decision: GateDecision, name: str = MODEL_NAME) -> None:
+    """Write the gate's decision into the registry and move the aliases; safe to repeat.
+
+    The version gets the tags ``gate`` (``passed`` / ``rejected``) and ``gate_reason``, the Gate line of its
+    description, and its run the metrics ``gate_*`` (both models' headline metrics). Then the aliases
+    (:mod:`chicago_arrest.release.history`): promoted: ``champion`` (with its history tags) and no
+    ``challenger``; passed under canary: ``challenger``; rejected: no alias moves.
+    """
+    from mlflow.entities import Metric
+
+    from chicago_arrest.release.history import MlflowAliases, make_champion, set_challenger
+
+    version = decision.challenger_version
+    client.set_model_version_tag(name, version, GATE_TAG, "passed" if decision.passed else "rejected")
+    client.set_model_version_tag(name, version, "gate_reason", decision.reason)
+    verdict = (
+        "promoted to champion"
+        if decision.promoted
+        else "passed, challenger under canary (`make promote` promotes it)"
+        if decision.passed
+        else "rejected"
+    )
+    against = f" against champion {decision.champion_version}" if decision.champion_version else ""
+    registered = client.get_model_version(name, version)
+    description = _gate_line(registered.description or "", f"Gate: {verdict}{against}: {decision.reason}.")
+    client.update_model_version(name, version, description=description)
+    if registered.run_id:
+        values = {"gate_passed": float(decision.passed), "gate_promoted": float(decision.promoted)}
+        for role in ("challenger", "champion"):
+            values.update({f"gate_{role}_{k}": float(v) for k, v in getattr(decision, role).items()})
+        stamp = int(pd.Timestamp.now("UTC").timestamp() * 1000)
+        client.log_batch(registered.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in values.items()])
+    aliases = MlflowAliases.of(client, name)
+    if decision.promoted:
+        make_champion(aliases, version, "gate" if decision.champion_version else "first model")
+        set_challenger(aliases, None)
+    elif decision.passed:
+        set_challenger(aliases, version)
     log.info(
         "gate: version %s %s (%s)",
-        challenger_version,
-        "promoted" if promoted else ("passed" if passed else "rejected"),
-        reason,
+        version,
+        "promoted" if decision.promoted else ("passed" if decision.passed else "rejected"),
+        decision.reason,
     )
-    return decision
+
+
+def _gate_line(description: str, line: str) -> str:
+    """``description`` with its ``Gate:`` line replaced by ``line`` (appended when there is none)."""
+    kept = [x for x in description.splitlines() if not x.startswith("Gate:")]
+    return "\n".join([*kept, line]).strip()
+
+
+def version_description(
+    model_type: str, window: dict[str, Any], metrics: dict[str, float], source: str
+) -> str:
+    """What a person reads in the registry: the model, its data window, headline test metrics, the gate.
+
+    Args:
+        model_type: The selected model's type.
+        window: The data window (:class:`~chicago_arrest.split.DataWindow` as a dict).
+        metrics: The selected model's test metrics (``roc_auc``, ``pr_auc``, ``ece``, ``brier``).
+        source: Where the data came from.
+    """
+
+    def rows(key: str) -> str:
+        value = str(window.get(key, ""))
+        return f"{int(value):,} rows" if value.isdigit() else "rows ?"
+
+    w = {k: window.get(k, "?") for k in ("train_start", "train_end", "test_start", "test_end", "kind")}
+    names = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "ece": "ECE", "brier": "Brier"}
+    headline = ", ".join(f"{label} {float(metrics[k]):.4f}" for k, label in names.items() if k in metrics)
+    return "\n".join(
+        [
+            f"{model_type}: probability that a reported crime in Chicago leads to an arrest.",
+            f"Trained on {w['train_start']} .. {w['train_end']} ({rows('train_rows')}), tested on "
+            f"{w['test_start']} .. {w['test_end']} ({rows('test_rows')}; {w['kind']} split); data: {source}.",
+            f"Test: {headline or 'no metrics'} (every metric: the MLflow run).",
+            "Gate: not run yet.",
+        ]
+    )
 
 
 def kfp_run_tags() -> dict[str, str]:
@@ -416,13 +464,14 @@ def log_training_run(
         report_path: HTML training report, logged under ``report/``.
         charts_dir: PNG charts (logged under ``charts/``) and ``per_crime_type_<type>.json`` tables.
         window: The data window: params ``window_<key>`` and tags ``window.<key>``.
-        tags: Tags of every run and of the registered version (source, KFP run).
+        tags: Tags of every run and of the registered version (source, KFP run); the version also gets
+            ``model_type``, ``train_window``, ``test_window``, ``gate`` and a description.
         name: Registered model name.
 
     Returns:
         ``version`` (registry version of the selected model), ``run_id`` and ``experiment_id`` of the parent
         run, ``model_uri`` (``models:/<name>/<version>``), ``artifact_uri`` (the logged model) and ``metrics``
-        (the selected model's, also tags of the version).
+        (the selected model's; the headline ones are in the version's description, all are on the run).
     """
     selected_index = int(evaluation["selected_index"])
     chosen = models[selected_index]
@@ -462,15 +511,19 @@ def log_training_run(
         logged = log_arrest_model(chosen, input_example, name)
         version = str(logged.registered_model_version)
         run_id, experiment_id = parent.info.run_id, parent.info.experiment_id
+    model_type = str((chosen.info or {}).get("model_type"))
     version_tags = {
-        **{k: f"{v:.6f}" for k, v in selected_metrics.items()},
-        **tags,
-        "model_type": str((chosen.info or {}).get("model_type")),
-        "run_id": run_id,
+        "model_type": model_type,
+        "train_window": f"{window.get('train_start', '?')}..{window.get('train_end', '?')}",
+        "test_window": f"{window.get('test_start', '?')}..{window.get('test_end', '?')}",
+        GATE_TAG: "pending",
+        **{k: v for k, v in tags.items() if not k.startswith("window.")},
     }
     for key, value in version_tags.items():
         if value:
             client.set_model_version_tag(name, version, key, str(value))
+    description = version_description(model_type, window, selected_metrics, tags.get("source", ""))
+    client.update_model_version(name, version, description=description)
     log.info("registered %s version %s (run %s)", name, version, run_id)
     return {
         "version": version,

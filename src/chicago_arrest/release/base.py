@@ -84,7 +84,11 @@ class Traffic(Protocol):
 
 
 class Aliases(Protocol):
-    """The registry's ``champion`` / ``challenger`` aliases (MLflow in production, a dict in tests)."""
+    """The registry: the ``champion`` / ``challenger`` aliases and the tags that record the release history.
+
+    Primitive reads and writes only (MLflow in production, dicts in tests); what to write when is decided once,
+    in :mod:`chicago_arrest.release.ops`.
+    """
 
     def get(self, alias: str) -> str | None:
         """The version an alias names, or ``None``."""
@@ -94,8 +98,24 @@ class Aliases(Protocol):
         """Point ``alias`` at ``version``."""
         ...
 
-    def promote(self, version: str) -> str | None:
-        """Make ``version`` the champion (recording the previous one); return the previous champion."""
+    def delete(self, alias: str) -> None:
+        """Remove ``alias`` (nothing happens when it is not set)."""
+        ...
+
+    def version_tags(self, version: str) -> dict[str, str] | None:
+        """The tags of a version, or ``None`` when the version does not exist."""
+        ...
+
+    def tag_version(self, version: str, tags: dict[str, str | None]) -> None:
+        """Set the tags of a version (``None`` removes a tag)."""
+        ...
+
+    def model_tags(self) -> dict[str, str]:
+        """The tags of the registered model (empty when it does not exist)."""
+        ...
+
+    def tag_model(self, tags: dict[str, str]) -> None:
+        """Set tags of the registered model."""
         ...
 
     def where(self) -> str:

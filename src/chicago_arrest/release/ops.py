@@ -1,12 +1,18 @@
 """The release operations, written once for every target: deploy, canary, promote, rollback, status.
 
-A :class:`Release` moves two things that must agree: the registry aliases (``champion`` / ``challenger``,
-:class:`~chicago_arrest.release.base.Aliases`) and the traffic split in force
+A :class:`Release` moves two things that must agree: the registry (the ``champion`` / ``challenger`` aliases and
+their history, :mod:`chicago_arrest.release.history`) and the traffic split in force
 (:class:`~chicago_arrest.release.base.Traffic`: the local serving state or the InferenceService). Every
 operation moves both here, the registry first and traffic second, and says what it did
 (:meth:`Outcome.message`). When the second step fails, :class:`~chicago_arrest.release.base.ReleaseError`
 names what moved and what did not; running the same operation again finishes it, and running it after it has
 finished changes nothing.
+
+* ``promote`` makes the challenger the champion (100 %) and removes the challenger alias;
+  ``promote(version=n)`` pins any version that passed the gate.
+* ``rollback`` stops a canary (0 % to the challenger, which stays); without a challenger it undoes the last
+  promotion: the previous champion (recorded on the champion's version) serves again. ``rollback(version=n)``
+  pins like ``promote(version=n)``.
 
 ``open_release("local")`` or ``open_release("cluster", context=...)`` builds one from the settings.
 """
@@ -14,20 +20,27 @@ finished changes nothing.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from chicago_arrest.names import CHALLENGER, CHAMPION, MODEL_NAME
 from chicago_arrest.release.base import Aliases, ReleaseError, Split, Target, Traffic, check_percent
+from chicago_arrest.release.history import (
+    MlflowAliases,
+    champion_record,
+    check_pinnable,
+    make_champion,
+    record_split,
+    set_challenger,
+    split_changed_at,
+)
 from chicago_arrest.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
+__all__ = ["MlflowAliases", "Outcome", "Release", "format_status", "open_release", "registry_split"]
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +87,22 @@ def registry_split(aliases: Aliases, nothing_served: str) -> Split:
     return Split(champion, aliases.get(CHALLENGER))
 
 
+def _when(stamp: str | None) -> str:
+    """``2026-11-29 21:03:00 UTC`` from an ISO-8601 tag (the raw text if it does not parse)."""
+    if not stamp:
+        return "not recorded"
+    try:
+        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return stamp
+
+
 class Release:
-    """Release operations over one traffic backend and the registry aliases.
+    """Release operations over one traffic backend and the registry.
 
     Args:
         traffic: Where requests go (local serving state or InferenceService).
-        aliases: The registry's ``champion`` / ``challenger`` aliases.
+        aliases: The registry: aliases and history tags.
     """
 
     def __init__(self, traffic: Traffic, aliases: Aliases) -> None:
@@ -96,18 +119,24 @@ class Release:
         exclusive = getattr(self.traffic, "exclusive", None)
         return exclusive() if callable(exclusive) else contextlib.nullcontext()
 
+    def _served(self) -> tuple[Split | None, Split]:
+        """The split in force (``None`` when nothing is served yet) and the one to start from."""
+        served = self.traffic.read()
+        return served, served or registry_split(self.aliases, f"nothing is served yet ({self.target})")
+
     def current(self) -> Split:
         """The split in force; when nothing is served yet, the one the registry aliases name."""
-        split = self.traffic.read()
-        return split or registry_split(self.aliases, f"nothing is served yet ({self.target})")
+        return self._served()[1]
 
-    def _rerun(self, action: str, split: Split) -> str:
+    def _rerun(self, action: str, split: Split | None = None) -> str:
         """The command that repeats ``action`` (and so finishes it)."""
         where = "" if self.target == "local" else f" TARGET={self.target}"
         if action == "deploy":
             return "the deploy step (`make pipeline-run`)"
-        percent = f" PERCENT={split.canary_percent}" if action == "canary" else ""
-        return f"`make {action}{percent}{where}`"
+        extra = f" PERCENT={split.canary_percent}" if action == "canary" and split else ""
+        if action.endswith(")"):  # "promote (VERSION=3)"
+            action, extra = action.split(" ", 1)[0], " " + action.split("(", 1)[1].rstrip(")")
+        return f"`make {action}{extra}{where}`"
 
     def _registry(self, action: str, done: list[str], step: Callable[[], T]) -> T:
         """Run a registry step (always before traffic moves); on failure say what already moved."""
@@ -116,56 +145,80 @@ class Release:
         except Exception as exc:
             moved = f"; already done: {'; '.join(done)}" if done else ""
             raise ReleaseError(
-                f"{action} stopped: the registry at {self.aliases.where()} refused a change "
-                f"({type(exc).__name__}: {exc}); {self.target} serving was not changed{moved}"
+                f"{action.split(' ', 1)[0]} stopped: the registry at {self.aliases.where()} refused a change "
+                f"({type(exc).__name__}: {exc}); {self.target} serving was not changed{moved}. "
+                f"Run {self._rerun(action)} again once the registry is reachable"
             ) from exc
 
-    def _write(self, action: str, split: Split, done: list[str]) -> Outcome:
-        """Move traffic, the last step of every operation; on failure say what already moved."""
+    def _write(self, action: str, split: Split, done: list[str], served: Split | None) -> Outcome:
+        """Move traffic, the last step of every operation; on failure say what already moved.
+
+        A changed split is recorded in the registry (``split_changed_at.<target>``); a failure to record it
+        is a line of the outcome, not a failure of the operation.
+        """
         try:
             done.append(self.traffic.write(split))
         except Exception as exc:
             moved = f"Already done: {'; '.join(done)}. " if done else "The registry was not changed. "
+            verb = action.split(" ", 1)[0]
             raise ReleaseError(
-                f"{action} did not finish: {self.target} serving was not changed to {split.describe()} "
+                f"{verb} did not finish: {self.target} serving was not changed to {split.describe()} "
                 f"({type(exc).__name__}: {exc}). {moved}Run {self._rerun(action, split)} again to finish it."
             ) from exc
-        outcome = Outcome(self.target, action, split, tuple(done))
+        if served != split:
+            try:
+                record_split(self.aliases, self.target)
+            except Exception as exc:  # the split moved; only its time is not recorded
+                done.append(
+                    f"registry: could not record when the split changed ({type(exc).__name__}: {exc})"
+                )
+        outcome = Outcome(self.target, action.split(" ", 1)[0], split, tuple(done))
         log.info("%s (%s): %s", action, self.target, " | ".join(outcome.lines))
         return outcome
 
     def deploy(self, champion: str, challenger: str | None = None, canary_percent: int = 0) -> Outcome:
         """Serve ``champion`` and, under canary, ``challenger`` (the pipeline's deploy step).
 
-        The registry aliases are pointed at the same versions first (after the gate they already are).
+        The registry aliases are pointed at the same versions first (after the gate they already are): the
+        challenger alias names ``challenger``, or is removed when there is none.
 
         Raises:
             ReleaseError: On a percent out of range, a canary without a challenger, or a failed step.
         """
         split = Split(champion, challenger, canary_percent)
         with self._exclusive():
+            served = self.traffic.read()
             done: list[str] = []
-            for alias, version in ((CHAMPION, split.champion), (CHALLENGER, split.challenger)):
-                if version is None:
-                    continue
-                before = self.aliases.get(alias)
-                if before != version:
-                    self._registry("deploy", done, functools.partial(self.aliases.set, alias, version))
-                    done.append(f"registry: {alias} alias -> version {version} (was {before or 'not set'})")
-            return self._write("deploy", split, done)
+            before = self._registry(
+                "deploy", done, lambda: make_champion(self.aliases, split.champion, "deploy")
+            )
+            if before != split.champion:
+                done.append(
+                    f"registry: {CHAMPION} alias -> version {split.champion} (was {before or 'not set'})"
+                )
+            before = self._registry("deploy", done, lambda: set_challenger(self.aliases, split.challenger))
+            if before != split.challenger:
+                done.append(self._challenger_line(before, split.challenger))
+            return self._write("deploy", split, done, served)
+
+    @staticmethod
+    def _challenger_line(before: str | None, after: str | None, why: str = "") -> str:
+        if after is None:
+            return f"registry: {CHALLENGER} alias removed (was version {before}{why})"
+        return f"registry: {CHALLENGER} alias -> version {after} (was {before or 'not set'})"
 
     def canary(self, percent: int) -> Outcome:
         """Send ``percent`` % of requests to the challenger (0 … 100).
 
-        Without a challenger in serving, the registry's ``challenger`` alias (if it names another version than
-        the champion) becomes the challenger. The aliases do not move.
+        Without a challenger in serving, the registry's ``challenger`` alias becomes the challenger. The
+        aliases do not move.
 
         Raises:
             ReleaseError: On a percent out of range, or when there is no challenger at all.
         """
         percent = check_percent(percent)
         with self._exclusive():
-            split = self.current()
+            served, split = self._served()
             challenger = split.challenger
             if challenger is None and percent > 0:
                 challenger = self.aliases.get(CHALLENGER)
@@ -175,65 +228,120 @@ class Release:
                         f"{challenger or 'not set'}, champion is {split.champion}): train one with "
                         "`make pipeline-run`"
                     )
-            return self._write("canary", Split(split.champion, challenger, percent), [])
+            return self._write("canary", Split(split.champion, challenger, percent), [], served)
 
-    def rollback(self) -> Outcome:
-        """Send every request to the champion (canary 0); the challenger stays ready for a new canary."""
-        with self._exclusive():
-            split = self.current()
-            return self._write("rollback", Split(split.champion, split.challenger, 0), [])
+    def promote(self, version: str | int | None = None) -> Outcome:
+        """Make the challenger under canary (or the pinned ``version``) the champion, serving 100 %.
 
-    def promote(self) -> Outcome:
-        """Make the challenger under canary the champion: the registry alias first, then 100 % of traffic.
+        Registry first: the champion's history tags and alias, then the challenger alias is removed; traffic
+        last. Without ``version`` the served challenger is promoted (what was tried under canary), else the
+        registry's challenger. After a finished promotion it says there is nothing left to do; after a failure
+        half-way, running it again finishes the job.
 
-        If the registry's ``challenger`` alias names another version than the one served, it is moved to the
-        served one first: what was tried under canary is what gets promoted. When the traffic step fails the
-        registry has already moved; running ``promote`` again finishes the job. After a finished promotion
-        it says there is nothing left to do.
+        Args:
+            version: Pin this version instead (``make promote VERSION=n``); it must have passed the gate.
 
         Raises:
-            ReleaseError: When there is nothing to promote, or a step failed (saying what moved).
+            ReleaseError: When there is nothing to promote, the version cannot be pinned, or a step failed.
         """
         with self._exclusive():
-            split = self.current()
-            champion_alias, challenger_alias = self.aliases.get(CHAMPION), self.aliases.get(CHALLENGER)
-            target = split.challenger
-            if target is None and challenger_alias != split.champion:
-                target = challenger_alias  # not served yet, or the traffic step of a promotion failed
+            if version is not None:
+                pinned = check_pinnable(self.aliases, version)
+                return self._make_champion(pinned, "promote", f"promote (VERSION={pinned})")
+            served, split = self._served()
+            champion = self.aliases.get(CHAMPION)
+            target = split.challenger or self.aliases.get(CHALLENGER)
             if target is None:
-                if challenger_alias is not None and champion_alias == split.champion:
+                record = champion_record(self.aliases, champion) if champion else None
+                if record is None or record.by != "promote":
+                    raise ReleaseError(
+                        f"nothing to promote: no challenger is served and the registry's {CHALLENGER!r} alias "
+                        f"is not set (champion {champion or 'not set'}); `make promote VERSION=n` pins a "
+                        "version that passed the gate"
+                    )
+                if served == Split(record.version):
                     line = (
-                        f"nothing left to do: version {split.champion} is the registry champion and serves "
-                        "all requests"
+                        f"nothing left to do: version {record.version} was promoted at {_when(record.since)} "
+                        "and serves all requests"
                     )
-                    return Outcome(self.target, "promote", split, (line,))
-                raise ReleaseError(
-                    f"nothing to promote: no challenger is served and the registry's {CHALLENGER!r} alias is "
-                    f"{challenger_alias or 'not set'} (champion {split.champion})"
+                    return Outcome(self.target, "promote", Split(record.version), (line,))
+                target = record.version  # promoted in the registry; traffic did not follow
+            return self._make_champion(target, "promote", "promote")
+
+    def rollback(self, version: str | int | None = None) -> Outcome:
+        """Undo the last step: a canary (0 % to the challenger), else the last promotion.
+
+        * A challenger under canary: every request goes to the champion; the challenger alias stays, so
+          ``make canary`` can restart it and ``make promote`` can still promote it.
+        * No challenger: the previous champion (recorded when the champion was promoted) becomes champion
+          again, alias first, then 100 % of traffic. Once rolled back, running it again changes nothing.
+
+        Args:
+            version: Pin this version instead (``make rollback VERSION=n``); it must have passed the gate.
+
+        Raises:
+            ReleaseError: When there is nothing to roll back, the version cannot be pinned, or a step failed.
+        """
+        with self._exclusive():
+            if version is not None:
+                pinned = check_pinnable(self.aliases, version)
+                return self._make_champion(pinned, "rollback", f"rollback (VERSION={pinned})")
+            served, split = self._served()
+            champion = self.aliases.get(CHAMPION) or split.champion
+            challenger = self.aliases.get(CHALLENGER)
+            if challenger is not None and challenger != champion:
+                stopped = Split(champion, challenger, 0)
+                line = (
+                    f"canary stopped: every request goes to champion {champion}; challenger {challenger} stays "
+                    "at 0% (`make canary` restarts it, `make promote` promotes it)"
                 )
-            version: str = target
-            done: list[str] = []
-            if champion_alias == version:
-                done.append(f"registry: version {version} is already the champion")
-            else:
-                if challenger_alias != version:
-                    self._registry("promote", done, lambda: self.aliases.set(CHALLENGER, version))
-                    done.append(
-                        f"registry: {CHALLENGER} alias -> version {version} (was "
-                        f"{challenger_alias or 'not set'}), the version under canary"
-                    )
-                previous = self._registry("promote", done, lambda: self.aliases.promote(version))
-                done.append(f"registry: {CHAMPION} alias -> version {version} (was {previous or 'not set'})")
-            return self._write("promote", Split(version), done)
+                return self._write("rollback", stopped, [line], served)
+            record = champion_record(self.aliases, champion)
+            if record.by == "rollback":
+                line = (
+                    f"nothing left to roll back: version {champion} is champion again since "
+                    f"{_when(record.since)} (rolled back from {record.previous or 'an earlier champion'})"
+                )
+                if served == Split(champion):
+                    return Outcome(self.target, "rollback", Split(champion), (line,))
+                return self._write("rollback", Split(champion), [line], served)  # traffic had not followed
+            if record.previous is None:
+                raise ReleaseError(
+                    f"nothing to roll back: no canary is under way and champion {champion} has no previous "
+                    f"champion recorded (it became champion by {record.by or 'an unrecorded change'}); "
+                    "`make rollback VERSION=n` pins a version that passed the gate"
+                )
+            undone = f", undoing the {record.by or 'change'} of {champion} at {_when(record.since)}"
+            return self._make_champion(record.previous, "rollback", "rollback", undone)
+
+    def _make_champion(self, version: str, by: str, action: str, undone: str = "") -> Outcome:
+        """Registry (champion tags + alias, then the challenger alias removed), then 100 % to ``version``."""
+        served = self.traffic.read()
+        done: list[str] = []
+        before = self._registry(action, done, lambda: make_champion(self.aliases, version, by))
+        if before == version:
+            done.append(f"registry: version {version} is already the champion")
+        else:
+            previous = f"; version {before} is recorded as the previous champion" if before else ""
+            done.append(
+                f"registry: {CHAMPION} alias -> version {version} (was {before or 'not set'}){undone}{previous}"
+            )
+        old = self._registry(action, done, lambda: set_challenger(self.aliases, None))
+        if old == version:
+            done.append(f"registry: {CHALLENGER} alias removed (version {version} is the champion now)")
+        elif old is not None:
+            done.append(f"registry: {CHALLENGER} alias removed (was version {old}; its canary ended)")
+        return self._write(action, Split(version), done, served)
 
     def status(self) -> dict[str, Any]:
-        """The split in force, the backend's details and the registry aliases, with notes where they disagree.
+        """The split in force, the backend's details, the registry aliases and their history, with notes.
 
         Never raises for an unreadable serving state or registry: those become notes.
 
         Returns:
-            ``{"target", "serving": {champion, challenger, canary_percent} | None, "backend": {...},
-            "registry": {"tracking_uri", "model", "champion", "challenger"}, "notes": [...]}``.
+            ``{"target", "serving": {champion, challenger, canary_percent, changed_at} | None, "backend": {...},
+            "registry": {"tracking_uri", "model", "champion", "challenger", "previous_champion",
+            "champion_since", "champion_by", "challenger_changed_at"}, "notes": [...]}``.
         """
         notes: list[str] = []
         split: Split | None = None
@@ -247,13 +355,25 @@ class Release:
             details = {}
             notes.append(f"{self.target} details not readable: {type(exc).__name__}: {exc}")
         notes.extend(str(note) for note in details.pop("notes", ()) if str(note) not in notes)
-        champion = challenger = None
+        registry: dict[str, Any] = {"tracking_uri": self.aliases.where(), "model": MODEL_NAME}
+        registry.update(dict.fromkeys(("champion", "challenger", "previous_champion", "champion_since")))
+        registry.update(champion_by=None, challenger_changed_at=None)
+        split_at = None
         try:
             champion, challenger = self.aliases.get(CHAMPION), self.aliases.get(CHALLENGER)
+            tags = self.aliases.model_tags()
+            record = champion_record(self.aliases, champion) if champion else None
+            registry.update(champion=champion, challenger=challenger)
+            registry["challenger_changed_at"] = tags.get("challenger_changed_at")
+            split_at = split_changed_at(tags, self.target)
+            if record is not None:
+                registry.update(
+                    previous_champion=record.previous, champion_since=record.since, champion_by=record.by
+                )
         except Exception as exc:  # an unreachable tracking server must not break `make status`
             notes.append(f"registry not readable: {type(exc).__name__}: {exc}")
         if split is not None:
-            notes.extend(_disagreements(split, champion, challenger))
+            notes.extend(_disagreements(split, registry["champion"], registry["challenger"]))
         return {
             "target": self.target,
             "serving": None
@@ -262,14 +382,10 @@ class Release:
                 "champion": split.champion,
                 "challenger": split.challenger,
                 "canary_percent": split.canary_percent,
+                "changed_at": split_at,
             },
             "backend": details,
-            "registry": {
-                "tracking_uri": self.aliases.where(),
-                "model": MODEL_NAME,
-                "champion": champion,
-                "challenger": challenger,
-            },
+            "registry": registry,
             "notes": notes,
         }
 
@@ -280,8 +396,8 @@ def _disagreements(split: Split, champion: str | None, challenger: str | None) -
     if champion is not None and split.champion != champion:
         fix = (
             "a promotion did not finish: `make promote` finishes it"
-            if split.challenger == champion or challenger == champion
-            else "`make promote` or a new deploy makes them agree"
+            if split.challenger == champion
+            else "a change did not finish: re-run the last `make promote` or `make rollback`"
         )
         notes.append(
             f"served champion {split.champion} differs from the registry champion {champion} ({fix})"
@@ -290,81 +406,12 @@ def _disagreements(split: Split, champion: str | None, challenger: str | None) -
         notes.append(
             f"registry challenger {challenger} is not served yet: `make canary PERCENT=10` starts it"
         )
-    if split.challenger is not None and challenger not in (None, split.challenger):
+    if split.challenger is not None and split.challenger != champion and challenger != split.challenger:
         notes.append(
-            f"served challenger {split.challenger} differs from the registry challenger {challenger}: "
-            "`make promote` promotes the served one"
+            f"served challenger {split.challenger} differs from the registry challenger "
+            f"{challenger or '(not set)'}: `make promote` promotes the served one, `make rollback` stops it"
         )
     return notes
-
-
-class MlflowAliases:
-    """The registry aliases of the registered model in MLflow (:class:`~chicago_arrest.release.base.Aliases`).
-
-    A local SQLite registry whose file does not exist yet counts as empty and is not created by reading.
-
-    Args:
-        tracking_uri: MLflow tracking (and registry) URI; the client is made on first use, MLflow's global
-            tracking URI is not touched.
-        name: Registered model name.
-        client: An existing client (tests).
-    """
-
-    def __init__(self, tracking_uri: str, name: str = MODEL_NAME, client: MlflowClient | None = None) -> None:
-        self.tracking_uri = tracking_uri
-        self.name = name
-        self._client = client
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MlflowAliases:
-        """The aliases of the registry the settings name."""
-        return cls(settings.resolved_tracking_uri())
-
-    def _missing(self) -> bool:
-        prefix = "sqlite:///"
-        return (
-            self._client is None
-            and self.tracking_uri.startswith(prefix)
-            and not Path(self.tracking_uri.removeprefix(prefix)).exists()
-        )
-
-    @property
-    def client(self) -> MlflowClient:
-        """The MLflow client (created on first use)."""
-        if self._client is None:
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        return self._client
-
-    def get(self, alias: str) -> str | None:
-        """The version ``alias`` names, or ``None`` (also for a registry that does not exist yet)."""
-        from chicago_arrest.registry import alias_version
-
-        return None if self._missing() else alias_version(self.client, alias, self.name)
-
-    def set(self, alias: str, version: str) -> None:
-        """Point ``alias`` at ``version``."""
-        from chicago_arrest.registry import set_alias
-
-        set_alias(self.client, alias, version, self.name)
-
-    def promote(self, version: str) -> str | None:
-        """Make ``version`` the champion (today's semantics: the challenger alias stays on it, tags record it).
-
-        Returns:
-            The previous champion.
-        """
-        from chicago_arrest.registry import promote_challenger
-
-        if self.get(CHALLENGER) != version:
-            self.set(CHALLENGER, version)
-        previous, _ = promote_challenger(self.client, self.name)
-        return previous
-
-    def where(self) -> str:
-        """The tracking URI."""
-        return self.tracking_uri
 
 
 def open_release(
@@ -417,17 +464,36 @@ def _render(value: Any, indent: str) -> list[str]:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    """Render :meth:`Release.status` as text for a terminal."""
+    """Render :meth:`Release.status` as text for a terminal: the split, the aliases and when each changed."""
     serving = report.get("serving")
     if serving is None:
         lines = [f"Serving ({report['target']}): nothing yet"]
     else:
         split = Split(serving["champion"], serving["challenger"], serving["canary_percent"])
-        lines = [f"Serving ({report['target']}): {split.describe()}"]
+        lines = [
+            f"Serving ({report['target']}): {split.describe()}; split changed {_when(serving.get('changed_at'))}"
+        ]
     lines.extend(_render(report.get("backend") or {}, "  "))
     registry = report["registry"]
     lines.append(f"MLflow registry {registry['tracking_uri']} ({registry['model']})")
-    lines.append(f"  @{CHAMPION}:   {registry['champion'] or '-'}")
-    lines.append(f"  @{CHALLENGER}: {registry['challenger'] or '-'}")
+    champion, challenger = registry.get("champion"), registry.get("challenger")
+    if champion:
+        by = f" ({registry['champion_by']})" if registry.get("champion_by") else ""
+        lines.append(f"  @{CHAMPION}:         {champion}, since {_when(registry.get('champion_since'))}{by}")
+    else:
+        lines.append(f"  @{CHAMPION}:         -")
+    changed = registry.get("challenger_changed_at")
+    if challenger:
+        lines.append(f"  @{CHALLENGER}:       {challenger}, since {_when(changed)}")
+    else:
+        lines.append(f"  @{CHALLENGER}:       -" + (f" (removed {_when(changed)})" if changed else ""))
+    previous = registry.get("previous_champion")
+    if previous and registry.get("champion_by") == "rollback":
+        hint = f" (rolled back from it; `make promote VERSION={previous}` serves it again)"
+    elif previous:
+        hint = " (`make rollback` serves it again)"
+    else:
+        hint = ""
+    lines.append(f"  previous champion: {previous or '-'}{hint}")
     lines.extend(f"Note: {note}" for note in report["notes"])
     return "\n".join(lines)
