@@ -24,6 +24,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PIPELINE_ARGS = $(if $(SOURCE),--source '$(SOURCE)') $(if $(STATIONS),--stations '$(STATIONS)') \
   $(if $(MONTHS),--months '$(MONTHS)') $(if $(TEST_MONTHS),--test-months '$(TEST_MONTHS)') \
   $(if $(MODELS),--models '$(MODELS)')
+# TARGET=vertex (issue 17): Google Cloud project, Vertex AI region and the GCS bucket of the pipeline root.
+VERTEX_ARGS = $(if $(PROJECT),--project '$(PROJECT)') $(if $(REGION),--region '$(REGION)') \
+  $(if $(BUCKET),--bucket '$(BUCKET)')
 # Serving parameters.
 # Where the serving and pipeline commands go. Empty: chicago_arrest.targets decides (cluster once make kind-up has
 # recorded one in .data/cluster.json, else local) and each command's first line says which and why;
@@ -78,8 +81,8 @@ fmt: $(STAMP) ## Format the code
 compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml
 	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile
 
-pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster); SOURCE=crimes.csv ...
-	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG) $(PIPELINE_ARGS)
+pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET=); SOURCE=crimes.csv ...
+	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG) $(PIPELINE_ARGS) $(VERTEX_ARGS)
 
 pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (the kind-up cluster, or KFP_HOST)
 	$(PY) -m chicago_arrest.cli pipeline schedule$(TARGET_ARG)
