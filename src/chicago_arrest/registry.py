@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from chicago_arrest import __version__
-from chicago_arrest.names import CHAMPION, EXPERIMENT_NAME, GATE_TAG, MODEL_NAME
+from chicago_arrest.names import CHALLENGER, CHAMPION, EXPERIMENT_NAME, GATE_TAG, MODEL_NAME  # noqa: F401
 from chicago_arrest.schema import MODEL_INPUT_COLUMNS, PREDICTION_REQUIRED
 from chicago_arrest.settings import Settings
 
