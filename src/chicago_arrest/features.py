@@ -3,12 +3,13 @@
 The chain is part of the served model, so training and serving run the same code on the same raw fields:
 ``RawFeatures`` (coercion + enrichment with the stations embedded) → ``IQRClipper`` (fitted on train) →
 log transform of the distance → encoders (one-hot for low cardinality, target + frequency encoding for high
-cardinality, cyclic for time) → scaling, then (in the model) resampling, mutual-information selection and the
-classifier.
+cardinality, cyclic for hour and weekday; no month-of-year, see :data:`SEASONAL`) → scaling, then (in the
+model) resampling, mutual-information selection and the classifier.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,28 +35,68 @@ from chicago_arrest.enrich import (
 )
 from chicago_arrest.schema import model_input_arrays
 
-#: Low-cardinality categoricals: one-hot.
-ONE_HOT = ("primary_type", "fbi_code", "district", "domestic", "season", "part_of_day")
-#: Interactions of the crime with the place (``"THEFT|DEPARTMENT STORE"``): a shoplifter is caught far more often
-#: than a thief on the street. Built from raw fields, target-encoded like the other high-cardinality columns.
+#: Interactions of two raw fields (``"THEFT|DEPARTMENT STORE"``): a shoplifter is caught far more often than a
+#: thief on the street. Built from raw fields, target-encoded like the other high-cardinality columns.
 INTERACTIONS = {
     "type_location": ("primary_type", "location_description"),
     "iucr_location": ("iucr", "location_description"),
+    "hour_type": ("hour_of_day", "primary_type"),
 }
-#: High-cardinality categoricals: target encoding (cross-fitted) plus frequency encoding.
-HIGH_CARDINALITY = (
-    "iucr",
-    "description",
-    "location_description",
-    "beat",
-    "ward",
-    "community_area",
-    *INTERACTIONS,
-)
-#: Numeric features with heavy tails: IQR clipping, then log1p.
-SKEWED = (DISTANCE,)
-#: Numeric features used as they are (then scaled).
-NUMERIC = (
+#: Calendar features whose values a model trained on part of a year has never seen at serving time (a model
+#: trained on January–June that split on month would extrapolate in July). Never used by :data:`DEFAULT_FEATURES`;
+#: computed for models pickled before issue 11 and for ablations.
+SEASONAL = ("month_sin", "month_cos", "season")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which :class:`RawFeatures` columns the encoder uses, and how.
+
+    Attributes:
+        skewed: Heavy-tailed numeric columns: IQR clipping, log1p, scaling.
+        numeric: Numeric columns used as they are (then scaled).
+        one_hot: Low-cardinality categoricals: one-hot.
+        target: High-cardinality categoricals: cross-fitted (out-of-fold) target encoding.
+        frequency: Categoricals also encoded by their share of the training rows.
+    """
+
+    skewed: tuple[str, ...]
+    numeric: tuple[str, ...]
+    one_hot: tuple[str, ...]
+    target: tuple[str, ...]
+    frequency: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.columns()) - set(ALL_COLUMNS))
+        if unknown:
+            raise ValueError(f"FeatureSpec: unknown feature(s) {unknown}; known: {list(ALL_COLUMNS)}")
+
+    def columns(self) -> tuple[str, ...]:
+        """Every input column used, once, in order."""
+        return tuple(
+            dict.fromkeys((*self.skewed, *self.numeric, *self.one_hot, *self.target, *self.frequency))
+        )
+
+    def without(self, *names: str) -> FeatureSpec:
+        """The same spec without ``names`` (in every group)."""
+        drop = set(names)
+        return FeatureSpec(*(tuple(c for c in group if c not in drop) for group in self._groups()))
+
+    def plus(self, group: str, *names: str) -> FeatureSpec:
+        """The same spec with ``names`` added to ``group`` (``numeric``, ``one_hot``, ``target``, ...)."""
+        groups = dict(
+            zip(("skewed", "numeric", "one_hot", "target", "frequency"), self._groups(), strict=True)
+        )
+        groups[group] = (*groups[group], *(n for n in names if n not in groups[group]))
+        return FeatureSpec(**groups)
+
+    def _groups(self) -> tuple[tuple[str, ...], ...]:
+        return (self.skewed, self.numeric, self.one_hot, self.target, self.frequency)
+
+
+#: Every column :class:`RawFeatures` produces (a superset of what any encoder uses).
+ALL_COLUMNS: tuple[str, ...] = (
+    DISTANCE,
     HAS_COORDINATES,
     "hour_sin",
     "hour_cos",
@@ -66,7 +107,56 @@ NUMERIC = (
     "is_weekend",
     "is_midnight",
     "is_first_of_month",
+    "day_of_month",
+    "primary_type",
+    "fbi_code",
+    "district",
+    "domestic",
+    "season",
+    "part_of_day",
+    "hour_of_day",
+    "iucr",
+    "description",
+    "location_description",
+    "beat",
+    "ward",
+    "community_area",
+    *INTERACTIONS,
 )
+#: The features of the served model: no month-of-year or season (see :data:`SEASONAL`); every other calendar
+#: feature (hour, day of week, weekend, midnight, first of the month) takes all its values within any month.
+#: Chosen by the walk-forward ablation in docs/model.md.
+DEFAULT_FEATURES = FeatureSpec(
+    skewed=(DISTANCE,),
+    numeric=(
+        HAS_COORDINATES,
+        "hour_sin",
+        "hour_cos",
+        "dow_sin",
+        "dow_cos",
+        "is_weekend",
+        "is_midnight",
+        "is_first_of_month",
+    ),
+    one_hot=("primary_type", "fbi_code", "district", "domestic", "part_of_day"),
+    target=(
+        "iucr",
+        "description",
+        "location_description",
+        "beat",
+        "ward",
+        "community_area",
+        "type_location",
+        "iucr_location",
+    ),
+    frequency=("iucr", "location_description", "beat"),
+)
+#: The features before issue 11 (month and season included): for ablations and the extrapolation test only.
+LEGACY_FEATURES = DEFAULT_FEATURES.plus("numeric", "month_sin", "month_cos").plus("one_hot", "season")
+ONE_HOT = DEFAULT_FEATURES.one_hot
+HIGH_CARDINALITY = DEFAULT_FEATURES.target
+SKEWED = DEFAULT_FEATURES.skewed
+NUMERIC = DEFAULT_FEATURES.numeric
 MISSING = "__MISSING__"
 
 
@@ -103,12 +193,20 @@ class RawFeatures(TransformerMixin, BaseEstimator):
         out: dict[str, np.ndarray] = {DISTANCE: distance, HAS_COORDINATES: (station >= 0).astype(float)}
         for i, name in enumerate(TEMPORAL_NUMERIC):
             out[name] = block[:, i]
+        stamps = np.asarray(raw["date"], dtype="datetime64[ns]")
+        days = stamps.astype("datetime64[D]")
+        day = (days - stamps.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
+        out["day_of_month"] = np.where(np.isnat(stamps), np.nan, day.astype(float))
+        hours = out["hour"]
+        out["hour_of_day"] = np.where(
+            np.isnan(hours), MISSING, np.nan_to_num(hours).astype(np.int64).astype(str)
+        ).astype(object)
         cats = {
             "season": np.asarray((*SEASONS, MISSING), dtype=object)[season],
             "part_of_day": np.asarray((*PARTS_OF_DAY, MISSING), dtype=object)[part],
         }
-        for name in (*ONE_HOT, *HIGH_CARDINALITY):
-            if name in INTERACTIONS:
+        for name in ALL_COLUMNS:
+            if name in out or name in INTERACTIONS or name in TEMPORAL_NUMERIC:
                 continue
             values = cats[name] if name in cats else raw[name]
             out[name] = np.where(pd.isna(values), MISSING, values).astype(object)
@@ -116,7 +214,7 @@ class RawFeatures(TransformerMixin, BaseEstimator):
             out[name] = np.array(
                 [f"{a}|{b}" for a, b in zip(out[left], out[right], strict=True)], dtype=object
             )
-        return {name: out[name] for name in (*SKEWED, *NUMERIC, *ONE_HOT, *HIGH_CARDINALITY)}
+        return {name: out[name] for name in ALL_COLUMNS}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return typed model features for raw records (unknown or missing values never raise)."""
@@ -124,7 +222,7 @@ class RawFeatures(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the produced columns."""
-        return np.asarray([*SKEWED, *NUMERIC, *ONE_HOT, *HIGH_CARDINALITY], dtype=object)
+        return np.asarray(ALL_COLUMNS, dtype=object)
 
 
 class IQRClipper(TransformerMixin, BaseEstimator):
@@ -266,11 +364,12 @@ class MutualInfoSelector(SelectorMixin, BaseEstimator):
         return np.asarray(self.support_)
 
 
-def build_encoder(random_state: int = 0) -> ColumnTransformer:
+def build_encoder(random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES) -> ColumnTransformer:
     """The encoding and scaling stage, applied to the output of :class:`RawFeatures`.
 
     Args:
         random_state: Seed of the target encoder's cross-fitting.
+        spec: Which columns, encoded how.
 
     Returns:
         A ``ColumnTransformer`` producing a dense float matrix.
@@ -288,30 +387,34 @@ def build_encoder(random_state: int = 0) -> ColumnTransformer:
         StandardScaler(),
     )
     freq = make_pipeline(FrequencyEncoder(), StandardScaler())
+    blocks = [
+        ("skewed", skewed, list(spec.skewed)),
+        ("numeric", numeric, list(spec.numeric)),
+        ("onehot", one_hot, list(spec.one_hot)),
+        ("target", target, list(spec.target)),
+        ("freq", freq, list(spec.frequency)),
+    ]
     return ColumnTransformer(
-        [
-            ("skewed", skewed, list(SKEWED)),
-            ("numeric", numeric, list(NUMERIC)),
-            ("onehot", one_hot, list(ONE_HOT)),
-            ("target", target, list(HIGH_CARDINALITY)),
-            ("freq", freq, ["iucr", "location_description", "beat"]),
-        ],
+        [block for block in blocks if block[2]],
         sparse_threshold=0.0,
         verbose_feature_names_out=True,
     )
 
 
-def build_feature_pipeline(stations: pd.DataFrame, random_state: int = 0) -> Pipeline:
+def build_feature_pipeline(
+    stations: pd.DataFrame, random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES
+) -> Pipeline:
     """Raw records → dense encoded feature matrix (no resampling, no selection, no classifier).
 
     Args:
         stations: Police stations embedded in the model.
         random_state: Seed.
+        spec: Which features (default: :data:`DEFAULT_FEATURES`).
 
     Returns:
         An unfitted sklearn ``Pipeline``.
     """
-    return Pipeline([("raw", RawFeatures(stations)), ("encode", build_encoder(random_state))])
+    return Pipeline([("raw", RawFeatures(stations)), ("encode", build_encoder(random_state, spec))])
 
 
 # --- compiled encoder (prediction fast path) ------------------------------------------------------------------

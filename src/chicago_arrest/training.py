@@ -4,12 +4,18 @@ The pipeline is :class:`~chicago_arrest.features.RawFeatures` (enrichment with t
 encoders and scaling → SMOTE + random undersampling (applied only while fitting) → mutual-information
 selection → classifier. SMOTE and undersampling train the classifier on a ~44 %-positive set, which inflates
 its scores; a Platt calibrator fitted on a held-out, later month maps them back to probabilities that mean
-what they say. An optional bounded random search tunes the classifier on the calibration slice.
+what they say.
+
+With a time split the candidate is backtested on walk-forward folds inside the training window
+(:mod:`chicago_arrest.backtest`); an optional Optuna search (:mod:`chicago_arrest.search`) tunes the classifier
+on the same folds within ``search_budget_s`` seconds. The served model never sees a month-of-year feature
+(:data:`~chicago_arrest.features.DEFAULT_FEATURES`), so months it was not trained on cannot move its output.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,7 +31,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from chicago_arrest.artifact import ArrestModel, CalibrationMethod, Calibrator
-from chicago_arrest.features import MutualInfoSelector, build_feature_pipeline
+from chicago_arrest.backtest import Backtest, Fold, walk_forward_folds
+from chicago_arrest.features import DEFAULT_FEATURES, FeatureSpec, MutualInfoSelector, build_feature_pipeline
 from chicago_arrest.runtime import available_cpus
 from chicago_arrest.schema import DATE, LABEL, parse_bool, parse_timestamp
 
@@ -47,21 +54,6 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "min_child_weight": 2,
     },
 }
-#: Search space of the optional bounded hyper-parameter search.
-SEARCH_SPACE: dict[str, dict[str, list[Any]]] = {
-    "logreg": {"C": [0.05, 0.2, 1.0, 5.0]},
-    "random_forest": {
-        "n_estimators": [100, 150, 200],
-        "max_depth": [10, 14, 18],
-        "min_samples_leaf": [1, 3, 5],
-    },
-    "xgboost": {
-        "n_estimators": [200, 400, 600],
-        "max_depth": [4, 6, 8],
-        "learning_rate": [0.03, 0.05, 0.1],
-        "min_child_weight": [1, 2, 5],
-    },
-}
 
 
 @dataclass
@@ -76,7 +68,10 @@ class TrainConfig:
         undersample_ratio: Minority/majority ratio after random undersampling.
         calibration: ``sigmoid`` (Platt on the log-odds; smooth) or ``isotonic``.
         calibration_fraction: Share of the training rows held out for calibration when the split is random.
-        search_budget_s: Seconds of random hyper-parameter search (0 = use the parameters as given).
+        search_budget_s: Seconds of Optuna search on the backtest folds (0 = use the parameters as given).
+        backtest_folds: Walk-forward folds inside the training window (time split only; fewer when the window
+            is short; 0 = none, the calibration month is then the only fold).
+        features: Which features the encoder uses (ablations; default :data:`DEFAULT_FEATURES`).
         refit: After calibration, refit features and classifier on every training row (the calibration rows
             included: the most recent month, with a time split), keeping the calibrator and threshold learnt
             on the held-out slice. More data for the served model, slightly looser calibration (docs/model.md).
@@ -92,6 +87,8 @@ class TrainConfig:
     calibration: CalibrationMethod = "sigmoid"
     calibration_fraction: float = 0.15
     search_budget_s: float = 0.0
+    backtest_folds: int = 3
+    features: FeatureSpec = DEFAULT_FEATURES
     refit: bool = True
     n_jobs: int | None = None
     random_state: int = 0
@@ -103,6 +100,8 @@ class TrainConfig:
             raise ValueError("smote_ratio and undersample_ratio must be in (0, 1]")
         if self.mi_threshold < 0:
             raise ValueError(f"mi_threshold must be >= 0, got {self.mi_threshold}")
+        if self.backtest_folds < 0 or self.search_budget_s < 0:
+            raise ValueError("backtest_folds and search_budget_s must be >= 0")
 
 
 def make_classifier(model_type: ModelType, params: dict[str, Any], n_jobs: int, random_state: int) -> Any:
@@ -136,16 +135,19 @@ class TrainResult:
     Attributes:
         model: The served artifact.
         fit_seconds: Wall time of feature fitting, resampling, selection, classifier and calibration.
-        calibration_auc: ROC-AUC on the calibration slice (used to pick the best model type).
+        calibration_auc: ROC-AUC on the calibration slice.
         params: Classifier parameters used.
-        search_trials: Hyper-parameter trials as ``(params, calibration AUC)``.
+        search_trials: Optuna trials (``number``, ``state``, ``params``, ``value``, ``scores``); empty without
+            a search.
+        backtest: Walk-forward folds and their validation ROC-AUC (used to pick the model type).
     """
 
     model: ArrestModel
     fit_seconds: float
     calibration_auc: float
     params: dict[str, Any]
-    search_trials: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    search_trials: list[dict[str, Any]] = field(default_factory=list)
+    backtest: dict[str, Any] = field(default_factory=dict)
 
 
 def labels(frame: pd.DataFrame) -> np.ndarray:
@@ -216,8 +218,32 @@ def _head(config: TrainConfig, params: dict[str, Any], n_jobs: int) -> ImbPipeli
     )
 
 
-def _sample_params(model_type: ModelType, rng: np.random.Generator) -> dict[str, Any]:
-    return {k: v[int(rng.integers(len(v)))] for k, v in SEARCH_SPACE[model_type].items()}
+def _served(head: ImbPipeline) -> list[tuple[str, Any]]:
+    # Samplers only act while fitting; the fitted SMOTE holds a neighbour index over the resampled training
+    # matrix (6.7 of 8.3 MB of a served XGBoost model), so the served pipeline keeps them as passthrough.
+    return [(name, "passthrough" if name in ("smote", "undersample") else step) for name, step in head.steps]
+
+
+def measure_cost(model: ArrestModel, records: pd.DataFrame, repeats: int = 7) -> dict[str, float]:
+    """What serving the model costs: milliseconds to score one record (fastest of ``repeats``; the least
+    disturbed by other work on the machine), and the pickled size.
+
+    Args:
+        model: A trained model.
+        records: Raw records (the first is scored).
+        repeats: Timed calls (after one warm-up).
+
+    Returns:
+        ``ms_per_record`` and ``size_bytes``.
+    """
+    one = records.head(1)
+    model.predict_arrest_probability(one)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict_arrest_probability(one)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"ms_per_record": float(np.min(times)), "size_bytes": float(len(pickle.dumps(model)))}
 
 
 def train_model(
@@ -245,46 +271,65 @@ def train_model(
     fit_frame, cal_frame = train.iloc[fit_pos], train.iloc[cal_pos]
     y_fit, y_cal = y[fit_pos], y[cal_pos]
 
-    features = build_feature_pipeline(stations, random_state=config.random_state)
-    x_fit = features.fit_transform(fit_frame, y_fit)
-    x_cal = features.transform(cal_frame)
+    folds = (
+        walk_forward_folds(train, config.backtest_folds) if split == "time" and config.backtest_folds else []
+    )
+    if not folds:  # random split or a short window: the calibration slice is the only fold
+        folds = [Fold(("fit", "fit"), "calibration", fit_pos, cal_pos)]
+    # Features are fitted once per fold; every parameter set (search trial) reuses the fold's matrices.
+    fold_data = []
+    for fold in folds:
+        fold_features = build_feature_pipeline(stations, config.random_state, config.features)
+        x_tr = fold_features.fit_transform(train.iloc[fold.train], y[fold.train])
+        fold_data.append((fold_features, x_tr, fold_features.transform(train.iloc[fold.validate])))
     features_done = time.perf_counter()
     log.info(
-        "%s: %d fit rows, %d calibration rows, %d encoded features",
+        "%s: %d fit rows, %d calibration rows, %d folds, %d encoded features",
         config.model_type,
         len(fit_pos),
         len(cal_pos),
-        x_fit.shape[1],
+        len(folds),
+        fold_data[-1][1].shape[1],
     )
 
+    def score_fold(candidate: dict[str, Any], i: int) -> float:
+        _, x_tr, x_va = fold_data[i]
+        head = _head(config, candidate, n_jobs).fit(x_tr, y[folds[i].train])
+        return float(roc_auc_score(y[folds[i].validate], head.predict_proba(x_va)[:, 1]))
+
     params = dict(config.params)
-    trials: list[tuple[dict[str, Any], float]] = []
+    scores = [score_fold(params, i) for i in range(len(folds))]
+    search_summary: dict[str, Any] | None = None
+    if config.search_budget_s > 0:
+        from chicago_arrest.search import search
+
+        found = search(
+            config.model_type,
+            score_fold,
+            len(folds),
+            base_params={**DEFAULT_PARAMS[config.model_type], **params},
+            budget_s=config.search_budget_s,
+            seed=config.random_state,
+            base_scores=scores,
+        )
+        params, scores = found.params, found.scores
+        search_summary = found.summary()
+    backtest = Backtest([f.describe() for f in folds], scores)
+
+    # The calibration head: the last fold is the calibration split with a time split (same rows), so its
+    # fitted features are reused.
+    last = folds[-1]
+    if np.array_equal(last.train, fit_pos) and np.array_equal(last.validate, cal_pos):
+        features, x_fit, x_cal = fold_data[-1]
+    else:
+        features = build_feature_pipeline(stations, config.random_state, config.features)
+        x_fit = features.fit_transform(fit_frame, y_fit)
+        x_cal = features.transform(cal_frame)
     head = _head(config, params, n_jobs).fit(x_fit, y_fit)
     best_auc = float(roc_auc_score(y_cal, head.predict_proba(x_cal)[:, 1]))
-    if config.search_budget_s > 0:
-        trials.append((params, best_auc))
-        rng = np.random.default_rng(config.random_state)
-        deadline = start + config.search_budget_s
-        while time.perf_counter() < deadline:
-            candidate = {**params, **_sample_params(config.model_type, rng)}
-            if any(candidate == t[0] for t in trials):
-                if len(trials) >= np.prod([len(v) for v in SEARCH_SPACE[config.model_type].values()]):
-                    break
-                continue
-            trial = _head(config, candidate, n_jobs).fit(x_fit, y_fit)
-            auc = float(roc_auc_score(y_cal, trial.predict_proba(x_cal)[:, 1]))
-            trials.append((candidate, auc))
-            log.info("search %s: %s -> calibration AUC %.4f", config.model_type, candidate, auc)
-            if auc > best_auc:
-                head, best_auc, params = trial, auc, candidate
 
     head_done = time.perf_counter()
-    # Samplers only act while fitting; the fitted SMOTE holds a neighbour index over the resampled training
-    # matrix (6.7 of 8.3 MB of a served XGBoost model), so the served pipeline keeps them as passthrough.
-    served_head = [
-        (name, "passthrough" if name in ("smote", "undersample") else step) for name, step in head.steps
-    ]
-    pipeline = ImbPipeline([*features.steps, *served_head])
+    pipeline = ImbPipeline([*features.steps, *_served(head)])
     model = ArrestModel(pipeline=pipeline)
     model.compile(cal_frame)
     # Calibrate on exactly the scores served: the compiled path, smoothed over distance.
@@ -296,11 +341,10 @@ def train_model(
     calibrated = time.perf_counter()
     if config.refit:
         refit_start = calibrated
-        features = build_feature_pipeline(stations, random_state=config.random_state)
+        features = build_feature_pipeline(stations, config.random_state, config.features)
         x_all = features.fit_transform(train, y)
         head = _head(config, params, n_jobs).fit(x_all, y)
-        served_head = [(n, "passthrough" if n in ("smote", "undersample") else s) for n, s in head.steps]
-        model.pipeline = ImbPipeline([*features.steps, *served_head])
+        model.pipeline = ImbPipeline([*features.steps, *_served(head)])
         model.compile(cal_frame)
         log.info(
             "%s: refitted on all %d training rows in %.1fs",
@@ -330,6 +374,9 @@ def train_model(
         "selected_features": selected,
         "threshold": threshold,
         "calibration_auc": best_auc,
+        "backtest": backtest.as_dict(),
+        "search": search_summary,
+        "features": {k: list(v) for k, v in vars(config.features).items()},
         "fit_seconds": fit_seconds,
         "timings": {
             "features_s": features_done - start,
@@ -339,13 +386,25 @@ def train_model(
         },
     }
     model.calibrator, model.threshold, model.info = calibrator, threshold, info
+    info["cost"] = measure_cost(model, cal_frame)
     log.info(
-        "%s trained in %.1fs: calibration AUC %.4f, %d/%d features selected, threshold %.2f",
+        "%s trained in %.1fs: backtest ROC-AUC %.4f ± %.4f over %d folds, calibration AUC %.4f, "
+        "%d/%d features selected, threshold %.2f",
         config.model_type,
         fit_seconds,
+        backtest.mean,
+        backtest.std,
+        len(folds),
         best_auc,
         len(selected),
         len(names),
         threshold,
     )
-    return TrainResult(model, fit_seconds, best_auc, info["params"], trials)
+    return TrainResult(
+        model,
+        fit_seconds,
+        best_auc,
+        info["params"],
+        (search_summary or {}).get("history", []),
+        info["backtest"],
+    )
