@@ -74,13 +74,15 @@ def positive_scores(clf: Any, X: np.ndarray) -> np.ndarray:
     """``clf.predict_proba(X)[:, 1]``, without scikit-learn's per-call overhead for random forests.
 
     ``RandomForestClassifier.predict_proba`` dispatches every tree through joblib (~10 ms for one row with 150
-    trees); averaging the trees' own probabilities directly is the same computation.
+    trees); averaging the trees' own probabilities directly is the same computation. Each tree is asked through
+    ``tree_.predict`` (what ``DecisionTreeClassifier.predict_proba`` returns, without its per-call checks: 0.5
+    instead of 1.4 ms for one row with 150 trees).
     """
     if isinstance(clf, RandomForestClassifier):
         x32 = np.ascontiguousarray(X, dtype=np.float32)
         total = np.zeros(len(x32))
         for tree in clf.estimators_:
-            total += tree.predict_proba(x32, check_input=False)[:, 1]
+            total += tree.tree_.predict(x32)[:, 1]
         return total / len(clf.estimators_)
     return np.asarray(clf.predict_proba(X)[:, 1], dtype=float)
 
