@@ -20,7 +20,6 @@ from chicago_arrest.registry import (
     gate,
     load_arrest_model,
     log_arrest_model,
-    promote_challenger,
     publish_model_version,
 )
 from chicago_arrest.split import time_split
@@ -110,14 +109,19 @@ def test_gate_first_worse_better(client, good, bad, data) -> None:
     assert decision.promoted
     assert decision.reason.startswith("first model")
     assert alias_version(client, CHAMPION) == first
+    assert alias_version(client, CHALLENGER) is None  # the first model is champion, not challenger
+    assert client.get_model_version(MODEL_NAME, first).tags["champion_by"] == "first model"
 
-    # a worse challenger stays challenger
+    # a worse one is rejected: no alias moves, the decision is on the version
     worse = register(bad, data[0])
     decision = gate(client, worse, test, margin=0.05, max_ece=1.0)
     assert not decision.passed
     assert not decision.promoted
     assert alias_version(client, CHAMPION) == first
-    assert alias_version(client, CHALLENGER) == worse
+    assert alias_version(client, CHALLENGER) is None
+    rejected = client.get_model_version(MODEL_NAME, worse)
+    assert rejected.tags["gate"] == "rejected"
+    assert rejected.description.endswith(f"Gate: rejected against champion {first}: {decision.reason}.")
 
     # a better one is promoted; the old champion's version is kept
     better = register(good, data[0])
@@ -128,9 +132,14 @@ def test_gate_first_worse_better(client, good, bad, data) -> None:
     assert decision.challenger["roc_auc"] >= decision.champion["roc_auc"] + 0.05
     assert alias_version(client, CHAMPION) == better
     assert str(client.get_model_version(MODEL_NAME, first).version) == first
-    tags = client.get_model_version(MODEL_NAME, better).tags
-    assert tags["gate"] == "passed"
-    assert tags["previous_champion"] == first
+    assert alias_version(client, CHALLENGER) is None
+    promoted = client.get_model_version(MODEL_NAME, better)
+    assert promoted.tags["gate"] == "passed"
+    assert (promoted.tags["previous_champion"], promoted.tags["champion_by"]) == (first, "gate")
+    assert "Gate: promoted to champion against champion" in promoted.description
+    metrics = client.get_run(promoted.run_id).data.metrics  # the comparison is on the run
+    assert metrics["gate_promoted"] == 1.0
+    assert metrics["gate_champion_roc_auc"] == pytest.approx(decision.champion["roc_auc"])
 
 
 def test_canary_mode_passes_without_promoting_then_operator_promotes(client, good, bad, data) -> None:
@@ -142,15 +151,16 @@ def test_canary_mode_passes_without_promoting_then_operator_promotes(client, goo
     assert decision.passed
     assert not decision.promoted
     assert alias_version(client, CHAMPION) == champion
-    previous, new = promote_challenger(client)
-    assert (previous, new) == (champion, challenger)
+    assert alias_version(client, CHALLENGER) == challenger
+    assert (
+        "Gate: passed, challenger under canary"
+        in client.get_model_version(MODEL_NAME, challenger).description
+    )
+    from chicago_arrest.release.history import MlflowAliases, make_champion
+
+    assert make_champion(MlflowAliases.of(client), challenger, "promote") == champion
     assert alias_version(client, CHAMPION) == challenger
     assert load_arrest_model(f"models:/{MODEL_NAME}@{CHAMPION}").threshold == good.threshold
-
-
-def test_promote_without_challenger_is_a_clear_error(client) -> None:
-    with pytest.raises(LookupError, match="challenger"):
-        promote_challenger(client)
 
 
 @pytest.mark.parametrize(
