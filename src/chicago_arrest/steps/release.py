@@ -82,9 +82,10 @@ def gate_step(
 ) -> dict[str, Any]:
     """Compare the new version (challenger) with the champion on the same test window.
 
-    With ``canary_percent`` strictly between 0 and 100 a passing challenger stays ``challenger`` and is
-    rolled out as a canary (the operator promotes); with 0 or 100 it is promoted directly. The first model
-    always becomes champion.
+    With ``canary_percent`` strictly between 0 and 100 a passing version becomes ``challenger`` and is rolled
+    out as a canary (the operator promotes); with 0 or 100 it is promoted directly. The first model always
+    becomes champion, and there is no challenger after it; a rejected version moves no alias. The decision is
+    written into the version's description and tags (:func:`chicago_arrest.registry.record_gate`).
 
     Args:
         registration: Output of the register step (``version``).
