@@ -552,6 +552,28 @@ def compile_pipeline(
         typer.echo(f"compiled {path}" if path else f"skipped {compile_one.__name__}: uv sync --extra vertex")
 
 
+@pipeline_app.command("report")
+def report(
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="open it in a browser if one can")
+    ] = True,
+) -> None:
+    """Print the path of the newest local run's training report (then its other reports) and open it."""
+    from chicago_arrest.progress import latest_reports, open_in_browser
+    from chicago_arrest.settings import get_settings
+
+    root = get_settings().data_dir.resolve() / "kfp"
+    found = latest_reports(root)
+    if found is None:
+        raise CommandError(f"no HTML report under {root}: run `make pipeline-run` first")
+    typer.echo(str(found.main))
+    for step, path in found.pages.items():
+        if path != found.main:
+            typer.echo(f"  also ({step}): {path}")
+    if open_browser and not open_in_browser(found.main):
+        typer.echo("  (no browser here: open the path above in one)", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command.
 
