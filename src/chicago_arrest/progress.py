@@ -158,7 +158,7 @@ class Step:
         started: ``time.monotonic()`` at its start.
         seconds: How long it ran (once finished).
         ok: Whether it succeeded (``None`` while running).
-        figures: Its key figures (success), or its error line and log file (failure).
+        figures: Its key figures (success).
         error: Its error line (failure).
         last_line: The newest line of its log (for the live line).
     """
@@ -215,6 +215,23 @@ def _error_line(log: Path) -> str:
     if errors:
         return errors[-1].removeprefix("error: ")
     return lines[-1] if lines else "no output"
+
+
+_LOG_LINE = re.compile(r"^(?:\[KFP Executor [^\]]*\]|\d\d:\d\d:\d\d \w+ [\w.]+):\s+(.+)$")
+_EXECUTOR_CHATTER = (
+    "Looking for component",
+    "Loading KFP component",
+    "Got executor_input",
+    "Wrote executor output",
+)
+
+
+def progress_message(line: str) -> str | None:
+    """The message of a step's log line for the live line; ``None`` for KFP's own chatter and JSON dumps."""
+    match = _LOG_LINE.match(line.strip())
+    if match is None or match[1].startswith(_EXECUTOR_CHATTER):
+        return None
+    return match[1]
 
 
 def _terminal(stream: TextIO) -> bool:
@@ -301,9 +318,8 @@ class LocalRun:
 
     def _finished(self, step: Step) -> None:
         mark = f"{step.seconds:6.1f} s" if step.seconds is not None else ""
-        state = "" if step.ok else "FAILED: "
-        if not self.verbose or not step.ok:
-            self.say(f"  {step.label:<22} {mark}  {state}{step.figures}")
+        if not self.verbose:
+            self.say(f"  {step.label:<22} {mark}  {step.figures if step.ok else 'FAILED'}")
 
     # ---------------------------------------------------------------------------------------------- tasks
 
@@ -348,8 +364,9 @@ class LocalRun:
             for line in process.stdout:
                 log.write(line)
                 log.flush()
-                if line.strip():
-                    step.last_line = line.strip()
+                message = progress_message(line)
+                if message:
+                    step.last_line = message
                 if self.verbose:
                     print(line, end="")  # kfp.local indents this print
             code = process.wait()
@@ -365,7 +382,6 @@ class LocalRun:
                 step.figures = f"(no summary: {type(exc).__name__}: {exc})"
         else:
             step.error = _error_line(step.log)
-            step.figures = f"{step.error}  (log: {step.log})"
         step.ok = code == 0
         self._finished(step)
         return code
@@ -384,9 +400,14 @@ class LocalRun:
         Quiet (not verbose): ``kfp.local``'s own messages (stdout and stderr of this process) go to a file,
         moved to ``<run>/logs/kfp.log`` at the end.
         """
+        import builtins
+
         from kfp.local import subprocess_task_handler
 
         original = subprocess_task_handler.run_local_subprocess
+        # kfp.local indents a task's output by swapping builtins.print; two tasks side by side (ParallelFor)
+        # can leave the swapped one in place, which would indent everything printed after the run.
+        original_print = builtins.print
         subprocess_task_handler.run_local_subprocess = self.run_task
         self.root.mkdir(parents=True, exist_ok=True)
         redirect = contextlib.ExitStack()
@@ -403,6 +424,7 @@ class LocalRun:
                 yield self
         finally:
             subprocess_task_handler.run_local_subprocess = original
+            builtins.print = original_print
             self._stop.set()
             if self._ticker is not None:
                 self._ticker.join()
