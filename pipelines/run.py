@@ -101,9 +101,9 @@ def print_local_summary(run_dir: Path, seconds: float) -> None:
         f"  registered model {MODEL_NAME}: champion v{champion}, challenger v{alias_version(client, CHALLENGER)}"
     )
     if champion:
-        mv = client.get_model_version(MODEL_NAME, champion)
-        keys = ("test_roc_auc", "test_pr_auc", "test_ece", "test_brier", "test_no_ab_roc_auc")
-        print("  champion metrics " + ", ".join(f"{k}={mv.tags[k]}" for k in keys if k in mv.tags))
+        description = client.get_model_version(MODEL_NAME, champion).description or ""
+        for line in description.splitlines():
+            print(f"  champion         {line}")
     print(f"  serving state    {settings.serving_config_path}  (make serve)")
     print("=" * 100)
 
