@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from chicago_arrest.experiment import COLUMNS, evaluate_file
-from chicago_arrest.registry import CHAMPION, EXPERIMENT_NAME, MODEL_NAME, alias_version
+from chicago_arrest.registry import CHALLENGER, CHAMPION, EXPERIMENT_NAME, MODEL_NAME, alias_version
 from chicago_arrest.synthetic import generate_crimes, generate_stations
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,10 +111,16 @@ def test_champion_registered_with_metrics_and_report(first_run, workspace: Path)
     client = MlflowClient(f"sqlite:///{workspace / 'data' / 'mlflow' / 'mlflow.db'}")
     champion = alias_version(client, CHAMPION)
     assert champion == "1"
-    tags = client.get_model_version(MODEL_NAME, champion).tags
-    assert 0.5 < float(tags["test_roc_auc"]) <= 1.0
-    assert float(tags["test_ece"]) < 0.1
-    assert "window.test_start" in tags
+    assert alias_version(client, CHALLENGER) is None  # a first run leaves no challenger
+    version = client.get_model_version(MODEL_NAME, champion)
+    assert {"model_type", "train_window", "test_window", "gate", "source"} <= set(version.tags)
+    assert version.tags["gate"] == "passed"
+    assert not [k for k in version.tags if k.startswith(("test_", "window."))]  # metrics stay on the run
+    assert "Test: ROC-AUC 0." in version.description
+    assert version.description.splitlines()[-1].startswith("Gate: promoted to champion: first model")
+    metrics = client.get_run(version.run_id).data.metrics
+    assert 0.5 < metrics["selected_test_roc_auc"] <= 1.0
+    assert metrics["selected_test_ece"] < 0.1
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -129,7 +135,7 @@ def test_champion_registered_with_metrics_and_report(first_run, workspace: Path)
     state = json.loads((workspace / "data" / "serving" / "serving.json").read_text())
     assert state["champion"]["version"] == "1"
     assert state["canary_percent"] == 0
-    assert "champion metrics" in proc.stdout
+    assert "champion         Test: ROC-AUC" in proc.stdout
     assert "registered model" in proc.stdout
 
 
@@ -175,3 +181,5 @@ def test_second_run_goes_through_the_gate(first_run, workspace: Path) -> None:
     assert state["champion"]["version"] == "1"
     assert state["challenger"]["version"] == "2"
     assert state["canary_percent"] == 10
+    client = MlflowClient(f"sqlite:///{workspace / 'data' / 'mlflow' / 'mlflow.db'}")
+    assert (alias_version(client, CHAMPION), alias_version(client, CHALLENGER)) == ("1", "2")
