@@ -27,6 +27,8 @@ PIPELINE_ARGS = $(if $(SOURCE),--source '$(SOURCE)') $(if $(STATIONS),--stations
 # TARGET=vertex (issue 17): Google Cloud project, Vertex AI region and the GCS bucket of the pipeline root.
 VERTEX_ARGS = $(if $(PROJECT),--project '$(PROJECT)') $(if $(REGION),--region '$(REGION)') \
   $(if $(BUCKET),--bucket '$(BUCKET)')
+# VERBOSE=1: a local run streams every step's full output (default: one line per step, each step's log in a file).
+VERBOSE_ARG = $(if $(filter-out 0 no false,$(VERBOSE)), --verbose)
 # Serving parameters.
 # Where the serving and pipeline commands go. Empty: chicago_arrest.targets decides (cluster once make kind-up has
 # recorded one in .data/cluster.json, else local) and each command's first line says which and why;
@@ -39,6 +41,7 @@ KUBE_CONTEXT ?=
 KUBE_CONTEXT_ARG = $(if $(KUBE_CONTEXT), --context '$(KUBE_CONTEXT)')
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
+MLFLOW_PORT ?= 5000
 # Image and cluster. The version has one home, pyproject.toml.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
 IMAGE ?= chicago-arrest:$(VERSION)
@@ -47,7 +50,7 @@ IMAGE_ENV = $(if $(filter-out default file,$(origin IMAGE)),ARREST_IMAGE='$(IMAG
 CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
-        promote rollback status image kind-load kind-up kind-down kind-smoke bench lock clean
+        promote rollback status image kind-load kind-up kind-down kind-smoke bench lock clean report mlflow-ui
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -82,7 +85,16 @@ compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml
 	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile
 
 pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET=); SOURCE=crimes.csv ...
-	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG) $(PIPELINE_ARGS) $(VERTEX_ARGS)
+	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG)$(VERBOSE_ARG) $(PIPELINE_ARGS) $(VERTEX_ARGS)
+
+report: $(STAMP) ## Print the newest local run's training report (an .html file) and open it where a browser can
+	@$(PY) -m chicago_arrest.cli pipeline report
+
+mlflow-ui: $(STAMP) ## Start the MLflow UI on the local store (MLFLOW_TRACKING_URI honoured) on MLFLOW_PORT
+	@uri="$$($(PY) -c 'from chicago_arrest.settings import get_settings as g; s = g(); s.mlflow_tracking_uri or s.mlflow_dir.mkdir(parents=True, exist_ok=True); print(s.resolved_tracking_uri())')" && \
+	case "$$uri" in http://*|https://*) echo "MLflow at $$uri is a server: open that address in a browser"; exit 0;; esac && \
+	echo "MLflow UI of $$uri on http://127.0.0.1:$(MLFLOW_PORT) (Ctrl-C stops it)" && \
+	exec $(VENV)/bin/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (the kind-up cluster, or KFP_HOST)
 	$(PY) -m chicago_arrest.cli pipeline schedule$(TARGET_ARG)

@@ -461,7 +461,7 @@ def log_training_run(
         models: The candidates.
         evaluation: The evaluate step's output (``selected_index``, per-candidate metrics by model type).
         input_example: Records logged as the model's input example (the test window).
-        report_path: HTML training report, logged under ``report/``.
+        report_path: HTML training report, logged as ``report/training_report.html``.
         charts_dir: PNG charts (logged under ``charts/``) and ``per_crime_type_<type>.json`` tables.
         window: The data window: params ``window_<key>`` and tags ``window.<key>``.
         tags: Tags of every run and of the registered version (source, KFP run); the version also gets
@@ -505,7 +505,8 @@ def log_training_run(
             if i == selected_index:
                 selected_metrics = metrics
         mlflow.log_metrics({f"selected_{k}": v for k, v in selected_metrics.items()})
-        mlflow.log_artifact(str(report_path), "report")
+        # As an .html file, which the MLflow UI shows as a page (the KFP artifact is a file named ``report``).
+        mlflow.log_text(Path(report_path).read_text(encoding="utf-8"), "report/training_report.html")
         for png in sorted(charts.glob("*.png")):
             mlflow.log_artifact(str(png), "charts")
         logged = log_arrest_model(chosen, input_example, name)
