@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import json
@@ -18,6 +19,7 @@ from arrest_server.validation import (
     describe_validation_errors,
     input_metadata,
     output_metadata,
+    TooManyRows,
     parse_v1,
     parse_v2,
 )
@@ -30,6 +32,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from chicago_arrest.schema import FALSE_TEXT, MODEL_INPUT_COLUMNS, TRUE_TEXT, category_array, parse_bool
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
+
+
+def run(coroutine: Any) -> Any:
+    """Await the (async) ``ArrestPredictor.predict`` from a test."""
+    return asyncio.run(coroutine)
 
 
 def golden_request() -> dict[str, Any]:
@@ -142,8 +149,9 @@ def test_bad_v2_requests_raise_invalid_input_naming_the_field(body: dict[str, An
 
 
 def test_more_rows_than_the_maximum() -> None:
-    with pytest.raises(InvalidInput, match="at most 5"):
+    with pytest.raises(TooManyRows, match="at most 5") as info:
         parse_v2(infer_request(golden_request()), max_rows=5)
+    assert isinstance(info.value, InvalidInput)  # gRPC still maps it to INVALID_ARGUMENT
 
 
 # -- lenient where it is safe -------------------------------------------------------------------------------
@@ -369,7 +377,7 @@ def predictor() -> Any:
 
 def test_predict_v2_in_process(predictor: Any) -> None:
     headers: dict[str, str] = {}
-    response = predictor.predict(infer_request(golden_request()), {}, headers)
+    response = run(predictor.predict(infer_request(golden_request()), {}, headers))
     rest, _ = response.to_rest()
     expected = json.loads((GOLDEN / "v2_expected.json").read_text())
     outputs = {o["name"]: o["data"] for o in rest["outputs"]}
@@ -387,7 +395,7 @@ def test_predict_v1_in_process_uses_the_request_id_header(predictor: Any) -> Non
 
     headers: dict[str, str] = {}
     body = {"instances": [ROW]}
-    response = predictor.predict(body, {"x-request-id": "abc"}, headers)
+    response = run(predictor.predict(body, {"x-request-id": "abc"}, headers))
     assert response["id"] == headers["x-request-id"] == "abc"
     assert headers["x-model-role"] == ("challenger" if bucket("abc") < 50 else "champion")
     assert len(response["predictions"]) == len(response["arrest"]) == 1
@@ -404,7 +412,7 @@ def test_unexpected_model_error_is_a_short_500(predictor: Any, monkeypatch: pyte
     for served in deployment.models().values():
         monkeypatch.setattr(served.model, "predict_arrest_probability", boom)
     with pytest.raises(InferenceError) as info:
-        predictor.predict({"instances": [ROW]}, {"x-request-id": "r-500"}, {})
+        run(predictor.predict({"instances": [ROW]}, {"x-request-id": "r-500"}, {}))
     message = str(info.value)
     assert "r-500" in message
     assert "ValueError" in message
@@ -414,8 +422,10 @@ def test_unexpected_model_error_is_a_short_500(predictor: Any, monkeypatch: pyte
 
 def test_invalid_input_is_counted_and_reraised(predictor: Any) -> None:
     with pytest.raises(InvalidInput, match="primary_type"):
-        predictor.predict(
-            {"instances": [{"date": "2017-01-01T00:00:00", "iucr": "0820"}]}, {"x-request-id": "q"}, {}
+        run(
+            predictor.predict(
+                {"instances": [{"date": "2017-01-01T00:00:00", "iucr": "0820"}]}, {"x-request-id": "q"}, {}
+            )
         )
     text = generate_latest(predictor.test_registry).decode()
     assert 'outcome="invalid",protocol="v1"' in text
