@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from arrest_server.observability import JsonFormatter, Metrics, configure_logging, log_access
 from arrest_server.validation import (
+    TooManyRows,
     content_type,
     describe_validation_errors,
     input_metadata,
     output_metadata,
-    TooManyRows,
     parse_v1,
     parse_v2,
 )
