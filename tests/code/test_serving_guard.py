@@ -128,7 +128,7 @@ INFER = "/v2/models/arrest-predictor/infer"
 
 
 def test_guard_refuses_a_declared_length_over_the_limit_before_reading() -> None:
-    guard = GuardMiddleware(None, max_body_bytes=10)  # type: ignore[arg-type]
+    guard = GuardMiddleware(None, max_body_bytes=10)
     status, body, seen = call(guard, INFER, [b"x" * 11], {"content-length": "11"})
     assert status == 413
     assert seen is None
@@ -138,7 +138,7 @@ def test_guard_refuses_a_declared_length_over_the_limit_before_reading() -> None
 
 
 def test_guard_counts_a_chunked_body() -> None:
-    guard = GuardMiddleware(None, max_body_bytes=10)  # type: ignore[arg-type]
+    guard = GuardMiddleware(None, max_body_bytes=10)
     status, body, seen = call(guard, INFER, [b"x" * 6, b"y" * 6], {"transfer-encoding": "chunked"})
     assert status == 413
     assert seen is None
@@ -149,7 +149,7 @@ def test_guard_counts_a_chunked_body() -> None:
 
 
 def test_guard_asks_for_the_token_outside_health_and_metrics() -> None:
-    guard = GuardMiddleware(None, max_body_bytes=100, token="s3cret")  # type: ignore[arg-type]
+    guard = GuardMiddleware(None, max_body_bytes=100, token="s3cret")
     status, body, seen = call(guard, INFER, [b"{}"], {"content-length": "2"})
     assert status == 401
     assert seen is None
