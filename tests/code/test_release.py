@@ -1,23 +1,16 @@
-"""Release operations (over a fake registry and fake traffic), the local serving state file, MLflow aliases on a
-temporary SQLite registry, and the server's router/watcher that reads the state, in-process."""
+"""Release operations over a fake registry and fake traffic, the local serving state file, and the MLflow
+registry primitives on a temporary SQLite registry. Whole operator scenarios on a real registry, locally and
+on a recorded cluster: test_operator_verbs.py; the server's router/watcher: test_serving_router.py."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from arrest_server.router import (
-    Deployment,
-    DeploymentHolder,
-    LoadedModel,
-    StateWatcher,
-    bucket,
-    build_deployment,
-)
 
 from chicago_arrest.names import CHALLENGER, CHAMPION, MODEL_NAME
 from chicago_arrest.release import MlflowAliases, Release, ReleaseError, Split, format_status, open_release
@@ -27,24 +20,40 @@ from chicago_arrest.settings import Settings
 
 
 class FakeAliases:
-    """The registry aliases in a dict, with today's promote semantics (the challenger alias stays)."""
+    """The registry in dicts: aliases, version tags (every version 1..9 exists and passed the gate unless told)."""
 
     def __init__(self, **aliases: str) -> None:
         self.aliases = dict(aliases)
-        self.fail_promote = False
+        self.versions: dict[str, dict[str, str]] = {str(v): {"gate": "passed"} for v in range(1, 10)}
+        self.model: dict[str, str] = {}
+        self.fail_set = False
 
     def get(self, alias: str) -> str | None:
         return self.aliases.get(alias)
 
     def set(self, alias: str, version: str) -> None:
+        if self.fail_set:
+            raise ConnectionError("tracking server down")
         self.aliases[alias] = version
 
-    def promote(self, version: str) -> str | None:
-        if self.fail_promote:
-            raise ConnectionError("tracking server down")
-        previous = self.aliases.get(CHAMPION)
-        self.aliases[CHALLENGER] = self.aliases[CHAMPION] = version
-        return previous
+    def delete(self, alias: str) -> None:
+        self.aliases.pop(alias, None)
+
+    def version_tags(self, version: str) -> dict[str, str] | None:
+        return dict(self.versions[version]) if version in self.versions else None
+
+    def tag_version(self, version: str, tags: dict[str, str | None]) -> None:
+        for key, value in tags.items():
+            if value is None:
+                self.versions[version].pop(key, None)
+            else:
+                self.versions[version][key] = value
+
+    def model_tags(self) -> dict[str, str]:
+        return dict(self.model)
+
+    def tag_model(self, tags: dict[str, str]) -> None:
+        self.model.update(tags)
 
     def where(self) -> str:
         return "fake://registry"
@@ -80,6 +89,15 @@ def release(split: Split | None = None, **aliases: str) -> tuple[Release, FakeTr
     return Release(traffic, registry), traffic, registry  # type: ignore[arg-type]
 
 
+def promoted(registry: FakeAliases, version: str, previous: str | None, by: str = "promote") -> None:
+    """Version ``version`` became champion by ``by``, replacing ``previous`` (its history tags)."""
+    registry.aliases[CHAMPION] = version
+    registry.tag_version(
+        version,
+        {"previous_champion": previous, "champion_since": "2026-11-29T21:00:00+00:00", "champion_by": by},
+    )
+
+
 # -- the operations ------------------------------------------------------------------------------------------
 
 
@@ -93,8 +111,16 @@ def test_deploy_points_the_aliases_then_writes_traffic() -> None:
         "serving: champion 3 (90%), challenger 4 (10%)",
     )
     assert (outcome.target, outcome.action, outcome.split) == ("local", "deploy", Split("3", "4", 10))
+    assert set(registry.model) == {"challenger_changed_at", "split_changed_at.local"}
     # After the gate the aliases already agree: only traffic moves.
     assert ops.deploy("3", "4", 20).lines == ("serving: champion 3 (80%), challenger 4 (20%)",)
+    # A deploy without a challenger removes the alias: it never outlives the canary.
+    assert ops.deploy("4").lines[:2] == (
+        "registry: champion alias -> version 4 (was 3)",
+        "registry: challenger alias removed (was version 4)",
+    )
+    assert registry.aliases == {CHAMPION: "4"}
+    assert registry.versions["4"]["previous_champion"] == "3"
 
 
 @pytest.mark.parametrize(
@@ -108,10 +134,15 @@ def test_deploy_rejects_bad_splits_before_moving_anything(args: tuple[Any, ...],
     assert registry.aliases == {CHAMPION: "2"}
 
 
-def test_canary_and_rollback_keep_the_challenger() -> None:
-    ops, _, _ = release(Split("3", "4"), champion="3", challenger="4")
+def test_canary_then_rollback_stops_it_and_keeps_the_challenger() -> None:
+    ops, traffic, registry = release(Split("3", "4"), champion="3", challenger="4")
     assert ops.canary(25).message() == "serving: champion 3 (75%), challenger 4 (25%)"
-    assert ops.rollback().split == Split("3", "4", 0)  # kept, for a quick new canary
+    stopped = ops.rollback()
+    assert stopped.split == Split("3", "4", 0)  # kept, for a quick new canary
+    assert stopped.lines[0].startswith("canary stopped: every request goes to champion 3; challenger 4 stays")
+    assert registry.aliases == {CHAMPION: "3", CHALLENGER: "4"}
+    assert ops.rollback().split == Split("3", "4", 0)  # idempotent
+    assert traffic.writes == [Split("3", "4", 25), Split("3", "4", 0), Split("3", "4", 0)]
 
 
 def test_canary_takes_the_registry_challenger_and_derives_from_the_registry() -> None:
@@ -122,7 +153,7 @@ def test_canary_takes_the_registry_challenger_and_derives_from_the_registry() ->
 
 
 def test_canary_without_challenger_and_out_of_range() -> None:
-    ops, traffic, _ = release(Split("3"), champion="3", challenger="3")
+    ops, traffic, _ = release(Split("3"), champion="3")
     with pytest.raises(ReleaseError, match="no challenger"):
         ops.canary(10)
     with pytest.raises(ReleaseError, match=r"0\.\.100"):
@@ -139,20 +170,27 @@ def test_nothing_served_and_no_champion_says_run_the_pipeline() -> None:
         ops.rollback()
 
 
-def test_promote_moves_the_alias_first_then_traffic() -> None:
+def test_promote_moves_the_champion_removes_the_challenger_then_traffic() -> None:
     ops, traffic, registry = release(Split("3", "4", 10), champion="3", challenger="4")
     outcome = ops.promote()
     assert traffic.split == Split("4")
-    assert registry.aliases[CHAMPION] == "4"
-    assert outcome.lines == ("registry: champion alias -> version 4 (was 3)", "serving: champion 4 (100%)")
+    assert registry.aliases == {CHAMPION: "4"}
+    assert outcome.lines == (
+        "registry: champion alias -> version 4 (was 3); version 3 is recorded as the previous champion",
+        "registry: challenger alias removed (version 4 is the champion now)",
+        "serving: champion 4 (100%)",
+    )
+    tags = registry.versions["4"]
+    assert (tags["previous_champion"], tags["champion_by"]) == ("3", "promote")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", tags["champion_since"])
 
 
 def test_promote_promotes_what_is_served() -> None:
-    ops, traffic, registry = release(Split("3", "4", 10), champion="3", challenger="6")  # 6: registered since
+    ops, traffic, registry = release(Split("3", "4", 10), champion="3", challenger="6")  # 6: passed since
     lines = ops.promote().lines
-    assert registry.aliases[CHAMPION] == "4"
+    assert registry.aliases == {CHAMPION: "4"}
     assert traffic.split == Split("4")
-    assert "challenger alias -> version 4 (was 6)" in lines[0]
+    assert lines[1] == "registry: challenger alias removed (was version 6; its canary ended)"
 
 
 def test_promote_half_done_is_reported_and_a_rerun_finishes_it() -> None:
@@ -165,7 +203,7 @@ def test_promote_half_done_is_reported_and_a_rerun_finishes_it() -> None:
     assert "serving was not changed to champion 4 (100%)" in message  # what did not
     assert "OSError: disk full" in message
     assert "`make promote` again" in message
-    assert registry.aliases[CHAMPION] == "4"
+    assert registry.aliases == {CHAMPION: "4"}
     assert traffic.split == Split("3", "4", 10)
     assert any("did not finish: `make promote` finishes it" in n for n in ops.status()["notes"])
 
@@ -173,46 +211,133 @@ def test_promote_half_done_is_reported_and_a_rerun_finishes_it() -> None:
     assert again.lines == ("registry: version 4 is already the champion", "serving: champion 4 (100%)")
     assert traffic.split == Split("4")
     assert ops.status()["notes"] == ["a backend note"]
+    assert registry.versions["4"]["previous_champion"] == "3"  # the re-run kept the history
 
     done = ops.promote()
-    assert done.lines[0].startswith("nothing left to do: version 4 is the registry champion")
+    assert done.lines[0].startswith("nothing left to do: version 4 was promoted at 20")
     assert traffic.writes == [Split("4")]
 
 
 def test_promote_when_the_registry_refuses_changes_nothing_in_serving() -> None:
     ops, traffic, registry = release(Split("3", "4", 10), champion="3", challenger="4")
-    registry.fail_promote = True
-    with pytest.raises(ReleaseError, match=r"refused a change .*serving was not changed"):
+    registry.fail_set = True
+    with pytest.raises(
+        ReleaseError, match=r"refused a change .*serving was not changed.*`make promote` again"
+    ):
         ops.promote()
     assert traffic.split == Split("3", "4", 10)
+    registry.fail_set = False
+    assert ops.promote().split == Split("4")  # the re-run writes the same history and finishes
+    assert registry.versions["4"]["previous_champion"] == "3"
 
 
 def test_promote_without_challenger_fails() -> None:
-    ops, _, _ = release(Split("3"), champion="3")
-    with pytest.raises(ReleaseError, match="nothing to promote"):
+    ops, _, registry = release(Split("3"), champion="3")
+    promoted(registry, "3", None, by="first model")
+    with pytest.raises(ReleaseError, match=r"nothing to promote: .*`make promote VERSION=n` pins"):
         ops.promote()
 
 
-def test_status_reports_split_registry_and_disagreements() -> None:
-    ops, _, _ = release(Split("3"), champion="4", challenger="5")
+def test_rollback_after_a_promote_restores_the_previous_champion_once() -> None:
+    ops, traffic, registry = release(Split("3", "4", 10), champion="3", challenger="4")
+    promoted(registry, "3", "2", by="gate")
+    ops.promote()
+    undone = ops.rollback()
+    assert undone.split == Split("3")
+    assert undone.lines[0].startswith(
+        "registry: champion alias -> version 3 (was 4), undoing the promote of 4 at 20"
+    )
+    assert undone.lines[0].endswith("; version 4 is recorded as the previous champion")
+    assert registry.aliases == {CHAMPION: "3"}
+    assert (registry.versions["3"]["champion_by"], registry.versions["3"]["previous_champion"]) == (
+        "rollback",
+        "4",
+    )
+    again = ops.rollback()  # idempotent: it does not walk further back to version 2
+    assert again.lines[0].startswith("nothing left to roll back: version 3 is champion again since 20")
+    assert registry.aliases[CHAMPION] == "3"
+    assert traffic.writes == [Split("4"), Split("3")]
+
+
+def test_rollback_without_history_is_a_clear_error() -> None:
+    ops, traffic, registry = release(Split("1"), champion="1")
+    promoted(registry, "1", None, by="first model")
+    with pytest.raises(ReleaseError, match=r"nothing to roll back: .*first model.*VERSION=n"):
+        ops.rollback()
+    assert traffic.writes == []
+
+
+@pytest.mark.parametrize("verb", ["promote", "rollback"])
+def test_version_pins_a_version_that_passed_the_gate(verb: str) -> None:
+    ops, traffic, registry = release(Split("3", "4", 10), champion="3", challenger="4")
+    outcome = getattr(ops, verb)(version="2")
+    assert outcome.split == Split("2") == traffic.split
+    assert outcome.action == verb
+    assert registry.aliases == {CHAMPION: "2"}  # a pin ends the canary
+    assert outcome.lines[1] == "registry: challenger alias removed (was version 4; its canary ended)"
+    assert registry.versions["2"]["champion_by"] == verb
+    assert getattr(ops, verb)(version=2).lines[0] == "registry: version 2 is already the champion"
+
+
+@pytest.mark.parametrize(
+    ("version", "needle"),
+    [
+        ("5", r"version 5 never passed the gate \(the gate rejected it: ROC-AUC too low\)"),
+        ("6", r"version 6 never passed the gate \(no gate tag\)"),
+        ("42", "version 42 of registered model 'chicago-crime-arrest-predictor' does not exist in the MLflow "
+         "registry at fake://registry"),
+        ("v2", "VERSION must be a registry version number"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("verb", ["promote", "rollback"])
+def test_version_refuses_what_never_passed_or_does_not_exist(verb: str, version: str, needle: str) -> None:
+    ops, traffic, registry = release(Split("3"), champion="3")
+    registry.versions["5"] = {"gate": "rejected", "gate_reason": "ROC-AUC too low"}
+    registry.versions["6"] = {}
+    with pytest.raises(ReleaseError, match=needle):
+        getattr(ops, verb)(version=version)
+    assert traffic.writes == []
+    assert registry.aliases == {CHAMPION: "3"}
+
+
+def test_status_reports_split_registry_history_and_disagreements() -> None:
+    ops, _, registry = release(Split("3"), champion="4", challenger="5")
+    promoted(registry, "4", "3")
+    registry.model.update(
+        {
+            "challenger_changed_at": "2026-11-29T21:05:00+00:00",
+            "split_changed_at.local": "2026-11-29T21:06:00+00:00",
+        }
+    )
     report = ops.status()
     json.dumps(report)
-    assert report["serving"] == {"champion": "3", "challenger": None, "canary_percent": 0}
+    assert report["serving"] == {
+        "champion": "3",
+        "challenger": None,
+        "canary_percent": 0,
+        "changed_at": "2026-11-29T21:06:00+00:00",
+    }
     assert report["registry"] == {
         "tracking_uri": "fake://registry",
         "model": MODEL_NAME,
         "champion": "4",
         "challenger": "5",
+        "previous_champion": "3",
+        "champion_since": "2026-11-29T21:00:00+00:00",
+        "champion_by": "promote",
+        "challenger_changed_at": "2026-11-29T21:05:00+00:00",
     }
     assert report["backend"] == {"where": "memory"}
     notes = report["notes"]
     assert notes[0] == "a backend note"
     assert any("differs from the registry champion 4" in n for n in notes)
     assert any("registry challenger 5 is not served yet" in n for n in notes)
-    text = format_status(report)
-    assert text.splitlines()[0] == "Serving (local): champion 3 (100%)"
+    text = format_status(report).splitlines()
+    assert text[0] == "Serving (local): champion 3 (100%); split changed 2026-11-29 21:06:00 UTC"
     assert "  where: memory" in text
-    assert "  @champion:   4" in text
+    assert "  @champion:         4, since 2026-11-29 21:00:00 UTC (promote)" in text
+    assert "  @challenger:       5, since 2026-11-29 21:05:00 UTC" in text
+    assert "  previous champion: 3 (`make rollback` serves it again)" in text
     assert "Note: a backend note" in text
 
 
@@ -228,7 +353,9 @@ def test_status_survives_unreadable_serving_and_registry() -> None:
     assert report["serving"] is None
     assert any(n.startswith("serving not readable") for n in report["notes"])
     assert any(n.startswith("registry not readable") for n in report["notes"])
-    assert format_status(report).startswith("Serving (local): nothing yet")
+    text = format_status(report)
+    assert text.startswith("Serving (local): nothing yet")
+    assert "  @champion:         -" in text
 
 
 # -- the local serving state file ----------------------------------------------------------------------------
@@ -322,6 +449,8 @@ def test_concurrent_writers_do_not_lose_changes(tmp_path: Path) -> None:
 def test_mlflow_aliases_on_a_sqlite_registry(settings: Settings) -> None:
     aliases = MlflowAliases.from_settings(settings)
     assert aliases.get(CHAMPION) is None  # no registry yet: empty, and reading creates nothing
+    assert aliases.version_tags("1") is None
+    assert aliases.model_tags() == {}
     assert not settings.data_dir.exists()
     assert aliases.where() == settings.resolved_tracking_uri()
 
@@ -333,128 +462,18 @@ def test_mlflow_aliases_on_a_sqlite_registry(settings: Settings) -> None:
     aliases.set(CHAMPION, "1")
     aliases.set(CHALLENGER, "3")
     assert (aliases.get(CHAMPION), aliases.get(CHALLENGER)) == ("1", "3")
-    assert aliases.promote("2") == "1"  # the served version, not the newest challenger
-    assert (aliases.get(CHAMPION), aliases.get(CHALLENGER)) == ("2", "2")
-    assert client.get_model_version(MODEL_NAME, "2").tags["previous_champion"] == "1"
-
-    ops = open_release("local", settings=settings)
-    assert ops.target == "local"
-    ops.deploy("2", "3", 10)
-    outcome = ops.promote()
-    assert outcome.lines[0] == "registry: champion alias -> version 3 (was 2)"
-    assert load_state(settings.serving_config_path).split() == Split("3")
-    assert aliases.get(CHAMPION) == "3"
-    assert ops.status()["notes"] == []
+    aliases.delete(CHALLENGER)
+    aliases.delete(CHALLENGER)  # not set: nothing happens
+    assert aliases.get(CHALLENGER) is None
+    aliases.tag_version("2", {"gate": "passed", "previous_champion": "1"})
+    aliases.tag_version("2", {"previous_champion": None, "absent": None})
+    assert aliases.version_tags("2") == {"gate": "passed"}
+    assert aliases.version_tags("7") is None
+    aliases.tag_model({"split_changed_at.local": "2026-11-29T21:00:00+00:00"})
+    assert aliases.model_tags() == {"split_changed_at.local": "2026-11-29T21:00:00+00:00"}
+    assert open_release("local", settings=settings).target == "local"
 
 
 def test_open_release_rejects_unknown_targets(settings: Settings) -> None:
     with pytest.raises(ReleaseError, match="unknown release target"):
         open_release("moon", settings=settings)  # type: ignore[arg-type]
-
-
-# -- router and watcher (the server only reads the state) ----------------------------------------------------
-
-
-def _loaded(version: str) -> LoadedModel:
-    return LoadedModel(version, f"models:/{MODEL_NAME}/{version}", object())  # type: ignore[arg-type]
-
-
-def _state(*versions: str, percent: int = 0) -> ServingState:
-    refs = [ModelRef.registered(v) for v in versions]
-    return ServingState(
-        champion=refs[0], challenger=refs[1] if len(refs) > 1 else None, canary_percent=percent
-    )
-
-
-def test_bucket_is_stable_and_uniform() -> None:
-    assert bucket("abc") == bucket("abc")
-    counts = Counter(bucket(f"req-{i}") < 10 for i in range(20_000))
-    assert 0.09 < counts[True] / 20_000 < 0.11
-
-
-def test_choose_is_deterministic_per_request_id() -> None:
-    deployment = Deployment(_loaded("3"), _loaded("4"), 10)
-    ids = [f"req-{i}" for i in range(2_000)]
-    roles = [deployment.choose(i)[1] for i in ids]
-    assert roles == [deployment.choose(i)[1] for i in ids]
-    assert roles == ["challenger" if bucket(i) < 10 else "champion" for i in ids]
-    assert all(Deployment(_loaded("3"), _loaded("4"), 0).choose(i)[1] == "champion" for i in ids[:100])
-    assert all(Deployment(_loaded("3"), _loaded("4"), 100).choose(i)[1] == "challenger" for i in ids[:100])
-    anonymous = Counter(deployment.choose(None)[1] for _ in range(5_000))
-    assert 300 < anonymous["challenger"] < 700
-
-
-def test_watcher_loads_before_swapping_and_reuses_models(tmp_path: Path) -> None:
-    path = tmp_path / "serving.json"
-    save_state(_state("3"), path)
-    loads: list[str] = []
-
-    def loader(ref: ModelRef) -> LoadedModel:
-        loads.append(ref.version)
-        return _loaded(ref.version)
-
-    holder = DeploymentHolder(build_deployment(load_state(path), loader))
-    seen: list[int] = []
-    holder.on_swap(lambda d: seen.append(d.canary_percent))
-    watcher = StateWatcher(path, holder, loader, poll_interval_s=0.05)
-    assert watcher.check() is False  # same file: nothing to do, nothing loaded again
-    champion = holder.current.champion
-
-    save_state(_state("3", "4", percent=20), path)
-    assert watcher.check() is True
-    assert holder.current.champion is champion  # reused, not reloaded
-    assert holder.current.challenger is not None
-    assert holder.current.challenger.version == "4"
-    assert loads == ["3", "4"]
-    assert seen == [0, 20]
-
-
-def test_watcher_picks_up_a_state_file_created_after_start(tmp_path: Path) -> None:
-    """The server started from the registry aliases (no file, nothing written); the first change is applied."""
-    path = tmp_path / "serving.json"
-    holder = DeploymentHolder(build_deployment(_state("3", "4"), lambda r: _loaded(r.version)))
-    watcher = StateWatcher(path, holder, lambda r: _loaded(r.version))
-    assert watcher.check() is False
-    assert not path.exists()
-    save_state(_state("3", "4", percent=10), path)
-    assert watcher.check() is True
-    assert holder.current.canary_percent == 10
-
-
-def test_watcher_keeps_serving_when_a_model_fails_to_load(tmp_path: Path) -> None:
-    path = tmp_path / "serving.json"
-    save_state(_state("3"), path)
-    outcomes: list[str] = []
-
-    def loader(ref: ModelRef) -> LoadedModel:
-        if ref.version == "bad":
-            raise OSError("model files missing")
-        return _loaded(ref.version)
-
-    holder = DeploymentHolder(build_deployment(load_state(path), loader))
-    watcher = StateWatcher(path, holder, loader, retry_s=60, on_reload=outcomes.append)
-    bad = ServingState(
-        champion=ModelRef.registered(3), challenger=ModelRef("bad", "/nowhere"), canary_percent=50
-    )
-    save_state(bad, path)
-    assert watcher.check() is False
-    assert holder.current.challenger is None  # still the old deployment
-    assert outcomes == ["error"]
-    path.write_text("{broken")
-    assert watcher.check() is False  # waits for the retry time, does not spin
-    assert outcomes == ["error"]
-
-
-def test_watcher_thread_applies_changes(tmp_path: Path) -> None:
-    path = tmp_path / "serving.json"
-    save_state(_state("3"), path)
-    holder = DeploymentHolder(build_deployment(load_state(path), lambda r: _loaded(r.version)))
-    swapped = threading.Event()
-    holder.on_swap(lambda d: swapped.set() if d.canary_percent == 30 else None)
-    watcher = StateWatcher(path, holder, lambda r: _loaded(r.version), poll_interval_s=0.02)
-    watcher.start()
-    try:
-        save_state(_state("3", "4", percent=30), path)
-        assert swapped.wait(5)
-    finally:
-        watcher.stop()
