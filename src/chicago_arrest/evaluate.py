@@ -26,13 +26,15 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from chicago_arrest.schema import arrest_based_mask
+from chicago_arrest.schema import DATE, arrest_based_mask, parse_timestamp
 
 if TYPE_CHECKING:
     from chicago_arrest.artifact import ArrestModel
 
 #: Bins of the expected calibration error (equal width on [0, 1]).
 ECE_BINS = 15
+#: Bootstrap resamples of the 95 % intervals.
+BOOTSTRAP_RESAMPLES = 200
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -66,6 +68,84 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFr
         mean_predicted=("p", "mean"), observed_rate=("y", "mean"), rows=("y", "size")
     )
     return table.reset_index()
+
+
+def _weighted_auc(inverse: np.ndarray, y: np.ndarray, w: np.ndarray, n_unique: int) -> float:
+    pos = np.bincount(inverse, weights=w * y, minlength=n_unique)
+    neg = np.bincount(inverse, weights=w * (1 - y), minlength=n_unique)
+    below = np.cumsum(neg) - neg
+    denominator = pos.sum() * neg.sum()
+    return float((pos * (below + 0.5 * neg)).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def _weighted_ece(idx: np.ndarray, y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int) -> float:
+    sum_p = np.bincount(idx, weights=w * p, minlength=bins)
+    sum_y = np.bincount(idx, weights=w * y, minlength=bins)
+    return float(np.abs(sum_y - sum_p).sum() / w.sum())
+
+
+def bootstrap_intervals(
+    y: np.ndarray, p: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> dict[str, float]:
+    """Percentile bootstrap 95 % intervals and standard errors of ROC-AUC, PR-AUC and ECE.
+
+    Rows are resampled with replacement (as counts per row, so each resample costs one pass over the
+    rows); ROC-AUC is computed with ties counted half, like scikit-learn's.
+
+    Args:
+        y: 0/1 labels.
+        p: Predicted probabilities.
+        resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+
+    Returns:
+        ``<metric>_ci_low``, ``<metric>_ci_high`` and ``<metric>_se`` for ``roc_auc``, ``pr_auc`` and ``ece``
+        (NaN when only one class is present).
+    """
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    out: dict[str, float] = {}
+    if len(y) == 0 or len(np.unique(y)) < 2:
+        return {
+            f"{m}_{k}": float("nan")
+            for m in ("roc_auc", "pr_auc", "ece")
+            for k in ("ci_low", "ci_high", "se")
+        }
+    rng = np.random.default_rng(seed)
+    unique, inverse = np.unique(p, return_inverse=True)
+    idx = np.clip((p * ECE_BINS).astype(int), 0, ECE_BINS - 1)
+    values: dict[str, list[float]] = {"roc_auc": [], "pr_auc": [], "ece": []}
+    for _ in range(resamples):
+        w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
+        values["roc_auc"].append(_weighted_auc(inverse, y, w, len(unique)))
+        values["pr_auc"].append(float(average_precision_score(y, p, sample_weight=w)))
+        values["ece"].append(_weighted_ece(idx, y, p, w, ECE_BINS))
+    for metric, samples in values.items():
+        arr = np.asarray(samples)
+        out[f"{metric}_ci_low"], out[f"{metric}_ci_high"] = (
+            float(q) for q in np.nanpercentile(arr, [2.5, 97.5])
+        )
+        out[f"{metric}_se"] = float(np.nanstd(arr, ddof=1))
+    return out
+
+
+def per_month_table(dates: pd.Series, y: np.ndarray, p: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Per calendar month of the test window: rows, observed and mean predicted rate, ROC-AUC and ECE."""
+    months = parse_timestamp(dates).dt.to_period("M").astype(str).to_numpy()
+    rows = []
+    for month in sorted(set(months)):
+        sel = months == month
+        m = classification_metrics(y[sel], p[sel], threshold)
+        rows.append(
+            {
+                "month": month,
+                "rows": int(sel.sum()),
+                "arrest_rate": m["positive_rate"],
+                "mean_predicted": m["mean_predicted"],
+                "roc_auc": m["roc_auc"],
+                "ece": m["ece"],
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
@@ -118,6 +198,10 @@ class Evaluation:
         without_arrest_based: The same without the crime types recorded only upon arrest.
         per_type: Per ``primary_type``: rows, observed and predicted arrest rate, ROC-AUC where defined.
         arrest_based: Mask of test rows of arrest-based types.
+        per_month: Per test month: rows, observed and predicted rate, ROC-AUC, ECE (:func:`per_month_table`).
+
+    ``overall`` also holds the bootstrap 95 % intervals (:func:`bootstrap_intervals`) and ``ece_worst_month``,
+    ``roc_auc_worst_month`` and ``test_months`` from ``per_month``.
     """
 
     name: str
@@ -128,6 +212,7 @@ class Evaluation:
     without_arrest_based: dict[str, float]
     per_type: pd.DataFrame
     arrest_based: np.ndarray = field(repr=False)
+    per_month: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def flat_metrics(self) -> dict[str, float]:
         """Metrics as one flat dict: ``test_<metric>`` and ``test_no_ab_<metric>`` (for MLflow / KFP)."""
@@ -136,6 +221,9 @@ class Evaluation:
         out.update({f"test_no_ab_{k}": self.without_arrest_based[k] for k in keys})
         out["test_rows"] = self.overall["rows"]
         out["threshold"] = self.threshold
+        extra = [f"{m}_{k}" for m in ("roc_auc", "pr_auc", "ece") for k in ("ci_low", "ci_high", "se")]
+        extra += ["ece_worst_month", "roc_auc_worst_month", "test_months"]
+        out.update({f"test_{k}": self.overall[k] for k in extra if k in self.overall})
         return out
 
 
@@ -164,15 +252,23 @@ def evaluate_predictions(
 ) -> Evaluation:
     """Evaluate given predictions on a test frame (which supplies ``primary_type``)."""
     ab = arrest_based_mask(test["primary_type"]) if "primary_type" in test.columns else np.zeros(len(y), bool)
+    overall = classification_metrics(y, p, threshold)
+    overall.update(bootstrap_intervals(y, p))
+    per_month = per_month_table(test[DATE], y, p, threshold) if DATE in test.columns else pd.DataFrame()
+    if len(per_month):
+        overall["ece_worst_month"] = float(per_month["ece"].max())
+        overall["roc_auc_worst_month"] = float(per_month["roc_auc"].min())
+        overall["test_months"] = float(len(per_month))
     return Evaluation(
         name=name,
         y=y,
         p=p,
         threshold=threshold,
-        overall=classification_metrics(y, p, threshold),
+        overall=overall,
         without_arrest_based=classification_metrics(y[~ab], p[~ab], threshold),
         per_type=per_type_table(test.get("primary_type", pd.Series(["?"] * len(y))), y, p),
         arrest_based=ab,
+        per_month=per_month,
     )
 
 

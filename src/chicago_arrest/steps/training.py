@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 
+from chicago_arrest.backtest import Candidate, select_candidate
 from chicago_arrest.steps import MetricsSink, log_metrics, read_dataset
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def train_step(
     mi_threshold: float = 0.001,
     calibration: str = "sigmoid",
     search_budget_s: float = 0.0,
+    backtest_folds: int = 3,
     random_state: int = 0,
     model_metadata: dict[str, Any] | None = None,
     metrics: MetricsSink | None = None,
@@ -39,7 +41,8 @@ def train_step(
         split: ``time`` (calibrate on the latest training month) or ``random``.
         mi_threshold: Mutual-information threshold of the feature selection.
         calibration: ``sigmoid`` or ``isotonic``.
-        search_budget_s: Seconds of hyper-parameter search (0 = defaults).
+        search_budget_s: Seconds of Optuna search on the backtest folds (0 = defaults).
+        backtest_folds: Walk-forward folds inside the training window (time split).
         random_state: Seed of every random step.
         model_metadata: Metadata of the Model artifact (type, calibration AUC, threshold, framework).
         metrics: Receives calibration AUC, fit seconds, selected features and threshold.
@@ -54,6 +57,7 @@ def train_step(
         mi_threshold=mi_threshold,
         calibration=calibration,  # type: ignore[arg-type]
         search_budget_s=search_budget_s,
+        backtest_folds=backtest_folds,
         random_state=random_state,
     )
     result = train_model(read_dataset(train_path), read_dataset(stations_path), config, split=split)  # type: ignore[arg-type]
@@ -69,6 +73,9 @@ def train_step(
         "threshold": result.model.threshold,
         "params": result.params,
         "search_trials": len(result.search_trials),
+        "backtest_mean": result.backtest.get("mean"),
+        "backtest_std": result.backtest.get("std"),
+        "backtest_folds": len(result.backtest.get("folds", [])),
     }
     if model_metadata is not None:
         model_metadata.update({k: summary[k] for k in ("model_type", "calibration_auc", "threshold")})
@@ -76,7 +83,12 @@ def train_step(
             "/xgboost" if model_type == "xgboost" else ""
         )
     log_metrics(
-        metrics, {k: summary[k] for k in ("calibration_auc", "fit_seconds", "selected_features", "threshold")}
+        metrics,
+        {
+            k: summary[k]
+            for k in ("calibration_auc", "backtest_mean", "backtest_std", "fit_seconds", "selected_features")
+        }
+        | {"threshold": summary["threshold"]},
     )
     return summary
 
@@ -96,8 +108,11 @@ def evaluate_step(
 ) -> dict[str, Any]:
     """Evaluate every candidate on the test window, choose one, and write the HTML report.
 
-    The choice uses each model's calibration-slice ROC-AUC (data before the test window), so the test
-    metrics of the chosen model are not inflated by choosing on them.
+    The choice uses each model's walk-forward backtest inside the training window (data before the test
+    window), so the test metrics of the chosen model are not inflated by choosing on them: the best mean fold
+    ROC-AUC wins only by more than the spread, ties go to the cheapest model
+    (:func:`~chicago_arrest.backtest.select_candidate`). The report shows the folds, the choice and bootstrap
+    95 % intervals of the test metrics per candidate.
 
     Args:
         model_paths: Saved :class:`~chicago_arrest.artifact.ArrestModel` files (one per model type).
@@ -113,8 +128,10 @@ def evaluate_step(
             ``log_confusion_matrix``: a KFP ``Output[ClassificationMetrics]``).
 
     Returns:
-        ``selected`` (model type), ``selected_index`` (position in ``model_paths``), ``metrics`` (flat test
-        metrics of the selected model) and ``candidates`` (per model type: calibration AUC and test metrics).
+        ``selected`` (model type), ``selected_index`` (position in ``model_paths``), ``selection`` (the
+        reason), ``metrics`` (flat test metrics of the selected model) and ``candidates`` (per model type:
+        calibration AUC, backtest mean and spread, search best value and trials, cost, test metrics with
+        intervals).
     """
     from chicago_arrest.evaluate import evaluate_model, roc_points, save_charts
     from chicago_arrest.report import training_report
@@ -126,20 +143,23 @@ def evaluate_step(
     evaluations = [evaluate_model(m, test) for m in models]
     infos = [m.info or {} for m in models]
     cal_aucs = [float(info.get("calibration_auc", float("nan"))) for info in infos]
-    best = int(np.nanargmax(cal_aucs))
+    best, reason = select_candidate(
+        [_candidate(e.name, info) for e, info in zip(evaluations, infos, strict=True)]
+    )
+    log.info("selection: %s", reason)
     chosen, chosen_eval = models[best], evaluations[best]
     chart_paths = save_charts(evaluations, charts, chosen.feature_importance())
-    for ev in evaluations:
+    for ev, info in zip(evaluations, infos, strict=True):
         ev.per_type.to_json(charts / f"per_crime_type_{ev.name}.json", orient="records", indent=1)
+        ev.per_month.to_json(charts / f"per_month_{ev.name}.json", orient="records", indent=1)
+        if info.get("search"):
+            (charts / f"search_{ev.name}.json").write_text(
+                json.dumps(info["search"], indent=1, default=str), encoding="utf-8"
+            )
     candidates = pd.DataFrame(
         [
-            {
-                "model": e.name,
-                "calibration_auc": a,
-                "fit_seconds": info.get("fit_seconds", float("nan")),
-                "selected_features": len(info.get("selected_features", [])),
-            }
-            for info, e, a in zip(infos, evaluations, cal_aucs, strict=True)
+            _candidate_row(e, info, reason if i == best else "")
+            for i, (e, info) in enumerate(zip(evaluations, infos, strict=True))
         ]
     )
     upstream = {"ingest": ingest, "validate": validate, "enrich": enrich, "split": window}
@@ -159,13 +179,82 @@ def evaluate_step(
     return {
         "selected": chosen_eval.name,
         "selected_index": best,
+        "selection": reason,
         "metrics": selected_metrics,
         "candidates": {
             e.name: {
                 "calibration_auc": a,
+                **_fold_metrics(info),
                 **e.flat_metrics(),
-                **{k: e.overall[k] for k in ("roc_auc", "ece", "pr_auc", "brier")},
+                **{k: e.overall[k] for k in GATE_KEYS if k in e.overall},
             }
-            for e, a in zip(evaluations, cal_aucs, strict=True)
+            for e, a, info in zip(evaluations, cal_aucs, infos, strict=True)
         },
+    }
+
+
+#: Test metrics the gate reads (headline, noise of the ROC-AUC, calibration of the worst test month).
+GATE_KEYS = ("roc_auc", "ece", "pr_auc", "brier", "roc_auc_se", "ece_worst_month")
+
+
+def _candidate(name: str, info: dict[str, Any]) -> Candidate:
+    """What the selection rule needs of a trained model (older models: the calibration AUC as one fold)."""
+    scores = (info.get("backtest") or {}).get("scores") or [float(info.get("calibration_auc", float("nan")))]
+    cost = info.get("cost") or {}
+    return Candidate(
+        name,
+        tuple(float(s) for s in scores),
+        float(cost.get("ms_per_record", float("inf"))),
+        int(cost.get("size_bytes", 0)),
+    )
+
+
+def _fold_metrics(info: dict[str, Any]) -> dict[str, float]:
+    """Backtest, search and cost of one candidate as flat numbers (MLflow metrics of its nested run)."""
+    backtest = info.get("backtest") or {}
+    search = info.get("search") or {}
+    cost = info.get("cost") or {}
+    out = {f"backtest_fold{i}_roc_auc": float(s) for i, s in enumerate(backtest.get("scores", []))}
+    out.update({f"backtest_{k}": float(backtest[k]) for k in ("mean", "std") if k in backtest})
+    out.update(
+        {
+            f"search_{k}": float(search[k])
+            for k in ("best_value", "trials", "pruned", "seconds")
+            if k in search
+        }
+    )
+    out.update({k: float(v) for k, v in cost.items()})
+    return out
+
+
+def _candidate_row(ev: Any, info: dict[str, Any], selected: str) -> dict[str, Any]:
+    """One row of the report's candidates table: folds, search, cost and test metrics with 95 % intervals."""
+    backtest = info.get("backtest") or {}
+    folds = backtest.get("folds", [])
+    o = ev.overall
+    search = info.get("search") or {}
+
+    def interval(metric: str) -> str:
+        low, high = o.get(f"{metric}_ci_low", float("nan")), o.get(f"{metric}_ci_high", float("nan"))
+        return f"{o[metric]:.4f} [{low:.4f}, {high:.4f}]"
+
+    return {
+        "model": ev.name,
+        "selected": selected,
+        "backtest folds (validate month: ROC-AUC)": ", ".join(
+            f"{f['validate_month']}: {f['roc_auc']:.4f}" for f in folds
+        ),
+        "backtest mean ± sd": f"{backtest.get('mean', float('nan')):.4f} ± {backtest.get('std', float('nan')):.4f}",
+        "search trials": f"{search.get('trials', 0)} ({search.get('pruned', 0)} pruned)"
+        if search
+        else "none",
+        "ms/record": round(float((info.get("cost") or {}).get("ms_per_record", float("nan"))), 2),
+        "size MB": round(float((info.get("cost") or {}).get("size_bytes", float("nan"))) / 1e6, 2),
+        "test ROC-AUC [95 % CI]": interval("roc_auc"),
+        "test PR-AUC [95 % CI]": interval("pr_auc"),
+        "test ECE [95 % CI]": interval("ece"),
+        "worst-month ECE": round(o.get("ece_worst_month", float("nan")), 4),
+        "calibration_auc": info.get("calibration_auc", float("nan")),
+        "fit_seconds": info.get("fit_seconds", float("nan")),
+        "selected_features": len(info.get("selected_features", [])),
     }

@@ -1,0 +1,173 @@
+"""Feature ablation by walk-forward backtest, and the later-months check, on the real 2017 sample.
+
+Run: ``nice -n 10 .venv/bin/python -m bench.backtest_ablation`` (``--help`` for options). Writes
+``bench/results/backtest_ablation.json`` and prints the markdown tables of docs/model.md.
+
+1. Ablation: the validated sample minus its last month (the pipeline's test month) is the training window;
+   each feature variant trains XGBoost (default parameters) through :func:`chicago_arrest.training.train_model`
+   and is scored on the walk-forward folds (each fold trains on every earlier month, validates on the next).
+2. Later months: each model type trains on January–June with the served features and with the pre-issue-11
+   features (month and season) and is scored on every month of July–December, which it never saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.common import REPO_ROOT, load_sample, machine, markdown_table
+
+DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "backtest_ablation.json"
+
+
+def valid_records(crimes: pd.DataFrame) -> pd.DataFrame:
+    """The sample through the data contract (what the pipeline trains on)."""
+    from chicago_arrest.steps import read_dataset
+    from chicago_arrest.steps.data import validate_step
+
+    with tempfile.TemporaryDirectory(prefix="ablation-") as tmp:
+        work = Path(tmp)
+        crimes.to_parquet(work / "raw.parquet", index=False)
+        validate_step(work / "raw.parquet", work / "valid.parquet", work / "quarantine.parquet")
+        return read_dataset(work / "valid.parquet")
+
+
+def variants() -> dict[str, Any]:
+    """Feature sets compared (name → :class:`~chicago_arrest.features.FeatureSpec`)."""
+    from chicago_arrest.features import DEFAULT_FEATURES as D
+    from chicago_arrest.features import LEGACY_FEATURES
+
+    return {
+        "served (no month/season)": D,
+        "+ month, season (before issue 11)": LEGACY_FEATURES,
+        "+ day of month": D.plus("numeric", "day_of_month"),
+        "+ hour x crime type": D.plus("target", "hour_type"),
+        "- IUCR x location, type x location": D.without("type_location", "iucr_location"),
+        "- frequency encodings": D.without(*D.frequency).plus("target", *D.frequency),
+        "- beat, ward, community area": D.without("beat", "ward", "community_area"),
+        "- FBI code": D.without("fbi_code"),
+        "- domestic": D.without("domestic"),
+    }
+
+
+def ablation(train: pd.DataFrame, stations: pd.DataFrame, folds: int, only: list[str] | None) -> list[dict]:
+    """Backtest every feature variant with XGBoost."""
+    from chicago_arrest.training import TrainConfig, train_model
+
+    rows = []
+    for name, spec in variants().items():
+        if only and name not in only:
+            continue
+        start = time.perf_counter()
+        config = TrainConfig(model_type="xgboost", features=spec, backtest_folds=folds, refit=False)
+        result = train_model(train, stations, config)
+        bt = result.backtest
+        rows.append(
+            {
+                "variant": name,
+                "mean": bt["mean"],
+                "std": bt["std"],
+                "scores": bt["scores"],
+                "folds": [f["validate_month"] for f in bt["folds"]],
+                "selected_features": len((result.model.info or {})["selected_features"]),
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        logging.info("%s: %.4f ± %.4f %s", name, bt["mean"], bt["std"], bt["scores"])
+    return rows
+
+
+def later_months(valid: pd.DataFrame, stations: pd.DataFrame, models: list[str]) -> list[dict]:
+    """Train on January–June, score every month of July–December, with and without month features."""
+    from chicago_arrest.evaluate import classification_metrics
+    from chicago_arrest.features import DEFAULT_FEATURES, LEGACY_FEATURES
+    from chicago_arrest.schema import parse_timestamp
+    from chicago_arrest.training import TrainConfig, labels, train_model
+
+    month = parse_timestamp(valid["date"]).dt.month
+    train, later = valid[month <= 6], valid[month >= 7]
+    later_month = parse_timestamp(later["date"]).dt.month.to_numpy()
+    y = labels(later)
+    rows = []
+    for features_name, spec in (("served", DEFAULT_FEATURES), ("with month/season", LEGACY_FEATURES)):
+        for model_type in models:
+            model = train_model(train, stations, TrainConfig(model_type=model_type, features=spec)).model
+            p = model.predict_arrest_probability(later)
+            for m in np.unique(later_month):
+                sel = later_month == m
+                metrics = classification_metrics(y[sel], p[sel], model.threshold)
+                rows.append(
+                    {
+                        "features": features_name,
+                        "model": model_type,
+                        "month": int(m),
+                        "roc_auc": metrics["roc_auc"],
+                        "ece": metrics["ece"],
+                        "mean_predicted": metrics["mean_predicted"],
+                        "positive_rate": metrics["positive_rate"],
+                    }
+                )
+            logging.info("later months %s %s done", features_name, model_type)
+    return rows
+
+
+def main() -> None:
+    """Run the ablation and the later-months check; write JSON and print markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    parser.add_argument("--skip-later", action="store_true", help="skip the later-months check")
+    parser.add_argument("--models", default="logreg,random_forest,xgboost")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("chicago_arrest.artifact").setLevel(logging.WARNING)
+
+    crimes, stations, source = load_sample()
+    valid = valid_records(crimes)
+    from chicago_arrest.schema import parse_timestamp
+
+    months = parse_timestamp(valid["date"]).dt.to_period("M")
+    window = valid[months < months.max()]
+    out: dict[str, Any] = {"source": source, "machine": machine(), "rows": len(valid)}
+    out["ablation"] = ablation(window, stations, args.folds, args.only)
+    print(
+        markdown_table(
+            ["features (XGBoost)", "mean fold ROC-AUC", "spread (sd)", "folds", "selected"],
+            [
+                (
+                    r["variant"],
+                    f"{r['mean']:.4f}",
+                    f"{r['std']:.4f}",
+                    " / ".join(f"{s:.4f}" for s in r["scores"]),
+                    r["selected_features"],
+                )
+                for r in out["ablation"]
+            ],
+        )
+    )
+    if not args.skip_later:
+        out["later_months"] = later_months(valid, stations, args.models.split(","))
+        frame = pd.DataFrame(out["later_months"])
+        summary = frame.groupby(["features", "model"]).agg(
+            roc_auc_min=("roc_auc", "min"),
+            roc_auc_mean=("roc_auc", "mean"),
+            ece_max=("ece", "max"),
+            gap_max=("mean_predicted", "max"),
+            rate_max=("positive_rate", "max"),
+        )
+        print(summary.round(4).to_markdown())
+    out["load_average_at_end"] = list(__import__("os").getloadavg())
+    args.output.write_text(json.dumps(out, indent=1, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
