@@ -7,9 +7,11 @@ to Docker or Kubernetes.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tomllib
@@ -77,7 +79,7 @@ def _shellcheck() -> str | None:
 
 
 def test_scripts_exist_and_are_executable() -> None:
-    assert [p.name for p in SCRIPTS] == ["down.sh", "up.sh"]
+    assert [p.name for p in SCRIPTS] == ["down.sh", "load-image.sh", "smoke.sh", "up.sh"]
     for script in SCRIPTS:
         assert os.access(script, os.X_OK), f"chmod +x {script}"
         text = script.read_text()
@@ -252,7 +254,14 @@ case "${name}" in
   kind)
     case "$1" in
       get) [[ -f "${STUB_DIR}/cluster-exists" ]] && printf '%s\n' other "${STUB_CLUSTER}" ;;
-      create) touch "${STUB_DIR}/cluster-exists" ;;
+      create)
+        touch "${STUB_DIR}/cluster-exists"
+        prev=""
+        for arg in "$@"; do
+          [[ "${prev}" == --config ]] && cp "${arg}" "${STUB_DIR}/kind-config.yaml"
+          prev="${arg}"
+        done
+        ;;
       delete) rm -f "${STUB_DIR}/cluster-exists" ;;
       version) echo "kind v0.30.0 go1.24.6 linux/amd64" ;;
     esac
@@ -263,9 +272,24 @@ case "${name}" in
         if [[ "${args}" == *NCPU* ]]; then echo 8; elif [[ "${args}" == *MemTotal* ]]; then echo 17179869184; fi
         ;;
       image) [[ -z "${STUB_NO_IMAGE:-}" ]] || exit 1 ;;
+      port) [[ -z "${STUB_DOCKER_PORT:-}" ]] || printf '127.0.0.1:%s\n' "${STUB_DOCKER_PORT}" ;;
     esac
     ;;
   kubectl)
+    # The webhooks of a real cluster, as far as up.sh meets them:
+    # - KServe's llmisvc webhooks (failurePolicy Fail) reject LLM objects once llmisvc is scaled to 0;
+    # - Knative's config webhook rejects ConfigMap patches until its Service has a ready endpoint.
+    if [[ "${args}" == *"kserve-cluster-resources.yaml"* && -f "${STUB_DIR}/llmisvc-at-0" ]]; then
+      echo 'failed calling webhook "llminferenceserviceconfig...validator": no endpoints available' >&2
+      exit 1
+    fi
+    if [[ "${args}" == *" scale deployment llmisvc-controller-manager --replicas=0"* ]]; then
+      touch "${STUB_DIR}/llmisvc-at-0"
+    fi
+    if [[ "${args}" == *" -n knative-serving patch configmap/"* && ! -f "${STUB_DIR}/knative-webhook-ready" ]]; then
+      echo 'failed calling webhook "config.webhook.serving.knative.dev": no endpoints available' >&2
+      exit 1
+    fi
     if [[ "${args}" == *"jsonpath={.data.ingress}"* ]]; then
       printf '%s' "${STUB_INGRESS}"
     elif [[ "${args}" == *" get secret minio-root "* ]]; then
@@ -283,6 +307,18 @@ case "${name}" in
       done
     elif [[ "${args}" == *" get deployment llmisvc-controller-manager "* ]]; then
       exit 0
+    elif [[ "${args}" == *" get endpointslices "* ]]; then
+      n="$(cat "${STUB_DIR}/endpointslice-polls" 2>/dev/null || echo 0)"
+      echo $((n + 1)) >"${STUB_DIR}/endpointslice-polls"
+      if ((n >= ${STUB_ENDPOINT_AFTER:-0})); then
+        touch "${STUB_DIR}/knative-webhook-ready"
+        printf '10.244.0.17'
+      fi
+    elif [[ "${args}" == *" get secret minio-users "* ]]; then
+      [[ -n "${STUB_MINIO_KEYS:-}" ]] || exit 1
+      [[ "${args}" =~ \"(MINIO_[A-Z]+_[A-Z]+_KEY)\" ]] && printf 'stored-%s' "${BASH_REMATCH[1]}"
+    elif [[ "${args}" == *" get secret mlflow-s3 "* ]]; then
+      printf '%s' "${STUB_MLFLOW_S3_USER:-}"
     fi
     ;;
 esac
@@ -290,6 +326,27 @@ exit 0
 """
 
 INGRESS = '{"ingressGateway": "knative-serving/knative-ingress-gateway", "ingressDomain": "example.com"}'
+
+
+PORT_VARIABLES = (
+    "KFP_HOST_PORT",
+    "KOURIER_HOST_PORT",
+    "MINIO_HOST_PORT",
+    "MINIO_CONSOLE_HOST_PORT",
+    "MLFLOW_HOST_PORT",
+)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports that were free on 127.0.0.1 a moment ago (the kernel's ephemeral picks)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @pytest.fixture
@@ -310,6 +367,11 @@ def stubs(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "STUB_INGRESS": INGRESS,
         "CLUSTER_NAME": "test-cluster",
         "IMAGE": "chicago-arrest:test",
+        "POLL_SECONDS": "0",
+        "ARREST_DATA_DIR": str(tmp_path / "data"),
+        "TMPDIR": str(tmp_path),
+        # free host ports: the pre-check binds them for real
+        **dict(zip(PORT_VARIABLES, map(str, free_ports(len(PORT_VARIABLES))), strict=True)),
     }
     return state, env
 
@@ -347,8 +409,25 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     create = calls[_index(calls, "kind create cluster")]
     assert f"--image {VERSIONS['KIND_NODE_IMAGE']}" in create
     assert "--name test-cluster" in create
-    assert str(KIND_DIR / "kind-config.yaml") in create
+    # kind-config.yaml rendered with the chosen host ports (a temporary file, removed afterwards)
+    rendered = yaml.safe_load((state / "kind-config.yaml").read_text())
+    committed = yaml.safe_load((KIND_DIR / "kind-config.yaml").read_text())
+    chosen = {
+        30080: env["KFP_HOST_PORT"],
+        31080: env["KOURIER_HOST_PORT"],
+        30900: env["MINIO_HOST_PORT"],
+        30901: env["MINIO_CONSOLE_HOST_PORT"],
+        30500: env["MLFLOW_HOST_PORT"],
+    }
+    (node,) = rendered["nodes"]
+    assert {m["containerPort"]: str(m["hostPort"]) for m in node["extraPortMappings"]} == chosen
+    for mapping in (*node["extraPortMappings"], *committed["nodes"][0]["extraPortMappings"]):
+        mapping.pop("hostPort")
+    assert rendered == committed  # nothing else changed
+    assert not list(Path(env["TMPDIR"]).glob("kind-config.*")), "the rendered config is removed"
     assert "kind load docker-image chicago-arrest:test --name test-cluster" in calls
+    for port in chosen.values():
+        assert f"{port} free" in result.stdout
 
     v = VERSIONS
     order = [
@@ -358,19 +437,27 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
         f"kustomize/cluster-scoped-resources?ref={v['KFP_VERSION']}",
         "crd/applications.app.k8s.io",
         f"kustomize/env/platform-agnostic?ref={v['KFP_VERSION']}",
+        "create configmap ml-pipeline-apiserver-config",
+        "patch deployment ml-pipeline --type strategic",
         "-n kubeflow wait --for=condition=Available deployment --all",
         f"serving/releases/download/{v['KNATIVE_SERVING_VERSION']}/serving-crds.yaml",
         f"serving/releases/download/{v['KNATIVE_SERVING_VERSION']}/serving-core.yaml",
         f"net-kourier/releases/download/{v['KNATIVE_KOURIER_VERSION']}/kourier.yaml",
+        "-n knative-serving wait --for=condition=Available deployment/webhook",
+        "get endpointslices -l kubernetes.io/service-name=webhook",
         "config-network",
+        "config-domain",
+        "config-deployment",
+        "-n knative-serving wait --for=condition=Available deployment --all",
         "create namespace kserve",
         f"kserve/releases/download/{v['KSERVE_VERSION']}/kserve.yaml",
         "certificate/serving-cert",
-        f"kserve/releases/download/{v['KSERVE_VERSION']}/kserve-cluster-resources.yaml",
         "patch configmap inferenceservice-config",
         "rollout restart deployment/kserve-controller-manager",
+        "scale deployment llmisvc-controller-manager --replicas=0",
         "create namespace minio",
         "create secret generic minio-root",
+        "create secret generic minio-users",
         "manifests/platform/minio.yaml",
         "rollout status deployment/minio",
         "delete job minio-buckets --ignore-not-found",
@@ -386,8 +473,18 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     positions = [_index(calls, needle) for needle in order]
     assert positions == sorted(positions), list(zip(order, positions, strict=True))
 
-    for needle in ("kserve.yaml", "kserve-cluster-resources.yaml"):
-        assert "apply --server-side --force-conflicts" in calls[_index(calls, needle)]
+    assert "apply --server-side --force-conflicts" in calls[_index(calls, "kserve.yaml")]
+    # research option (a): nothing that llmisvc's webhooks check is applied, so scaling it to 0 is safe
+    assert not any("kserve-cluster-resources" in c for c in calls)
+    # KFP's MLflow plugin off: the 2.17.0 config.json without `plugins`, mounted over /config/config.json
+    patch = calls[_index(calls, "patch deployment ml-pipeline")]
+    body = json.loads(patch.split(" -p ", 1)[1])["spec"]["template"]
+    (mount,) = body["spec"]["containers"][0]["volumeMounts"]
+    assert body["spec"]["containers"][0]["name"] == "ml-pipeline-api-server"
+    assert (mount["mountPath"], mount["subPath"]) == ("/config/config.json", "config.json")
+    assert body["spec"]["volumes"][0]["configMap"]["name"] == "ml-pipeline-apiserver-config"
+    config_map = calls[_index(calls, "create configmap ml-pipeline-apiserver-config")]
+    assert f"--from-file=config.json={KIND_DIR / 'kfp-apiserver-config.json'}" in config_map
     assert "registries-skipping-tag-resolving" in calls[_index(calls, "config-deployment")]
     assert '"example.com":""' in calls[_index(calls, "config-domain")]
     assert '"nodePort":30080' in calls[_index(calls, "patch service ml-pipeline-ui")]
@@ -406,7 +503,8 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     # credentials: generated on the first run, passed by file, never on a command line
     stdin = {p.name: p.read_text() for p in sorted(state.glob("stdin-*.yaml"))}
     secrets = [text for text in stdin.values() if text.startswith("kind: Secret")]
-    assert len(secrets) == 4  # minio-root, models/kserve-s3, kubeflow/chicago-arrest-s3, mlflow/mlflow-s3
+    # minio-root, minio-users, models/kserve-s3, kubeflow/chicago-arrest-s3, mlflow/mlflow-s3
+    assert len(secrets) == 5
     root = next(s for s in secrets if "MINIO_ROOT_USER" in s)
     user = re.search(r"MINIO_ROOT_USER=(\S+)", root)
     password = re.search(r"MINIO_ROOT_PASSWORD=(\S+)", root)
@@ -415,9 +513,28 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     assert re.fullmatch(r"admin-[0-9a-f]{8}", user.group(1))
     assert re.fullmatch(r"[0-9a-f]{48}", password.group(1))
     assert "MinIO keys: generated" in result.stdout
+    # the root keys are in minio-root only; each app has its own MinIO user (created by the bucket Job)
     for secret in secrets:
-        assert user.group(1) in secret
-        assert password.group(1) in secret
+        if secret is not root:
+            assert user.group(1) not in secret
+            assert password.group(1) not in secret
+    users = dict(
+        re.findall(r"(MINIO_\w+_KEY)=(\S+)", next(s for s in secrets if "MINIO_STEPS_ACCESS_KEY" in s))
+    )
+    from chicago_arrest.minio_users import APPS
+
+    assert set(users) == {key for app in APPS for key in app.env_keys()}
+    for app, id_key, secret_key in (
+        ("STEPS", "ARREST_S3_ACCESS_KEY", "ARREST_S3_SECRET_KEY"),
+        ("MLFLOW", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        ("KSERVE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ):
+        access, secret = users[f"MINIO_{app}_ACCESS_KEY"], users[f"MINIO_{app}_SECRET_KEY"]
+        assert re.fullmatch(rf"{app.lower()}-[0-9a-f]{{8}}", access)
+        assert re.fullmatch(r"[0-9a-f]{48}", secret)
+        (own,) = [s for s in secrets if f"{id_key}={access}\n" in s]
+        assert f"{secret_key}={secret}\n" in own
+        assert secret not in "\n".join(calls)
     assert password.group(1) not in "\n".join(calls)
     assert "minio123" not in "\n".join(stdin.values())
     # the pipeline steps' Secret and ConfigMap (names used by pipelines/training.py)
@@ -442,10 +559,63 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     mlflow = next(text for text in stdin.values() if "name: mlflow-data" in text)
     assert "image: chicago-arrest:test" in mlflow
 
-    assert "http://localhost:3000" in result.stdout
-    assert "http://localhost:5000" in result.stdout
-    assert "http://localhost:8180" in result.stdout
-    assert "http://localhost:9001" in result.stdout
+    for variable in ("KFP_HOST_PORT", "MLFLOW_HOST_PORT", "KOURIER_HOST_PORT", "MINIO_CONSOLE_HOST_PORT"):
+        assert f"http://localhost:{env[variable]}" in result.stdout
+
+    # the record that sends the make targets to this cluster (chicago_arrest.targets reads it)
+    from chicago_arrest.targets import read_record
+
+    record = read_record(Path(env["ARREST_DATA_DIR"]) / "cluster.json")
+    assert record is not None
+    assert (record.cluster_name, record.context, record.image) == (
+        "test-cluster",
+        CONTEXT,
+        "chicago-arrest:test",
+    )
+    assert record.kfp_host == f"http://localhost:{env['KFP_HOST_PORT']}"
+    assert record.mlflow_uri == f"http://localhost:{env['MLFLOW_HOST_PORT']}"
+    assert record.ingress_url == f"http://localhost:{env['KOURIER_HOST_PORT']}"
+
+
+CONTEXT = "kind-test-cluster"
+
+
+def test_up_sh_rerun_after_success(stubs: tuple[Path, dict[str, str]]) -> None:
+    """The same stub cluster twice: the stubs reject what the real webhooks would (LLM objects once llmisvc is at
+    0, Knative ConfigMap patches before the webhook has an endpoint), so the old script failed here."""
+    state, env = stubs
+    first = _run("up.sh", env | {"STUB_ENDPOINT_AFTER": "2"})
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (state / "llmisvc-at-0").exists()
+    polls = int((state / "endpointslice-polls").read_text())
+    assert polls == 3  # polled until the Service had a ready endpoint
+    (state / "calls.log").unlink()
+    second = _run("up.sh", env | {"STUB_MINIO_KEYS": "1"})
+    assert second.returncode == 0, second.stdout + second.stderr
+    calls = _calls(state)
+    assert not any(c.startswith("kind create") for c in calls)
+    assert "Checking host ports" not in second.stdout  # the cluster holds its ports itself
+    assert not any("kserve-cluster-resources" in c for c in calls)
+    assert _index(calls, "get endpointslices") < _index(calls, "patch configmap/config-network")
+    assert "scale deployment llmisvc-controller-manager --replicas=0" in " ".join(calls)
+    assert "MinIO app users (steps mlflow kserve): 3 kept" in second.stdout
+
+
+def test_up_sh_rerun_restarts_mlflow_when_it_still_has_the_root_keys(
+    stubs: tuple[Path, dict[str, str]],
+) -> None:
+    state, env = stubs
+    (state / "cluster-exists").touch()
+    result = _run("up.sh", env | {"STUB_MINIO_KEYS": "1", "STUB_MLFLOW_S3_USER": "stored-user"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = _calls(state)
+    assert _index(calls, "rollout restart deployment/mlflow") < _index(
+        calls, "rollout status deployment/mlflow"
+    )
+    (state / "calls.log").unlink()
+    same = env | {"STUB_MINIO_KEYS": "1", "STUB_MLFLOW_S3_USER": "stored-MINIO_MLFLOW_ACCESS_KEY"}
+    assert _run("up.sh", same).returncode == 0
+    assert not any("rollout restart deployment/mlflow" in c for c in _calls(state))
 
 
 def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
@@ -465,11 +635,16 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
     assert "already exists: reusing it" in result.stdout
     assert not any("rollout restart" in c for c in calls)
     assert not any("patch configmap inferenceservice-config" in c for c in calls)
-    assert not any("llmisvc" in c for c in calls)
+    # KEEP_LLMISVC=1 brings llmisvc back after an earlier run scaled it to 0
+    assert "scale deployment llmisvc-controller-manager --replicas=1" in " ".join(calls)
+    assert "--replicas=0" not in " ".join(calls)
     secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
     # the keys MinIO was created with are kept (a new pair would lock everyone out of the existing data)
-    assert len(secrets) == 4
-    assert all("=stored-user\n" in s and "=stored-password-value\n" in s for s in secrets)
+    assert len(secrets) == 5
+    root = [s for s in secrets if "MINIO_ROOT_USER" in s]
+    assert root == [s for s in secrets if "=stored-user\n" in s and "=stored-password-value\n" in s]
+    steps = next(s for s in secrets if "ARREST_S3_ACCESS_KEY" in s)
+    assert "ARREST_S3_ACCESS_KEY=stored-MINIO_STEPS_ACCESS_KEY\n" in steps
     assert "reusing Secret minio/minio-root" in result.stdout
     assert "S3_ACCESS_KEY differs" in result.stderr
     assert "stored-password-value" not in "\n".join(calls)
@@ -480,7 +655,9 @@ def test_up_sh_takes_keys_from_the_environment(stubs: tuple[Path, dict[str, str]
     result = _run("up.sh", env | {"S3_ACCESS_KEY": "my-user", "S3_SECRET_KEY": "my-long-secret"})
     assert result.returncode == 0, result.stdout + result.stderr
     secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
-    assert all("=my-user\n" in s and "=my-long-secret\n" in s for s in secrets)
+    assert [s for s in secrets if "=my-user\n" in s and "=my-long-secret\n" in s] == [
+        s for s in secrets if "MINIO_ROOT_USER" in s
+    ]
     short = _run("up.sh", env | {"S3_ACCESS_KEY": "my-user", "S3_SECRET_KEY": "short"})
     assert short.returncode != 0
     assert "at least 8 characters" in short.stderr
