@@ -1,0 +1,287 @@
+"""The quiet console of a local run (:mod:`chicago_arrest.progress`): step lines, log files, live line, failure.
+
+A small pipeline that is not the training pipeline runs under the real ``kfp.local`` here (the mechanism is
+generic); the training pipeline itself is covered end to end in tests/e2e/test_pipeline_local.py.
+"""
+
+import builtins
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kfp import dsl, local
+from typer.testing import CliRunner
+
+from chicago_arrest import cli, progress
+from chicago_arrest.progress import LocalRun, Step, generic_figures, latest_reports, progress_message
+from pipelines.run import StepFailedError, failure_message
+
+# ------------------------------------------------------------------------------------------ a small pipeline
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def count(rows: int, metrics: dsl.Output[dsl.Metrics], page: dsl.Output[dsl.HTML]) -> dict:
+    import logging
+
+    logging.getLogger("demo").info("counted %d rows", rows)
+    metrics.log_metric("rows", rows)
+    with open(page.path, "w") as handle:
+        handle.write("<html><body>demo</body></html>")
+    return {"rows": rows, "kind": "demo"}
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def square(rows: int, factor: int) -> int:
+    print(f"squaring with {factor}")
+    if factor < 0:
+        print("error: ValueError: factor must be >= 0, got", factor)
+        raise SystemExit(1)
+    return rows * factor
+
+
+@dsl.pipeline(name="demo-pipeline")
+def demo_pipeline(rows: int = 3, factors: list = [1, 2]) -> None:  # noqa: B006 - KFP default value
+    counted = count(rows=rows)
+    with dsl.ParallelFor(factors) as factor:
+        square(rows=rows, factor=factor).after(counted)
+
+
+def run_demo(root: Path, stream: io.StringIO, **arguments: Any) -> LocalRun:
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    reporter = LocalRun(root, stream=stream)
+    with reporter.capture():
+        demo_pipeline(**arguments)
+    return reporter
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalRun, str, str]:
+    root = tmp_path_factory.mktemp("demo")
+    stream = io.StringIO()
+    stdout = io.StringIO()
+    sys_stdout = sys.stdout
+    sys.stdout = stdout  # anything kfp.local printed past the reporter would land here
+    try:
+        reporter = run_demo(root, stream)
+    finally:
+        sys.stdout = sys_stdout
+    return reporter, stream.getvalue(), stdout.getvalue()
+
+
+def test_quiet_run_prints_one_line_per_step(demo: tuple[LocalRun, str, str]) -> None:
+    reporter, console, leaked = demo
+    lines = console.splitlines()
+    assert [line.split()[0] for line in lines] == ["count", "square", "square"]
+    assert sorted(line.split()[1] for line in lines[1:]) == ["#0", "#1"]
+    assert "rows=3" in lines[0]
+    assert "kind=demo" in lines[0]
+    assert leaked == ""
+    assert "executor_input" not in console
+    assert "KFP Executor" not in console
+    assert [s.ok for s in reporter.steps] == [True, True, True]
+
+
+def test_each_step_has_its_full_log_and_kfp_its_own(demo: tuple[LocalRun, str, str]) -> None:
+    reporter, _, _ = demo
+    assert reporter.run_dir is not None
+    logs = reporter.run_dir / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["count.log", "kfp.log", "square-0.log", "square-1.log"]
+    assert "counted 3 rows" in (logs / "count.log").read_text()
+    assert "Got executor_input" in (logs / "count.log").read_text()
+    assert "squaring with 2" in (logs / "square-1.log").read_text()
+    kfp_log = (logs / "kfp.log").read_text()
+    assert "finished with status" in kfp_log
+    assert "demo-pipeline" in kfp_log
+    assert reporter.kfp_log == logs / "kfp.log"
+    assert not list(reporter.root.glob(".kfp-local-*"))
+
+
+def test_html_artifacts_get_an_html_copy(demo: tuple[LocalRun, str, str]) -> None:
+    reporter, _, _ = demo
+    assert reporter.run_dir is not None
+    page = reporter.run_dir / "count" / "page.html"
+    assert page.read_text() == "<html><body>demo</body></html>"
+    found = latest_reports(reporter.root)
+    assert found is not None
+    assert found.main == page
+    assert found.run_dir == reporter.run_dir
+
+
+def test_builtin_print_is_restored(demo: tuple[LocalRun, str, str]) -> None:
+    assert builtins.print.__module__ == "builtins"
+
+
+def test_a_failing_step_is_named_with_its_error_and_log(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=True
+    )
+    reporter = LocalRun(tmp_path, stream=stream)
+    with pytest.raises(RuntimeError), reporter.capture():
+        demo_pipeline(factors=[-1])
+    failed = reporter.failed
+    assert failed is not None
+    assert failed.label == "square #0"
+    assert failed.error == "ValueError: factor must be >= 0, got -1"
+    assert "squaring with -1" in failed.log.read_text()
+    assert stream.getvalue().splitlines()[-1].split() == [
+        "square",
+        "#0",
+        f"{failed.seconds:.1f}",
+        "s",
+        "FAILED",
+    ]
+    message = failure_message(StepFailedError(failed.label, failed.error, failed.log), {"source": "x.csv"})
+    assert (
+        message
+        == f"error: step 'square #0' failed: ValueError: factor must be >= 0, got -1 (log: {failed.log})"
+    )
+    assert "\n" not in message
+
+
+def test_verbose_streams_everything_and_still_writes_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=True
+    )
+    reporter = LocalRun(tmp_path, verbose=True, stream=io.StringIO())
+    with reporter.capture():
+        demo_pipeline(factors=[1])
+    out = capsys.readouterr().out
+    assert "squaring with 1" in out
+    assert "Got executor_input" in out
+    assert reporter.run_dir is not None
+    assert "squaring with 1" in (reporter.run_dir / "logs" / "square-0.log").read_text()
+    assert reporter.stream.getvalue() == ""
+
+
+# ------------------------------------------------------------------------------------------- the live line
+
+
+def test_live_line_shows_running_steps_and_their_last_message(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    reporter = LocalRun(tmp_path, stream=stream, live=True)
+    output_file = tmp_path / "run-1" / "slow" / "executor_output.json"
+    output_file.parent.mkdir(parents=True)
+    script = (
+        "import sys, time, json, pathlib\n"
+        "print('[KFP Executor 2026-01-01 10:00:00,000 INFO]: Got executor_input:', flush=True)\n"
+        "print('10:00:01 INFO chicago_arrest.socrata: crimes: page 2, 100000 rows so far', flush=True)\n"
+        "time.sleep(1.2)\n"
+        f"pathlib.Path({str(output_file)!r}).write_text(json.dumps({{'parameterValues': {{'Output': 7}}}}))\n"
+    )
+    executor_input = {"outputs": {"outputFile": str(output_file)}, "inputs": {"parameterValues": {}}}
+    with reporter.capture():
+        code = reporter.run_task(
+            [sys.executable, "-c", script, "--executor_input", json.dumps(executor_input)]
+        )
+    assert code == 0
+    text = stream.getvalue()
+    assert "\r\x1b[K  … slow " in text
+    assert "| crimes: page 2, 100000 rows so far" in text
+    last = text.rsplit("\r\x1b[K", 1)[-1]
+    assert last.startswith("  slow ")
+    assert last.rstrip().endswith("Output=7")
+
+
+def test_progress_message_keeps_step_messages_only() -> None:
+    assert progress_message("[KFP Executor 2026-11-29 21:02:11,105 INFO]: landed 2017-12: 253 rows") == (
+        "landed 2017-12: 253 rows"
+    )
+    assert progress_message("21:02:11 INFO chicago_arrest.training: logreg trained") == "logreg trained"
+    assert progress_message("[KFP Executor 2026-11-29 21:02:13,378 INFO]: Got executor_input:") is None
+    assert progress_message('    "rows": 2747.0') is None
+
+
+# ------------------------------------------------------------------------------------------- key figures
+
+
+def test_training_figures() -> None:
+    figures = progress.FIGURES
+    ingest = {
+        "Output": {"rows": 50000, "window": ["2025-01", "2025-12"], "landed": ["2025-12"], "stations": 23}
+    }
+    assert figures["ingest"]({}, ingest) == (
+        "50,000 rows in the window 2025-01..2025-12, 1 month(s) landed, 23 police stations"
+    )
+    validate = {"Output": {"rows_in": 50000, "valid": 49990, "quarantined": 10}}
+    assert figures["validate"]({}, validate) == "49,990 valid, 10 quarantined (of 50,000)"
+    train = {"metrics": {"calibration_auc": 0.81234, "fit_seconds": 12.34, "selected_features": 31.0}}
+    assert figures["train"]({}, train) == "calibration ROC-AUC 0.8123, fit 12.3 s, 31 features"
+    evaluate = {
+        "Output": {
+            "selected": "xgboost",
+            "candidates": {"logreg": {"calibration_auc": 0.8}, "xgboost": {"calibration_auc": 0.9}},
+            "metrics": {"test_roc_auc": 0.91, "test_ece": 0.02},
+        }
+    }
+    assert figures["evaluate"]({}, evaluate) == (
+        "selected xgboost (calibration ROC-AUC: logreg 0.8000, xgboost 0.9000); its test ROC-AUC 0.9100, "
+        "ECE 0.0200"
+    )
+    gate = {"Output": {"passed": True, "promoted": False, "challenger_version": "2", "reason": "better"}}
+    assert figures["gate"]({}, gate) == "canary v2: better"
+    deploy = {"Output": {"action": "canary", "message": "local serving: champion 1, challenger 2 (10%)"}}
+    assert figures["deploy"]({}, deploy) == "canary: local serving: champion 1, challenger 2 (10%)"
+    assert figures["validate"]({}, {}) == "? valid, ? quarantined (of ?)"
+
+
+def test_generic_figures_show_scalar_outputs() -> None:
+    assert generic_figures({}, {"Output": 4}) == "Output=4"
+    out = {"Output": {"a": 1, "b": [1, 2], "c": 0.123456}, "metrics": {"auc": 0.5}}
+    assert generic_figures({}, out) == "a=1, c=0.1235, auc=0.5"
+
+
+def test_a_step_in_a_loop_is_named_by_its_parameter(tmp_path: Path) -> None:
+    reporter = LocalRun(tmp_path, stream=io.StringIO())
+    executor_input = {
+        "outputs": {"outputFile": str(tmp_path / "run-1" / "for-loop-1-iteration-2" / "train" / "x.json")},
+        "inputs": {"parameterValues": {"model_type": "xgboost"}},
+    }
+    step, _ = reporter._start(executor_input)
+    assert isinstance(step, Step)
+    assert step.label == "train xgboost"
+    assert step.log == tmp_path / "run-1" / "logs" / "train-xgboost.log"
+
+
+# ----------------------------------------------------------------------------------------------- reports
+
+
+def test_browser_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert progress.browser_command() is None
+    assert progress.open_in_browser(Path("x.html")) is False
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(progress.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert progress.browser_command() == ["xdg-open"]
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert progress.browser_command() == ["open"]
+
+
+def test_pipeline_report_prints_the_newest_training_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARREST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["pipeline", "report"])
+    assert result.exit_code == 1
+    assert "no HTML report under" in result.output
+    run = tmp_path / "kfp" / "p-2026-01-01"
+    for step in ("validate", "evaluate", "gate"):
+        (run / step).mkdir(parents=True)
+        (run / step / "report.html").write_text("<html></html>")
+    result = runner.invoke(cli.app, ["pipeline", "report"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(run / "evaluate" / "report.html")
+    assert len(lines) == 3
+    assert "no browser here" in result.output
