@@ -209,7 +209,7 @@ def test_status_text_and_json(release: Any) -> None:
 def test_pipeline_run_options_are_the_pipeline_parameters_and_defaults() -> None:
     signature = inspect.signature(training_pipeline.pipeline_func)
     options = {p.name: p for p in run_command().params if p.name != "help"}
-    assert set(options) == {*signature.parameters, "kfp_host", "target"}
+    assert set(options) == {*signature.parameters, "kfp_host", "target", "verbose"}
     for name, param in signature.parameters.items():
         default = ",".join(param.default) if isinstance(param.default, list) else param.default
         assert options[name].default == default, name
@@ -223,7 +223,11 @@ def test_pipeline_run_options_are_the_pipeline_parameters_and_defaults() -> None
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     calls: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(pipeline_run, "run_local", lambda arguments: calls.append(("local", arguments)))
+    monkeypatch.setattr(
+        pipeline_run,
+        "run_local",
+        lambda arguments, verbose=False: calls.append(("local-verbose" if verbose else "local", arguments)),
+    )
     monkeypatch.setattr(
         pipeline_run, "run_cluster", lambda arguments, host, image=None: calls.append((host, arguments))
     )
@@ -237,6 +241,8 @@ def test_pipeline_run_passes_the_pipeline_defaults(runs: list[tuple[str, dict[st
         k: p.default for k, p in inspect.signature(training_pipeline.pipeline_func).parameters.items()
     }
     assert runs == [("local", defaults)]
+    assert invoke("pipeline", "run", "--verbose").exit_code == 0
+    assert runs[-1] == ("local-verbose", defaults)
 
 
 def test_pipeline_run_maps_and_resolves_options(
@@ -271,7 +277,7 @@ def test_pipeline_run_on_kfp_keeps_paths_as_given(runs: list[tuple[str, dict[str
 
 
 def test_failed_local_run_prints_the_step_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(arguments: dict[str, Any]) -> None:
+    def fail(arguments: dict[str, Any], verbose: bool = False) -> None:
         raise RuntimeError("Task 'ingest' finished with status FAILURE")
 
     monkeypatch.setattr(pipeline_run, "run_local", fail)
