@@ -239,38 +239,48 @@ class GateDecision:
 
 
 def decide(
-    challenger: dict[str, float], champion: dict[str, float] | None, margin: float, max_ece: float
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    margin: float,
+    max_ece: float,
+    noise: float = 1.0,
 ) -> tuple[bool, str]:
     """The promotion rule, on metrics alone.
 
+    The challenger must beat the champion's ROC-AUC by ``margin`` plus ``noise`` bootstrap standard errors of
+    its own test ROC-AUC (``roc_auc_se``; 0 when absent), and its ECE must be within ``max_ece`` overall and
+    in every test month (``ece_worst_month`` when present).
+
     Args:
-        challenger: Challenger metrics (``roc_auc``, ``ece``).
+        challenger: Challenger metrics (``roc_auc``, ``ece``; optionally ``roc_auc_se``, ``ece_worst_month``).
         champion: Champion metrics on the same window, or ``None`` when there is no champion yet.
-        margin: Required ROC-AUC improvement.
-        max_ece: Upper bound of the challenger's ECE.
+        margin: ROC-AUC improvement required on top of the noise (may be negative).
+        max_ece: Upper bound of the challenger's ECE, overall and per test month.
+        noise: Standard errors of the challenger's ROC-AUC added to the margin.
 
     Returns:
         ``(passed, reason)``.
     """
+    worst = max(challenger["ece"], challenger.get("ece_worst_month", challenger["ece"]))
     if champion is None:
         # The very first model becomes champion: serving needs a model, and there is nothing to compare with.
-        note = (
-            f" (its ECE {challenger['ece']:.4f} exceeds the bound {max_ece:.4f})"
-            if challenger["ece"] > max_ece
-            else ""
-        )
+        note = f" (its ECE {worst:.4f} exceeds the bound {max_ece:.4f})" if worst > max_ece else ""
         return True, "first model: no champion yet" + note
     if challenger["ece"] > max_ece:
         return False, f"challenger ECE {challenger['ece']:.4f} exceeds the bound {max_ece:.4f}"
-    needed = champion["roc_auc"] + margin
+    if worst > max_ece:
+        return False, f"challenger ECE in its worst test month {worst:.4f} exceeds the bound {max_ece:.4f}"
+    se = float(challenger.get("roc_auc_se", 0.0) or 0.0)
+    needed = champion["roc_auc"] + margin + noise * se
+    rule = f"+ margin {margin:.4f} + {noise:g} x bootstrap SE {se:.4f}"
     if challenger["roc_auc"] >= needed:
-        return True, (
-            f"challenger ROC-AUC {challenger['roc_auc']:.4f} >= champion {champion['roc_auc']:.4f} "
-            f"+ margin {margin:.4f}"
+        return (
+            True,
+            f"challenger ROC-AUC {challenger['roc_auc']:.4f} >= champion {champion['roc_auc']:.4f} {rule}",
         )
-    return False, (
-        f"challenger ROC-AUC {challenger['roc_auc']:.4f} < champion {champion['roc_auc']:.4f} "
-        f"+ margin {margin:.4f}"
+    return (
+        False,
+        f"challenger ROC-AUC {challenger['roc_auc']:.4f} < champion {champion['roc_auc']:.4f} {rule}",
     )
 
 
@@ -280,7 +290,9 @@ def set_alias(client: MlflowClient, alias: str, version: str, name: str = MODEL_
 
 
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: float(metrics[k]) for k in ("roc_auc", "ece", "pr_auc", "brier")}
+    out = {k: float(metrics[k]) for k in ("roc_auc", "ece", "pr_auc", "brier")}
+    out.update({k: float(metrics[k]) for k in ("roc_auc_se", "ece_worst_month") if k in metrics})
+    return out
 
 
 def gate(
@@ -288,11 +300,12 @@ def gate(
     challenger_version: str,
     test: pd.DataFrame,
     *,
-    margin: float = 0.002,
+    margin: float = 0.0,
     max_ece: float = 0.05,
     auto_promote: bool = True,
     challenger_metrics: dict[str, float] | None = None,
     name: str = MODEL_NAME,
+    noise: float = 1.0,
 ) -> GateDecision:
     """Compare the new version with the champion on the same evaluation window and record the decision.
 
@@ -305,12 +318,13 @@ def gate(
         client: MLflow client.
         challenger_version: Registry version of the new model.
         test: Raw records of the evaluation window, with labels.
-        margin: Required ROC-AUC improvement over the champion.
-        max_ece: Upper bound of the challenger's ECE.
+        margin: ROC-AUC improvement over the champion required on top of the noise (see :func:`decide`).
+        max_ece: Upper bound of the challenger's ECE, overall and in every test month.
         auto_promote: Promote a passing challenger directly (no canary).
         challenger_metrics: The challenger's ``roc_auc``, ``ece``, ``pr_auc``, ``brier`` on ``test`` if already
             computed (the evaluate step has them); otherwise the challenger is scored here.
         name: Registered model name.
+        noise: Bootstrap standard errors of the challenger's test ROC-AUC added to ``margin``.
 
     Returns:
         The :class:`GateDecision`.
@@ -328,7 +342,7 @@ def gate(
             load_arrest_model(f"models:/{name}/{champion_version}"), test, "champion"
         )
         champ = _headline(champion_eval.overall)
-    passed, reason = decide(chall, champ, margin, max_ece)
+    passed, reason = decide(chall, champ, margin, max_ece, noise)
     promoted = passed and (champ is None or auto_promote)
     decision = GateDecision(
         challenger_version, champion_version if champ else None, passed, promoted, reason, chall, champ or {}
@@ -498,9 +512,10 @@ def log_training_run(
                 params["selected_features"] = len(info.get("selected_features", []))
                 mlflow.log_params({**params, **window_params})
                 mlflow.log_metrics(metrics)
-                per_type = charts / f"per_crime_type_{model_type}.json"
-                if per_type.is_file():
-                    mlflow.log_artifact(str(per_type))
+                for table in ("per_crime_type", "per_month", "search"):  # search: the Optuna study's trials
+                    path = charts / f"{table}_{model_type}.json"
+                    if path.is_file():
+                        mlflow.log_artifact(str(path))
                 mlflow.set_tag("selected", str(i == selected_index).lower())
             if i == selected_index:
                 selected_metrics = metrics
