@@ -74,9 +74,10 @@ def gate_step(
     test_path: str | Path,
     report_out: str | Path,
     *,
-    margin: float = 0.002,
+    margin: float = 0.0,
     max_ece: float = 0.05,
     canary_percent: int = 10,
+    noise: float = 1.0,
     settings: Settings | None = None,
     metrics: MetricsSink | None = None,
 ) -> dict[str, Any]:
@@ -92,9 +93,10 @@ def gate_step(
         evaluation: Output of the evaluate step (the challenger's metrics on the same window).
         test_path: The test window both models are scored on.
         report_out: HTML report path.
-        margin: Required ROC-AUC improvement.
-        max_ece: Upper bound of the challenger's ECE.
+        margin: ROC-AUC improvement required on top of the noise (see :func:`~chicago_arrest.registry.decide`).
+        max_ece: Upper bound of the challenger's ECE, overall and in every test month.
         canary_percent: Canary share; 0 or 100 promotes a passing challenger directly.
+        noise: Bootstrap standard errors of the challenger's test ROC-AUC added to ``margin``.
         settings: Library settings.
         metrics: Receives both models' metrics, ``passed`` and ``promoted``.
 
@@ -113,6 +115,7 @@ def gate_step(
         max_ece=max_ece,
         auto_promote=not 0 < canary_percent < 100,
         challenger_metrics=evaluation["candidates"][evaluation["selected"]],
+        noise=noise,
     ).as_dict()
     Path(report_out).parent.mkdir(parents=True, exist_ok=True)
     Path(report_out).write_text(gate_report(decision, canary_percent), encoding="utf-8")
