@@ -372,8 +372,10 @@ def import_aiplatform() -> Any:
     Raises:
         VertexError: When the ``vertex`` extra is not installed.
     """
+    import importlib
+
     try:
-        from google.cloud import aiplatform
+        aiplatform = importlib.import_module("google.cloud.aiplatform")
     except ImportError as exc:
         raise VertexError(
             f"--target vertex needs the vertex extra (google-cloud-aiplatform is not installed: {exc}); "
