@@ -60,12 +60,12 @@ def training_pipeline(
     months: int = 12,
     refresh_months: int = 1,
     split_kind: str = "time",
-    test_months: int = 1,
+    test_months: int = 2,
     models: List[str] = ["logreg", "random_forest", "xgboost"],  # noqa: B006 - KFP default value
     mi_threshold: float = 0.001,
     calibration: str = "sigmoid",
     search_budget_s: float = 0.0,
-    promotion_margin: float = 0.002,
+    promotion_margin: float = 0.0,
     max_ece: float = 0.05,
     canary_percent: int = 10,
     deploy_target: str = "auto",
@@ -78,13 +78,13 @@ def training_pipeline(
         months: Months in the training window (the first run lands 12 full months).
         refresh_months: Latest months re-landed on every run.
         split_kind: ``time`` (test on the latest months) or ``random`` (stratified 80/20).
-        test_months: Months held out for testing.
+        test_months: Months held out for testing (two: the gate checks calibration in each).
         models: Model types trained in parallel.
         mi_threshold: Mutual-information threshold (nats) of the feature selection.
         calibration: ``sigmoid`` or ``isotonic``.
-        search_budget_s: Seconds of hyper-parameter search per model type (0 = defaults).
-        promotion_margin: ROC-AUC improvement a challenger needs over the champion.
-        max_ece: Upper bound of a challenger's expected calibration error.
+        search_budget_s: Seconds of Optuna search on the walk-forward folds per model type (0 = defaults).
+        promotion_margin: ROC-AUC gain a challenger needs over the champion on top of one bootstrap SE.
+        max_ece: Upper bound of a challenger's expected calibration error, overall and in every test month.
         canary_percent: Share of traffic for a passing challenger (0 or 100 = promote directly).
         deploy_target: ``auto``, ``local``, ``cluster`` or ``none``.
     """

@@ -34,7 +34,7 @@ def evaluate_file(
     *,
     stations: str | Path | None = None,
     split: str = "time",
-    test_months: int = 1,
+    test_months: int = 2,
     models: Sequence[str] = MODEL_TYPES,
     output: str | Path | None = None,
     months: int = 12,
