@@ -41,6 +41,8 @@ KUBE_CONTEXT ?=
 KUBE_CONTEXT_ARG = $(if $(KUBE_CONTEXT), --context '$(KUBE_CONTEXT)')
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
+# HTTP worker processes of make serve (KServe --workers): 0 = one per available CPU.
+WORKERS ?= 0
 MLFLOW_PORT ?= 5000
 # Image and cluster. The version has one home, pyproject.toml.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
@@ -102,8 +104,8 @@ pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP
 pipeline-unschedule: $(STAMP) ## Delete the recurring run from KFP (the kind-up cluster, or KFP_HOST)
 	$(PY) -m chicago_arrest.cli pipeline unschedule$(TARGET_ARG)
 
-serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT
-	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT (WORKERS=0: one per CPU)
+	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers $(WORKERS)
 
 canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster, KUBE_CONTEXT=...)
 	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
