@@ -129,7 +129,9 @@ def vertex_training_pipeline(
     )
 
     served_task = serve_model(
-        models=dsl.Collected(train_task.outputs["model"]), evaluation=evaluate_task.outputs["Output"]
+        models=dsl.Collected(train_task.outputs["model"]),
+        evaluation=evaluate_task.outputs["Output"],
+        test=split_task.outputs["test"],
     )
     gate_task = vertex_gate(
         evaluation=evaluate_task.outputs["Output"],

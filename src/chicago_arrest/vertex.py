@@ -230,13 +230,19 @@ def land_export(
 # -- the served model and the gate --------------------------------------------------------------------------
 
 
-def save_served_model(model_paths: list[str], evaluation: Mapping[str, Any], out_dir: str | Path) -> str:
+def save_served_model(
+    model_paths: list[str],
+    evaluation: Mapping[str, Any],
+    out_dir: str | Path,
+    test_path: str | Path | None = None,
+) -> str:
     """Save the candidate the evaluate step selected as an MLflow pyfunc folder (what the server loads).
 
     Args:
         model_paths: Saved candidates (train step outputs), in the evaluate step's order.
         evaluation: The evaluate step's output (``selected_index``).
         out_dir: The folder to create (on Vertex the ``/gcs/...`` path of an output artifact).
+        test_path: Test records; their first three model inputs become the input example (as in MLflow).
 
     Returns:
         The model type saved.
@@ -245,7 +251,13 @@ def save_served_model(model_paths: list[str], evaluation: Mapping[str, Any], out
     import mlflow.pyfunc
 
     from chicago_arrest.registry import ArrestPyfunc, model_signature
+    from chicago_arrest.schema import MODEL_INPUT_COLUMNS
 
+    example = None
+    if test_path is not None:
+        head = pd.read_parquet(test_path).head(3)
+        example = head[[c for c in MODEL_INPUT_COLUMNS if c in head.columns]].astype(object)
+        example = example.where(example.notna(), None).astype(str).replace({"None": ""})
     model = joblib.load(model_paths[int(evaluation["selected_index"])])
     model.set_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,6 +268,7 @@ def save_served_model(model_paths: list[str], evaluation: Mapping[str, Any], out
             python_model=ArrestPyfunc(),
             artifacts={"model": str(path)},
             signature=model_signature(),
+            input_example=example,
             pip_requirements=[f"chicago-arrest=={__version__}"],
             metadata={"threshold": model.threshold, "model_type": (model.info or {}).get("model_type")},
         )

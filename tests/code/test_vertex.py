@@ -582,7 +582,10 @@ def test_served_model_is_the_selected_candidate_as_an_mlflow_folder(
         paths.append(str(tmp_path / f"m{k}.joblib"))
         joblib.dump(model, paths[-1])
     evaluation = {"selected": "logreg", "selected_index": 1}
-    assert vertex.save_served_model(paths, evaluation, tmp_path / "served") == "logreg"
+    test.to_parquet(tmp_path / "test.parquet", index=False)
+    served_dir = tmp_path / "served"
+    assert vertex.save_served_model(paths, evaluation, served_dir, tmp_path / "test.parquet") == "logreg"
+    assert "input_example" in (served_dir / "MLmodel").read_text(encoding="utf-8")
     assert (tmp_path / "served" / "MLmodel").is_file()
     served = load_arrest_model(str(tmp_path / "served"))
     expected = model.predict_arrest_probability(test.head(20))
