@@ -99,6 +99,7 @@ def search(
     budget_s: float,
     seed: int = 0,
     base_scores: list[float] | None = None,
+    max_trials: int | None = None,
 ) -> SearchResult:
     """Run a seeded TPE study with median pruning over the folds for ``budget_s`` seconds of wall time.
 
@@ -110,6 +111,7 @@ def search(
         budget_s: Wall-time budget; no fold starts after it (a trial cut short is pruned).
         seed: Seed of the TPE sampler.
         base_scores: Fold scores of ``base_params`` when already known (the first trial then costs nothing).
+        max_trials: Stop after this many trials (``None``: only the budget stops the study).
 
     Returns:
         The :class:`SearchResult`.
@@ -117,6 +119,8 @@ def search(
     Raises:
         ValueError: When there are no folds or the budget is not positive.
     """
+    if model_type not in SEARCHABLE:
+        raise ValueError(f"model_type must be one of {sorted(SEARCHABLE)}, got {model_type!r}")
     if n_folds < 1:
         raise ValueError("search needs at least one fold")
     if budget_s <= 0:
@@ -149,7 +153,7 @@ def search(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
     )
     study.enqueue_trial(_searchable(base_params, model_type), skip_if_exists=True)
-    study.optimize(objective, timeout=budget_s, n_trials=None, catch=())
+    study.optimize(objective, timeout=budget_s, n_trials=max_trials, catch=())
     trials = [
         {
             "number": t.number,
@@ -180,16 +184,14 @@ def search(
 
 def _searchable(params: dict[str, Any], model_type: str) -> dict[str, Any]:
     """The entries of ``params`` that are dimensions of the search space (what Optuna can enqueue)."""
-    names = {
-        "logreg": {"C"},
-        "random_forest": {"n_estimators", "max_depth", "min_samples_leaf", "max_samples"},
-        "xgboost": {
-            "n_estimators",
-            "max_depth",
-            "learning_rate",
-            "min_child_weight",
-            "subsample",
-            "colsample_bytree",
-        },
-    }[model_type]
-    return {k: v for k, v in params.items() if k in names}
+    return {k: v for k, v in params.items() if k in SEARCHABLE[model_type]}
+
+
+#: The dimensions of :func:`suggest` per model type.
+SEARCHABLE: dict[str, frozenset[str]] = {
+    "logreg": frozenset({"C"}),
+    "random_forest": frozenset({"n_estimators", "max_depth", "min_samples_leaf", "max_samples"}),
+    "xgboost": frozenset(
+        {"n_estimators", "max_depth", "learning_rate", "min_child_weight", "subsample", "colsample_bytree"}
+    ),
+}
