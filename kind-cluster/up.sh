@@ -609,6 +609,7 @@ record = {
     "kfp_host": "http://localhost:${KFP_HOST_PORT}",
     "mlflow_uri": "http://localhost:${MLFLOW_HOST_PORT}",
     "ingress_url": "http://localhost:${KOURIER_HOST_PORT}",
+    "s3_endpoint": "localhost:${MINIO_HOST_PORT}",
     "image": "${IMAGE}",
     "recorded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
 }

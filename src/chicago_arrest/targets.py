@@ -39,6 +39,7 @@ class ClusterRecord(BaseModel):
         kfp_host: KFP UI/API URL from the host.
         mlflow_uri: MLflow tracking URL from the host.
         ingress_url: Kourier (the Knative ingress) from the host.
+        s3_endpoint: ``host:port`` of MinIO's S3 API from the host.
         image: The project image ``up.sh`` loaded (the KFP steps' image of ``pipeline run`` on this cluster).
         recorded_at: When ``up.sh`` finished (ISO 8601, UTC).
     """
@@ -50,6 +51,7 @@ class ClusterRecord(BaseModel):
     kfp_host: str
     mlflow_uri: str | None = None
     ingress_url: str | None = None
+    s3_endpoint: str | None = None
     image: str | None = None
     recorded_at: str | None = None
 

@@ -1,0 +1,231 @@
+"""The Python half of ``kind-cluster/smoke.sh`` (``make kind-smoke``): land data, run the pipeline, sample traffic.
+
+Run with the project's interpreter from the repository root (smoke.sh does), after ``make kind-up`` recorded the
+cluster (``.data/cluster.json``, :mod:`chicago_arrest.targets`)::
+
+    python kind-cluster/smoke.py land --seed 1        # generated records -> the data bucket (host port of MinIO)
+    python kind-cluster/smoke.py run --seed 1         # a KFP run on the cluster, waited for
+    python kind-cluster/smoke.py traffic --expect 10  # V2 requests through Kourier, split vs the stated one
+
+``land`` needs the pipeline steps' MinIO keys in ``ARREST_S3_ACCESS_KEY`` / ``ARREST_S3_SECRET_KEY`` (smoke.sh
+reads them from Secret kubeflow/chicago-arrest-s3, never from a command line). Each command prints one summary
+line and exits 0 on success, 1 otherwise.
+
+Why land first: a step's ``source`` must be a file inside the step's pod, which a generated file on the host is
+not. The generated months are landed into the data bucket, exactly where the ingest step keeps them, and the run
+uses ``refresh_months=0`` so the step lands nothing new; it still fetches the 23 police stations from the
+Socrata API (data.cityofchicago.org), the one outside call of the smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import inspect
+import json
+import math
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # pipelines/ and components/ live in the checkout
+
+from chicago_arrest import names  # noqa: E402
+from chicago_arrest.targets import ClusterRecord, read_record, record_path  # noqa: E402
+
+#: Months of generated data, and the pipeline's window over them (the last is the test month).
+MONTHS = 3
+GOLDEN = REPO_ROOT / "tests" / "data" / "golden" / "v2_request.json"
+
+
+def _record() -> ClusterRecord:
+    record = read_record(record_path())
+    if record is None:
+        raise SystemExit(f"FAIL: no cluster recorded in {record_path()}: run make kind-up first")
+    return record
+
+
+def window_start(today: dt.date) -> dt.date:
+    """First day of the window: ``MONTHS`` full months before ``today``'s month (the ingest step's window)."""
+    year, month = today.year, today.month - MONTHS
+    while month < 1:
+        year, month = year - 1, month + 12
+    return dt.date(year, month, 1)
+
+
+def land(seed: int, rows: int, endpoint: str | None) -> int:
+    """Generate ``rows`` records over the last ``MONTHS`` full months and land them in the data bucket."""
+    from chicago_arrest.ingest import ingest_file
+    from chicago_arrest.settings import Settings
+    from chicago_arrest.store import make_store
+    from chicago_arrest.synthetic import generate_crimes, generate_stations
+
+    today = dt.datetime.now(ZoneInfo(names.CHICAGO_TZ)).date()
+    stations = generate_stations()
+    crimes = generate_crimes(
+        rows, start=window_start(today).isoformat(), months=MONTHS, seed=seed, stations=stations
+    )
+    endpoint = endpoint or _record().s3_endpoint or "localhost:9000"
+    settings = Settings(store_backend="s3", s3_endpoint=endpoint, s3_secure=False)  # keys: ARREST_S3_* env
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "crimes.csv"
+        crimes.to_csv(path, index=False)
+        stations.to_csv(Path(tmp) / "police_stations.csv", index=False)
+        result = ingest_file(make_store(settings), path, months=MONTHS)
+    print(
+        f"landed {sum(result.rows.values())} generated records (seed {seed}) for {', '.join(result.landed)}"
+    )
+    return 0
+
+
+def run(seed: int, canary_percent: int, timeout_s: int) -> int:
+    """Start the training pipeline on the recorded cluster's KFP and wait for it; 0 if it succeeded."""
+    import kfp
+
+    from pipelines.run import run_cluster
+    from pipelines.training import training_pipeline
+
+    record = _record()
+    defaults = {
+        k: p.default for k, p in inspect.signature(training_pipeline.pipeline_func).parameters.items()
+    }
+    arguments = {
+        **defaults,
+        "months": MONTHS,
+        "refresh_months": 0,  # the months landed by `land` are all there: nothing to fetch
+        "test_months": 1,
+        "models": ["logreg"],  # the fastest model: this checks the wiring, not the model
+        "promotion_margin": -1.0,  # a second run on other data always becomes the challenger
+        "max_ece": 1.0,  # a few thousand generated rows: calibration is not what this checks
+        "canary_percent": canary_percent,
+    }
+    url = run_cluster(arguments, record.kfp_host, image=record.image)
+    run_id = url.rstrip("/").rsplit("/", 1)[-1]
+    result = kfp.Client(host=record.kfp_host).wait_for_run_completion(run_id, timeout=timeout_s)
+    state = str(getattr(result, "state", "UNKNOWN"))
+    print(f"run {run_id} (seed {seed}): {state}")
+    return 0 if state.endswith("SUCCEEDED") else 1
+
+
+def stated_split() -> dict[str, Any]:
+    """The split ``chicago-arrest serving status --target cluster`` reports (KServe + registry)."""
+    from chicago_arrest.release.ops import open_release
+    from chicago_arrest.targets import resolve_target
+
+    resolved = resolve_target("cluster")
+    resolved.use_cluster_mlflow()
+    report = open_release("cluster", context=resolved.context(None)).status()
+    if not report.get("serving"):
+        raise SystemExit(f"FAIL: nothing served: {'; '.join(report.get('notes', []))}")
+    return dict(report["serving"])
+
+
+def within(count: int, n: int, percent: float) -> bool:
+    """Whether ``count`` of ``n`` is a plausible draw at ``percent`` (4 standard deviations, plus 2 requests)."""
+    p = percent / 100
+    return abs(count - n * p) <= 4 * math.sqrt(n * p * (1 - p)) + 2
+
+
+def sample(url: str, host: str, n: int) -> Counter[str]:
+    """``n`` V2 requests (the golden request) through Kourier; the count of each ``model_version`` answering."""
+    body = GOLDEN.read_bytes()
+    versions: Counter[str] = Counter()
+    for _ in range(n):
+        request = urllib.request.Request(
+            f"{url}/v2/models/{names.ISVC_NAME}/infer",
+            data=body,
+            headers={"Host": host, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            versions[str(json.load(response).get("model_version"))] += 1
+    return versions
+
+
+def traffic(
+    host: str, n: int, expect: int | None, expect_champion: str | None, attempts: int, state: Path | None
+) -> int:
+    """Sample the served split and compare it with the stated one (and ``expect`` % for the challenger).
+
+    ``expect_champion="previous-challenger"`` expects the challenger of the previous call (``state`` keeps the
+    last split seen), i.e. the effect of a promote.
+    """
+    record = _record()
+    url = record.ingress_url or "http://localhost:8180"
+    if expect_champion == "previous-challenger":
+        previous = json.loads(state.read_text()) if state and state.is_file() else {}
+        expect_champion = str(previous.get("challenger"))
+    for attempt in range(1, attempts + 1):
+        split = stated_split()
+        champion, challenger = str(split["champion"]), split.get("challenger")
+        percent = int(split.get("canary_percent") or 0) if challenger else 0
+        versions = sample(url, host, n)
+        got = versions.get(str(challenger), 0) if challenger else 0
+        others = set(versions) - {champion, str(challenger)}
+        problems = []
+        if expect is not None and percent != expect:
+            problems.append(f"status says {percent} % for the challenger, expected {expect} %")
+        if expect_champion is not None and champion != expect_champion:
+            problems.append(f"status says champion {champion}, expected {expect_champion}")
+        if others:
+            problems.append(f"versions {sorted(others)} answered, neither champion nor challenger")
+        if not within(got, n, percent):
+            problems.append(f"challenger answered {got}/{n}, not about {percent} %")
+        line = f"champion {champion}, challenger {challenger} at {percent} %: answers {dict(versions)} of {n}"
+        if not problems:
+            print(line)
+            if state is not None:
+                state.write_text(json.dumps(split, default=str))
+            return 0
+        if attempt < attempts:  # Knative moves traffic a few seconds after the spec changed
+            time.sleep(10)
+    print(f"{line}; {'; '.join(problems)}")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the sub-command and run it; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="smoke.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_land = sub.add_parser("land")
+    p_land.add_argument("--seed", type=int, required=True)
+    p_land.add_argument("--rows", type=int, default=4000)
+    p_land.add_argument(
+        "--endpoint", default=None, help="host:port of MinIO's S3 API (default: the record's)"
+    )
+    p_run = sub.add_parser("run")
+    p_run.add_argument("--seed", type=int, required=True)
+    p_run.add_argument("--canary-percent", type=int, default=10)
+    p_run.add_argument("--timeout", type=int, default=1800)
+    p_traffic = sub.add_parser("traffic")
+    p_traffic.add_argument("--host-header", required=True)
+    p_traffic.add_argument("--requests", type=int, default=200)
+    p_traffic.add_argument(
+        "--expect", type=int, default=None, help="the challenger's percent status must state"
+    )
+    p_traffic.add_argument("--expect-champion", default=None)
+    p_traffic.add_argument("--attempts", type=int, default=6)
+    p_traffic.add_argument("--state", type=Path, default=None, help="file that keeps the last split seen")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "land":
+            return land(args.seed, args.rows, args.endpoint)
+        if args.command == "run":
+            return run(args.seed, args.canary_percent, args.timeout)
+        return traffic(
+            args.host_header, args.requests, args.expect, args.expect_champion, args.attempts, args.state
+        )
+    except SystemExit:
+        raise
+    except Exception as exc:  # one line for smoke.sh's FAIL, not a traceback
+        print(f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
