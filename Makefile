@@ -39,6 +39,9 @@ PERCENT ?= 10
 # kubeconfig context of TARGET=cluster (e.g. kind-chicago-arrest); empty: kubectl's current context.
 KUBE_CONTEXT ?=
 KUBE_CONTEXT_ARG = $(if $(KUBE_CONTEXT), --context '$(KUBE_CONTEXT)')
+# make promote|rollback VERSION=n pins registry version n (one that passed the gate). Only a VERSION given on the
+# command line is a registry version: the VERSION below (the image's) is not passed.
+MODEL_VERSION_ARG = $(if $(filter command line,$(origin VERSION)), --version '$(VERSION)')
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 # HTTP worker processes of make serve (KServe --workers): 0 = one per available CPU.
@@ -110,11 +113,11 @@ serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server 
 canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster, KUBE_CONTEXT=...)
 	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
-promote: $(STAMP) ## Make the challenger the champion, 100% of traffic (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving promote$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
+promote: $(STAMP) ## Make the challenger the champion, 100% of traffic; VERSION=n pins version n (TARGET=local|cluster)
+	$(PY) -m chicago_arrest.cli serving promote$(MODEL_VERSION_ARG)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
-rollback: $(STAMP) ## Send 0% to the challenger (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving rollback$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
+rollback: $(STAMP) ## Stop a canary, else undo the last promotion; VERSION=n pins version n (TARGET=local|cluster)
+	$(PY) -m chicago_arrest.cli serving rollback$(MODEL_VERSION_ARG)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
 status: $(STAMP) ## Show registry aliases, serving split and (TARGET=cluster) the InferenceService
 	$(PY) -m chicago_arrest.cli serving status$(TARGET_ARG)$(KUBE_CONTEXT_ARG)

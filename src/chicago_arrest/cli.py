@@ -3,7 +3,7 @@
 ::
 
     chicago-arrest serving canary --percent 10 [--target local|cluster] [--context C]
-    chicago-arrest serving promote | rollback | status [--json]
+    chicago-arrest serving promote | rollback [--version N] | status [--json]
     chicago-arrest model evaluate --source crimes.csv [--split time] [--test-months 1]
     chicago-arrest store ensure-buckets BUCKET...
     chicago-arrest pipeline run [--source crimes.csv] [--months 12] ...   (make pipeline-run)
@@ -168,6 +168,10 @@ NamespaceOption = Annotated[
     str | None, typer.Option(help="namespace of the InferenceService (default: models)")
 ]
 NameOption = Annotated[str | None, typer.Option(help="InferenceService name (default: arrest-predictor)")]
+VersionOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="registry version to serve as champion; it must have passed the gate once"),
+]
 
 
 def _release(
@@ -208,9 +212,11 @@ def promote(
     context: ContextOption = None,
     namespace: NamespaceOption = None,
     name: NameOption = None,
+    version: VersionOption = None,
 ) -> None:
-    """Make the challenger the champion (registry alias first, then 100% of requests)."""
-    typer.echo(_release(target, context, namespace, name).promote().message())
+    """Make the challenger the champion (registry alias first, then 100% of requests); --version pins one."""
+    ops = _release(target, context, namespace, name)
+    typer.echo((ops.promote() if version is None else ops.promote(version=version)).message())
 
 
 @serving_app.command()
@@ -219,9 +225,11 @@ def rollback(
     context: ContextOption = None,
     namespace: NamespaceOption = None,
     name: NameOption = None,
+    version: VersionOption = None,
 ) -> None:
-    """Send every request to the champion (canary 0%)."""
-    typer.echo(_release(target, context, namespace, name).rollback().message())
+    """Stop a canary (0% to the challenger), else undo the last promotion; --version pins a version."""
+    ops = _release(target, context, namespace, name)
+    typer.echo((ops.rollback() if version is None else ops.rollback(version=version)).message())
 
 
 @serving_app.command()
