@@ -12,6 +12,7 @@ as the ``endpoint`` and ``champion`` parameters. The GCPC components run only on
 ``kfp.local``), so this pipeline branches with ``dsl.If``. Submit it with ``make pipeline-run TARGET=vertex``.
 """
 
+import inspect
 from typing import List
 
 from google_cloud_pipeline_components.types.artifact_types import UnmanagedContainerModel, VertexEndpoint
@@ -32,8 +33,11 @@ from components.split import split
 from components.train import train
 from components.validate import validate
 from components.vertex_gate import vertex_gate
+from pipelines.training import training_pipeline
 
 PIPELINE_NAME = "chicago-arrest-vertex-training"
+#: The training pipeline's defaults (their one home) for the parameters both pipelines share.
+_DEFAULTS = {k: p.default for k, p in inspect.signature(training_pipeline.pipeline_func).parameters.items()}
 
 
 @dsl.pipeline(
@@ -47,18 +51,18 @@ def vertex_training_pipeline(
     data_source: str = "bigquery",
     bigquery_location: str = BIGQUERY_LOCATION,
     end_month: str = "",
-    months: int = 12,
-    refresh_months: int = 1,
-    stations_source: str = "",
-    split_kind: str = "time",
-    test_months: int = 1,
-    models: List[str] = ["logreg", "random_forest", "xgboost"],  # noqa: B006 - KFP default value
-    mi_threshold: float = 0.001,
-    calibration: str = "sigmoid",
-    search_budget_s: float = 0.0,
-    promotion_margin: float = 0.002,
-    max_ece: float = 0.05,
-    canary_percent: int = 10,
+    months: int = _DEFAULTS["months"],
+    refresh_months: int = _DEFAULTS["refresh_months"],
+    stations_source: str = _DEFAULTS["stations_source"],
+    split_kind: str = _DEFAULTS["split_kind"],
+    test_months: int = _DEFAULTS["test_months"],
+    models: List[str] = _DEFAULTS["models"],
+    mi_threshold: float = _DEFAULTS["mi_threshold"],
+    calibration: str = _DEFAULTS["calibration"],
+    search_budget_s: float = _DEFAULTS["search_budget_s"],
+    promotion_margin: float = _DEFAULTS["promotion_margin"],
+    max_ece: float = _DEFAULTS["max_ece"],
+    canary_percent: int = _DEFAULTS["canary_percent"],
     serving_image: str = "",
     machine_type: str = "n1-standard-2",
     endpoint: str = "",

@@ -19,7 +19,6 @@ its test metrics are read from the labels it was uploaded with (:func:`metric_la
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
 from collections.abc import Mapping
@@ -34,8 +33,6 @@ from chicago_arrest import __version__
 from chicago_arrest.names import CHICAGO_TZ, DEFAULT_IMAGE, IMAGE_REPOSITORY, ISVC_NAME, MODEL_NAME
 from chicago_arrest.schema import FIELD_BY_NAME, RAW_COLUMNS
 from chicago_arrest.settings import Settings
-
-log = logging.getLogger(__name__)
 
 #: The public table (project ``bigquery-public-data``, dataset ``chicago_crime``), multi-region ``US``.
 BIGQUERY_TABLE = "bigquery-public-data.chicago_crime.crime"
@@ -460,19 +457,11 @@ def template_with_image(template: Path, image: str, out_dir: Path) -> Path:
 
 
 #: Training-pipeline arguments the Vertex pipeline takes as they are.
-SHARED_PARAMETERS = (
-    "months",
-    "refresh_months",
-    "split_kind",
-    "test_months",
-    "models",
-    "mi_threshold",
-    "calibration",
-    "search_budget_s",
-    "promotion_margin",
-    "max_ece",
-    "canary_percent",
+_SHARED = (
+    "months refresh_months split_kind test_months models mi_threshold calibration search_budget_s "
+    "promotion_margin max_ece canary_percent"
 )
+SHARED_PARAMETERS = tuple(_SHARED.split())
 
 
 def pipeline_parameters(
@@ -540,20 +529,21 @@ def submit(
     if aiplatform is None:
         aiplatform = import_aiplatform()
         check_credentials()
+    if arguments.get("deploy_target", "auto") != "auto":
+        print(
+            "note: --deploy-target is not used on Vertex: the gate sets the endpoint's traffic split",
+            flush=True,
+        )
     bucket = bucket.removeprefix("gs://").rstrip("/")
     image = image or default_image(project, region)
     parameters = pipeline_parameters(arguments, project=project, region=region, image=image)
     aiplatform.init(project=project, location=region, staging_bucket=f"gs://{bucket}")
     endpoint, champion = find_champion(aiplatform)
-    print(
-        f"endpoint {endpoint or '(none yet: the run creates ' + ISVC_NAME + ')'}; champion "
-        f"{champion.get('model', '-') if champion else '-'} {champion.get('metrics', '') if champion else ''}",
-        flush=True,
-    )
+    print(f"endpoint: {endpoint or '(none: the run creates ' + ISVC_NAME + ')'}; champion: {champion or '-'}")
     with tempfile.TemporaryDirectory() as tmp:
         path = template_with_image(template, image, Path(tmp))
         job = aiplatform.PipelineJob(
-            display_name=spec_name(path),
+            display_name=yaml.safe_load(path.read_text(encoding="utf-8"))["pipelineInfo"]["name"],
             template_path=str(path),
             pipeline_root=f"gs://{bucket}/pipeline-root",
             parameter_values={**parameters, "endpoint": endpoint, "champion": champion},
@@ -564,8 +554,3 @@ def submit(
         job.submit()
     print(f"submitted {job.resource_name} ({MODEL_NAME}, image {image})", flush=True)
     return job
-
-
-def spec_name(template: Path) -> str:
-    """The pipeline name recorded in a compiled YAML."""
-    return str(yaml.safe_load(template.read_text(encoding="utf-8"))["pipelineInfo"]["name"])

@@ -590,3 +590,15 @@ def test_served_model_is_the_selected_candidate_as_an_mlflow_folder(
     served = load_arrest_model(str(tmp_path / "served"))
     expected = model.predict_arrest_probability(test.head(20))
     assert served.predict_arrest_probability(test.head(20)).tolist() == pytest.approx(expected.tolist())
+
+
+def test_shared_parameters_take_the_training_pipelines_defaults() -> None:
+    import inspect
+
+    from pipelines.training import training_pipeline
+    from pipelines.vertex_training import vertex_training_pipeline
+
+    training = inspect.signature(training_pipeline.pipeline_func).parameters
+    mine = inspect.signature(vertex_training_pipeline.pipeline_func).parameters
+    for name in (*vertex.SHARED_PARAMETERS, "stations_source"):
+        assert mine[name].default == training[name].default, name
