@@ -356,12 +356,17 @@ def container_spec(image: str) -> dict[str, Any]:
     """Vertex ``containerSpec`` of the project image: the model server on the V2 routes, the model from GCS.
 
     Vertex copies the uploaded model folder and passes its ``gs://`` address as ``AIP_STORAGE_URI``; the server
-    loads it with MLflow (``--model_uri``).
+    loads it with MLflow (``--model_uri``) and reports the deployed model's id as the version. Vertex expands
+    ``$(VAR)`` in ``args`` from its own ``AIP_*`` variables.
     """
     return {
         "imageUri": image,
         "command": ["python", "-m", "arrest_server"],
-        "args": ["--model_uri=$(AIP_STORAGE_URI)", f"--http_port={SERVING_PORT}"],
+        "args": [
+            "--model_uri=$(AIP_STORAGE_URI)",
+            "--model_version=$(AIP_DEPLOYED_MODEL_ID)",
+            f"--http_port={SERVING_PORT}",
+        ],
         "predictRoute": PREDICT_ROUTE,
         "healthRoute": HEALTH_ROUTE,
         "ports": [{"containerPort": SERVING_PORT}],

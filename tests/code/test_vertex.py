@@ -172,7 +172,11 @@ def test_upload_and_deploy_wiring() -> None:
     assert container["predictRoute"] == f"/v2/models/{ISVC_NAME}/infer"
     assert container["healthRoute"] == "/v2/health/ready"
     assert container["ports"] == [{"containerPort": 8080}]
-    assert "--model_uri=$(AIP_STORAGE_URI)" in container["args"]
+    assert container["args"] == [
+        "--model_uri=$(AIP_STORAGE_URI)",
+        "--model_version=$(AIP_DEPLOYED_MODEL_ID)",
+        "--http_port=8080",
+    ]
     assert container["imageUri"] == "{{$.inputs.parameters['metadata']}}"  # the serving_image parameter
     assert (
         tasks["importer"]["inputs"]["parameters"]["uri"]["taskOutputParameter"]["producerTask"]
