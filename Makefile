@@ -86,8 +86,8 @@ fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml
-	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile
+compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml (IMAGE= is every step's image; COMPILE_DIR=)
+	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile$(if $(COMPILE_DIR), --out-dir '$(COMPILE_DIR)')
 
 pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET=); SOURCE=crimes.csv ...
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG)$(VERBOSE_ARG) $(PIPELINE_ARGS) $(VERTEX_ARGS)
