@@ -1,13 +1,16 @@
 """End-to-end: the real training pipeline under kfp.local (``chicago-arrest pipeline run``) on generated data.
 
-Two runs in one MLflow store: the first trains all three model types and its model becomes champion; the
-second (one model type, canary 10 %) goes through the champion/challenger gate and the deploy step.
+Two runs in one MLflow store: the first trains all three model types and its model becomes champion (its
+console output is the quiet one a person sees: one line per step, logs in files); the second (one model type,
+canary 10 %, ``--verbose``) goes through the champion/challenger gate and the deploy step. A third run, on a
+file without the ``arrest`` column, fails in a step and says which, why and where its log is, in one line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +25,20 @@ from chicago_arrest.synthetic import generate_crimes, generate_stations
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = ("ingest", "validate", "enrich", "split", "train", "evaluate", "register", "gate", "deploy")
+#: What the quiet console calls each task of a three-model run (one line each, log file <label>.log).
+STEPS = (
+    "ingest",
+    "validate",
+    "split",
+    "enrich",
+    "train logreg",
+    "train random_forest",
+    "train xgboost",
+    "evaluate",
+    "register",
+    "gate",
+    "deploy",
+)
 pytestmark = pytest.mark.slow
 
 
@@ -40,9 +57,11 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_pipeline(workspace: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+def run_pipeline(
+    workspace: Path, *args: str, data: str = "data", source: str = "crimes.csv", succeed: bool = True
+) -> tuple[subprocess.CompletedProcess, Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARREST_", "MLFLOW_", "KFP_"))}
-    env.update({"ARREST_DATA_DIR": str(workspace / "data"), "ARREST_CPUS": "2"})
+    env.update({"ARREST_DATA_DIR": str(workspace / data), "ARREST_CPUS": "2"})
     proc = subprocess.run(
         [
             sys.executable,
@@ -51,7 +70,7 @@ def run_pipeline(workspace: Path, *args: str) -> tuple[subprocess.CompletedProce
             "pipeline",
             "run",
             "--source",
-            str(workspace / "crimes.csv"),
+            str(workspace / source),
             *args,
         ],
         cwd=REPO,
@@ -60,9 +79,9 @@ def run_pipeline(workspace: Path, *args: str) -> tuple[subprocess.CompletedProce
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    assert (proc.returncode == 0) == succeed, proc.stdout[-5000:] + proc.stderr[-5000:]
     runs = sorted(
-        (workspace / "data" / "kfp").glob("chicago-arrest-training-*"), key=lambda p: p.stat().st_mtime
+        (workspace / data / "kfp").glob("chicago-arrest-training-*"), key=lambda p: p.stat().st_mtime
     )
     return proc, runs[-1]
 
@@ -78,12 +97,44 @@ def first_run(workspace: Path) -> tuple[subprocess.CompletedProcess, Path]:
 
 
 def test_every_task_succeeded(first_run) -> None:
-    proc, run_dir = first_run
-    log = proc.stdout + proc.stderr
+    _, run_dir = first_run
+    log = re.sub(r"\x1b\[[0-9;]*m", "", (run_dir / "logs" / "kfp.log").read_text())
     for task in TASKS:
-        assert f"Task '{task}' finished with status" in log.replace("\x1b[96m", "").replace("\x1b[0m", "")
+        assert f"Task '{task}' finished with status SUCCESS" in log
     assert "FAILURE" not in log
     assert len(list(run_dir.glob("for-loop-*/train/executor_output.json"))) == 3
+
+
+def test_quiet_output_is_one_line_per_step(first_run) -> None:
+    proc, run_dir = first_run
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("target: local (")
+    assert lines[1].startswith("pipeline    chicago-arrest-training on local")
+    for label in STEPS:
+        named = [line for line in lines if re.match(rf"  {label} +\d+\.\d s  \S", line)]
+        assert len(named) == 1, (label, named)
+    assert len(lines) < 60, proc.stdout
+    for chatter in ("executor_input", "KFP Executor", "Streamed logs", "finished with status", "Traceback"):
+        assert chatter not in proc.stdout + proc.stderr
+    (validate,) = (line for line in lines if line.startswith("  validate "))
+    assert validate.endswith("5,996 valid, 3 quarantined (of 5,999)")
+    (evaluate,) = (line for line in lines if line.startswith("  evaluate "))
+    assert "calibration ROC-AUC: logreg 0." in evaluate
+    (gate,) = (line for line in lines if line.startswith("  gate "))
+    assert "promote v1: first model" in gate
+    assert f"step logs        {run_dir / 'logs'}" in proc.stdout
+    assert f"training report  {run_dir / 'evaluate' / 'report.html'}" in proc.stdout
+
+
+def test_every_step_has_its_full_log(first_run) -> None:
+    _, run_dir = first_run
+    logs = run_dir / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == sorted(
+        [*(f"{s.replace(' ', '-')}.log" for s in STEPS), "kfp.log"]
+    )
+    assert "Got executor_input" in (logs / "ingest.log").read_text()
+    assert "validate: 5999 in" in (logs / "validate.log").read_text()
+    assert "xgboost trained in" in (logs / "train-xgboost.log").read_text()
 
 
 def test_quarantine_counts_add_up(first_run) -> None:
@@ -131,7 +182,11 @@ def test_champion_registered_with_metrics_and_report(first_run, workspace: Path)
     report = (run_dir / "evaluate" / "report").read_text()
     assert "Data flow" in report
     assert report.count("data:image/png;base64,") >= 3
-    assert "Champion vs challenger" in (run_dir / "gate" / "report").read_text()
+    assert (run_dir / "evaluate" / "report.html").read_text() == report
+    assert "Champion vs challenger" in (run_dir / "gate" / "report.html").read_text()
+    assert (run_dir / "validate" / "report.html").is_file()
+    artifacts = client.list_artifacts(parents[0].info.run_id, "report")
+    assert [a.path for a in artifacts] == ["report/training_report.html"]
     state = json.loads((workspace / "data" / "serving" / "serving.json").read_text())
     assert state["champion"]["version"] == "1"
     assert state["canary_percent"] == 0
@@ -157,7 +212,7 @@ def test_model_evaluate_gives_the_pipeline_metrics(first_run, workspace: Path) -
 def test_second_run_goes_through_the_gate(first_run, workspace: Path) -> None:
     # A margin of -1 and a loose ECE bound make the challenger pass whatever the noise of a ~500-row month:
     # this test is about the gate and the canary rollout, the rule itself is tested in test_registry.py.
-    _, run_dir = run_pipeline(
+    proc, run_dir = run_pipeline(
         workspace,
         "--models",
         "logreg",
@@ -167,7 +222,12 @@ def test_second_run_goes_through_the_gate(first_run, workspace: Path) -> None:
         "-1.0",
         "--max-ece",
         "0.5",
+        "--verbose",
     )
+    # --verbose streams every step's output as kfp.local does, and the log files are written all the same.
+    assert "Streamed logs" in proc.stdout
+    assert "logreg trained in" in proc.stdout
+    assert "logreg trained in" in (run_dir / "logs" / "train-logreg.log").read_text()
     decision = outputs(run_dir, "gate")["parameterValues"]["Output"]
     assert decision["champion_version"] == "1"
     assert decision["challenger_version"] == "2"
@@ -183,3 +243,18 @@ def test_second_run_goes_through_the_gate(first_run, workspace: Path) -> None:
     assert state["canary_percent"] == 10
     client = MlflowClient(f"sqlite:///{workspace / 'data' / 'mlflow' / 'mlflow.db'}")
     assert (alias_version(client, CHAMPION), alias_version(client, CHALLENGER)) == ("1", "2")
+
+
+def test_a_failing_step_is_named_with_its_log_in_one_line(workspace: Path) -> None:
+    crimes = pd.read_csv(workspace / "crimes.csv", dtype=str)
+    crimes.drop(columns=["arrest"]).to_csv(workspace / "no_arrest.csv", index=False)
+    proc, run_dir = run_pipeline(workspace, data="failing", source="no_arrest.csv", succeed=False)
+    assert proc.returncode == 1
+    log = run_dir / "logs" / "validate.log"
+    (error,) = proc.stderr.strip().splitlines()
+    assert error.startswith("error: step 'validate' failed: ValueError: the data contract rejected every row")
+    assert error.endswith(f"(log: {log})")
+    assert "error: ValueError: the data contract rejected every row" in log.read_text()
+    assert re.search(r"^  validate +\d+\.\d s  FAILED$", proc.stdout, re.MULTILINE)
+    assert "  split " not in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
