@@ -1,20 +1,12 @@
 """Vertex AI Pipelines variant (``pipelines/vertex_training.py``): BigQuery ingest, the Vertex gate, the submit.
 
-Everything here runs without Google Cloud packages except :func:`submit`, :func:`find_champion` and
-:func:`check_credentials`, which import ``google-cloud-aiplatform`` / ``google-auth`` when called: the
-``vertex`` extra (``uv sync --extra vertex``) is not part of the default install nor of the image.
-
-- :func:`window_sql`: the BigQuery statement that exports a month window of
-  ``bigquery-public-data.chicago_crime.crime`` to Parquet, renamed and typed as the Socrata records the data
-  contract expects (GCPC's ``BigqueryQueryJobOp`` runs it).
-- :func:`land_export`: the exported shards → the project's own ingest step (same raw records, same summary).
-- :func:`save_served_model`: the selected candidate as an MLflow pyfunc folder (what the project image serves).
-- :func:`gate_decision`: :func:`chicago_arrest.registry.decide` against the champion found on the endpoint, and
-  the endpoint's traffic split for ``ModelDeployOp``.
-- :func:`submit`: ``google.cloud.aiplatform.PipelineJob(...).submit()`` of the compiled pipeline.
-
-The champion on Vertex is the model serving the largest share of the ``arrest-predictor`` endpoint's traffic;
-its test metrics are read from the labels it was uploaded with (:func:`metric_labels`).
+Only :func:`submit` (through :func:`import_aiplatform`, :func:`check_credentials`, :func:`find_champion`) needs
+the ``vertex`` extra (``uv sync --extra vertex``), which is neither in the default install nor in the image; the
+rest runs in the project image as the Vertex pipeline's steps: :func:`window_sql` (the BigQuery export of a month
+window as Socrata records, run by GCPC's ``BigqueryQueryJobOp``), :func:`land_export` (the export through the
+project's ingest step), :func:`save_served_model` and :func:`gate_decision` (:func:`chicago_arrest.registry.decide`
+against the champion, and the endpoint's traffic split). The champion on Vertex is the model with the largest
+traffic share on the ``arrest-predictor`` endpoint; its test metrics are its upload labels (:func:`metric_labels`).
 """
 
 from __future__ import annotations
@@ -382,11 +374,7 @@ def default_image(project: str, region: str) -> str:
 
 
 def import_aiplatform() -> Any:
-    """``google.cloud.aiplatform``, or one clear line naming the extra to install.
-
-    Raises:
-        VertexError: When the ``vertex`` extra is not installed.
-    """
+    """``google.cloud.aiplatform``, or a :class:`VertexError` naming the extra to install."""
     import importlib
 
     try:
@@ -400,11 +388,7 @@ def import_aiplatform() -> Any:
 
 
 def check_credentials() -> None:
-    """Fail with one line when Application Default Credentials are missing.
-
-    Raises:
-        VertexError: On ``google.auth.exceptions.DefaultCredentialsError``.
-    """
+    """A :class:`VertexError` (one line) on ``google.auth.exceptions.DefaultCredentialsError``."""
     try:
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
@@ -441,11 +425,16 @@ def find_champion(aiplatform: Any, endpoint_name: str = ISVC_NAME) -> tuple[str,
         return str(endpoint.resource_name), {}
     deployed_id = max(split, key=lambda k: (split[k], k))
     deployed = next(d for d in endpoint.list_models() if str(d.id) == deployed_id)
-    model = aiplatform.Model(deployed.model)
+    metrics = labels_metrics(aiplatform.Model(deployed.model).labels or {})
+    if not {"roc_auc", "ece"} <= set(metrics):
+        raise VertexError(
+            f"champion {deployed.model} on {endpoint.resource_name} has no roc_auc_ppm / ece_ppm labels: it was "
+            "not uploaded by this pipeline; label it, or take it off the endpoint's traffic"
+        )
     return str(endpoint.resource_name), {
         "model": str(deployed.model),
         "deployed_model_id": deployed_id,
-        "metrics": labels_metrics(model.labels or {}),
+        "metrics": metrics,
     }
 
 

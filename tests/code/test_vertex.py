@@ -606,3 +606,15 @@ def test_shared_parameters_take_the_training_pipelines_defaults() -> None:
     mine = inspect.signature(vertex_training_pipeline.pipeline_func).parameters
     for name in (*vertex.SHARED_PARAMETERS, "stations_source"):
         assert mine[name].default == training[name].default, name
+
+
+def test_a_champion_without_metric_labels_stops_the_submit() -> None:
+    endpoint = SimpleNamespace(
+        resource_name="projects/p/locations/r/endpoints/7",
+        traffic_split={"111": 100},
+        list_models=lambda: [SimpleNamespace(id="111", model="projects/p/locations/r/models/1")],
+    )
+    fake = FakeAiplatform([endpoint], labels={"team": "x"})
+    with pytest.raises(vertex.VertexError, match="no roc_auc_ppm / ece_ppm labels"):
+        vertex.submit(ARGS, project="p", region="r", bucket="b", template=GOLDEN, aiplatform=fake)
+    assert fake.jobs == []
