@@ -2,7 +2,9 @@
 
 Locally every step runs as a subprocess of this Python (``SubprocessRunner(use_venv=False)``), MLflow uses a
 SQLite store under the data directory, and the deploy step updates the local serving state that
-``make serve`` reads. With ``KFP_HOST`` set, a new pipeline version is uploaded and a run started.
+``make serve`` reads. The console shows one line per step (:class:`chicago_arrest.progress.LocalRun`), every
+step's full log is in ``<run folder>/logs/``, and ``verbose`` streams it all. With ``KFP_HOST`` set, a new
+pipeline version is uploaded and a run started.
 """
 
 from __future__ import annotations
