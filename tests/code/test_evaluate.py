@@ -89,3 +89,46 @@ def test_charts_and_report(tmp_path) -> None:
     assert page.count("data:image/png;base64,") == 4
     assert "without crime types recorded only upon arrest" in page
     assert "Per crime type (b)" in page
+
+
+def test_bootstrap_intervals_cover_the_metric_and_shrink_with_rows() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from chicago_arrest.evaluate import bootstrap_intervals
+
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (1_000, 16_000):
+        p = rng.uniform(size=n)
+        y = (rng.uniform(size=n) < p).astype(int)
+        ci = bootstrap_intervals(y, p, resamples=200, seed=0)
+        auc = roc_auc_score(y, p)
+        assert ci["roc_auc_ci_low"] < auc < ci["roc_auc_ci_high"]
+        assert ci["ece_ci_low"] < ci["ece_ci_high"]
+        assert ci["pr_auc_ci_low"] < ci["pr_auc_ci_high"]
+        # the percentile interval is about ±1.96 standard errors
+        assert (ci["roc_auc_ci_high"] - ci["roc_auc_ci_low"]) / ci["roc_auc_se"] == pytest.approx(
+            3.92, rel=0.25
+        )
+        widths.append(ci["roc_auc_ci_high"] - ci["roc_auc_ci_low"])
+    assert widths[1] < widths[0] / 3  # 16x the rows: a quarter of the width
+    assert np.isnan(bootstrap_intervals(np.zeros(10), np.linspace(0, 1, 10))["roc_auc_se"])
+
+
+def test_per_month_metrics_and_worst_month() -> None:
+    rng = np.random.default_rng(4)
+    n = 2_000
+    dates = pd.Series(np.where(np.arange(n) < n // 2, "2017-11-15T10:00:00", "2017-12-15T10:00:00"))
+    p = rng.uniform(size=n)
+    y = (rng.uniform(size=n) < p).astype(int)
+    p_shifted = np.where(np.arange(n) < n // 2, p, np.clip(p + 0.2, 0, 1))  # December over-predicted
+    ev = evaluate_predictions("m", pd.DataFrame({"date": dates, "primary_type": "THEFT"}), y, p_shifted, 0.5)
+    assert list(ev.per_month["month"]) == ["2017-11", "2017-12"]
+    assert ev.per_month["rows"].tolist() == [1_000, 1_000]
+    november, december = ev.per_month["ece"]
+    assert november < 0.06 < 0.12 < december
+    assert ev.overall["ece_worst_month"] == december
+    assert ev.overall["test_months"] == 2
+    flat = ev.flat_metrics()
+    assert flat["test_ece_worst_month"] == december
+    assert flat["test_roc_auc_ci_low"] < flat["test_roc_auc"] < flat["test_roc_auc_ci_high"]
