@@ -209,7 +209,8 @@ def test_status_text_and_json(release: Any) -> None:
 def test_pipeline_run_options_are_the_pipeline_parameters_and_defaults() -> None:
     signature = inspect.signature(training_pipeline.pipeline_func)
     options = {p.name: p for p in run_command().params if p.name != "help"}
-    assert set(options) == {*signature.parameters, "kfp_host", "target", "verbose", "project", "region", "bucket"}
+    vertex = {"project", "region", "bucket"}  # --target vertex (issue 17)
+    assert set(options) == {*signature.parameters, "kfp_host", "target", "verbose", *vertex}
     for name, param in signature.parameters.items():
         default = ",".join(param.default) if isinstance(param.default, list) else param.default
         assert options[name].default == default, name
