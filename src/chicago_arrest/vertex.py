@@ -120,7 +120,8 @@ def window_sql(export_uri: str, months: int, end_month: str = "", today: date | 
 
     Month boundaries are midnight in Chicago (``TIMESTAMP('2024-03-01 00:00:00', 'America/Chicago')``), and
     ``date`` / ``updated_on`` are written as Chicago wall-clock time in Socrata's format, so the export is the
-    Socrata records of the same months (same field names, every value as text, codes zero-padded).
+    Socrata records of the same months (same field names, every value as text, codes zero-padded; no ORDER BY:
+    landing sorts each month by date and id).
 
     Args:
         export_uri: ``gs://`` folder for the Parquet shards (the component's output Dataset).
@@ -155,7 +156,6 @@ def window_sql(export_uri: str, months: int, end_month: str = "", today: date | 
         f"FROM `{BIGQUERY_TABLE}`\n"
         f"WHERE date >= TIMESTAMP('{start:%Y-%m-%d} 00:00:00', '{CHICAGO_TZ}')\n"
         f"  AND date < TIMESTAMP('{end:%Y-%m-%d} 00:00:00', '{CHICAGO_TZ}')\n"
-        "ORDER BY date, unique_key\n"
     )
 
 
