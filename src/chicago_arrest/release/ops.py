@@ -271,8 +271,9 @@ class Release:
     def rollback(self, version: str | int | None = None) -> Outcome:
         """Undo the last step: a canary (0 % to the challenger), else the last promotion.
 
-        * A challenger under canary: every request goes to the champion; the challenger alias stays, so
-          ``make canary`` can restart it and ``make promote`` can still promote it.
+        * A challenger under canary (the registry's, or one served next to the registry champion): every
+          request goes to the champion; the challenger stays, so ``make canary`` can restart it and
+          ``make promote`` can still promote it.
         * No challenger: the previous champion (recorded when the champion was promoted) becomes champion
           again, alias first, then 100 % of traffic. Once rolled back, running it again changes nothing.
 
@@ -289,6 +290,8 @@ class Release:
             served, split = self._served()
             champion = self.aliases.get(CHAMPION) or split.champion
             challenger = self.aliases.get(CHALLENGER)
+            if split.challenger is not None and split.champion == champion:
+                challenger = split.challenger  # the served one: stopping it needs no new revision
             if challenger is not None and challenger != champion:
                 stopped = Split(champion, challenger, 0)
                 line = (
