@@ -158,7 +158,13 @@ def run_cluster(arguments: dict[str, Any], host: str, client: Any = None, image:
 
 
 def run_vertex(
-    arguments: dict[str, Any], *, project: str, region: str, bucket: str, image: str = "", aiplatform: Any = None
+    arguments: dict[str, Any],
+    *,
+    project: str,
+    region: str,
+    bucket: str,
+    image: str = "",
+    aiplatform: Any = None,
 ) -> Any:
     """Submit the committed ``chicago-arrest-vertex-training`` YAML to Vertex AI Pipelines (issue 17).
 
