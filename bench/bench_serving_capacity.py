@@ -5,6 +5,8 @@ Servers, one at a time, in one run, on the same model folder and the same reques
 
 * ``kserve:N`` — ``python -m arrest_server --model_dir <model> --workers N`` (``N=0``: one per CPU, what
   ``make serve`` runs);
+* ``baseline:1`` — the same server from another checkout (``--baseline DIR``, e.g. ``git archive <commit>
+  serving src | tar -x -C DIR``: its ``serving`` and ``src`` go first on ``PYTHONPATH``), to measure a change;
 * ``mlserver:N`` — MLServer 1.7.1 with its MLflow runtime, ``parallel_workers=N`` (its own venv,
   bench/mlserver/README.md).
 
@@ -114,10 +116,14 @@ def tree_rss_mib(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def kserve(model_dir: Path, work: Path, workers: int, **env: str) -> Iterator[Running]:
-    """``python -m arrest_server --model_dir ... --workers N``."""
+def kserve(
+    model_dir: Path, work: Path, workers: int, baseline: Path | None = None, **env: str
+) -> Iterator[Running]:
+    """``python -m arrest_server --model_dir ... --workers N`` (from ``baseline``'s sources when given)."""
     port = free_port()
-    log = work / f"kserve-{workers}.log"
+    log = work / f"kserve-{workers}{'-baseline' if baseline else ''}.log"
+    if baseline is not None:
+        env["PYTHONPATH"] = f"{baseline / 'serving'}{os.pathsep}{baseline / 'src'}"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -138,7 +144,8 @@ def kserve(model_dir: Path, work: Path, workers: int, **env: str) -> Iterator[Ru
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Running(f"arrest_server --workers {workers}", proc, f"http://127.0.0.1:{port}", log)
+    name = f"arrest_server --workers {workers}" + (f" (baseline {baseline.name})" if baseline else "")
+    server = Running(name, proc, f"http://127.0.0.1:{port}", log)
     try:
         yield server
     finally:
@@ -246,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-single", type=int, default=300)
     parser.add_argument("--n-batch", type=int, default=20)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--baseline", type=Path, help="sources of the baseline:N server (serving/, src/)")
     args = parser.parse_args(argv)
 
     from chicago_arrest.runtime import pin_thread_env
@@ -270,10 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{spec} ...", file=sys.stderr)
         if kind == "kserve":
             context = kserve(model_dir, work, workers)
+        elif kind == "baseline" and args.baseline:
+            context = kserve(model_dir, work, workers, baseline=args.baseline.resolve())
         elif kind == "mlserver":
             context = mlserver_server(model_dir, work, workers)
         else:
-            parser.error(f"unknown server {spec!r}: kserve:N or mlserver:N")
+            parser.error(f"unknown server {spec!r}: kserve:N, baseline:N (with --baseline) or mlserver:N")
         with context as server:
             servers.append(measure(server, single, batch, args))
     reference = servers[0]["batch_probabilities"]
