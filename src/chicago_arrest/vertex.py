@@ -302,7 +302,8 @@ def gate_decision(
 
     Returns:
         ``action`` (``promote``, ``canary`` or ``none``), ``traffic_split`` for ``ModelDeployOp`` (``"0"`` is
-        the model being deployed), ``labels`` for ``ModelUploadOp``, ``passed``, ``reason``, both metric sets.
+        the model being deployed; percentages as text, GCPC's ``Dict[str, str]``: KFP would turn numbers into
+        floats), ``labels`` for ``ModelUploadOp``, ``passed``, ``reason``, both metric sets.
 
     Raises:
         ValueError: For a champion without metrics or a deployed model id.
@@ -311,6 +312,7 @@ def gate_decision(
 
     chosen = evaluation["candidates"][evaluation["selected"]]
     challenger = {k: float(chosen[k]) for k in LABEL_METRICS}
+    challenger.update({k: float(chosen[k]) for k in ("roc_auc_se", "ece_worst_month") if k in chosen})
     champ: dict[str, float] | None = None
     if champion:
         champ = {k: float(v) for k, v in dict(champion.get("metrics") or {}).items()}
@@ -324,9 +326,9 @@ def gate_decision(
         action, split = "none", {}
     elif champ is not None and 0 < canary_percent < 100:
         action = "canary"
-        split = {"0": int(canary_percent), str(champion["deployed_model_id"]): 100 - int(canary_percent)}
+        split = {"0": str(canary_percent), str(champion["deployed_model_id"]): str(100 - canary_percent)}
     else:
-        action, split = "promote", {"0": 100}
+        action, split = "promote", {"0": "100"}
     labels = {
         **metric_labels(challenger),
         "model_type": re.sub(r"[^a-z0-9_-]", "-", str(evaluation["selected"]).lower()),

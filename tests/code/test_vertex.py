@@ -314,7 +314,7 @@ def _champion(roc_auc: float) -> dict[str, Any]:
 
 def test_gate_first_model_is_promoted_to_all_traffic() -> None:
     d = vertex.gate_decision(_evaluation(0.85, 0.02), {})
-    assert (d["action"], d["traffic_split"], d["passed"]) == ("promote", {"0": 100}, True)
+    assert (d["action"], d["traffic_split"], d["passed"]) == ("promote", {"0": "100"}, True)
     assert d["labels"]["roc_auc_ppm"] == "850000"
     assert d["labels"]["gate"] == "passed"
     assert d["labels"]["model_type"] == "random_forest"
@@ -323,9 +323,9 @@ def test_gate_first_model_is_promoted_to_all_traffic() -> None:
 
 def test_gate_canary_split_and_direct_promotion() -> None:
     d = vertex.gate_decision(_evaluation(0.90, 0.02), _champion(0.88), canary_percent=10)
-    assert (d["action"], d["traffic_split"]) == ("canary", {"0": 10, "555": 90})
+    assert (d["action"], d["traffic_split"]) == ("canary", {"0": "10", "555": "90"})
     d = vertex.gate_decision(_evaluation(0.90, 0.02), _champion(0.88), canary_percent=0)
-    assert (d["action"], d["traffic_split"]) == ("promote", {"0": 100})
+    assert (d["action"], d["traffic_split"]) == ("promote", {"0": "100"})
 
 
 def test_gate_rejects_by_the_same_rule_and_leaves_serving_alone() -> None:
@@ -335,6 +335,15 @@ def test_gate_rejects_by_the_same_rule_and_leaves_serving_alone() -> None:
     d = vertex.gate_decision(_evaluation(0.99, 0.09), _champion(0.88), max_ece=0.05)
     assert d["action"] == "none"
     assert "ECE" in d["reason"]
+
+
+def test_gate_uses_the_challengers_bootstrap_se_and_worst_month_like_the_mlflow_gate() -> None:
+    evaluation = _evaluation(0.90, 0.02)
+    evaluation["candidates"]["random_forest"]["roc_auc_se"] = 0.03  # 0.90 < 0.88 + 0.002 + 1 x 0.03
+    assert vertex.gate_decision(evaluation, _champion(0.88), margin=0.002)["action"] == "none"
+    evaluation = _evaluation(0.95, 0.02)
+    evaluation["candidates"]["random_forest"]["ece_worst_month"] = 0.08
+    assert vertex.gate_decision(evaluation, _champion(0.88), max_ece=0.05)["action"] == "none"
 
 
 def test_gate_reuses_registry_decide(monkeypatch: pytest.MonkeyPatch) -> None:
