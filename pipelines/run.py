@@ -99,8 +99,10 @@ def print_local_summary(run_dir: Path, seconds: float) -> None:
     print(f"  step logs        {run_dir / 'logs'}")
     print(f"  training report  {run_dir / 'evaluate' / 'report.html'}  (make report)")
     print(f"  MLflow           {settings.resolved_tracking_uri()}  (make mlflow-ui)")
+    challenger = alias_version(client, CHALLENGER)
     print(
-        f"  registered model {MODEL_NAME}: champion v{champion}, challenger v{alias_version(client, CHALLENGER)}"
+        f"  registered model {MODEL_NAME}: champion v{champion}, "
+        f"challenger {'v' + challenger if challenger else '- (none under canary)'}"
     )
     if champion:
         description = client.get_model_version(MODEL_NAME, champion).description or ""

@@ -416,8 +416,10 @@ def version_description(
     """
 
     def rows(key: str) -> str:
-        value = str(window.get(key, ""))
-        return f"{int(value):,} rows" if value.isdigit() else "rows ?"
+        try:  # KFP passes the window's numbers as floats
+            return f"{int(float(window[key])):,} rows"
+        except (KeyError, TypeError, ValueError):
+            return "rows ?"
 
     w = {k: window.get(k, "?") for k in ("train_start", "train_end", "test_start", "test_end", "kind")}
     names = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "ece": "ECE", "brier": "Brier"}
