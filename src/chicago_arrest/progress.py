@@ -99,9 +99,10 @@ def _evaluate(_: dict[str, Any], out: dict[str, Any]) -> str:
     candidates = o.get("candidates") or {}
     by_auc = ", ".join(f"{k} {_f(v.get('calibration_auc'))}" for k, v in candidates.items())
     metrics = o.get("metrics") or {}
+    why = o.get("selection") or f"calibration ROC-AUC {by_auc}"
     return (
-        f"selected {o.get('selected', '?')} (calibration ROC-AUC: {by_auc}); its test ROC-AUC "
-        f"{_f(metrics.get('test_roc_auc'))}, ECE {_f(metrics.get('test_ece'))}"
+        f"selected {o.get('selected', '?')}: {why}; its test ROC-AUC {_f(metrics.get('test_roc_auc'))}, "
+        f"ECE {_f(metrics.get('test_ece'))}"
     )
 
 

@@ -221,8 +221,12 @@ def test_training_figures() -> None:
         }
     }
     assert figures["evaluate"]({}, evaluate) == (
-        "selected xgboost (calibration ROC-AUC: logreg 0.8000, xgboost 0.9000); its test ROC-AUC 0.9100, "
+        "selected xgboost: calibration ROC-AUC logreg 0.8000, xgboost 0.9000; its test ROC-AUC 0.9100, "
         "ECE 0.0200"
+    )
+    evaluate["Output"]["selection"] = "xgboost leads the backtest (mean ROC-AUC 0.9000)"
+    assert figures["evaluate"]({}, evaluate) == (
+        "selected xgboost: xgboost leads the backtest (mean ROC-AUC 0.9000); its test ROC-AUC 0.9100, ECE 0.0200"
     )
     gate = {"Output": {"passed": True, "promoted": False, "challenger_version": "2", "reason": "better"}}
     assert figures["gate"]({}, gate) == "canary v2: better"

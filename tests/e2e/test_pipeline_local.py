@@ -119,7 +119,10 @@ def test_quiet_output_is_one_line_per_step(first_run) -> None:
     (validate,) = (line for line in lines if line.startswith("  validate "))
     assert validate.endswith("5,996 valid, 3 quarantined (of 5,999)")
     (evaluate,) = (line for line in lines if line.startswith("  evaluate "))
-    assert "calibration ROC-AUC: logreg 0." in evaluate
+    selected = outputs(run_dir, "evaluate")["parameterValues"]["Output"]["selected"]
+    assert f"  selected {selected}: " in evaluate
+    (train,) = (line for line in lines if line.startswith("  train logreg "))
+    assert re.search(r"calibration ROC-AUC 0\.\d{4}, fit \d+\.\d s", train)
     (gate,) = (line for line in lines if line.startswith("  gate "))
     assert "promote v1: first model" in gate
     assert f"step logs        {run_dir / 'logs'}" in proc.stdout
