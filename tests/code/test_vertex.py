@@ -627,3 +627,50 @@ def test_a_champion_without_metric_labels_stops_the_submit() -> None:
     with pytest.raises(vertex.VertexError, match="no roc_auc_ppm / ece_ppm labels"):
         vertex.submit(ARGS, project="p", region="r", bucket="b", template=GOLDEN, aiplatform=fake)
     assert fake.jobs == []
+
+
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+def test_new_components_run_under_kfp_local(
+    tmp_path: Path, stations: pd.DataFrame, settings: Settings
+) -> None:
+    """land_bigquery → the project's validate, and vertex_gate, as KFP components (kfp.local subprocesses)."""
+    from kfp import dsl, local
+    from kfp.dsl import Dataset
+
+    from components.land_bigquery import land_bigquery
+    from components.validate import validate
+    from components.vertex_gate import vertex_gate
+
+    export = tmp_path / "export"
+    export.mkdir()
+    generate_crimes(600, start="2024-01-01", months=2, stations=stations).to_parquet(
+        export / "crimes-000000000000.parquet", index=False
+    )
+    stations.to_parquet(tmp_path / "stations.parquet", index=False)
+
+    def landing() -> str:
+        imported = dsl.importer(artifact_uri=str(export), artifact_class=Dataset)
+        land = land_bigquery(
+            export=imported.output, stations_source=str(tmp_path / "stations.parquet"), months=2
+        )
+        validate(raw=land.outputs["raw"])
+        gate = vertex_gate(
+            evaluation=_evaluation(0.9, 0.02),
+            champion=_champion(0.85),
+            promotion_margin=0.0,
+            max_ece=0.05,
+            canary_percent=25,
+        )
+        return gate.outputs["action"]
+
+    landing.__annotations__["return"] = str  # this module postpones annotations; KFP needs the type itself
+    pipeline = dsl.pipeline(landing)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "kfp"),
+        raise_on_error=True,
+    )
+    run = pipeline()
+    assert run.output == "canary"
+    valid = next((tmp_path / "kfp").glob("landing-*/validate/valid"))
+    assert len(pd.read_parquet(valid)) > 550
