@@ -64,6 +64,8 @@ BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET)
 
 # --- Pipelines ----------------------------------------------------------------------------------------------
 TRAINING_PIPELINE = "chicago-arrest-training"
+#: The Vertex AI Pipelines variant (``pipelines/vertex_training.py``, ``make pipeline-run TARGET=vertex``).
+VERTEX_PIPELINE = "chicago-arrest-vertex-training"
 
 # --- Data ---------------------------------------------------------------------------------------------------
 #: Every timestamp of the data is wall-clock time in Chicago.
