@@ -173,10 +173,11 @@ def run_vertex(
     See :func:`chicago_arrest.vertex.submit`: the ``vertex`` extra and Application Default Credentials are
     checked first (one line each when missing).
     """
+    from chicago_arrest.names import VERTEX_PIPELINE
     from chicago_arrest.vertex import submit
     from pipelines.compile import COMPILED_DIR
 
-    template = COMPILED_DIR / "chicago-arrest-vertex-training.yaml"
+    template = COMPILED_DIR / f"{VERTEX_PIPELINE}.yaml"
     return submit(
         arguments,
         project=project,
