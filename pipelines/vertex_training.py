@@ -21,7 +21,7 @@ from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp, Model
 from google_cloud_pipeline_components.v1.model import ModelUploadOp
 from kfp import dsl
 
-from chicago_arrest.names import ISVC_NAME, MODEL_NAME
+from chicago_arrest.names import ISVC_NAME, MODEL_NAME, VERTEX_PIPELINE
 from chicago_arrest.vertex import BIGQUERY_LOCATION, container_spec
 from components.bigquery_window import bigquery_window
 from components.enrich import enrich
@@ -35,7 +35,7 @@ from components.validate import validate
 from components.vertex_gate import vertex_gate
 from pipelines.training import training_pipeline
 
-PIPELINE_NAME = "chicago-arrest-vertex-training"
+PIPELINE_NAME = VERTEX_PIPELINE
 #: The training pipeline's defaults (their one home) for the parameters both pipelines share.
 _DEFAULTS = {k: p.default for k, p in inspect.signature(training_pipeline.pipeline_func).parameters.items()}
 
