@@ -2,6 +2,7 @@
 
 * :mod:`~chicago_arrest.release.base`: the contract (:class:`Split`, the ``Traffic`` and ``Aliases`` protocols).
 * :mod:`~chicago_arrest.release.ops`: :class:`Release`, written once; :func:`open_release` builds one.
+* :mod:`~chicago_arrest.release.history`: the registry side: aliases, their history tags, version pins.
 * :mod:`~chicago_arrest.release.state` and :mod:`~chicago_arrest.release.local`: the local serving state file
   that ``make serve`` watches.
 * :mod:`~chicago_arrest.release.kserve`: the KServe InferenceService (imported only for ``cluster``).
