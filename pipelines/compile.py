@@ -19,10 +19,13 @@ from pipelines.training import PIPELINE_NAME, training_pipeline
 COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 
-def executor_images(spec: dict) -> dict[str, str]:
-    """The image of every container executor of a compiled pipeline spec, by executor name."""
-    executors = spec.get("deploymentSpec", {}).get("executors", {})
-    return {name: e["container"]["image"] for name, e in executors.items() if "container" in e}
+def executor_images(text: str) -> dict[str, str]:
+    """The image of every container executor of a compiled pipeline (its YAML), by executor name."""
+    images = {}
+    for doc in yaml.safe_load_all(text):  # the pipeline spec, then the platform spec (Kubernetes config)
+        executors = (doc or {}).get("deploymentSpec", {}).get("executors", {})
+        images.update({name: e["container"]["image"] for name, e in executors.items() if "container" in e})
+    return images
 
 
 def compile_training(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
@@ -39,11 +42,12 @@ def compile_training(out_dir: Path = COMPILED_DIR, image: str | None = None) -> 
     path = out_dir / f"{PIPELINE_NAME}.yaml"
     compiler.Compiler().compile(training_pipeline, str(path))
     if image and image != IMAGE:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for executor in spec["deploymentSpec"]["executors"].values():
-            if "container" in executor:
-                executor["container"]["image"] = image
-        path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        for doc in docs:
+            for executor in (doc or {}).get("deploymentSpec", {}).get("executors", {}).values():
+                if "container" in executor:
+                    executor["container"]["image"] = image
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
     return path
 
 

@@ -19,8 +19,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +227,8 @@ def _env(body: dict[str, Any]) -> dict[str, str]:
 def test_traffic_targets_apply_the_inference_service(
     sandbox: Sandbox, kube: FakeKube, args: list[str], percent: int
 ) -> None:
-    result = sandbox.make(*args)
+    # the registry behind the 10 % canary (a rollback reads the challenger alias to know a canary is under way)
+    result = sandbox.make(*args, env=seed_registry(sandbox))
     assert result.returncode == 0, result.stderr
     (body,) = _patches(kube)
     assert body["spec"]["predictor"]["canaryTrafficPercent"] == percent
@@ -283,16 +286,21 @@ client.set_registered_model_alias(MODEL_NAME, CHALLENGER, "2")
 """
 
 
-def test_promote_moves_the_champion_alias_then_serves_the_challenger_alone(
-    sandbox: Sandbox, kube: FakeKube
-) -> None:
+def seed_registry(sandbox: Sandbox) -> dict[str, str]:
+    """A SQLite registry with versions 1 (champion) and 2 (challenger); returns the env that names it."""
     registry = {"MLFLOW_TRACKING_URI": f"sqlite:///{sandbox.root / 'mlflow.db'}"}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARREST_", "MLFLOW_"))} | registry
     # cwd: MLflow's default artifact root (./mlruns) must not land in the repository
     subprocess.run(
         [str(VENV_PYTHON), "-c", _SEED_REGISTRY], cwd=sandbox.root, env=env, check=True, capture_output=True
     )
-    result = sandbox.make("promote", "TARGET=cluster", env=registry)
+    return registry
+
+
+def test_promote_moves_the_champion_alias_then_serves_the_challenger_alone(
+    sandbox: Sandbox, kube: FakeKube
+) -> None:
+    result = sandbox.make("promote", "TARGET=cluster", env=seed_registry(sandbox))
     assert result.returncode == 0, result.stderr
     (body,) = _patches(kube)
     assert "canaryTrafficPercent" not in body["spec"]["predictor"]
@@ -419,3 +427,118 @@ def test_help_lists_kind_load() -> None:
     ).stdout
     targets = {line.split()[0] for line in out.splitlines() if line.strip()}
     assert {"image", "kind-load", "kind-up", "canary", "promote", "rollback", "status"} <= targets
+
+
+# ------------------------------------------------------------------------------------------------------------
+# TARGET resolution: after make kind-up (its record in the data dir) the targets go to the cluster unasked
+# ------------------------------------------------------------------------------------------------------------
+
+
+class _FakeKfp(BaseHTTPRequestHandler):
+    """A KFP API that records each request and answers 503 (the command then fails: only the address matters)."""
+
+    paths: list[str] = []
+
+    def _answer(self) -> None:
+        type(self).paths.append(self.path)
+        body = b'{"error": "fake KFP", "code": 14}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def kfp_host() -> Iterator[str]:
+    _FakeKfp.paths = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeKfp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def record_cluster(sandbox: Sandbox, kfp: str = "http://127.0.0.1:9") -> Path:
+    """What kind-cluster/up.sh writes at the end; the kubeconfig's current context is made a dead server."""
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    config["clusters"].append({"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}})
+    config["contexts"].append({"name": "other", "context": {"cluster": "dead", "user": "fake"}})
+    config["current-context"] = "other"
+    sandbox.kubeconfig.write_text(json.dumps(config))
+    path = sandbox.root / "arrest-data" / "cluster.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cluster_name": CLUSTER, "context": CONTEXT, "kfp_host": kfp}))
+    return path
+
+
+def _target_line(result: Result) -> str:
+    """The command's first line (after make's echo of the recipe)."""
+    lines = [line for line in result.stdout.splitlines() if not line.startswith(".venv/bin/python")]
+    return lines[0] if lines else ""
+
+
+def test_without_record_and_target_the_verbs_stay_local(sandbox: Sandbox, kube: FakeKube) -> None:
+    result = sandbox.make("status")
+    assert result.returncode == 0, result.stderr
+    assert _target_line(result).startswith("target: local (no cluster recorded in ")
+    assert "--target" not in result.stdout.splitlines()[0]  # TARGET empty: not passed
+    assert kube.requests == []
+
+
+@pytest.mark.parametrize("verb", [["status"], ["canary", "PERCENT=30"]], ids=["status", "canary"])
+def test_after_kind_up_the_verbs_go_to_the_recorded_cluster(
+    sandbox: Sandbox, kube: FakeKube, verb: list[str]
+) -> None:
+    path = record_cluster(sandbox)
+    result = sandbox.make(*verb, env=seed_registry(sandbox))
+    assert result.returncode == 0, result.stderr
+    assert _target_line(result) == (
+        f"target: cluster (make kind-up recorded kind cluster {CLUSTER} in {path}; TARGET=local runs locally)"
+    )
+    # the record's context, although the kubeconfig's current context is another (dead) server
+    assert {r.path for r in kube.requests} >= {ISVC}
+    if verb[0] == "canary":
+        (body,) = _patches(kube)
+        assert body["spec"]["predictor"]["canaryTrafficPercent"] == 30
+
+
+def test_target_local_forces_the_local_path(sandbox: Sandbox, kube: FakeKube) -> None:
+    record_cluster(sandbox)
+    result = sandbox.make("status", "TARGET=local")
+    assert result.returncode == 0, result.stderr
+    assert _target_line(result) == "target: local (asked for: TARGET=local)"
+    assert "Serving (local)" in result.stdout or "local" in result.stdout
+    assert kube.requests == []
+
+
+def test_pipeline_run_and_schedule_use_the_recorded_kfp(sandbox: Sandbox, kfp_host: str) -> None:
+    record_cluster(sandbox, kfp=kfp_host)
+    for target in ("pipeline-schedule", "pipeline-run"):
+        _FakeKfp.paths = []
+        result = sandbox.make(target, env={"KFP_HOST": ""})
+        assert _target_line(result).startswith(
+            f"target: cluster (make kind-up recorded kind cluster {CLUSTER}"
+        )
+        assert result.returncode != 0  # the fake KFP answers 503
+        assert any(p.startswith("/apis/v2beta1/") for p in _FakeKfp.paths), (target, _FakeKfp.paths)
+
+
+def test_pipeline_run_target_local_ignores_the_record(sandbox: Sandbox, kfp_host: str) -> None:
+    record_cluster(sandbox, kfp=kfp_host)
+    result = sandbox.make("pipeline-run", "TARGET=local", "MODELS=magic")  # stops at the usage error
+    assert _target_line(result) == "target: local (asked for: TARGET=local)"
+    assert "--models must list some of" in result.stderr
+    assert _FakeKfp.paths == []
