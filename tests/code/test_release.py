@@ -415,7 +415,11 @@ def test_local_traffic_writes_only_changes_and_keeps_known_uris(tmp_path: Path) 
     before = path.read_text()
     assert traffic.write(Split("golden", "4", 30)).startswith("local serving: unchanged")
     assert path.read_text() == before
-    assert traffic.details()["state"]["canary_percent"] == 30
+    assert traffic.details() == {
+        "path": str(path),
+        "champion_uri": str(tmp_path),
+        "challenger_uri": f"models:/{MODEL_NAME}/4",
+    }
 
 
 def test_concurrent_writers_do_not_lose_changes(tmp_path: Path) -> None:

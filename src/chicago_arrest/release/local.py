@@ -72,10 +72,13 @@ class LocalTraffic:
         return f"local serving: {split.describe()}"
 
     def details(self) -> dict[str, Any]:
-        """The file's path and content (``state``), and a note when it is missing or invalid."""
-        details: dict[str, Any] = {"path": str(self.path), "state": None}
+        """The file's path, what the server loads for each role, and a note when it is missing or invalid."""
+        details: dict[str, Any] = {"path": str(self.path)}
         try:
-            details["state"] = load_state(self.path).model_dump()
+            state = load_state(self.path)
+            details["champion_uri"] = state.champion.uri
+            if state.challenger is not None:
+                details["challenger_uri"] = state.challenger.uri
         except FileNotFoundError:
             details["notes"] = [
                 f"no serving state yet at {self.path}: `make serve` serves the registry aliases; "

@@ -311,7 +311,7 @@ class Release:
             if record.previous is None:
                 raise ReleaseError(
                     f"nothing to roll back: no canary is under way and champion {champion} has no previous "
-                    f"champion recorded (it became champion by {record.by or 'an unrecorded change'}); "
+                    f"champion recorded (champion since {_when(record.since)}: {record.by or 'not recorded'}); "
                     "`make rollback VERSION=n` pins a version that passed the gate"
                 )
             undone = f", undoing the {record.by or 'change'} of {champion} at {_when(record.since)}"
