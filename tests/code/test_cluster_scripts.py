@@ -7,6 +7,7 @@ to Docker or Kubernetes.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -231,3 +232,18 @@ def test_dockerignore_is_an_allow_list() -> None:
     assert links == packaged
     copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", _dockerfile(), flags=re.M))
     assert {part for item in copied for part in item.split()} <= allowed
+
+
+def test_kfp_apiserver_config_is_upstreams_without_plugins() -> None:
+    """kubeflow/pipelines@2.17.0 backend/src/apiserver/config/config.json minus `plugins` (the MLflow plugin)."""
+    config = json.loads((KIND_DIR / "kfp-apiserver-config.json").read_text())
+    assert "plugins" not in config
+    assert "mlflow" not in json.dumps(config).lower()
+    assert config["DBConfig"]["MySQLConfig"]["DBName"] == "mlpipeline"
+    assert config["ObjectStoreConfig"]["PipelinePath"] == "pipelines"
+    assert config["InitConnectionTimeout"] == "6m"
+    assert config["DEFAULTPIPELINERUNNERSERVICEACCOUNT"] == "pipeline-runner"
+    assert len(config) == 11  # every other top-level key of the 2.17.0 file
+    up = (KIND_DIR / "up.sh").read_text()
+    assert "kubeflow/pipelines@2.17.0" in up
+    assert VERSIONS["KFP_VERSION"] == "2.17.0", "re-derive kfp-apiserver-config.json for the new KFP version"

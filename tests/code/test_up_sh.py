@@ -409,6 +409,7 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
         "STUB_INGRESS": '{"ingressGateway": "x", "disableIstioVirtualHost": true}',
         "STUB_MINIO_KEYS": "1",
         "KEEP_LLMISVC": "1",
+        "KEEP_KFP_MLFLOW_PLUGIN": "1",
         "S3_ACCESS_KEY": "ignored-user",
         "S3_SECRET_KEY": "ignored-password",
     }
@@ -419,6 +420,9 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
     assert "already exists: reusing it" in result.stdout
     assert not any("rollout restart" in c for c in calls)
     assert not any("patch configmap inferenceservice-config" in c for c in calls)
+    assert not any(
+        "apiserver-config" in c or "deployment ml-pipeline" in c for c in calls
+    )  # KEEP_KFP_MLFLOW_PLUGIN
     # KEEP_LLMISVC=1 brings llmisvc back after an earlier run scaled it to 0
     assert "scale deployment llmisvc-controller-manager --replicas=1" in " ".join(calls)
     assert "--replicas=0" not in " ".join(calls)
