@@ -369,7 +369,7 @@ def record_gate(client: MlflowClient, decision: GateDecision, name: str = MODEL_
     verdict = (
         "promoted to champion"
         if decision.promoted
-        else "passed, challenger under canary (`make promote` promotes it)"
+        else "passed, released as a canary (`make promote` promotes it)"
         if decision.passed
         else "rejected"
     )
