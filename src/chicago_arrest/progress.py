@@ -99,7 +99,8 @@ def _evaluate(_: dict[str, Any], out: dict[str, Any]) -> str:
     candidates = o.get("candidates") or {}
     by_auc = ", ".join(f"{k} {_f(v.get('calibration_auc'))}" for k, v in candidates.items())
     metrics = o.get("metrics") or {}
-    why = o.get("selection") or f"calibration ROC-AUC {by_auc}"
+    # The selection's first reason (the chosen model's); the others are in the report.
+    why = str(o.get("selection") or "").split("; ")[0] or f"calibration ROC-AUC {by_auc}"
     return (
         f"selected {o.get('selected', '?')}: {why}; its test ROC-AUC {_f(metrics.get('test_roc_auc'))}, "
         f"ECE {_f(metrics.get('test_ece'))}"

@@ -224,7 +224,7 @@ def test_training_figures() -> None:
         "selected xgboost: calibration ROC-AUC logreg 0.8000, xgboost 0.9000; its test ROC-AUC 0.9100, "
         "ECE 0.0200"
     )
-    evaluate["Output"]["selection"] = "xgboost leads the backtest (mean ROC-AUC 0.9000)"
+    evaluate["Output"]["selection"] = "xgboost leads the backtest (mean ROC-AUC 0.9000); logreg trails"
     assert figures["evaluate"]({}, evaluate) == (
         "selected xgboost: xgboost leads the backtest (mean ROC-AUC 0.9000); its test ROC-AUC 0.9100, ECE 0.0200"
     )
