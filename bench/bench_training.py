@@ -83,6 +83,7 @@ def time_train_evaluate_register(crimes: pd.DataFrame, stations: pd.DataFrame) -
     """Train all three models, evaluate them and register the selected one (local MLflow), timed by stage."""
     import mlflow
 
+    from chicago_arrest.backtest import select_candidate
     from chicago_arrest.evaluate import evaluate_model
     from chicago_arrest.registry import MODEL_NAME, configure_mlflow, log_arrest_model
     from chicago_arrest.settings import Settings
@@ -97,7 +98,9 @@ def time_train_evaluate_register(crimes: pd.DataFrame, stations: pd.DataFrame) -
     mark = time.perf_counter()
     evaluations = [evaluate_model(m, test) for m in models]
     out["evaluate_s"] = time.perf_counter() - mark
-    best = int(np.argmax([(m.info or {})["calibration_auc"] for m in models]))
+    from chicago_arrest.steps.training import _candidate
+
+    best, _ = select_candidate([_candidate(str((m.info or {})["model_type"]), m.info or {}) for m in models])
     mark = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         configure_mlflow(Settings(data_dir=Path(tmp)))
