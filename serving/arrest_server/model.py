@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
+import os
 import re
+import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -91,6 +96,18 @@ def _download(uri: str, tracking_uri: str, folder: str) -> str:
     return str(
         mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri)
     )
+
+
+def _die_with_parent(parent_pid: int | None) -> None:
+    """Linux: this worker gets SIGTERM when the server process that started it dies, even by SIGKILL.
+
+    KServe's workers otherwise outlive a killed parent and keep the port (``prctl(PR_SET_PDEATHSIG)``).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if parent_pid is not None and os.getppid() != parent_pid:  # it died before the line above
+        raise SystemExit("arrest_server worker: the server process that started it is gone")
 
 
 def setup_process(settings: ServerSettings) -> None:
@@ -234,7 +251,9 @@ class ArrestPredictor(Model):
     def __getstate__(self) -> dict[str, Any]:
         """What KServe pickles to start a ``--workers`` process: the loaded models, not threads or metrics."""
         state = self.__dict__.copy()
-        state.update(holder=None, watcher=None, metrics=None, _deployment=self.deployment)
+        state.update(
+            holder=None, watcher=None, metrics=None, _deployment=self.deployment, _parent_pid=os.getpid()
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -244,7 +263,9 @@ class ArrestPredictor(Model):
         process does; ``/metrics`` of a worker counts that worker's requests only.
         """
         deployment: Deployment | None = state.pop("_deployment", None)
+        parent_pid: int | None = state.pop("_parent_pid", None)
         self.__dict__.update(state)
+        _die_with_parent(parent_pid)
         setup_process(self.settings)
         if deployment is not None:
             self._activate(deployment)
