@@ -26,7 +26,9 @@ RECORD = {
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ARREST_DATA_DIR", str(tmp_path))
     for key in ("MLFLOW_TRACKING_URI", "ARREST_MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(key, raising=False)
+        # set, then deleted: monkeypatch restores the variable (use_cluster_mlflow writes os.environ)
+        monkeypatch.setenv(key, "placeholder")
+        monkeypatch.delenv(key)
     return tmp_path
 
 
