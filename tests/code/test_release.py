@@ -259,6 +259,21 @@ def test_rollback_after_a_promote_restores_the_previous_champion_once() -> None:
     assert traffic.writes == [Split("4"), Split("3")]
 
 
+def test_rollback_half_done_is_finished_by_a_rerun() -> None:
+    ops, traffic, registry = release(Split("4"), champion="4")
+    promoted(registry, "4", "3")
+    traffic.fail_writes = 1
+    with pytest.raises(ReleaseError, match=r"rollback did not finish: .*Run `make rollback` again"):
+        ops.rollback()
+    assert registry.aliases == {CHAMPION: "3"}  # the registry moved first
+    assert traffic.split == Split("4")
+    again = ops.rollback()
+    assert again.lines[0].startswith("registry: version 3 is already the champion (rolled back since 20")
+    assert traffic.split == Split("3")
+    assert ops.rollback().lines[0].startswith("nothing left to roll back")
+    assert traffic.writes == [Split("3")]
+
+
 def test_rollback_without_history_is_a_clear_error() -> None:
     ops, traffic, registry = release(Split("1"), champion="1")
     promoted(registry, "1", None, by="first model")

@@ -307,7 +307,9 @@ class Release:
                 )
                 if served == Split(champion):
                     return Outcome(self.target, "rollback", Split(champion), (line,))
-                return self._write("rollback", Split(champion), [line], served)  # traffic had not followed
+                # the registry was rolled back, traffic did not follow: finish it
+                line = f"registry: version {champion} is already the champion (rolled back since {_when(record.since)})"
+                return self._write("rollback", Split(champion), [line], served)
             if record.previous is None:
                 raise ReleaseError(
                     f"nothing to roll back: no canary is under way and champion {champion} has no previous "
