@@ -244,13 +244,14 @@ def _terminal(stream: TextIO) -> bool:
 class LocalRun:
     """Capture a ``kfp.local`` run: per-step log files, one console line per step, live progress.
 
-    Use as a context manager around the pipeline call; ``kfp.local.init`` must use ``SubprocessRunner`` and
-    ``pipeline_root=root``.
+    Call the pipeline inside ``with run.capture():``; ``kfp.local.init`` must use ``SubprocessRunner`` and
+    ``pipeline_root=root`` (the runner's task function is replaced for the block, so DockerRunner is not
+    covered).
 
     Args:
         root: The ``pipeline_root`` given to ``kfp.local.init``.
         verbose: Stream everything as ``kfp.local`` does (the log files are written too).
-        stream: Where the console lines go (default: ``sys.stdout`` at entry).
+        stream: Where the console lines go (default: ``sys.stdout`` when constructed).
         live: Show the live progress line (default: when ``stream`` is a terminal and not ``verbose``).
     """
 
