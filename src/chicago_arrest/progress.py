@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -408,9 +409,12 @@ class LocalRun:
         from kfp.local import subprocess_task_handler
 
         original = subprocess_task_handler.run_local_subprocess
-        # kfp.local indents a task's output by swapping builtins.print; two tasks side by side (ParallelFor)
-        # can leave the swapped one in place, which would indent everything printed after the run.
+        # kfp.local indents a task's output by swapping builtins.print, and swaps the root logger's handlers
+        # around each task; two tasks side by side (ParallelFor) can leave the swapped ones in place, which
+        # would indent everything printed after the run and log into the closed kfp.log.
         original_print = builtins.print
+        root_logger = logging.getLogger()
+        original_handlers, original_level = root_logger.handlers[:], root_logger.level
         subprocess_task_handler.run_local_subprocess = self.run_task
         self.root.mkdir(parents=True, exist_ok=True)
         redirect = contextlib.ExitStack()
@@ -428,6 +432,8 @@ class LocalRun:
         finally:
             subprocess_task_handler.run_local_subprocess = original
             builtins.print = original_print
+            root_logger.handlers[:] = original_handlers
+            root_logger.setLevel(original_level)
             self._stop.set()
             if self._ticker is not None:
                 self._ticker.join()

@@ -7,6 +7,7 @@ generic); the training pipeline itself is covered end to end in tests/e2e/test_p
 import builtins
 import io
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,10 @@ def test_html_artifacts_get_an_html_copy(demo: tuple[LocalRun, str, str]) -> Non
     assert found.run_dir == reporter.run_dir
 
 
-def test_builtin_print_is_restored(demo: tuple[LocalRun, str, str]) -> None:
+def test_builtin_print_and_the_root_logger_are_restored(demo: tuple[LocalRun, str, str]) -> None:
     assert builtins.print.__module__ == "builtins"
+    handlers = logging.getLogger().handlers
+    assert not [h for h in handlers if getattr(getattr(h, "stream", None), "closed", False)]
 
 
 def test_a_failing_step_is_named_with_its_error_and_log(tmp_path: Path) -> None:
