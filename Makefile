@@ -39,17 +39,16 @@ PERCENT ?= 10
 # kubeconfig context of TARGET=cluster (e.g. kind-chicago-arrest); empty: kubectl's current context.
 KUBE_CONTEXT ?=
 KUBE_CONTEXT_ARG = $(if $(KUBE_CONTEXT), --context '$(KUBE_CONTEXT)')
-# make promote|rollback VERSION=n pins registry version n (one that passed the gate). Only a VERSION given on the
-# command line is a registry version: the VERSION below (the image's) is not passed.
-MODEL_VERSION_ARG = $(if $(filter command line,$(origin VERSION)), --version '$(VERSION)')
+# make promote|rollback VERSION=n pins registry version n (one that passed the gate).
+MODEL_VERSION_ARG = $(if $(VERSION), --version '$(VERSION)')
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 # HTTP worker processes of make serve (KServe --workers): 0 = one per available CPU.
 WORKERS ?= 0
 MLFLOW_PORT ?= 5000
 # Image and cluster. The version has one home, pyproject.toml.
-VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
-IMAGE ?= chicago-arrest:$(VERSION)
+PROJECT_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+IMAGE ?= chicago-arrest:$(PROJECT_VERSION)
 # IMAGE set by the user (command line or environment) becomes the KFP steps' image of pipeline-run.
 IMAGE_ENV = $(if $(filter-out default file,$(origin IMAGE)),ARREST_IMAGE='$(IMAGE)' )
 CLUSTER_NAME ?= chicago-arrest

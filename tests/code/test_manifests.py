@@ -264,7 +264,7 @@ def test_names_and_image_agree_with_the_manifests() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
     match = re.search(r"^IMAGE \?= (\S+)$", makefile, flags=re.M)
     assert match
-    assert match.group(1) in (names.DEFAULT_IMAGE, f"{names.IMAGE_REPOSITORY}:$(VERSION)")
+    assert match.group(1) in (names.DEFAULT_IMAGE, f"{names.IMAGE_REPOSITORY}:$(PROJECT_VERSION)")
     (job,) = [doc for path, doc in _documents() if path == "platform/minio-buckets.yaml"]
     (buckets,) = job["spec"]["template"]["spec"]["containers"]
     assert buckets["command"] == ["chicago-arrest", "store", "ensure-buckets", *names.BUCKETS]
