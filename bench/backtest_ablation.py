@@ -55,6 +55,7 @@ def variants() -> dict[str, Any]:
         "- beat, ward, community area": D.without("beat", "ward", "community_area"),
         "- FBI code": D.without("fbi_code"),
         "- domestic": D.without("domestic"),
+        "- FBI code, beat, ward, community area": D.without("fbi_code", "beat", "ward", "community_area"),
     }
 
 
