@@ -225,8 +225,9 @@ def _served(head: ImbPipeline) -> list[tuple[str, Any]]:
 
 
 def measure_cost(model: ArrestModel, records: pd.DataFrame, repeats: int = 7) -> dict[str, float]:
-    """What serving the model costs: milliseconds to score one record (fastest of ``repeats``; the least
-    disturbed by other work on the machine), and the pickled size.
+    """What serving the model costs: milliseconds to score one record, and the pickled size.
+
+    The time is the fastest of ``repeats`` calls: the one least disturbed by other work on the machine.
 
     Args:
         model: A trained model.
