@@ -78,6 +78,18 @@ def _weighted_auc(inverse: np.ndarray, y: np.ndarray, w: np.ndarray, n_unique: i
     return float((pos * (below + 0.5 * neg)).sum() / denominator) if denominator > 0 else float("nan")
 
 
+def _weighted_ap(inverse: np.ndarray, y: np.ndarray, w: np.ndarray, n_unique: int) -> float:
+    # Average precision as scikit-learn computes it (a step per distinct score, highest first), with weights.
+    pos = np.bincount(inverse, weights=w * y, minlength=n_unique)[::-1]
+    neg = np.bincount(inverse, weights=w * (1 - y), minlength=n_unique)[::-1]
+    tp, fp = np.cumsum(pos), np.cumsum(neg)
+    if tp[-1] <= 0:
+        return float("nan")
+    seen = (tp + fp) > 0
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=seen)
+    return float((pos * precision).sum() / tp[-1])
+
+
 def _weighted_ece(idx: np.ndarray, y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int) -> float:
     sum_p = np.bincount(idx, weights=w * p, minlength=bins)
     sum_y = np.bincount(idx, weights=w * y, minlength=bins)
@@ -117,7 +129,7 @@ def bootstrap_intervals(
     for _ in range(resamples):
         w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
         values["roc_auc"].append(_weighted_auc(inverse, y, w, len(unique)))
-        values["pr_auc"].append(float(average_precision_score(y, p, sample_weight=w)))
+        values["pr_auc"].append(_weighted_ap(inverse, y, w, len(unique)))
         values["ece"].append(_weighted_ece(idx, y, p, w, ECE_BINS))
     for metric, samples in values.items():
         arr = np.asarray(samples)
