@@ -132,3 +132,19 @@ def test_per_month_metrics_and_worst_month() -> None:
     flat = ev.flat_metrics()
     assert flat["test_ece_worst_month"] == december
     assert flat["test_roc_auc_ci_low"] < flat["test_roc_auc"] < flat["test_roc_auc_ci_high"]
+
+
+def test_bootstrap_rank_metrics_equal_scikit_learn_with_weights() -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from chicago_arrest.evaluate import _weighted_ap, _weighted_auc
+
+    rng = np.random.default_rng(5)
+    y = (rng.uniform(size=3_000) < 0.25).astype(float)
+    p = np.round(np.clip(0.3 * y + 0.7 * rng.uniform(size=3_000), 0, 1), 2)  # many ties
+    unique, inverse = np.unique(p, return_inverse=True)
+    w = rng.integers(0, 4, 3_000).astype(float)
+    assert _weighted_auc(inverse, y, w, len(unique)) == pytest.approx(roc_auc_score(y, p, sample_weight=w))
+    assert _weighted_ap(inverse, y, w, len(unique)) == pytest.approx(
+        average_precision_score(y, p, sample_weight=w)
+    )
