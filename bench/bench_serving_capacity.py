@@ -99,6 +99,23 @@ def records(n: int) -> list[dict[str, Any]]:
     return list(pool.sample(n=n, random_state=0).to_dict(orient="records"))
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children."""
+    import psutil
+
+    total = 0.0
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (MiB)."""
     import psutil
@@ -185,7 +202,10 @@ def measure(
     raws = [build_request(url, body) for body in single]
     for _ in range(4):
         sequential(server.url, raws, 50)  # warm-up: new connections reach every worker
+    cpu_before, client_before = tree_cpu_s(server.proc.pid), time.process_time()
     seq = sequential(server.url, raws, args.n_single)
+    cpu_ms = (tree_cpu_s(server.proc.pid) - cpu_before) / len(seq) * 1000
+    client_ms = (time.process_time() - client_before) / len(seq) * 1000
     batch_raw = build_request(url, batch)
     sequential(server.url, [batch_raw], 3)
     batch_times = sequential(server.url, [batch_raw], args.n_batch)
@@ -198,6 +218,8 @@ def measure(
         "ready_after_s": round(ready_s, 1),
         "single_p50_ms": round(float(np.percentile(seq, 50)) * 1000, 2),
         "single_p99_ms": round(float(np.percentile(seq, 99)) * 1000, 2),
+        "server_cpu_ms_per_request": round(cpu_ms, 2),
+        "client_cpu_ms_per_request": round(client_ms, 2),
         "rows_1000_p50_ms": round(float(np.percentile(batch_times, 50)) * 1000, 2),
         "capacity_rps": best,
         "steps": steps,
@@ -214,13 +236,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"and {env['load_after']} after; commit {env['commit']}. Model: {results['model']}. Open-loop steps of "
         f"{results['args']['seconds']:g} s; capacity = highest rate with p99 ≤ {P99_LIMIT_MS:g} ms and no errors.",
         "",
-        "| server | capacity (rps) | single record p50 / p99 (ms) | 1,000 records p50 (ms) | memory (MiB) |",
-        "|---|---:|---|---:|---:|",
+        "| server | capacity (rps) | single record p50 / p99 (ms) | server CPU per record (ms) | "
+        "1,000 records p50 (ms) | memory (MiB) |",
+        "|---|---:|---|---:|---:|---:|",
     ]
     for s in results["servers"]:
         lines.append(
             f"| {s['server']} | **{s['capacity_rps']:g}** | {s['single_p50_ms']} / {s['single_p99_ms']} | "
-            f"{s['rows_1000_p50_ms']} | {s['rss_mib']} |"
+            f"{s['server_cpu_ms_per_request']} | {s['rows_1000_p50_ms']} | {s['rss_mib']} |"
         )
     lines += ["", "Open-loop steps (rate: p50 / p99 ms, errors):", ""]
     for s in results["servers"]:

@@ -1,7 +1,10 @@
 """A lean open-loop HTTP load generator for the serving benchmarks (asyncio streams, keep-alive connections).
 
 Open loop: request ``i`` is sent at ``start + i / rate`` whether or not earlier ones were answered, and its
-latency counts from that scheduled time, so a server that falls behind is charged for its queue. The client
+latency counts from that scheduled time, so a server that falls behind is charged for its queue. Requests go
+over ``connections`` keep-alive connections opened up front and used in turn (like that many clients; one more
+is opened whenever all are busy): a server with several worker processes gets the connections spread over its
+workers by the kernel, as it would from many clients. The client
 is one asyncio loop writing prebuilt HTTP/1.1 requests (no HTTP library on the hot path): on 2 shared cores
 it costs a few percent of one core at 500 requests/s, little next to the servers it measures.
 
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,15 +89,21 @@ class Outcome:
 
 
 class _Pool:
-    """Idle keep-alive connections to one host."""
+    """Idle keep-alive connections to one host, used in turn (first in, first out)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = deque()
+
+    async def open(self, n: int) -> None:
+        """Open ``n`` connections now (one after the other: the server's workers share them out)."""
+        for _ in range(n):
+            self.idle.append(await asyncio.open_connection(self.host, self.port))
+            await asyncio.sleep(0.005)
 
     async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         while self.idle:
-            reader, writer = self.idle.pop()
+            reader, writer = self.idle.popleft()
             if not writer.is_closing() and not reader.at_eof():
                 return reader, writer
         return await asyncio.open_connection(self.host, self.port)
@@ -144,9 +153,11 @@ async def _run(
     timeout: float,
     watch_header: str | None,
     tick: Callable[[float], None] | None,
+    connections: int,
 ) -> Outcome:
     parts = urlsplit(url)
     pool = _Pool(parts.hostname or "127.0.0.1", parts.port or 80)
+    await pool.open(connections)
     out = Outcome(rate, seconds)
     watch = watch_header.lower().encode() if watch_header else None
 
@@ -190,6 +201,7 @@ def open_loop(
     timeout: float = 10.0,
     watch_header: str | None = None,
     tick: Callable[[float], None] | None = None,
+    connections: int = 64,
 ) -> Outcome:
     """Send ``rate`` requests per second for ``seconds`` (cycling through ``requests``, prebuilt raw HTTP).
 
@@ -201,11 +213,12 @@ def open_loop(
         timeout: A request not answered within this many seconds counts as dropped.
         watch_header: Count the values of this response header (e.g. ``x-model-version``).
         tick: Called about once a second of schedule with the seconds elapsed (soak: memory samples).
+        connections: Keep-alive connections opened up front and used in turn.
 
     Returns:
         The outcome.
     """
-    return asyncio.run(_run(url, requests, rate, seconds, timeout, watch_header, tick))
+    return asyncio.run(_run(url, requests, rate, seconds, timeout, watch_header, tick, connections))
 
 
 def sequential(url: str, requests: Sequence[bytes], n: int) -> list[float]:
