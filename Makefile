@@ -18,12 +18,12 @@ export UV_PYTHON_DOWNLOADS := never
 export OMP_WAIT_POLICY := PASSIVE
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-# Pipeline parameters (see `make help`): SOURCE, STATIONS, MONTHS, TEST_MONTHS, MODELS. Only those you set are
+# Pipeline parameters (see `make help`): SOURCE, STATIONS, MONTHS, TEST_MONTHS, MODELS, SEARCH_BUDGET_S. Only those you set are
 # passed; the defaults live in one place, the signature of pipelines/training.py (`chicago-arrest pipeline run
 # --help` lists them).
 PIPELINE_ARGS = $(if $(SOURCE),--source '$(SOURCE)') $(if $(STATIONS),--stations '$(STATIONS)') \
   $(if $(MONTHS),--months '$(MONTHS)') $(if $(TEST_MONTHS),--test-months '$(TEST_MONTHS)') \
-  $(if $(MODELS),--models '$(MODELS)')
+  $(if $(MODELS),--models '$(MODELS)') $(if $(SEARCH_BUDGET_S),--search-budget-s '$(SEARCH_BUDGET_S)')
 # TARGET=vertex (issue 17): Google Cloud project, Vertex AI region and the GCS bucket of the pipeline root.
 VERTEX_ARGS = $(if $(PROJECT),--project '$(PROJECT)') $(if $(REGION),--region '$(REGION)') \
   $(if $(BUCKET),--bucket '$(BUCKET)')
