@@ -150,10 +150,25 @@ class ArrestModel(ClassifierMixin, BaseEstimator):
 
     def raw_scores(self, records: pd.DataFrame) -> np.ndarray:
         """Uncalibrated classifier scores, interpolated on the distance grid (:attr:`distance_grid_m`)."""
+        variants, weight = self.selected_variants(records)
+        clf = self.pipeline.named_steps["classifier"]  # type: ignore[union-attr]
+        scores = positive_scores(clf, np.vstack(variants)).reshape(len(variants), len(records))
+        if weight is None:
+            return scores[0]
+        return (1.0 - weight) * scores[0] + weight * scores[1]
+
+    def selected_variants(self, records: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The classifier's input for ``records``: one selected-feature matrix per distance grid point.
+
+        Returns:
+            The matrices (one without a grid; the grid points below and above each distance with one) and the
+            interpolation weight of the second (``None`` without a grid). :meth:`raw_scores` is
+            ``(1 - w)·score(X0) + w·score(X1)``; :mod:`chicago_arrest.explain` decomposes the same matrices.
+        """
         if self.pipeline is None:
             raise RuntimeError("ArrestModel is not trained")
         steps = self.pipeline.named_steps
-        raw_step, encoder, clf = self.pipeline.steps[0][1], steps["encode"], steps["classifier"]
+        raw_step, encoder = self.pipeline.steps[0][1], steps["encode"]
         support = np.asarray(steps["select"].support_)
         arrays = raw_step.transform_arrays(records)
         fast: FastEncoder | None = getattr(self, "fast_encoder_", None)
@@ -177,11 +192,12 @@ class ArrestModel(ClassifierMixin, BaseEstimator):
             frame = pd.DataFrame(arrays)
             frames = [frame.assign(**{DISTANCE: values}) for values in variants]
             stacked = np.asarray(encoder.transform(pd.concat(frames, ignore_index=True)), dtype=float)
-        scores = positive_scores(clf, stacked[:, support]).reshape(len(variants), len(records))
+        selected = stacked[:, support]
+        n = len(records)
+        matrices = [selected[i * n : (i + 1) * n] for i in range(len(variants))]
         if grid <= 0:
-            return scores[0]
-        weight = np.nan_to_num((distance - variants[0]) / grid, nan=0.0)
-        return (1.0 - weight) * scores[0] + weight * scores[1]
+            return matrices, None
+        return matrices, np.nan_to_num((distance - variants[0]) / grid, nan=0.0)
 
     def predict_arrest_probability(self, records: pd.DataFrame) -> np.ndarray:
         """One calibrated arrest probability per raw record.
