@@ -116,6 +116,23 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def wait_idle(pid: int, timeout: float = 90.0) -> float:
+    """Wait until a server's process tree uses < 5 % of a CPU over a second (every worker has started).
+
+    A server is ready as soon as one worker answers; the others may still be loading the model.
+
+    Returns:
+        Seconds waited.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = tree_cpu_s(pid)
+        time.sleep(1.0)
+        if tree_cpu_s(pid) - before < 0.05:
+            break
+    return time.monotonic() - start
+
+
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (MiB)."""
     import psutil
@@ -198,6 +215,7 @@ def measure(
 ) -> dict[str, Any]:
     """Latency, batch and capacity of one running server."""
     ready_s = wait_ready(server)
+    ready_s += wait_idle(server.proc.pid)
     url = server.url + f"/v2/models/{MODEL}/infer"
     raws = [build_request(url, body) for body in single]
     for _ in range(4):
