@@ -1,0 +1,418 @@
+"""Monitoring-loop steps: batch-score records with a model version, monitor them against its reference profile.
+
+- :func:`batch_score_step` (pipeline ``chicago-arrest-batch-scoring``): the data contract, then the version's
+  probabilities, written to ``predictions/<name>.parquet`` in the object store (quarantined records with
+  their reasons to ``predictions/<name>.quarantine.parquet``). ``<name>`` depends only on the input and the
+  version, so a re-run rewrites the same objects.
+- :func:`monitor_step` (pipeline ``chicago-arrest-monitoring``): PSI per monitored field and for the
+  prediction, realised metrics where labels exist, the decision, an HTML report (KFP and an MLflow run linked
+  to the model version) and, on ``drift`` / ``degraded``, a training run (:mod:`chicago_arrest.retrain`).
+
+A source is a file (CSV/Parquet in the Socrata schema), a month range landed in the store (``2017-11`` or
+``2017-11..2017-12``), or ``serving`` (the local server's request log). Every check runs before anything is
+written: a bad input writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chicago_arrest.monitoring import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
+from chicago_arrest.names import CHAMPION, MODEL_NAME
+from chicago_arrest.schema import ID, LABEL, PREDICTION_REQUIRED
+from chicago_arrest.settings import Settings, get_settings
+from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_PREFIX = "predictions/"
+#: Columns a source must have to be scored (the contract quarantines rows with bad values in them).
+SCORING_COLUMNS = (ID, *PREDICTION_REQUIRED)
+SERVING_SOURCE = "serving"
+
+
+def _months(spec: str) -> list[str]:
+    from chicago_arrest.ingest import _shift, month_bounds
+
+    first, _, last = spec.partition("..")
+    last = last or first
+    month_bounds(first), month_bounds(last)  # checks YYYY-MM
+    out, current = [], first
+    while current <= last:
+        out.append(current)
+        current = _shift(int(current[:4]), int(current[5:]), 1)
+    if not out:
+        raise ValueError(f"month range {spec!r} is empty (first month after the last)")
+    return out
+
+
+def load_source(source: str, months: str = "", settings: Settings | None = None) -> tuple[pd.DataFrame, str]:
+    """The records to score or monitor, and a name for them that depends only on the input.
+
+    Args:
+        source: A file path, ``serving`` (the local request log), or empty for ``months``.
+        months: ``YYYY-MM`` or ``YYYY-MM..YYYY-MM`` landed in the store (when ``source`` is empty).
+        settings: Library settings.
+
+    Returns:
+        ``(records, name)``.
+
+    Raises:
+        ValueError: No source, a missing column, or no records (an empty month or file).
+        FileNotFoundError: A missing file or month.
+    """
+    from chicago_arrest.ingest import load_window, read_source_file
+    from chicago_arrest.store import make_store
+
+    settings = settings or get_settings()
+    if source == SERVING_SOURCE:
+        frame, name = _serving_records(settings), "serving"
+    elif source:
+        path = Path(source).expanduser()
+        frame = read_source_file(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        name = f"{path.name.split('.')[0]}-{digest}"
+    elif months:
+        chosen = _months(months)
+        frame = load_window(make_store(settings), chosen)
+        name = f"months-{chosen[0]}_{chosen[-1]}"
+    else:
+        raise ValueError("no source: give SOURCE=file, SOURCE=serving or MONTHS=YYYY-MM[..YYYY-MM]")
+    absent = [c for c in SCORING_COLUMNS if c not in frame.columns and source != SERVING_SOURCE]
+    if absent:
+        raise ValueError(f"source {source or months} is missing column(s) {', '.join(absent)}")
+    if len(frame) == 0:
+        raise ValueError(f"source {source or months} has no records")
+    return frame, name
+
+
+def request_log_dir(settings: Settings) -> Path:
+    """Folder of the local model server's request log (``<data dir>/serving/requests``)."""
+    return settings.data_dir / "serving" / "requests"
+
+
+def _serving_records(settings: Settings) -> pd.DataFrame:
+    folder = request_log_dir(settings)
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(
+            f"no request log under {folder}: serve with `make serve` (ARREST_SERVER_REQUEST_LOG on) and send requests"
+        )
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def resolve_version(client: Any, version: str = "") -> str:
+    """The registry version to use: ``version`` when given (it must exist), else the champion.
+
+    Raises:
+        LookupError: When the version does not exist, or there is no champion.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from chicago_arrest.registry import alias_version
+
+    if not str(version).strip():
+        champion = alias_version(client, CHAMPION)
+        if champion is None:
+            raise LookupError(f"registered model {MODEL_NAME} has no champion: run `make pipeline-run` first")
+        return champion
+    try:
+        client.get_model_version(MODEL_NAME, str(version).strip())
+    except MlflowException:
+        raise LookupError(f"model version {version} of {MODEL_NAME} does not exist") from None
+    return str(version).strip()
+
+
+def load_profile(client: Any, version: str) -> Profile:
+    """The reference profile stored with a model version (on its MLflow run).
+
+    Raises:
+        ProfileError: When the version has none (registered before monitoring existed) or it is unreadable.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    run_id = client.get_model_version(MODEL_NAME, version).run_id
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=PROFILE_ARTIFACT, tracking_uri=client.tracking_uri
+        )
+    except (MlflowException, OSError):
+        raise ProfileError(
+            f"model version {version} has no reference profile ({PROFILE_ARTIFACT} on run {run_id}): it was "
+            "registered before monitoring existed; retrain (make pipeline-run) or pass VERSION= of a newer one"
+        ) from None
+    profile = Profile.from_json(Path(path).read_text(encoding="utf-8"))
+    profile.model_version = version
+    return profile
+
+
+def save_profile(client: Any, run_id: str, profile: Profile) -> None:
+    """Store a profile on a model version's run (the register step)."""
+    client.log_text(run_id, profile.to_json(), PROFILE_ARTIFACT)
+
+
+def _contract(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Valid records and quarantined ones (with ``reason``); the label is not required to score."""
+    from chicago_arrest.validate import validate_records
+
+    unlabelled = LABEL not in frame.columns
+    checked = frame.assign(**{LABEL: "false"}) if unlabelled else frame
+    result = validate_records(checked)
+    valid, quarantine = result.valid, result.quarantine
+    if unlabelled:
+        valid, quarantine = valid.drop(columns=[LABEL]), quarantine.drop(columns=[LABEL])
+    quarantine = quarantine.astype({c: "string" for c in quarantine.columns if c != "reason"})
+    return valid, quarantine
+
+
+def _model(client: Any, version: str) -> Any:
+    from chicago_arrest.registry import load_arrest_model
+
+    return load_arrest_model(f"models:/{MODEL_NAME}/{version}")
+
+
+def batch_score_step(
+    *,
+    source: str = "",
+    months: str = "",
+    version: str = "",
+    settings: Settings | None = None,
+    metrics: MetricsSink | None = None,
+) -> dict[str, Any]:
+    """Score records with a model version and write ``predictions/<name>.parquet`` to the object store.
+
+    Args:
+        source: A file path (CSV/Parquet, Socrata schema); empty for ``months``.
+        months: ``YYYY-MM[..YYYY-MM]`` landed in the store.
+        version: Registry version; empty = the champion.
+        settings: Library settings.
+        metrics: Receives rows_in, scored, quarantined, seconds.
+
+    Returns:
+        ``predictions`` and ``quarantine`` (store URIs), ``model_version``, ``rows_in``, ``scored``,
+        ``quarantined``, ``reasons`` (records per broken rule), ``arrest_rate`` (predicted), ``seconds``.
+    """
+    import time
+
+    from chicago_arrest.registry import configure_mlflow
+    from chicago_arrest.store import make_store, write_parquet
+
+    started = time.perf_counter()
+    settings = settings or get_settings()
+    client = configure_mlflow(settings)
+    version = resolve_version(client, version)
+    frame, name = load_source(source, months, settings)
+    model = _model(client, version)
+    valid, quarantine = _contract(frame)
+    if len(valid) == 0:
+        raise ValueError(f"the data contract rejected every record of {source or months}; nothing scored")
+    probabilities = model.predict_arrest_probability(valid)
+    predictions = pd.DataFrame(
+        {
+            "id": pd.to_numeric(valid[ID]).astype("int64").to_numpy(),
+            "arrest_probability": probabilities,
+            "arrest": probabilities >= model.threshold,
+            "model_version": version,
+            "scored_at": pd.Timestamp(dt.datetime.now(dt.UTC)),
+        }
+    )
+    store = make_store(settings)
+    key = f"{PREDICTIONS_PREFIX}{name}-v{version}.parquet"
+    quarantine_key = f"{PREDICTIONS_PREFIX}{name}-v{version}.quarantine.parquet"
+    write_parquet(store, quarantine_key, quarantine)  # first: a scored object never lacks its quarantine
+    write_parquet(store, key, predictions)
+    reasons: dict[str, int] = {}
+    for text in quarantine["reason"].astype(str) if len(quarantine) else []:
+        for rule in text.split(";"):
+            reasons[rule] = reasons.get(rule, 0) + 1
+    result = {
+        "predictions": store.uri(key),
+        "quarantine": store.uri(quarantine_key),
+        "model_version": version,
+        "rows_in": len(frame),
+        "scored": len(predictions),
+        "quarantined": len(quarantine),
+        "reasons": reasons,
+        "arrest_rate": float(np.mean(predictions["arrest"])),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info(
+        "batch score: %d scored, %d quarantined -> %s",
+        len(predictions),
+        len(quarantine),
+        result["predictions"],
+    )
+    log_metrics(metrics, result)
+    return kfp_safe(result)
+
+
+def _log_monitoring_run(client: Any, result: Any, report: str, source: str) -> str:
+    """An MLflow run with the PSI, the realised metrics and the report, linked to the model version."""
+    import mlflow
+
+    version = result.model_version
+    tags = {
+        "model_version": version,
+        "model_name": MODEL_NAME,
+        "kind": "monitoring",
+        "source": source,
+        "decision": result.decision,
+    }
+    with mlflow.start_run(run_name=f"monitoring v{version} {dt.date.today()}", tags=tags) as run:
+        values = {f"psi_{k}": v for k, v in result.psi.items()}
+        values["prediction_psi"] = result.prediction_psi
+        values["rows"] = float(result.rows)
+        values.update({f"realised_{k}": v for k, v in (result.realised or {}).items()})
+        mlflow.log_metrics(values)
+        mlflow.log_params(
+            {
+                "psi_threshold": result.thresholds.psi,
+                "max_auc_drop": result.thresholds.max_auc_drop,
+                "max_ece": result.thresholds.max_ece,
+                "retrain": result.retrain,
+            }
+        )
+        mlflow.log_text(report, "monitoring/report.html")
+        mlflow.log_dict(result.summary(), "monitoring/summary.json")
+        run_id = str(run.info.run_id)
+    client.set_model_version_tag(MODEL_NAME, version, "monitoring.last_run", run_id)
+    client.set_model_version_tag(MODEL_NAME, version, "monitoring.decision", result.decision)
+    return run_id
+
+
+def monitor_step(
+    report_out: str | Path,
+    *,
+    source: str = "",
+    months: str = "",
+    version: str = "",
+    psi_threshold: float = 0.2,
+    max_auc_drop: float = 0.03,
+    max_ece: float = 0.05,
+    retrain: str = "auto",
+    training_source: str = "",
+    summary_out: str | Path | None = None,
+    settings: Settings | None = None,
+    metrics: MetricsSink | None = None,
+    kfp_client: Any = None,
+) -> dict[str, Any]:
+    """Monitor recent records against a model version's reference profile; retrain on drift or degradation.
+
+    Args:
+        report_out: HTML report path (the KFP ``Output[HTML]``).
+        source: A file path, ``serving`` (the local request log), or empty for ``months``.
+        months: ``YYYY-MM[..YYYY-MM]`` landed in the store.
+        version: Registry version; empty = the champion.
+        psi_threshold: PSI at or above which a field or the prediction has drifted.
+        max_auc_drop: Realised ROC-AUC this far under the version's test ROC-AUC is degraded.
+        max_ece: Realised ECE above this is degraded.
+        retrain: ``auto`` (start a training run on drift / degraded) or ``never``.
+        training_source: ``source`` of the training run it starts (empty: the pipeline's default).
+        summary_out: Where the SUMMARY json is written, if anywhere.
+        settings: Library settings.
+        metrics: Receives the PSI values and realised metrics.
+        kfp_client: KFP client for the retrain trigger (tests; default: the in-cluster API inside a pod).
+
+    Returns:
+        The SUMMARY (decision, reasons, psi, prediction_psi, realised, retrain) plus ``model_version``,
+        ``rows``, ``quarantined``, ``mlflow_run_id`` and ``retrain_run``.
+    """
+    import json
+
+    from chicago_arrest.evaluate import calibration_table
+    from chicago_arrest.monitoring import monitor
+    from chicago_arrest.monitoring_report import monitoring_report
+    from chicago_arrest.registry import configure_mlflow
+    from chicago_arrest.retrain import start_training
+
+    if retrain not in ("auto", "never"):
+        raise ValueError(f"retrain must be auto or never, got {retrain!r}")
+    settings = settings or get_settings()
+    client = configure_mlflow(settings)
+    version = resolve_version(client, version)
+    profile = load_profile(client, version)
+    frame, _ = load_source(source, months, settings)
+    quarantined = 0
+    if source != SERVING_SOURCE:
+        frame, quarantine = _contract(frame)
+        quarantined = len(quarantine)
+        if len(frame) == 0:
+            raise ValueError(f"the data contract rejected every record of {source or months}")
+    probabilities = _model(client, version).predict_arrest_probability(frame)
+    result = monitor(profile, frame, probabilities, Thresholds(psi_threshold, max_auc_drop, max_ece))
+    calibration = None
+    if result.realised is not None and LABEL in frame.columns:
+        from chicago_arrest.schema import parse_bool
+
+        labels, _ = parse_bool(frame[LABEL].reset_index(drop=True))
+        known = labels.notna().to_numpy(bool)
+        calibration = calibration_table(labels[known].to_numpy(dtype=bool).astype(int), probabilities[known])
+    if retrain == "never":
+        result.retrain = "disabled"
+    elif result.decision != "ok":
+        result.retrain_run = start_training(training_source, settings=settings, client=kfp_client)
+        result.retrain = "started"
+    label = source or f"months {months}"
+    report = monitoring_report(result, source=label, calibration=calibration, retrain_link=result.retrain_run)
+    Path(report_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_out).write_text(report, encoding="utf-8")
+    run_id = _log_monitoring_run(client, result, report, label)
+    summary = result.summary()
+    if summary_out:
+        Path(summary_out).expanduser().write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    log.info(
+        "monitor v%s: %s (%s); retrain %s",
+        version,
+        result.decision,
+        "; ".join(result.reasons),
+        result.retrain,
+    )
+    if metrics is not None:
+        log_metrics(metrics, {f"psi_{k}": v for k, v in result.psi.items()})
+        log_metrics(metrics, {"prediction_psi": result.prediction_psi, "rows": result.rows})
+        log_metrics(metrics, {f"realised_{k}": v for k, v in (result.realised or {}).items()})
+    extra = {
+        "model_version": version,
+        "rows": result.rows,
+        "quarantined": quarantined,
+        "mlflow_run_id": run_id,
+        "retrain_run": result.retrain_run,
+    }
+    return kfp_safe({**summary, **extra})
+
+
+def store_reference_profile(
+    client: Any, registration: dict[str, Any], model: Any, test: pd.DataFrame
+) -> Profile:
+    """Profile the selected model's test window and store it on the version's run (the register step).
+
+    Args:
+        client: MLflow client.
+        registration: What :func:`chicago_arrest.registry.log_training_run` returned (``run_id``, ``version``,
+            ``metrics`` with ``test_<metric>`` keys).
+        model: The registered model.
+        test: Its raw test records.
+    """
+    from chicago_arrest.monitoring import build_profile
+
+    metrics = {
+        k.removeprefix("test_"): v
+        for k, v in (registration.get("metrics") or {}).items()
+        if k.startswith("test_") and not k.startswith("test_no_ab_")
+    }
+    profile = build_profile(
+        test, model.predict_arrest_probability(test), metrics, str(registration["version"])
+    )
+    save_profile(client, str(registration["run_id"]), profile)
+    log.info(
+        "reference profile of version %s stored (%d fields)", registration["version"], len(profile.fields)
+    )
+    return profile

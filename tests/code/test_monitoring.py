@@ -1,0 +1,298 @@
+"""Monitoring: the reference profile, PSI, realised metrics, the decision, batch scoring and the retrain trigger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chicago_arrest.monitoring import (
+    HOUR,
+    Profile,
+    ProfileError,
+    Thresholds,
+    build_profile,
+    decide,
+    monitor,
+    psi,
+)
+from chicago_arrest.settings import Settings
+from chicago_arrest.synthetic import generate_crimes
+
+#: A calibrated scorer: the arrest rate of each crime type in a large generated sample.
+_RATES = (
+    generate_crimes(20_000, seed=1)
+    .assign(y=lambda f: f["arrest"].str.lower().eq("true"))
+    .groupby("primary_type")["y"]
+    .mean()
+)
+
+
+def _probabilities(frame: pd.DataFrame) -> np.ndarray:
+    return frame["primary_type"].map(_RATES).fillna(_RATES.mean()).to_numpy(dtype=float)
+
+
+@pytest.fixture(scope="module")
+def reference(stations: pd.DataFrame) -> tuple[pd.DataFrame, Profile]:
+    from chicago_arrest.monitoring import realised_metrics
+
+    test = generate_crimes(6_000, stations=stations, seed=5, months=2)
+    metrics = realised_metrics(test, _probabilities(test))
+    assert metrics is not None
+    return test, build_profile(test, _probabilities(test), metrics, "3")
+
+
+def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift() -> None:
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert 0 < psi([0.5, 0.5], [0.6, 0.4]) < psi([0.5, 0.5], [0.9, 0.1])
+    assert np.isfinite(psi([1.0, 0.0], [0.0, 1.0]))  # empty bins are floored, never infinite
+
+
+def test_profile_has_time_of_day_and_weekday_but_no_month_or_date(reference: Any) -> None:
+    _, profile = reference
+    assert {HOUR, "day_of_week", "primary_type", "latitude"} <= set(profile.fields)
+    assert "date" not in profile.fields
+    assert "month" not in profile.fields
+    assert profile.fields["latitude"].kind == "numeric"
+    assert len(profile.fields["latitude"].edges) >= 5
+    categorical = profile.fields["primary_type"]
+    assert categorical.labels()[-2:] == ["other", "missing"]
+    for spec in profile.fields.values():
+        assert sum(spec.shares) == pytest.approx(1.0)
+    assert sum(profile.prediction) == pytest.approx(1.0)
+    assert Profile.from_json(profile.to_json()) == profile
+
+
+def test_unreadable_profile_is_one_clear_error() -> None:
+    with pytest.raises(ProfileError, match="profile"):
+        Profile.from_json("{}")
+
+
+def test_same_distribution_is_ok(reference: Any, stations: pd.DataFrame) -> None:
+    _, profile = reference
+    current = generate_crimes(4_000, stations=stations, seed=99, months=1, start="2018-01-01")
+    result = monitor(profile, current, _probabilities(current))
+    assert result.decision == "ok", result.reasons
+    assert max(result.psi.values()) < 0.2
+    assert result.prediction_psi < 0.2
+    assert result.realised is not None
+    assert result.summary()["retrain"] == "not needed"
+
+
+def test_a_shifted_field_crosses_the_threshold_and_says_drift(reference: Any, stations: pd.DataFrame) -> None:
+    _, profile = reference
+    current = generate_crimes(4_000, stations=stations, seed=99, months=1, start="2018-01-01")
+    # Every record in the small hours: time of day shifts, nothing else does.
+    current["date"] = pd.to_datetime(current["date"]).dt.normalize().add(pd.Timedelta(hours=3)).astype(str)
+    result = monitor(profile, current, _probabilities(current))
+    assert result.psi[HOUR] >= 0.2
+    assert result.psi["primary_type"] < 0.2
+    assert result.decision == "drift"
+    assert any(HOUR in reason for reason in result.reasons)
+
+
+def test_no_labels_is_pending(reference: Any, stations: pd.DataFrame) -> None:
+    _, profile = reference
+    current = generate_crimes(3_000, stations=stations, seed=7, months=1).drop(columns=["arrest"])
+    result = monitor(profile, current, _probabilities(current))
+    assert result.realised is None
+    assert result.summary()["realised"] is None
+    assert any("pending" in reason for reason in result.reasons)
+
+
+def test_worse_realised_quality_is_degraded() -> None:
+    thresholds = Thresholds(psi=0.2, max_auc_drop=0.03, max_ece=0.05)
+    realised = {"roc_auc": 0.70, "pr_auc": 0.4, "ece": 0.08}
+    decision, reasons = decide({"a": 0.01}, 0.01, realised, {"roc_auc": 0.80}, thresholds)
+    assert decision == "degraded"
+    assert any("ROC-AUC" in r for r in reasons)
+    assert any("ECE" in r for r in reasons)
+    # The thresholds are parameters: a looser bound lets the same numbers pass.
+    assert decide({"a": 0.01}, 0.01, realised, {"roc_auc": 0.80}, Thresholds(0.2, 0.2, 0.1))[0] == "ok"
+
+
+def test_summary_has_exactly_the_issue_keys(reference: Any) -> None:
+    test, profile = reference
+    summary = monitor(profile, test, _probabilities(test)).summary()
+    assert set(summary) == {"decision", "reasons", "psi", "prediction_psi", "realised", "retrain"}
+    json.dumps(summary)
+
+
+# --- the retrain trigger -------------------------------------------------------------------------------------
+
+
+class FakeKfp:
+    """The few kfp.Client calls the trigger makes."""
+
+    def __init__(self, uploaded: bool = True) -> None:
+        self.uploaded, self.runs = uploaded, []
+
+    def get_pipeline_id(self, name: str) -> str | None:
+        return "pid" if self.uploaded else None
+
+    def list_pipeline_versions(self, **kwargs: Any) -> Any:
+        return SimpleNamespace(pipeline_versions=[SimpleNamespace(pipeline_version_id="v-new")])
+
+    def create_experiment(self, name: str) -> Any:
+        return SimpleNamespace(experiment_id="exp")
+
+    def run_pipeline(self, **kwargs: Any) -> Any:
+        self.runs.append(kwargs)
+        return SimpleNamespace(run_id="run-42")
+
+
+def test_cluster_trigger_starts_the_newest_training_version() -> None:
+    from chicago_arrest.retrain import start_cluster_run
+
+    client = FakeKfp()
+    assert start_cluster_run({"source": "s"}, client=client) == "kfp run run-42"
+    (run,) = client.runs
+    assert run["pipeline_id"] == "pid"
+    assert run["version_id"] == "v-new"
+    assert run["params"] == {"source": "s"}
+    with pytest.raises(LookupError, match="not on KFP"):
+        start_cluster_run({}, client=FakeKfp(uploaded=False))
+
+
+def test_local_trigger_starts_a_detached_local_pipeline_run(settings: Settings) -> None:
+    from chicago_arrest.retrain import start_local_run
+
+    calls = []
+    log = start_local_run("/data/crimes.csv", settings, popen=lambda cmd, **kw: calls.append((cmd, kw)))
+    ((command, kwargs),) = calls
+    assert command[-6:] == ["pipeline", "run", "--target", "local", "--source", "/data/crimes.csv"]
+    assert kwargs["start_new_session"] is True
+    assert Path(log).is_file()
+    assert Path(log).parent == (settings.data_dir / "retrain").resolve()
+
+
+# --- the steps on a registered model ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registered(settings: Settings, stations: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A logistic regression registered as version 1 (champion) with its reference profile; version 2 without."""
+    import mlflow
+
+    from chicago_arrest.evaluate import evaluate_model
+    from chicago_arrest.names import CHAMPION, MODEL_NAME
+    from chicago_arrest.registry import configure_mlflow, log_arrest_model
+    from chicago_arrest.split import time_split
+    from chicago_arrest.steps.monitoring import store_reference_profile
+    from chicago_arrest.training import TrainConfig, train_model
+
+    monkeypatch.setenv("ARREST_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MLFLOW_LOG_UV_FILES", "false")
+    client = configure_mlflow(settings)
+    crimes = generate_crimes(3_000, stations=stations, seed=11)
+    train, test, _ = time_split(crimes)
+    model = train_model(train, stations, TrainConfig(model_type="logreg")).model
+    runs = []
+    for _ in range(2):
+        with mlflow.start_run() as run:
+            info = log_arrest_model(model, train, MODEL_NAME)
+        runs.append({"run_id": run.info.run_id, "version": str(info.registered_model_version)})
+    metrics = {f"test_{k}": v for k, v in evaluate_model(model, test).overall.items()}
+    store_reference_profile(client, {**runs[0], "metrics": metrics}, model, test)
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, runs[0]["version"])
+    return {"client": client, "test": test, "crimes": crimes}
+
+
+def test_batch_scoring_writes_predictions_and_quarantine_idempotently(
+    registered: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    from chicago_arrest.steps.monitoring import batch_score_step
+
+    source = registered["test"].copy()
+    source.loc[source.index[0], "date"] = "not-a-date"
+    path = tmp_path / "recent.csv"
+    source.to_csv(path, index=False)
+    first = batch_score_step(source=str(path), settings=settings)
+    assert first["model_version"] == "1"
+    assert first["quarantined"] == 1
+    assert first["scored"] == len(source) - 1
+    assert first["reasons"] == {"bad_date:date": 1}
+    predictions = pd.read_parquet(first["predictions"].removeprefix("file://"))
+    assert list(predictions.columns) == ["id", "arrest_probability", "arrest", "model_version", "scored_at"]
+    assert predictions["arrest_probability"].between(0, 1).all()
+    quarantine = pd.read_parquet(first["quarantine"].removeprefix("file://"))
+    assert quarantine["reason"].tolist() == ["bad_date:date"]
+    again = batch_score_step(source=str(path), settings=settings)
+    assert again["predictions"] == first["predictions"]
+    files = sorted(p.name for p in (settings.store_dir / "predictions").glob("*.parquet"))
+    assert len(files) == 2, files
+
+
+def test_bad_inputs_are_one_error_and_write_nothing(
+    registered: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    from chicago_arrest.steps.monitoring import batch_score_step, monitor_step
+
+    good = tmp_path / "good.csv"
+    registered["test"].to_csv(good, index=False)
+    bad = tmp_path / "bad.csv"
+    registered["test"].drop(columns=["iucr"]).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"missing column.*iucr"):
+        batch_score_step(source=str(bad), settings=settings)
+    with pytest.raises(LookupError, match=r"version 9 .* does not exist"):
+        batch_score_step(source=str(good), version="9", settings=settings)
+    with pytest.raises(ProfileError, match="version 2 has no reference profile"):
+        monitor_step(tmp_path / "r.html", source=str(good), version="2", settings=settings)
+    with pytest.raises(LookupError, match="2016-01"):
+        batch_score_step(months="2016-01", settings=settings)
+    from chicago_arrest.ingest import month_key, to_raw_strings
+    from chicago_arrest.schema import RAW_COLUMNS
+    from chicago_arrest.store import make_store, write_parquet
+
+    write_parquet(make_store(settings), month_key("2016-02"), to_raw_strings(pd.DataFrame(), RAW_COLUMNS))
+    with pytest.raises(ValueError, match="2016-02 has no records"):
+        batch_score_step(months="2016-02", settings=settings)
+    assert not (settings.store_dir / "predictions").exists()
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_monitor_step_reports_logs_and_retrains(
+    registered: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    import mlflow
+
+    from chicago_arrest.names import MODEL_NAME
+    from chicago_arrest.steps.monitoring import monitor_step
+
+    shifted = registered["test"].copy()
+    shifted["date"] = pd.to_datetime(shifted["date"]).dt.normalize().add(pd.Timedelta(hours=4)).astype(str)
+    path = tmp_path / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    client = FakeKfp()
+    summary_path = tmp_path / "summary.json"
+    out = monitor_step(
+        tmp_path / "report.html",
+        source=str(path),
+        settings=settings,
+        kfp_client=client,
+        summary_out=summary_path,
+    )
+    assert out["decision"] in ("drift", "degraded")
+    assert out["retrain"] == "started"
+    assert out["retrain_run"] == "kfp run run-42"
+    assert len(client.runs) == 1
+    summary = json.loads(summary_path.read_text())
+    assert set(summary) == {"decision", "reasons", "psi", "prediction_psi", "realised", "retrain"}
+    assert summary["psi"][HOUR] >= 0.2
+    page = (tmp_path / "report.html").read_text()
+    assert "threshold 0.2" in page
+    assert "kfp run run-42" in page
+    assert "<svg" in page
+    run = mlflow.get_run(out["mlflow_run_id"])
+    assert run.data.tags["model_version"] == "1"
+    assert run.data.metrics["psi_hour_of_day"] >= 0.2
+    assert (
+        registered["client"].get_model_version(MODEL_NAME, "1").tags["monitoring.last_run"] == run.info.run_id
+    )
+    never = monitor_step(tmp_path / "r2.html", source=str(path), retrain="never", settings=settings)
+    assert never["retrain"] == "disabled"
