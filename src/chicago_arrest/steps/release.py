@@ -55,16 +55,21 @@ def register_step(
 
     settings = settings or get_settings()
     client = configure_mlflow(settings)
+    models, test = [joblib.load(p) for p in model_paths], read_dataset(test_path)
     run = log_training_run(
         client,
-        [joblib.load(p) for p in model_paths],
+        models,
         evaluation,
-        read_dataset(test_path),
+        test,
         report_path,
         charts_dir,
         window=window,
         tags={"source": source or "socrata", "kfp.run": kfp_run, **kfp_run_tags()},
     )
+    # Issue 13: the reference profile of monitoring, with the version (chicago_arrest.monitoring).
+    from chicago_arrest.steps.monitoring import store_reference_profile
+
+    store_reference_profile(client, run, models[int(evaluation["selected_index"])], test)
     return kfp_safe({**run, "tracking_uri": settings.resolved_tracking_uri()})
 
 
