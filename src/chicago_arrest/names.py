@@ -66,6 +66,9 @@ BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET)
 TRAINING_PIPELINE = "chicago-arrest-training"
 #: The Vertex AI Pipelines variant (``pipelines/vertex_training.py``, ``make pipeline-run TARGET=vertex``).
 VERTEX_PIPELINE = "chicago-arrest-vertex-training"
+#: Issue 13: bulk scoring into the object store, and drift / realised-performance monitoring.
+BATCH_SCORING_PIPELINE = "chicago-arrest-batch-scoring"
+MONITORING_PIPELINE = "chicago-arrest-monitoring"
 
 # --- Data ---------------------------------------------------------------------------------------------------
 #: Every timestamp of the data is wall-clock time in Chicago.
