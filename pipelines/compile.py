@@ -66,5 +66,35 @@ def compile_vertex(out_dir: Path = COMPILED_DIR) -> Path | None:
     return path
 
 
+def compile_batch_scoring(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
+    """Compile ``chicago-arrest-batch-scoring`` (issue 13) to ``<out_dir>/<name>.yaml``."""
+    from pipelines.batch_scoring import PIPELINE_NAME as NAME
+    from pipelines.batch_scoring import batch_scoring_pipeline
+
+    return _compile_other(batch_scoring_pipeline, NAME, out_dir, image)
+
+
+def compile_monitoring(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
+    """Compile ``chicago-arrest-monitoring`` (issue 13) to ``<out_dir>/<name>.yaml``."""
+    from pipelines.monitoring import PIPELINE_NAME as NAME
+    from pipelines.monitoring import monitoring_pipeline
+
+    return _compile_other(monitoring_pipeline, NAME, out_dir, image)
+
+
+def _compile_other(pipeline: object, name: str, out_dir: Path, image: str | None) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.yaml"
+    compiler.Compiler().compile(pipeline, str(path))
+    if image and image != IMAGE:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        for doc in docs:
+            for executor in (doc or {}).get("deploymentSpec", {}).get("executors", {}).values():
+                if "container" in executor:
+                    executor["container"]["image"] = image
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+    return path
+
+
 #: Every committed pipeline: ``make compile`` writes each (the Vertex one only with the ``vertex`` extra).
-COMPILERS = (compile_training, compile_vertex)
+COMPILERS = (compile_training, compile_vertex, compile_batch_scoring, compile_monitoring)

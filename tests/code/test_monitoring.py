@@ -296,3 +296,29 @@ def test_monitor_step_reports_logs_and_retrains(
     )
     never = monitor_step(tmp_path / "r2.html", source=str(path), retrain="never", settings=settings)
     assert never["retrain"] == "disabled"
+
+
+# --- the pipelines ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["batch_scoring", "monitoring"])
+def test_committed_yaml_of_the_monitoring_loop_matches_the_source(which: str, tmp_path: Path) -> None:
+    import yaml
+
+    import pipelines.compile as c
+
+    fresh = getattr(c, f"compile_{which}")(tmp_path)
+    golden = c.COMPILED_DIR / fresh.name
+    load = lambda p: list(yaml.safe_load_all(p.read_text(encoding="utf-8")))  # noqa: E731
+    assert load(fresh) == load(golden), "pipelines/compiled is stale: run `make compile` and commit the YAML"
+    spec = load(golden)[0]
+    (executor,) = spec["deploymentSpec"]["executors"].values()
+    from chicago_arrest.names import DEFAULT_IMAGE
+
+    assert executor["container"]["image"] == DEFAULT_IMAGE
+    if which == "monitoring":
+        outputs = spec["components"]["comp-monitor"]["outputDefinitions"]["artifacts"]
+        assert outputs["report"]["artifactType"]["schemaTitle"] == "system.HTML"
+        params = spec["root"]["inputDefinitions"]["parameters"]
+        assert params["psi_threshold"]["defaultValue"] == 0.2
+        assert params["retrain"]["defaultValue"] == "auto"
