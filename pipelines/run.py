@@ -205,3 +205,90 @@ def failure_message(exc: BaseException, arguments: dict[str, Any]) -> str:
             "run `make pipeline-run SOURCE=path/to/crimes.csv` with a file in the Socrata schema"
         )
     return "\n".join(lines)
+
+
+# --- Other pipelines (issue 13: chicago-arrest-batch-scoring, chicago-arrest-monitoring) ----------------------
+
+
+def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, verbose: bool = False) -> Path:
+    """Run a one-off pipeline with kfp.local and the quiet progress reporter; return the run's folder.
+
+    Like :func:`run_local` (one line per step, logs in ``<run>/logs/``), without the training summary.
+
+    Raises:
+        StepFailedError: When a step fails (its error line and log file).
+    """
+    from kfp import local
+
+    from chicago_arrest.progress import LocalRun
+
+    data_dir = get_settings().data_dir.resolve()
+    os.environ["ARREST_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+    root = data_dir / "kfp"
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    reporter = LocalRun(root, verbose=verbose)
+    reporter.header(name, "local", arguments)
+    try:
+        with reporter.capture():
+            pipeline(**arguments)
+    except RuntimeError as exc:
+        failed = reporter.failed
+        if failed is None:
+            where = f" (kfp.local's log: {reporter.kfp_log})" if reporter.kfp_log else ""
+            raise RuntimeError(f"{exc}{where}") from exc
+        raise StepFailedError(failed.label, failed.error, failed.log) from None
+    if reporter.run_dir is None:
+        raise RuntimeError(f"kfp.local finished but no run folder appeared under {root}")
+    return reporter.run_dir
+
+
+def step_output(run_dir: Path, task: str) -> dict[str, Any]:
+    """The return value (``Output``) of a finished task of a local run."""
+    from chicago_arrest.progress import _task_outputs
+
+    return dict(_task_outputs(run_dir / task / "executor_output.json").get("Output") or {})
+
+
+def run_cluster_pipeline(
+    compile_fn: Any,
+    name: str,
+    arguments: dict[str, Any],
+    host: str,
+    client: Any = None,
+    image: str | None = None,
+) -> str:
+    """Upload a new version of a pipeline (compiled by ``compile_fn``) to KFP, start a run, return its URL."""
+    import tempfile
+
+    import kfp
+
+    client = client or kfp.Client(host=host)
+    version_name = f"{name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
+        path = compile_fn(Path(tmp), image=image)
+        pipeline_id = client.get_pipeline_id(name)
+        if pipeline_id is None:
+            pipeline_id = client.upload_pipeline(str(path), pipeline_name=name).pipeline_id
+            page = client.list_pipeline_versions(
+                pipeline_id=pipeline_id, sort_by="created_at desc", page_size=1
+            )
+            version_id = str(page.pipeline_versions[0].pipeline_version_id)
+        else:
+            version = client.upload_pipeline_version(
+                str(path), pipeline_version_name=version_name, pipeline_id=pipeline_id
+            )
+            version_id = version.pipeline_version_id
+    experiment = client.create_experiment(EXPERIMENT)
+    run = client.run_pipeline(
+        experiment_id=experiment.experiment_id,
+        job_name=version_name,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        params=arguments,
+        enable_caching=False,
+    )
+    url = f"{host.rstrip('/')}/#/runs/details/{run.run_id}"
+    print(f"started run {run.run_id} of {name} (version {version_name}): {url}")
+    return url
