@@ -124,8 +124,27 @@ def _deploy(_: dict[str, Any], out: dict[str, Any]) -> str:
     return f"{o.get('action', '?')}: {o.get('message', '')}"
 
 
+def _batch_score(_: dict[str, Any], out: dict[str, Any]) -> str:
+    o = out.get("Output") or {}
+    return (
+        f"{_n(o.get('scored'))} scored with v{o.get('model_version')}, {_n(o.get('quarantined'))} quarantined "
+        f"-> {o.get('predictions')}"
+    )
+
+
+def _monitor(_: dict[str, Any], out: dict[str, Any]) -> str:
+    o = out.get("Output") or {}
+    reasons = o.get("reasons") or []
+    return (
+        f"{str(o.get('decision', '?')).upper()} v{o.get('model_version')} on {_n(o.get('rows'))} records: "
+        f"{reasons[0] if reasons else ''}; retrain {o.get('retrain')}"
+    )
+
+
 #: Key figures by component name (the training pipeline's; other pipelines add theirs).
 FIGURES: dict[str, Figures] = {
+    "batch-score": _batch_score,
+    "monitor": _monitor,
     "ingest": _ingest,
     "validate": _validate,
     "split": _split,
