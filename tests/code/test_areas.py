@@ -1,0 +1,148 @@
+"""Per-area figures: known rates on generated data, the spatial-join fallback, gaps, maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+from chicago_arrest.areas import (
+    area_key,
+    area_table,
+    area_tables,
+    assign_areas,
+    boundaries,
+    choropleths,
+    gaps_sentence,
+    read_boundaries,
+    worst_area_ece,
+)
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _grid_shapes(level: str) -> gpd.GeoDataFrame:
+    """Four generated squares around Chicago, keyed like the City's exports."""
+    squares = [box(-87.8 + 0.1 * i, 41.8, -87.7 + 0.1 * i, 41.9) for i in range(2)]
+    squares += [box(-87.8 + 0.1 * i, 41.9, -87.7 + 0.1 * i, 42.0) for i in range(2)]
+    key = "dist_num" if level == "district" else "area_numbe"
+    name = "dist_label" if level == "district" else "community"
+    frame = pd.DataFrame({key: ["1", "2", "3", "4"], name: ["A", "B", "C", "D"]})
+    return gpd.GeoDataFrame(frame, geometry=squares, crs="EPSG:4326")
+
+
+def test_area_table_known_rates() -> None:
+    # Area 1: 4 rows, 2 arrests, all predicted 0.5 at threshold 0.5 -> FPR 1, FNR 0.
+    # Area 2: 4 rows, no arrest, predicted 0.1 -> FPR 0, FNR NaN, ROC-AUC NaN.
+    # Area 7 ("007" in the record): 2 rows, 1 arrest, perfect ranking below the threshold -> FNR 1.
+    areas = pd.Series(["1", "1", "1", "1", "2", "2", "2", "2", "7", "7"])
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 1, 0])
+    p = np.array([0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1, 0.1, 0.4, 0.2])
+    table = area_table(areas, y, p, threshold=0.5)
+    assert list(table.index) == ["1", "2", "7"]
+    assert table.loc["1", "rows"] == 4
+    assert table.loc["1", "arrest_rate"] == 0.5
+    assert table.loc["1", "mean_predicted"] == 0.5
+    assert table.loc["1", "fpr"] == 1.0
+    assert table.loc["1", "fnr"] == 0.0
+    assert table.loc["1", "ece"] == pytest.approx(0.0)
+    assert table.loc["1", "roc_auc"] == 0.5
+    assert table.loc["2", "fpr"] == 0.0
+    assert np.isnan(table.loc["2", "fnr"])
+    assert np.isnan(table.loc["2", "roc_auc"])
+    assert table.loc["2", "ece"] == pytest.approx(0.1)
+    assert table.loc["7", "roc_auc"] == 1.0
+    assert table.loc["7", "fnr"] == 1.0
+
+
+def test_area_key_normalises_codes() -> None:
+    assert area_key(["005", "5", 5, "31", None, "x", "2.5"]).tolist()[:4] == ["5", "5", "5", "31"]
+    assert area_key([None, "x", "2.5"]).isna().all()
+
+
+def test_rates_recovered_on_generated_records() -> None:
+    rng = np.random.default_rng(0)
+    rates = {"1": 0.1, "2": 0.3, "3": 0.6}
+    areas = np.repeat(list(rates), 4000)
+    y = (rng.random(len(areas)) < np.vectorize(rates.get)(areas)).astype(int)
+    p = np.vectorize(rates.get)(areas).astype(float)
+    table = area_table(pd.Series(areas), y, p, threshold=0.5)
+    for area, rate in rates.items():
+        assert abs(table.loc[area, "arrest_rate"] - rate) < 0.03
+        assert table.loc[area, "mean_predicted"] == pytest.approx(rate)
+        assert table.loc[area, "ece"] < 0.03
+    assert worst_area_ece(table)[0] in rates
+
+
+def test_spatial_join_fills_missing_fields_only() -> None:
+    shapes = {level: boundaries(_grid_shapes(level), level) for level in ("district", "community_area")}
+    records = pd.DataFrame(
+        {
+            "district": ["009", None, None, None, ""],
+            "community_area": ["12", None, None, "x", None],
+            "latitude": [41.85, 41.85, None, 41.95, None],
+            "longitude": [-87.75, -87.65, None, -87.65, None],
+            # row 2 only has State Plane feet: a point inside square 3 (north-west).
+            "x_coordinate": [None, None, 1_150_000.0, None, None],
+            "y_coordinate": [None, None, 1_915_000.0, None, None],
+        }
+    )
+    got = assign_areas(records, shapes)
+    assert got["district"].tolist()[:2] == ["9", "2"]  # the record's own field wins
+    assert got["district_source"].tolist() == ["record", "spatial", "spatial", "spatial", "none"]
+    assert got.loc[2, "district"] == "3"
+    assert got.loc[3, "community_area"] == "4"
+    assert got.loc[0, "community_area"] == "12"
+    assert pd.isna(got.loc[4, "district"])
+    without = assign_areas(records, None)
+    assert without["district_source"].tolist() == ["record", "none", "none", "none", "none"]
+
+
+def test_area_tables_names_and_gaps_sentence() -> None:
+    shapes = {level: boundaries(_grid_shapes(level), level) for level in ("district", "community_area")}
+    rng = np.random.default_rng(1)
+    n = 400
+    records = pd.DataFrame(
+        {
+            "district": rng.choice(["1", "2", "3"], n),
+            "community_area": rng.choice(["1", "2", "4"], n),
+        }
+    )
+    y = rng.integers(0, 2, n)
+    p = np.where(records["community_area"] == "4", 0.9, 0.5)  # community area 4 is badly calibrated
+    tables = area_tables(records, y, p, 0.5, shapes)
+    assert tables["community_area"].loc["4", "name"] == "D"
+    sentence = gaps_sentence(tables)
+    assert "community area 4 (D)" in sentence
+    assert sentence.count("Among") == 2
+
+
+def test_choropleth_writes_png(tmp_path: Path) -> None:
+    shape = boundaries(_grid_shapes("community_area"), "community_area")
+    table = area_table(pd.Series(["1", "2", "3"]), np.array([1, 0, 1]), np.array([0.6, 0.2, 0.7]), 0.5)
+    path = choropleths(table, shape, tmp_path / "maps.png")
+    assert path.stat().st_size > 5_000
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(not (SHARED / "community_areas.geojson").exists(), reason="no shared boundaries")
+def test_spatial_join_with_the_city_boundaries_agrees_with_the_fields() -> None:
+    """On real records, the point's district / community area equals the record's own field (almost always)."""
+    if not (SHARED / "crimes_sample.csv").exists() or not (SHARED / "police_districts.geojson").exists():
+        pytest.skip("no shared crimes sample")
+    shapes = {
+        "district": read_boundaries(SHARED / "police_districts.geojson", "district"),
+        "community_area": read_boundaries(SHARED / "community_areas.geojson", "community_area"),
+    }
+    assert len(shapes["community_area"]) == 77
+    real = pd.read_csv(SHARED / "crimes_sample.csv", dtype=str, nrows=2_000).dropna(subset=["latitude"])
+    blank = real.assign(district=None, community_area=None)
+    got = assign_areas(blank, shapes)
+    for level in ("district", "community_area"):
+        truth = area_key(real[level]).reset_index(drop=True)
+        agree = (got[level].reset_index(drop=True) == truth).fillna(False).mean()
+        assert agree > 0.95, (level, agree)
