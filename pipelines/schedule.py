@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chicago_arrest.names import BATCH_SCORING_PIPELINE, MONITORING_PIPELINE
 from chicago_arrest.names import TRAINING_PIPELINE as PIPELINE_NAME
 from pipelines.run import EXPERIMENT, latest_version_id
 
@@ -69,14 +70,56 @@ def _list_recurring_runs(client: Any, experiment_id: str) -> list[Any]:
             return runs
 
 
-def _ensure_pipeline(client: Any, package_path: str | None) -> tuple[str, str]:
-    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+@dataclass(frozen=True)
+class Recurring:
+    """One schedulable pipeline (``make pipeline-schedule PIPELINE=<key of SCHEDULES>``)."""
+
+    pipeline: str
+    job_name: str
+    cron: str
+    compile_name: str
+    description: str
+
+
+#: Issue 13: the monitoring loop's pipelines are scheduled the same way (one recurring run each).
+SCHEDULES = {
+    "training": Recurring(
+        PIPELINE_NAME,
+        JOB_NAME,
+        DEFAULT_CRON,
+        "compile_training",
+        "Monthly retraining of the Chicago arrest model (make pipeline-schedule)",
+    ),
+    # Mondays 06:00 UTC: the newest landed month against the champion's profile.
+    "monitoring": Recurring(
+        MONITORING_PIPELINE,
+        "chicago-arrest-weekly-monitoring",
+        "0 0 6 * * 1",
+        "compile_monitoring",
+        "Weekly drift and performance monitoring (make pipeline-schedule PIPELINE=monitoring)",
+    ),
+    # The 9th, 04:00 UTC: the day after the monthly retraining, the newest landed month.
+    "batch-scoring": Recurring(
+        BATCH_SCORING_PIPELINE,
+        "chicago-arrest-monthly-batch-scoring",
+        "0 0 4 9 * *",
+        "compile_batch_scoring",
+        "Monthly batch scoring of the newest landed month (make pipeline-schedule PIPELINE=batch-scoring)",
+    ),
+}
+
+
+def _ensure_pipeline(
+    client: Any, package_path: str | None, which: Recurring | None = None
+) -> tuple[str, str]:
+    import pipelines.compile as compiler
+
+    which = which or SCHEDULES["training"]
+    pipeline_id = client.get_pipeline_id(which.pipeline)
     if pipeline_id is None:
         if package_path is None:
-            from pipelines.compile import compile_training
-
-            package_path = str(compile_training())
-        pipeline_id = client.upload_pipeline(package_path, pipeline_name=PIPELINE_NAME).pipeline_id
+            package_path = str(getattr(compiler, which.compile_name)())
+        pipeline_id = client.upload_pipeline(package_path, pipeline_name=which.pipeline).pipeline_id
     return str(pipeline_id), latest_version_id(client, str(pipeline_id))
 
 
@@ -101,6 +144,7 @@ def ensure_recurring_run(
     cron: str = DEFAULT_CRON,
     params: dict[str, Any] | None = None,
     package_path: str | None = None,
+    pipeline: str = "training",
 ) -> ScheduleResult:
     """Make sure exactly one up-to-date recurring run exists (create, replace, or leave it).
 
@@ -109,23 +153,26 @@ def ensure_recurring_run(
         cron: KFP cron (6 fields, seconds first).
         params: Pipeline parameters of each scheduled run.
         package_path: Compiled pipeline to upload if the pipeline does not exist yet.
+        pipeline: Key of :data:`SCHEDULES` (``training``, ``monitoring``, ``batch-scoring``); its own cron
+            replaces the default ``cron`` of the training schedule.
 
     Returns:
         The :class:`ScheduleResult`.
     """
-    cron = validate_cron(cron)
+    which = SCHEDULES[pipeline]
+    cron = validate_cron(which.cron if cron == DEFAULT_CRON else cron)
     params = dict(DEFAULT_PARAMS if params is None else params)
-    pipeline_id, version_id = _ensure_pipeline(client, package_path)
+    pipeline_id, version_id = _ensure_pipeline(client, package_path, which)
     experiment_id = client.create_experiment(EXPERIMENT).experiment_id
-    existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == JOB_NAME]
+    existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == which.job_name]
     if len(existing) == 1 and _matches(existing[0], version_id, cron, params):
         return ScheduleResult("unchanged", str(existing[0].recurring_run_id), version_id)
     for run in existing:
         client.delete_recurring_run(run.recurring_run_id)
     created = client.create_recurring_run(
         experiment_id=experiment_id,
-        job_name=JOB_NAME,
-        description="Monthly retraining of the Chicago arrest model (make pipeline-schedule)",
+        job_name=which.job_name,
+        description=which.description,
         cron_expression=cron,
         max_concurrency=1,
         no_catchup=True,
@@ -137,10 +184,11 @@ def ensure_recurring_run(
     return ScheduleResult("updated" if existing else "created", str(created.recurring_run_id), version_id)
 
 
-def delete_recurring_run(client: Any) -> ScheduleResult:
-    """Delete every recurring run named :data:`JOB_NAME` in the experiment (no error if there is none)."""
+def delete_recurring_run(client: Any, pipeline: str = "training") -> ScheduleResult:
+    """Delete every recurring run of ``pipeline`` (a :data:`SCHEDULES` key) in the experiment (none: no error)."""
+    job_name = SCHEDULES[pipeline].job_name
     experiment_id = client.create_experiment(EXPERIMENT).experiment_id
-    existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == JOB_NAME]
+    existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == job_name]
     for run in existing:
         client.delete_recurring_run(run.recurring_run_id)
     return ScheduleResult("deleted" if existing else "unchanged", "", "")
