@@ -340,6 +340,17 @@ PipelineTargetOption = Annotated[
 ]
 
 
+#: ``make pipeline-schedule PIPELINE=...`` (issue 13: the monitoring loop's pipelines too).
+PipelineChoice = Annotated[
+    str,
+    typer.Option(
+        callback=_one_of("training", "monitoring", "batch-scoring"),
+        metavar="[training|monitoring|batch-scoring]",
+        help="which pipeline's recurring run (monitoring: weekly; batch-scoring: monthly)",
+    ),
+]
+
+
 def _docstring_args(doc: str) -> dict[str, str]:
     """``name: text`` of a Google docstring's ``Args:`` section (continuation lines joined)."""
     helps: dict[str, str] = {}
@@ -530,23 +541,28 @@ def schedule(
     ] = None,
     kfp_host: KfpHostOption = "",
     target: PipelineTargetOption = None,
+    pipeline: PipelineChoice = "training",
 ) -> None:
-    """Create or update the monthly recurring run on KFP (exactly one, on the latest pipeline version)."""
+    """Create or update a recurring run on KFP (exactly one per pipeline, on its latest version)."""
     schedule = _pipelines("schedule")
-    cron = cron or schedule.DEFAULT_CRON
-    result = schedule.ensure_recurring_run(_kfp_client(kfp_host, target), cron=cron)
+    which = schedule.SCHEDULES[pipeline]
+    cron = cron or which.cron
+    result = schedule.ensure_recurring_run(_kfp_client(kfp_host, target), cron=cron, pipeline=pipeline)
     typer.echo(
-        f"recurring run {schedule.JOB_NAME!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
+        f"recurring run {which.job_name!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
         f"{result.pipeline_version_id}, cron {cron!r})"
     )
 
 
 @pipeline_app.command()
-def unschedule(kfp_host: KfpHostOption = "", target: PipelineTargetOption = None) -> None:
-    """Delete the recurring run from KFP."""
+def unschedule(
+    kfp_host: KfpHostOption = "", target: PipelineTargetOption = None, pipeline: PipelineChoice = "training"
+) -> None:
+    """Delete the recurring run of a pipeline from KFP."""
     schedule = _pipelines("schedule")
     client = _kfp_client(kfp_host, target)
-    typer.echo(f"recurring run {schedule.JOB_NAME!r}: {schedule.delete_recurring_run(client).action}")
+    action = schedule.delete_recurring_run(client, pipeline).action
+    typer.echo(f"recurring run {schedule.SCHEDULES[pipeline].job_name!r}: {action}")
 
 
 @pipeline_app.command("compile")
@@ -580,6 +596,166 @@ def report(
             typer.echo(f"  also ({step}): {path}")
     if open_browser and not open_in_browser(found.main):
         typer.echo("  (no browser here: open the path above in one)", err=True)
+
+
+# --- issue 13: batch scoring and monitoring (pipelines chicago-arrest-batch-scoring / chicago-arrest-monitoring)
+
+_MONTHS = re.compile(r"^\d{4}-\d{2}(\.\.\d{4}-\d{2})?$")
+SourceOption = Annotated[
+    str,
+    typer.Option(
+        help="file (CSV/Parquet, Socrata schema), YYYY-MM[..YYYY-MM] landed in the store, or serving"
+    ),
+]
+VersionText = Annotated[str, typer.Option(help="registry version [default: the champion]")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="stream every step's full output")]
+
+
+def _loop_source(source: str, *, on_cluster: bool, serving: bool) -> dict[str, str]:
+    """``source``/``months`` arguments of the loop's pipelines from one SOURCE (a file, months or serving)."""
+    if not source:  # the newest month landed in the object store
+        return {"source": "", "months": ""}
+    if source == "serving":
+        if not serving:
+            raise CommandError("SOURCE=serving is for make monitor; batch-score a file or landed months")
+        if on_cluster:
+            raise CommandError(
+                "SOURCE=serving is the local server's request log; on a cluster see KServe's logger"
+            )
+        return {"source": "serving", "months": ""}
+    path = Path(source).expanduser()
+    if _MONTHS.match(source) and not path.exists():
+        return {"source": "", "months": source}
+    if on_cluster:
+        return {"source": source, "months": ""}
+    if not path.is_file():
+        raise CommandError(f"SOURCE file not found: {source}")
+    return {"source": str(path.resolve()), "months": ""}
+
+
+def _run_loop_pipeline(
+    which: str, arguments: dict[str, Any], target: str | None, kfp_host: str, verbose: bool
+) -> Any:
+    """Run ``pipelines.<which>`` on the resolved target; the local run's folder, or None on a cluster."""
+    import os
+
+    from chicago_arrest.targets import resolve_target
+
+    module, run, compiler = _pipelines(which), _pipelines("run"), _pipelines("compile")
+    resolved = resolve_target(target, kfp_host=kfp_host)
+    typer.echo(resolved.line())
+    if resolved.target == "vertex":
+        raise CommandError(f"{module.PIPELINE_NAME} runs locally or on the kind cluster, not on Vertex yet")
+    if resolved.target == "cluster":
+        host = resolved.kfp_host(kfp_host)
+        if not host:
+            raise CommandError("the cluster target needs KFP's address: set KFP_HOST or run make kind-up")
+        record = resolved.cluster_record
+        image = os.environ.get("ARREST_IMAGE") or (record.image if record else None)
+        run.run_cluster_pipeline(
+            getattr(compiler, f"compile_{which}"), module.PIPELINE_NAME, arguments, host, image=image
+        )
+        return None
+    try:
+        return run.run_local_pipeline(
+            getattr(module, f"{which}_pipeline"), module.PIPELINE_NAME, arguments, verbose=verbose
+        )
+    except RuntimeError as exc:
+        typer.echo(run.failure_message(exc, arguments), err=True)
+        raise typer.Exit(1) from None
+
+
+@pipeline_app.command("batch-score")
+def batch_score(
+    source: SourceOption = "",
+    version: VersionText = "",
+    kfp_host: KfpHostOption = "",
+    target: PipelineTargetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Score records in bulk into predictions/<name>.parquet of the object store (make batch-score)."""
+    resolved_cluster = _is_cluster(target, kfp_host)
+    arguments = {
+        **_loop_source(source, on_cluster=resolved_cluster, serving=False),
+        "version": _version(version),
+    }
+    run_dir = _run_loop_pipeline("batch_scoring", arguments, target, kfp_host, verbose)
+    if run_dir is not None:
+        out = _pipelines("run").step_output(run_dir, "batch-score")
+        typer.echo(
+            f"predictions  {out.get('predictions')}  ({out.get('scored')} records, model v{out.get('model_version')})"
+        )
+        typer.echo(
+            f"quarantine   {out.get('quarantine')}  ({out.get('quarantined')} records: {out.get('reasons') or 'none'})"
+        )
+
+
+@pipeline_app.command("monitor")
+def monitor_command(
+    source: SourceOption = "",
+    version: VersionText = "",
+    retrain: Annotated[str, typer.Option(callback=_one_of("auto", "never"), metavar="[auto|never]")] = "auto",
+    summary: Annotated[Path | None, typer.Option(help="write the decision as JSON here")] = None,
+    psi_threshold: Annotated[float, typer.Option(help="PSI that counts as drift")] = 0.2,
+    max_auc_drop: Annotated[float, typer.Option(help="realised ROC-AUC drop that counts as degraded")] = 0.03,
+    max_ece: Annotated[float, typer.Option(help="realised ECE that counts as degraded")] = 0.05,
+    training_source: Annotated[
+        str, typer.Option(help="SOURCE of a retraining run [default: SOURCE if a file]")
+    ] = "",
+    kfp_host: KfpHostOption = "",
+    target: PipelineTargetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Drift and realised performance of the champion on recent records; retrain on drift (make monitor)."""
+    import json as _json
+
+    on_cluster = _is_cluster(target, kfp_host)
+    chosen = _loop_source(source, on_cluster=on_cluster, serving=True)
+    arguments = {
+        **chosen,
+        "version": _version(version),
+        "psi_threshold": psi_threshold,
+        "max_auc_drop": max_auc_drop,
+        "max_ece": max_ece,
+        "retrain": retrain,
+        "training_source": training_source
+        or (chosen["source"] if chosen["source"] not in ("", "serving") else ""),
+    }
+    run_dir = _run_loop_pipeline("monitoring", arguments, target, kfp_host, verbose)
+    if run_dir is None:
+        if summary:
+            typer.echo(
+                "note: SUMMARY is written by local runs; on the cluster see the run's report", err=True
+            )
+        return
+    out = _pipelines("run").step_output(run_dir, "monitor")
+    keys = ("decision", "reasons", "psi", "prediction_psi", "realised", "retrain")
+    result = {k: out.get(k) for k in keys}
+    result["realised"] = result["realised"] or None
+    typer.echo(
+        f"decision     {str(result['decision']).upper()} (model v{out.get('model_version')}, {out.get('rows')} records)"
+    )
+    for reason in result["reasons"] or []:
+        typer.echo(f"  - {reason}")
+    typer.echo(
+        f"retrain      {result['retrain']}{': ' + out['retrain_run'] if out.get('retrain_run') else ''}"
+    )
+    typer.echo(f"report       {run_dir / 'monitor' / 'report.html'}  (MLflow run {out.get('mlflow_run_id')})")
+    if summary:
+        summary.expanduser().write_text(_json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"summary      {summary}")
+
+
+def _is_cluster(target: str | None, kfp_host: str) -> bool:
+    from chicago_arrest.targets import resolve_target
+
+    return resolve_target(target, kfp_host=kfp_host).target == "cluster"
+
+
+def _version(text: str) -> str:
+    if text and not text.strip().isdigit():
+        raise typer.BadParameter(f"VERSION must be a registry version number, got {text!r}")
+    return text.strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
