@@ -58,7 +58,8 @@ def load_source(source: str, months: str = "", settings: Settings | None = None)
 
     Args:
         source: A file path, ``serving`` (the local request log), or empty for ``months``.
-        months: ``YYYY-MM`` or ``YYYY-MM..YYYY-MM`` landed in the store (when ``source`` is empty).
+        months: ``YYYY-MM`` or ``YYYY-MM..YYYY-MM`` landed in the store (when ``source`` is empty); both empty:
+            the newest landed month.
         settings: Library settings.
 
     Returns:
@@ -83,8 +84,17 @@ def load_source(source: str, months: str = "", settings: Settings | None = None)
         chosen = _months(months)
         frame = load_window(make_store(settings), chosen)
         name = f"months-{chosen[0]}_{chosen[-1]}"
-    else:
-        raise ValueError("no source: give SOURCE=file, SOURCE=serving or MONTHS=YYYY-MM[..YYYY-MM]")
+    else:  # the newest landed month (what a recurring run scores or monitors)
+        from chicago_arrest.ingest import months_in_store
+
+        store = make_store(settings)
+        landed = months_in_store(store)
+        if not landed:
+            raise FileNotFoundError(
+                f"no month landed in {store.uri('raw/crimes/')}: give SOURCE=file or run make pipeline-run"
+            )
+        frame, name = load_window(store, landed[-1:]), f"months-{landed[-1]}_{landed[-1]}"
+        months = landed[-1]
     absent = [c for c in SCORING_COLUMNS if c not in frame.columns and source != SERVING_SOURCE]
     if absent:
         raise ValueError(f"source {source or months} is missing column(s) {', '.join(absent)}")
