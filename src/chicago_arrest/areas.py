@@ -70,6 +70,9 @@ def boundaries(frame: gpd.GeoDataFrame, level: Level) -> gpd.GeoDataFrame:
     out["area"] = area_key(out[key]).to_numpy()
     out["name"] = out[name].astype(str) if name != key else out["area"]
     out = out[["area", "name", "geometry"]]
+    invalid = ~out.geometry.is_valid
+    if invalid.any():  # 3 of the City's 77 community areas self-intersect: buffer(0) repairs them
+        out.loc[invalid, "geometry"] = out.geometry[invalid].buffer(0)
     if out.crs is None:
         out = out.set_crs("EPSG:4326")
     out = out.to_crs("EPSG:4326")
@@ -299,3 +302,91 @@ def choropleths(
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+# -- the boundaries in the object store (landed by ingest like the police stations) ---------------------------
+
+#: Store keys of the boundary GeoJSON files.
+BOUNDARY_STORE_KEYS: dict[Level, str] = {
+    "district": "raw/boundaries/police_districts.geojson",
+    "community_area": "raw/boundaries/community_areas.geojson",
+}
+#: File names looked for next to a source file (and in ``/work/shared``-style data folders).
+BOUNDARY_FILES: dict[Level, str] = {
+    "district": "police_districts.geojson",
+    "community_area": "community_areas.geojson",
+}
+
+
+def land_boundaries(store: Any, level: Level, geojson: bytes) -> int:
+    """Check a boundary GeoJSON (it must parse and have the level's key column) and write it to the store.
+
+    Args:
+        store: The object store (:class:`chicago_arrest.store.ObjectStore`).
+        level: ``district`` or ``community_area``.
+        geojson: The file's bytes (Socrata's GeoJSON export, or the shared copy).
+
+    Returns:
+        The number of areas.
+
+    Raises:
+        ValueError: When the file does not parse or lacks the key column.
+    """
+    import io
+
+    import geopandas as gpd
+
+    try:
+        frame = gpd.read_file(io.BytesIO(geojson))
+    except Exception as exc:
+        raise ValueError(f"{level} boundaries: not a readable GeoJSON ({type(exc).__name__}: {exc})") from exc
+    areas = boundaries(frame, level)
+    store.put_bytes(BOUNDARY_STORE_KEYS[level], geojson)
+    log.info("landed %s boundaries: %d areas -> %s", level, len(areas), store.uri(BOUNDARY_STORE_KEYS[level]))
+    return len(areas)
+
+
+def land_boundary_files(store: Any, folder: Path) -> dict[str, int]:
+    """Land the boundary files found in ``folder`` (:data:`BOUNDARY_FILES`); returns areas per level landed."""
+    landed: dict[str, int] = {}
+    for level, name in BOUNDARY_FILES.items():
+        path = Path(folder) / name
+        if path.is_file():
+            landed[level] = land_boundaries(store, level, path.read_bytes())
+    return landed
+
+
+def load_boundaries(store: Any) -> dict[Level, gpd.GeoDataFrame | None]:
+    """The boundaries in the store (``None`` for a level not landed, or unreadable: logged, never raised)."""
+    import io
+
+    import geopandas as gpd
+
+    out: dict[Level, gpd.GeoDataFrame | None] = {}
+    for level, key in BOUNDARY_STORE_KEYS.items():
+        try:
+            out[level] = (
+                boundaries(gpd.read_file(io.BytesIO(store.get_bytes(key))), level)
+                if store.exists(key)
+                else None
+            )
+        except Exception as exc:  # the report goes on with the records' own fields
+            log.warning(
+                "%s boundaries at %s unusable (%s): per-area figures use the fields only", level, key, exc
+            )
+            out[level] = None
+    return out
+
+
+def boundaries_from_settings() -> dict[Level, gpd.GeoDataFrame | None]:
+    """The boundaries in the configured object store; empty when the store cannot be reached."""
+    try:
+        from chicago_arrest.settings import get_settings
+        from chicago_arrest.store import make_store
+
+        return load_boundaries(make_store(get_settings()))
+    except Exception as exc:
+        log.warning(
+            "no boundaries (%s: %s): per-area figures use the records' fields only", type(exc).__name__, exc
+        )
+        return {}

@@ -146,3 +146,29 @@ def test_spatial_join_with_the_city_boundaries_agrees_with_the_fields() -> None:
         truth = area_key(real[level]).reset_index(drop=True)
         agree = (got[level].reset_index(drop=True) == truth).fillna(False).mean()
         assert agree > 0.95, (level, agree)
+
+
+def test_boundaries_land_in_the_store_and_load_back(tmp_path: Path) -> None:
+    from chicago_arrest.areas import (
+        BOUNDARY_STORE_KEYS,
+        land_boundaries,
+        land_boundary_files,
+        load_boundaries,
+    )
+    from chicago_arrest.store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    assert load_boundaries(store) == {"district": None, "community_area": None}
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "community_areas.geojson").write_text(_grid_shapes("community_area").to_json())
+    assert land_boundary_files(store, folder) == {"community_area": 4}
+    loaded = load_boundaries(store)
+    assert loaded["district"] is None
+    assert loaded["community_area"] is not None
+    assert sorted(loaded["community_area"]["area"]) == ["1", "2", "3", "4"]
+    with pytest.raises(ValueError, match="district boundaries"):
+        land_boundaries(store, "district", _grid_shapes("community_area").to_json().encode())
+    assert not store.exists(BOUNDARY_STORE_KEYS["district"])
+    with pytest.raises(ValueError, match="not a readable GeoJSON"):
+        land_boundaries(store, "district", b"{oops")
