@@ -276,6 +276,27 @@ def content_type(parameters: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+def wants_explanation(parameters: Any) -> bool:
+    """Whether a V2 request asks for explanations (request parameter ``"explain": true``).
+
+    Raises:
+        InvalidInput: When ``explain`` is set to anything but a boolean.
+    """
+    if not parameters or not hasattr(parameters, "get"):
+        return False
+    try:
+        value = parameters.get("explain")
+    except (TypeError, ValueError):
+        return False
+    if value is None:
+        return False
+    if hasattr(value, "bool_param"):  # gRPC InferParameter
+        return bool(value.bool_param)
+    if isinstance(value, bool):
+        return value
+    raise InvalidInput(f'request parameter "explain" must be true or false; got {value!r}')
+
+
 def _flatten(name: str, data: Any) -> list[Any]:
     if isinstance(data, np.ndarray):
         return data.ravel().tolist()
