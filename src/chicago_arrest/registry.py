@@ -139,8 +139,18 @@ def log_arrest_model(
             input_example=example,
             pip_requirements=_pinned_requirements(),
             registered_model_name=registered_name,
-            metadata={"threshold": model.threshold, "model_type": (model.info or {}).get("model_type")},
+            metadata={
+                "threshold": model.threshold,
+                "model_type": (model.info or {}).get("model_type"),
+                **_card_metadata(),
+            },
         )
+
+
+def _card_metadata() -> dict[str, str]:
+    """Where the register step logs this run's model card (issue 14), for the served model's MLmodel file."""
+    run = mlflow.active_run()
+    return {"model_card": f"runs:/{run.info.run_id}/model_card/model_card.html"} if run else {}
 
 
 def load_arrest_model(uri: str) -> ArrestModel:

@@ -150,6 +150,8 @@ def test_publish_logs_the_card_with_the_version(
         assert uri == f"runs:/{run.info.run_id}/model_card/model_card.html"
         mv = client.get_model_version("card-test-model", version)
         assert mv.tags[CARD_TAG] == uri
+        # The served model's own metadata (its MLmodel file) names the same card.
+        assert mlflow.models.get_model_info(info.model_uri).metadata["model_card"] == uri
         lines = mv.description.splitlines()
         assert lines[-1] == "Gate: not run yet."
         assert lines[-2].startswith(f"Model card: {uri}")
