@@ -254,12 +254,15 @@ def decide(
     margin: float,
     max_ece: float,
     noise: float = 1.0,
+    max_area_ece: float = 0.0,
 ) -> tuple[bool, str]:
     """The promotion rule, on metrics alone.
 
     The challenger must beat the champion's ROC-AUC by ``margin`` plus ``noise`` bootstrap standard errors of
     its own test ROC-AUC (``roc_auc_se``; 0 when absent), and its ECE must be within ``max_ece`` overall and
-    in every test month (``ece_worst_month`` when present).
+    in every test month (``ece_worst_month`` when present). With ``max_area_ece`` > 0, its ECE in the worst
+    police district or community area (``ece_worst_area``, areas with at least 30 test rows) must be within
+    it too.
 
     Args:
         challenger: Challenger metrics (``roc_auc``, ``ece``; optionally ``roc_auc_se``, ``ece_worst_month``).
@@ -267,6 +270,7 @@ def decide(
         margin: ROC-AUC improvement required on top of the noise (may be negative).
         max_ece: Upper bound of the challenger's ECE, overall and per test month.
         noise: Standard errors of the challenger's ROC-AUC added to the margin.
+        max_area_ece: Upper bound of the challenger's worst-area ECE; 0 = not checked (the default).
 
     Returns:
         ``(passed, reason)``.
@@ -280,6 +284,9 @@ def decide(
         return False, f"challenger ECE {challenger['ece']:.4f} exceeds the bound {max_ece:.4f}"
     if worst > max_ece:
         return False, f"challenger ECE in its worst test month {worst:.4f} exceeds the bound {max_ece:.4f}"
+    area = float(challenger.get("ece_worst_area", float("nan")))
+    if max_area_ece > 0 and area > max_area_ece:  # NaN (no area with enough rows) never refuses
+        return False, f"challenger ECE in its worst area {area:.4f} exceeds the bound {max_area_ece:.4f}"
     se = float(challenger.get("roc_auc_se", 0.0) or 0.0)
     needed = champion["roc_auc"] + margin + noise * se
     rule = f"+ margin {margin:.4f} + {noise:g} x bootstrap SE {se:.4f}"
@@ -302,6 +309,9 @@ def set_alias(client: MlflowClient, alias: str, version: str, name: str = MODEL_
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
     out = {k: float(metrics[k]) for k in ("roc_auc", "ece", "pr_auc", "brier")}
     out.update({k: float(metrics[k]) for k in ("roc_auc_se", "ece_worst_month") if k in metrics})
+    area = float(metrics.get("ece_worst_area", float("nan")))
+    if area == area:  # the worst-area ECE when the evaluate step found one (issue 14)
+        out["ece_worst_area"] = area
     return out
 
 
@@ -316,6 +326,7 @@ def gate(
     challenger_metrics: dict[str, float] | None = None,
     name: str = MODEL_NAME,
     noise: float = 1.0,
+    max_area_ece: float = 0.0,
 ) -> GateDecision:
     """Compare the new version with the champion on the same evaluation window and record the decision.
 
@@ -335,6 +346,7 @@ def gate(
             computed (the evaluate step has them); otherwise the challenger is scored here.
         name: Registered model name.
         noise: Bootstrap standard errors of the challenger's test ROC-AUC added to ``margin``.
+        max_area_ece: Upper bound of the challenger's worst-area ECE (see :func:`decide`); 0 = off.
 
     Returns:
         The :class:`GateDecision`.
@@ -352,7 +364,7 @@ def gate(
             load_arrest_model(f"models:/{name}/{champion_version}"), test, "champion"
         )
         champ = _headline(champion_eval.overall)
-    passed, reason = decide(chall, champ, margin, max_ece, noise)
+    passed, reason = decide(chall, champ, margin, max_ece, noise, max_area_ece)
     promoted = passed and (champ is None or auto_promote)
     decision = GateDecision(
         challenger_version, champion_version if champ else None, passed, promoted, reason, chall, champ or {}

@@ -163,3 +163,19 @@ def test_publish_logs_the_card_with_the_version(
         assert np.isfinite(float(json.loads((out / INSIGHTS_JSON).read_text())["ece_worst_area"]))
     finally:
         mlflow.set_tracking_uri("")
+
+
+def test_gate_option_refuses_a_challenger_whose_worst_area_ece_exceeds_the_bound() -> None:
+    from chicago_arrest.registry import _headline, decide
+
+    champion = {"roc_auc": 0.80, "ece": 0.01}
+    challenger = {"roc_auc": 0.85, "ece": 0.01, "ece_worst_area": 0.09}
+    assert decide(challenger, champion, 0.0, 0.05)[0]  # off by default
+    passed, reason = decide(challenger, champion, 0.0, 0.05, max_area_ece=0.08)
+    assert not passed
+    assert "worst area 0.0900 exceeds the bound 0.0800" in reason
+    assert decide(challenger, champion, 0.0, 0.05, max_area_ece=0.10)[0]
+    no_area = {**challenger, "ece_worst_area": float("nan")}
+    assert decide(no_area, champion, 0.0, 0.05, max_area_ece=0.01)[0]
+    assert "ece_worst_area" not in _headline({"roc_auc": 1, "ece": 0, "pr_auc": 1, "brier": 0})
+    assert _headline({**challenger, "pr_auc": 1, "brier": 0})["ece_worst_area"] == 0.09
