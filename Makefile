@@ -35,6 +35,9 @@ VERBOSE_ARG = $(if $(filter-out 0 no false,$(VERBOSE)), --verbose)
 # local | cluster (| vertex for pipeline-run) forces it.
 TARGET ?=
 TARGET_ARG = $(if $(TARGET), --target '$(TARGET)')
+# Issue 13: make pipeline-schedule PIPELINE=monitoring|batch-scoring; make batch-score / monitor SOURCE=...
+PIPELINE_ARG = $(if $(PIPELINE), --pipeline '$(PIPELINE)')
+LOOP_SOURCE_ARG = $(if $(SOURCE), --source '$(SOURCE)')
 PERCENT ?= 10
 # kubeconfig context of TARGET=cluster (e.g. kind-chicago-arrest); empty: kubectl's current context.
 KUBE_CONTEXT ?=
@@ -54,7 +57,8 @@ IMAGE_ENV = $(if $(filter-out default file,$(origin IMAGE)),ARREST_IMAGE='$(IMAG
 CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
-        promote rollback status image kind-load kind-up kind-down kind-smoke bench lock clean report mlflow-ui
+        promote rollback status image kind-load kind-up kind-down kind-smoke bench lock clean report mlflow-ui \
+        batch-score monitor
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -100,11 +104,18 @@ mlflow-ui: $(STAMP) ## Start the MLflow UI on the local store (MLFLOW_TRACKING_U
 	echo "MLflow UI of $$uri on http://127.0.0.1:$(MLFLOW_PORT) (Ctrl-C stops it)" && \
 	exec $(VENV)/bin/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(MLFLOW_PORT)
 
-pipeline-schedule: $(STAMP) ## Create or update the monthly recurring run on KFP (the kind-up cluster, or KFP_HOST)
-	$(PY) -m chicago_arrest.cli pipeline schedule$(TARGET_ARG)
+pipeline-schedule: $(STAMP) ## Create or update a recurring run on KFP (PIPELINE=training|monitoring|batch-scoring; the kind-up cluster, or KFP_HOST)
+	$(PY) -m chicago_arrest.cli pipeline schedule$(TARGET_ARG)$(PIPELINE_ARG)
 
-pipeline-unschedule: $(STAMP) ## Delete the recurring run from KFP (the kind-up cluster, or KFP_HOST)
-	$(PY) -m chicago_arrest.cli pipeline unschedule$(TARGET_ARG)
+pipeline-unschedule: $(STAMP) ## Delete a recurring run from KFP (PIPELINE=training|monitoring|batch-scoring)
+	$(PY) -m chicago_arrest.cli pipeline unschedule$(TARGET_ARG)$(PIPELINE_ARG)
+
+batch-score: $(STAMP) ## Score SOURCE=file|YYYY-MM[..YYYY-MM] (default: the newest landed month) with the champion or VERSION=n into predictions/ of the store
+	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline batch-score$(TARGET_ARG)$(VERBOSE_ARG)$(LOOP_SOURCE_ARG)$(MODEL_VERSION_ARG)
+
+monitor: $(STAMP) ## Drift and realised performance on SOURCE=file|YYYY-MM[..YYYY-MM]|serving; RETRAIN=auto|never SUMMARY=path.json VERSION=n
+	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline monitor$(TARGET_ARG)$(VERBOSE_ARG)$(LOOP_SOURCE_ARG)$(MODEL_VERSION_ARG) \
+	  $(if $(RETRAIN),--retrain '$(RETRAIN)') $(if $(SUMMARY),--summary '$(SUMMARY)')
 
 serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT (WORKERS=0: one per CPU)
 	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers $(WORKERS)
