@@ -14,6 +14,7 @@ def gate(
     promotion_margin: float,
     max_ece: float,
     canary_percent: int,
+    max_area_ece: float,
     metrics: Output[Metrics],
     report: Output[HTML],
 ) -> dict:
@@ -30,5 +31,6 @@ def gate(
         margin=promotion_margin,
         max_ece=max_ece,
         canary_percent=canary_percent,
+        max_area_ece=max_area_ece,
         metrics=metrics,
     )

@@ -3,7 +3,7 @@
 from typing import List
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Model
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model, Output
 
 from components import IMAGE
 
@@ -18,8 +18,9 @@ def register(
     window: dict,
     source: str,
     kfp_run: str,
+    model_card: Output[HTML],
 ) -> dict:
-    """Log params, metrics, charts and the data window; log and register the selected model (pyfunc)."""
+    """Log params, metrics, charts and the data window; log and register the selected model and its card."""
     from chicago_arrest.steps import run_step
     from chicago_arrest.steps.release import register_step
 
@@ -33,4 +34,5 @@ def register(
         window=window,
         source=source,
         kfp_run=kfp_run,
+        card_out=model_card.path,
     )

@@ -67,6 +67,7 @@ def training_pipeline(
     search_budget_s: float = 0.0,
     promotion_margin: float = 0.0,
     max_ece: float = 0.05,
+    max_area_ece: float = 0.0,
     canary_percent: int = 10,
     deploy_target: str = "auto",
 ) -> None:
@@ -85,6 +86,8 @@ def training_pipeline(
         search_budget_s: Seconds of Optuna search on the walk-forward folds per model type (0 = defaults).
         promotion_margin: ROC-AUC gain a challenger needs over the champion on top of one bootstrap SE.
         max_ece: Upper bound of a challenger's expected calibration error, overall and in every test month.
+        max_area_ece: Upper bound of a challenger's ECE in its worst police district or community area (areas
+            with at least 30 test rows); 0 = off (the default).
         canary_percent: Share of traffic for a passing challenger (0 or 100 = promote directly).
         deploy_target: ``auto``, ``local``, ``cluster`` or ``none``.
     """
@@ -130,18 +133,19 @@ def training_pipeline(
     ).set_caching_options(False)
     gate_task = _cluster_config(
         gate(
-            registration=register_task.output,
+            registration=register_task.outputs["Output"],
             evaluation=evaluate_task.outputs["Output"],
             test=split_task.outputs["test"],
             promotion_margin=promotion_margin,
             max_ece=max_ece,
             canary_percent=canary_percent,
+            max_area_ece=max_area_ece,
         )
     ).set_caching_options(False)
     _cluster_config(
         deploy(
             decision=gate_task.outputs["Output"],
-            registration=register_task.output,
+            registration=register_task.outputs["Output"],
             evaluation=evaluate_task.outputs["Output"],
             canary_percent=canary_percent,
             target=deploy_target,

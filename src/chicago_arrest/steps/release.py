@@ -33,6 +33,7 @@ def register_step(
     source: str,
     kfp_run: str = "",
     settings: Settings | None = None,
+    card_out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Log the training run to MLflow (parent run + one nested run per model) and register the selected model.
 
@@ -46,10 +47,11 @@ def register_step(
         source: Where the data came from.
         kfp_run: KFP run name.
         settings: Library settings.
+        card_out: Where to write the version's model card as HTML too (the component's ``Output[HTML]``).
 
     Returns:
         ``version`` (registry version of the selected model), ``run_id``, ``model_uri``, ``experiment_id``,
-        ``tracking_uri``, and the selected model's metrics.
+        ``tracking_uri``, ``model_card`` (its artifact URI), and the selected model's metrics.
     """
     from chicago_arrest.registry import configure_mlflow, kfp_run_tags, log_training_run
 
@@ -70,6 +72,20 @@ def register_step(
     from chicago_arrest.steps.monitoring import store_reference_profile
 
     store_reference_profile(client, run, models[int(evaluation["selected_index"])], test)
+    # Issue 14: the version's model card, logged with it and named in its description (chicago_arrest.model_card).
+    from chicago_arrest.model_card import publish_model_card
+
+    chosen = models[int(evaluation["selected_index"])]
+    run["model_card"] = publish_model_card(
+        client,
+        run,
+        model_type=str((chosen.info or {}).get("model_type")),
+        window=window,
+        source=source or "socrata",
+        charts_dir=charts_dir,
+        threshold=float(chosen.threshold),
+        card_out=card_out,
+    )
     return kfp_safe({**run, "tracking_uri": settings.resolved_tracking_uri()})
 
 
@@ -83,6 +99,7 @@ def gate_step(
     max_ece: float = 0.05,
     canary_percent: int = 10,
     noise: float = 1.0,
+    max_area_ece: float = 0.0,
     settings: Settings | None = None,
     metrics: MetricsSink | None = None,
 ) -> dict[str, Any]:
@@ -102,6 +119,8 @@ def gate_step(
         max_ece: Upper bound of the challenger's ECE, overall and in every test month.
         canary_percent: Canary share; 0 or 100 promotes a passing challenger directly.
         noise: Bootstrap standard errors of the challenger's test ROC-AUC added to ``margin``.
+        max_area_ece: Upper bound of the challenger's ECE in its worst police district or community area
+            (areas with at least 30 test rows); 0 = not checked (the default).
         settings: Library settings.
         metrics: Receives both models' metrics, ``passed`` and ``promoted``.
 
@@ -121,6 +140,7 @@ def gate_step(
         auto_promote=not 0 < canary_percent < 100,
         challenger_metrics=evaluation["candidates"][evaluation["selected"]],
         noise=noise,
+        max_area_ece=max_area_ece,
     ).as_dict()
     Path(report_out).parent.mkdir(parents=True, exist_ok=True)
     Path(report_out).write_text(gate_report(decision, canary_percent), encoding="utf-8")
