@@ -409,12 +409,31 @@ def ingest_socrata(
         len(result.skipped),
     )
     land_stations(store, client.fetch_stations())
+    _land_socrata_boundaries(store, client)
     for month in to_land:
         start, end = month_bounds(month)
         frame = client.fetch_crimes(start, end)
         result.rows[month] = land_month(store, month, frame)
         result.landed.append(month)
     return result
+
+
+def _land_socrata_boundaries(store: ObjectStore, client: CrimesSource) -> None:
+    """Land the district and community-area boundaries (optional: a failure is logged, the store keeps its own)."""
+    fetch = getattr(client, "fetch_boundaries", None)
+    settings = getattr(client, "settings", None)
+    if fetch is None or settings is None:
+        return
+    from chicago_arrest.areas import land_boundaries
+
+    for level, dataset in (
+        ("district", settings.districts_dataset_id),
+        ("community_area", settings.community_areas_dataset_id),
+    ):
+        try:
+            land_boundaries(store, level, fetch(dataset))  # type: ignore[arg-type]
+        except Exception as exc:  # the per-area figures fall back to the records' fields
+            logger.warning("%s boundaries not landed from Socrata %s: %s", level, dataset, exc)
 
 
 def read_source_file(path: Path) -> pd.DataFrame:
@@ -519,6 +538,9 @@ def ingest_file(
     )
     if stations is not None:
         land_stations(store, stations)
+    from chicago_arrest.areas import land_boundary_files
+
+    land_boundary_files(store, path.parent)  # police_districts / community_areas .geojson next to the file
     # Undated records belong to no month: keep them for the data contract, which quarantines them.
     if undated:
         logger.warning(

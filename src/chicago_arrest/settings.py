@@ -26,6 +26,8 @@ class Settings(BaseSettings):
         socrata_domain: Socrata host of the City of Chicago data portal.
         crimes_dataset_id: "Crimes - 2001 to present".
         stations_dataset_id: "Police Stations".
+        districts_dataset_id: "Boundaries - Police Districts (current)" (GeoJSON export; per-area figures).
+        community_areas_dataset_id: "Boundaries - Community Areas (current)" (GeoJSON export; maps).
         socrata_app_token: Optional app token (raises Socrata's rate limits).
         socrata_timeout_s: Per-request timeout.
         socrata_page_size: Rows per page of a paged query.
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     socrata_domain: str = "data.cityofchicago.org"
     crimes_dataset_id: str = "ijzp-q8t2"
     stations_dataset_id: str = "z8bn-74gv"
+    districts_dataset_id: str = "24zt-jpfn"
+    community_areas_dataset_id: str = "igwz-8jzy"
     socrata_app_token: SecretStr | None = None
     socrata_timeout_s: float = 60.0
     socrata_page_size: int = Field(default=50_000, gt=0)

@@ -286,6 +286,37 @@ class SocrataClient:
             records.extend(rows)
         return records_to_frame(records, RAW_COLUMNS)
 
+    def fetch_boundaries(self, dataset_id: str) -> bytes:
+        """Fetch a boundary dataset as GeoJSON (the portal's geospatial export; retried like the queries).
+
+        Args:
+            dataset_id: :attr:`Settings.districts_dataset_id` or :attr:`Settings.community_areas_dataset_id`.
+
+        Returns:
+            The GeoJSON bytes.
+
+        Raises:
+            SocrataError: When the export fails for good.
+        """
+        url = f"https://{self.settings.socrata_domain}/api/geospatial/{dataset_id}"
+        if not self._owns_client:  # an injected (test) client: no network behind its back
+            geojson = getattr(self._client, "geojson", None)
+            if geojson is None:
+                raise SocrataError(f"{url}: the injected client has no geojson(dataset_id); not fetched")
+            return bytes(geojson(dataset_id))
+        with requests.Session() as session:
+            session.mount("https://", retrying_adapter(self.settings))
+            try:
+                response = session.get(
+                    url,
+                    params={"method": "export", "format": "GeoJSON"},
+                    timeout=self.settings.socrata_timeout_s,
+                )
+                response.raise_for_status()
+            except requests.RequestException as exc:
+                raise SocrataError(f"GeoJSON export of {url} failed: {type(exc).__name__}: {exc}") from exc
+        return response.content
+
     def fetch_stations(self) -> pd.DataFrame:
         """Fetch the police stations.
 

@@ -172,3 +172,44 @@ def test_boundaries_land_in_the_store_and_load_back(tmp_path: Path) -> None:
     assert not store.exists(BOUNDARY_STORE_KEYS["district"])
     with pytest.raises(ValueError, match="not a readable GeoJSON"):
         land_boundaries(store, "district", b"{oops")
+
+
+def test_ingest_lands_the_boundaries_from_socrata_and_next_to_a_file(tmp_path: Path) -> None:
+    from datetime import date
+
+    from chicago_arrest.areas import BOUNDARY_STORE_KEYS
+    from chicago_arrest.ingest import ingest_file, ingest_socrata
+    from chicago_arrest.settings import Settings
+    from chicago_arrest.store import LocalStore
+    from chicago_arrest.synthetic import generate_crimes, generate_stations
+
+    stations = generate_stations()
+    crimes = generate_crimes(300, stations=stations, months=2)
+
+    class Source:
+        settings = Settings(data_dir=tmp_path)
+        source = "fake"
+
+        def fetch_crimes(self, start: date, end: date) -> pd.DataFrame:
+            return crimes.iloc[:0]
+
+        def fetch_stations(self) -> pd.DataFrame:
+            return stations
+
+        def fetch_boundaries(self, dataset_id: str) -> bytes:
+            level = "district" if dataset_id == self.settings.districts_dataset_id else "community_area"
+            return _grid_shapes(level).to_json().encode()
+
+    store = LocalStore(tmp_path / "a")
+    ingest_socrata(store, Source(), months=1, today=date(2017, 3, 5))
+    assert all(store.exists(key) for key in BOUNDARY_STORE_KEYS.values())
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    crimes.to_csv(folder / "crimes.csv", index=False)
+    stations.to_csv(folder / "police_stations.csv", index=False)
+    (folder / "police_districts.geojson").write_text(_grid_shapes("district").to_json())
+    other = LocalStore(tmp_path / "b")
+    ingest_file(other, folder / "crimes.csv", months=1)
+    assert other.exists(BOUNDARY_STORE_KEYS["district"])
+    assert not other.exists(BOUNDARY_STORE_KEYS["community_area"])
