@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,8 @@ CARD_HTML = "model_card.html"
 CARD_TAG = "model_card"
 #: Test rows explained for the global importance (a seeded sample when the window is larger).
 IMPORTANCE_ROWS = 20_000
+#: Seconds the global importance may take in the evaluate step.
+IMPORTANCE_BUDGET_S = 60.0
 
 
 def write_insights(
@@ -64,6 +67,7 @@ def write_insights(
     upstream: dict[str, Any] | None = None,
     max_rows: int = IMPORTANCE_ROWS,
     min_rows: int = MIN_ROWS_FOR_GAPS,
+    budget_s: float = IMPORTANCE_BUDGET_S,
 ) -> dict[str, Any]:
     """Global importance, per-area tables and maps of the selected model on the test window.
 
@@ -77,6 +81,7 @@ def write_insights(
         upstream: Summaries of ingest / validate (rows, quarantined) for the card's data section.
         max_rows: Test rows explained for the importance.
         min_rows: Areas with fewer test rows are not named among the gaps nor used for the worst-area ECE.
+        budget_s: Seconds the importance may take (fewer rows, a seeded sample, when explaining is slow).
 
     Returns:
         The insights (also written to ``insights.json``).
@@ -84,7 +89,15 @@ def write_insights(
     from chicago_arrest.explain import global_importance
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    sample = test if len(test) <= max_rows else test.sample(max_rows, random_state=0)
+    shuffled = test.sample(frac=1.0, random_state=0)
+    # Exact TreeSHAP of a deep random forest costs milliseconds per row: time a first slice and explain as
+    # many rows as fit the time budget (every row of a logistic regression or XGBoost test window).
+    probe = shuffled.head(min(200, len(shuffled)))
+    start = time.perf_counter()
+    global_importance(model, probe)
+    per_row = (time.perf_counter() - start) / max(len(probe), 1)
+    n = min(max_rows, len(shuffled), max(len(probe), int(budget_s / max(per_row, 1e-9))))
+    sample = shuffled.head(n)
     importance = global_importance(model, sample)
     tables = area_tables(test, evaluation.y, evaluation.p, evaluation.threshold, shapes)
     for level, table in tables.items():
