@@ -450,7 +450,10 @@ class ArrestPredictor(Model):
         scored.probabilities = probabilities
         arrest = probabilities >= served.model.threshold
         response = self._response(payload, request_id, served, role, probabilities, arrest)
-        return response if explanations is None else _with_explanations(response, explanations)
+        if explanations is None:
+            return response
+        binary = bool(getattr(payload, "use_binary_outputs", False))
+        return _with_explanations(response, explanations, binary)
 
     async def explain(
         self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
@@ -514,13 +517,13 @@ class ArrestPredictor(Model):
 
 
 def _with_explanations(
-    response: dict[str, Any] | InferResponse, explanations: list[dict[str, Any]]
+    response: dict[str, Any] | InferResponse, explanations: list[dict[str, Any]], binary: bool = False
 ) -> dict[str, Any] | InferResponse:
     """The response with one explanation per record (V2: output ``explanation``, BYTES JSON; V1: a list)."""
     if isinstance(response, dict):
         return {**response, "explanations": explanations}
     output = InferOutput(name=EXPLANATION_OUTPUT, shape=[len(explanations)], datatype="BYTES")
     values = np.array([json.dumps(e, separators=(",", ":")) for e in explanations], dtype=object)
-    output.set_data_from_numpy(values, binary_data=bool(response.use_binary_outputs))
+    output.set_data_from_numpy(values, binary_data=binary)
     response.outputs.append(output)
     return response
