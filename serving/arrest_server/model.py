@@ -33,6 +33,7 @@ from arrest_server.observability import (
     log_access,
     quiet_client_errors,
 )
+from arrest_server.request_log import process_request_log
 from arrest_server.router import (
     CHAMPION,
     Deployment,
@@ -449,6 +450,15 @@ class ArrestPredictor(Model):
             probabilities = served.model.predict_arrest_probability(parsed.frame)
         scored.probabilities = probabilities
         arrest = probabilities >= served.model.threshold
+        if (requests := process_request_log(self.settings, self.library_settings)) is not None:  # issue 13
+            requests.append(
+                parsed.frame,
+                probabilities,
+                arrest,
+                model_version=served.version,
+                role=role,
+                request_id=request_id,
+            )
         response = self._response(payload, request_id, served, role, probabilities, arrest)
         if explanations is None:
             return response

@@ -41,6 +41,10 @@ class ServerSettings(BaseSettings):
         kserve_latency_log: KServe's own per-request latency log lines (off: the access log has the latency).
         uvicorn_access_log: uvicorn's plain-text access log (off: the JSON access log replaces it).
         log_level: Level of the ``arrest_server`` loggers.
+        request_log: Log every scored record to rotating Parquet files under ``<data dir>/serving/requests``
+            (``make monitor SOURCE=serving``; :mod:`arrest_server.request_log`).
+        request_log_max_mb: Most megabytes the request log keeps (the oldest files go first).
+        request_log_flush_s: How often buffered records are written.
     """
 
     model_config = SettingsConfigDict(env_prefix="ARREST_SERVER_", extra="ignore")
@@ -60,6 +64,9 @@ class ServerSettings(BaseSettings):
     kserve_latency_log: bool = False
     uvicorn_access_log: bool = False
     log_level: str = "INFO"
+    request_log: bool = True
+    request_log_max_mb: float = Field(default=256.0, gt=0)
+    request_log_flush_s: float = Field(default=10.0, gt=0)
 
     @field_validator("api_token", mode="after")
     @classmethod

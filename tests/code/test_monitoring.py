@@ -322,3 +322,49 @@ def test_committed_yaml_of_the_monitoring_loop_matches_the_source(which: str, tm
         params = spec["root"]["inputDefinitions"]["parameters"]
         assert params["psi_threshold"]["defaultValue"] == 0.2
         assert params["retrain"]["defaultValue"] == "auto"
+
+
+# --- the local server's request log ------------------------------------------------------------------------
+
+
+def test_request_log_rotates_within_its_cap_and_feeds_monitoring(
+    settings: Settings, stations: pd.DataFrame
+) -> None:
+    from arrest_server.request_log import RequestLog
+
+    from chicago_arrest.steps.monitoring import load_source, request_log_dir
+
+    folder = request_log_dir(settings)
+    requests = RequestLog(folder, max_bytes=10**9, flush_s=3600)
+    records = generate_crimes(50, stations=stations, seed=3).drop(columns=["arrest"])
+    for i in range(5):
+        chunk = records.iloc[i * 10 : (i + 1) * 10]
+        p = np.full(len(chunk), 0.3)
+        requests.append(chunk, p, p >= 0.5, model_version="4", role="champion", request_id=f"r{i}")
+    first = requests.flush()
+    assert first is not None
+    assert requests.flush() is None  # nothing buffered
+    frame, name = load_source("serving", settings=settings)
+    assert name == "serving"
+    assert len(frame) == 50
+    assert {"arrest_probability", "arrest", "model_version", "role", "request_id", "logged_at"} <= set(
+        frame.columns
+    )
+    assert set(frame["model_version"]) == {"4"}
+    # Over the cap the oldest file goes first.
+    requests.append(
+        records, np.full(50, 0.3), np.zeros(50, bool), model_version="4", role="champion", request_id="x"
+    )
+    second = requests.flush()
+    assert second is not None
+    requests.max_bytes = second.stat().st_size
+    assert requests.rotate() == [first]
+    assert sorted(folder.glob("requests-*.parquet")) == [second]
+    requests.close()
+
+
+def test_no_request_log_is_one_clear_error(settings: Settings) -> None:
+    from chicago_arrest.steps.monitoring import load_source
+
+    with pytest.raises(FileNotFoundError, match="no request log"):
+        load_source("serving", settings=settings)

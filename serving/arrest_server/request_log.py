@@ -1,0 +1,168 @@
+"""The request log of the local model server: every scored record, rotating Parquet files, size-capped.
+
+Each scored record is kept with its raw fields (as text), ``arrest_probability``, ``arrest``,
+``model_version``, ``role`` (champion / challenger), ``request_id`` and ``logged_at``. A request only appends
+a reference to its frame to an in-memory buffer (microseconds); a background thread writes the buffer to a
+new file ``<dir>/requests-<pid>-<UTC time>-<n>.parquet`` every ``flush_s`` seconds or ``flush_rows`` rows,
+and at shutdown. After each write the oldest files go until the folder is under ``max_bytes``: the log
+rotates by file and never grows without bound. Every worker process writes its own files.
+
+``make monitor SOURCE=serving`` profiles the folder (``<data dir>/serving/requests``). On by default;
+``ARREST_SERVER_REQUEST_LOG=false`` turns it off. On a cluster, KServe's InferenceService ``logger``
+(``spec.predictor.logger``: ``mode: all``, ``url:`` an event sink) sends every request and response as
+CloudEvents instead; a small sink writing the same Parquet layout to the object store would feed the same
+monitoring step.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import itertools
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FILE_GLOB = "requests-*.parquet"
+
+
+class RequestLog:
+    """Buffered, rotating Parquet log of scored records.
+
+    Args:
+        folder: Where the files go (created).
+        max_bytes: Most bytes the folder's log files may take; the oldest are deleted beyond it.
+        flush_rows: Write when this many records are buffered.
+        flush_s: Write at least this often while records are buffered.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        flush_rows: int = 5_000,
+        flush_s: float = 10.0,
+    ) -> None:
+        self.folder = Path(folder)
+        self.max_bytes, self.flush_rows, self.flush_s = max_bytes, flush_rows, flush_s
+        self._buffer: list[pd.DataFrame] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._seq = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def append(
+        self,
+        frame: pd.DataFrame,
+        probabilities: np.ndarray,
+        arrest: np.ndarray,
+        *,
+        model_version: str,
+        role: str,
+        request_id: str,
+    ) -> None:
+        """Buffer the records of one request (never raises; a failure is logged and the records dropped)."""
+        try:
+            # The frame is the request's own parsed copy: keeping a reference is enough (no copy here).
+            batch = frame.assign(
+                arrest_probability=probabilities,
+                arrest=arrest,
+                model_version=model_version,
+                role=role,
+                request_id=request_id,
+                logged_at=dt.datetime.now(dt.UTC),
+            )
+            with self._lock:
+                self._buffer.append(batch)
+                self._rows += len(batch)
+                full = self._rows >= self.flush_rows
+            if full:
+                self._wake.set()
+        except Exception:  # the log must never fail a request
+            log.exception("request log: could not buffer request %s", request_id)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> Path | None:
+        """Write the buffered records to a new file and rotate; the file, or None when nothing was buffered."""
+        with self._lock:
+            batches, self._buffer, self._rows = self._buffer, [], 0
+        if not batches:
+            return None
+        try:
+            frame = pd.concat(batches, ignore_index=True)
+            raw = [c for c in frame.columns if frame[c].dtype == object]
+            frame[raw] = frame[raw].astype("string")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = self.folder / f"requests-{os.getpid()}-{stamp}-{next(self._seq)}.parquet"
+            tmp = path.with_suffix(".tmp")
+            frame.to_parquet(tmp, index=False)
+            tmp.replace(path)
+            self.rotate()
+            return path
+        except Exception:
+            log.exception("request log: could not write %d records", sum(len(b) for b in batches))
+            return None
+
+    def rotate(self) -> list[Path]:
+        """Delete the oldest log files until the folder is under ``max_bytes``; the files deleted."""
+        files = sorted(self.folder.glob(FILE_GLOB), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        deleted = []
+        while files and total > self.max_bytes:
+            oldest = files.pop(0)
+            total -= oldest.stat().st_size
+            oldest.unlink(missing_ok=True)
+            deleted.append(oldest)
+        return deleted
+
+    def close(self) -> None:
+        """Stop the writer and write what is buffered."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=5)
+            self.flush()
+
+
+_PER_PROCESS: dict[int, RequestLog | None] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def process_request_log(settings: object, library_settings: object) -> RequestLog | None:
+    """This process's request log (opened on first use, so each worker has its own; None when off).
+
+    Args:
+        settings: Server settings (``request_log``, ``request_log_max_mb``, ``request_log_flush_s``).
+        library_settings: Library settings (``data_dir``).
+    """
+    pid = os.getpid()
+    if pid in _PER_PROCESS:
+        return _PER_PROCESS[pid]
+    with _OPEN_LOCK:
+        if pid not in _PER_PROCESS:
+            opened = None
+            if getattr(settings, "request_log", False):
+                opened = RequestLog(
+                    Path(library_settings.data_dir) / "serving" / "requests",  # type: ignore[attr-defined]
+                    max_bytes=int(getattr(settings, "request_log_max_mb", 256) * 1024 * 1024),
+                    flush_s=float(getattr(settings, "request_log_flush_s", 10.0)),
+                )
+            _PER_PROCESS[pid] = opened
+    return _PER_PROCESS[pid]
