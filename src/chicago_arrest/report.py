@@ -140,6 +140,7 @@ def training_report(
     selected: str,
     candidates: pd.DataFrame,
     upstream: dict[str, Any] | None = None,
+    insights: list[tuple[str, str]] | None = None,
 ) -> str:
     """The evaluate step's report: data flow, model selection, test metrics, charts, per-type table.
 
@@ -149,6 +150,8 @@ def training_report(
         selected: Name of the selected candidate.
         candidates: Per candidate: model, calibration AUC, fit seconds, selected features.
         upstream: Summaries of the earlier steps (``ingest``, ``validate``, ``enrich``, ``split``), if known.
+        insights: Sections on the selected model (global importance, per-area tables, maps;
+            :func:`chicago_arrest.model_card.insight_sections`).
     """
     upstream = upstream or {}
     sections: list[tuple[str, str]] = []
@@ -161,6 +164,7 @@ def training_report(
         )
     )
     sections += evaluation_sections(evaluations, charts, selected, upstream.get("split"))
+    sections += insights or []
     return html_page("Chicago arrest model: training report", sections)
 
 

@@ -148,7 +148,16 @@ def evaluate_step(
     )
     log.info("selection: %s", reason)
     chosen, chosen_eval = models[best], evaluations[best]
-    chart_paths = save_charts(evaluations, charts, chosen.feature_importance())
+    upstream = {"ingest": ingest, "validate": validate, "enrich": enrich, "split": window}
+    # Issue 14: global importance = mean |contribution| per raw field; per-area figures and maps.
+    from chicago_arrest.areas import boundaries_from_settings
+    from chicago_arrest.model_card import insight_sections, write_insights
+
+    insights = write_insights(
+        chosen, chosen_eval, test, charts, shapes=boundaries_from_settings(), upstream=upstream
+    )
+    importance = pd.Series(insights["importance"], name="mean |contribution| (log-odds)")
+    chart_paths = save_charts(evaluations, charts, importance)
     for ev, info in zip(evaluations, infos, strict=True):
         ev.per_type.to_json(charts / f"per_crime_type_{ev.name}.json", orient="records", indent=1)
         ev.per_month.to_json(charts / f"per_month_{ev.name}.json", orient="records", indent=1)
@@ -162,8 +171,9 @@ def evaluate_step(
             for i, (e, info) in enumerate(zip(evaluations, infos, strict=True))
         ]
     )
-    upstream = {"ingest": ingest, "validate": validate, "enrich": enrich, "split": window}
-    page = training_report(evaluations, chart_paths, chosen_eval.name, candidates, upstream)
+    page = training_report(
+        evaluations, chart_paths, chosen_eval.name, candidates, upstream, insight_sections(charts)
+    )
     Path(report_out).parent.mkdir(parents=True, exist_ok=True)
     Path(report_out).write_text(page, encoding="utf-8")
 
@@ -187,6 +197,7 @@ def evaluate_step(
                 **_fold_metrics(info),
                 **e.flat_metrics(),
                 **{k: e.overall[k] for k in GATE_KEYS if k in e.overall},
+                **({"ece_worst_area": insights["ece_worst_area"]} if e is chosen_eval else {}),
             }
             for e, a, info in zip(evaluations, cal_aucs, infos, strict=True)
         },
