@@ -31,8 +31,11 @@ PROFILE_ARTIFACT = "monitoring/reference_profile.json"
 PROFILE_FORMAT = 1
 #: Shares below this count as this much in PSI (an empty bin would make it infinite).
 PSI_FLOOR = 1e-4
-#: Categories kept per field (by reference frequency); the rest is ``other``.
-TOP_CATEGORIES = 40
+#: Categories kept per field (by reference frequency, each at least :data:`MIN_CATEGORY_SHARE` of the
+#: reference records); the rest is ``other``. Rare categories as bins of their own would make PSI measure
+#: sampling noise (a bin with a handful of records swings by a factor of two between two samples).
+TOP_CATEGORIES = 30
+MIN_CATEGORY_SHARE = 0.01
 NUMERIC_BINS = 10
 PREDICTION_BINS = 20
 OTHER = "other"
@@ -187,7 +190,8 @@ def field_profile(name: str, values: np.ndarray) -> FieldProfile:
         spec = FieldProfile("numeric", [], edges=[float(c) for c in cuts])
     else:
         counts = pd.Series(values, dtype=object).dropna().value_counts()
-        spec = FieldProfile("categorical", [], categories=[str(c) for c in counts.index[:TOP_CATEGORIES]])
+        common = counts[counts >= MIN_CATEGORY_SHARE * max(len(values), 1)].index[:TOP_CATEGORIES]
+        spec = FieldProfile("categorical", [], categories=[str(c) for c in common])
     spec.shares = _shares(bin_counts(spec, values))
     return spec
 

@@ -94,7 +94,16 @@ def start_local_run(
     with log.open("w", encoding="utf-8") as out:
         out.write("$ " + " ".join(command) + "\n")
         out.flush()
-        popen(command, cwd=_project_root(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # Inside a KFP step ``_KFP_RUNTIME=true`` hides the pipeline DSL from ``kfp.dsl``: not for this child.
+        env = {k: v for k, v in os.environ.items() if k != "_KFP_RUNTIME"}
+        popen(
+            command,
+            cwd=_project_root(),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return str(log)
 
 
