@@ -24,9 +24,11 @@ coordinates, the station distance and ``has_coordinates`` under ``location``. An
 
 The served model interpolates the score between the distance grid points around each record's distance
 (:data:`chicago_arrest.artifact.DISTANCE_GRID_M`): contributions are the same interpolation of the two points'
-contributions, and the remainder (the interpolation's curvature in log-odds, plus float32 rounding of the tree
-models, below 1e-5) goes to ``location``, the only input that is interpolated. It is kept in
-:attr:`Explanation.interpolation` for inspection.
+contributions in the classifier's additive space (the margin for XGBoost and logistic regression; the
+probability for the forest, before its rescaling, so the forest's decomposition stays exact). For the margin
+models the remainder, the curvature of the sigmoid between the two margins plus float32 rounding, goes to
+``location``, the only input that is interpolated; it is kept in :attr:`Explanation.interpolation` (below 0.1
+log-odds on the 2017 sample, bench/bench_explain.py).
 """
 
 from __future__ import annotations
@@ -251,8 +253,12 @@ class Explainer:
             return "xgboost"
         raise TypeError(f"explain: no exact contributions for classifier {type(clf).__name__}")
 
-    def _contributions(self, x: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per selected column contributions ``(n, d)`` and base ``(n,)`` in log-odds, for one matrix."""
+    def _contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per selected column contributions ``(n, d)`` and base ``(n,)`` in the classifier's additive space.
+
+        That space is the margin (log-odds) for XGBoost and logistic regression, the probability for a random
+        forest (its trees' probabilities are averaged); :meth:`explain` maps the forest's into log-odds.
+        """
         if self.kind == "logreg":
             coef = np.asarray(self.clf.coef_, dtype=float).ravel()
             base = np.full(len(x), float(np.asarray(self.clf.intercept_).ravel()[0]))
@@ -260,18 +266,20 @@ class Explainer:
         import xgboost as xgb
 
         data = xgb.DMatrix(np.ascontiguousarray(x, dtype=np.float32), nthread=1)
-        if self.kind == "xgboost":
-            booster = self.clf.get_booster()
-            contribs = np.asarray(booster.predict(data, pred_contribs=True, validate_features=False), float)
-            return contribs[:, :-1], contribs[:, -1]
-        contribs = np.asarray(self._forest.predict(data, pred_contribs=True), dtype=float)  # type: ignore[union-attr]
-        phi, p0 = contribs[:, :-1], contribs[:, -1]
-        p = p0 + phi.sum(axis=1)
+        booster: Any = self.clf.get_booster() if self.kind == "xgboost" else self._forest
+        contribs = np.asarray(booster.predict(data, pred_contribs=True, validate_features=False), dtype=float)
+        return contribs[:, :-1], contribs[:, -1]
+
+    @staticmethod
+    def _probability_to_log_odds(
+        fields: np.ndarray, p0: np.ndarray, p: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scale contributions that sum to ``p - p0`` into ones that sum to ``logit(p) - logit(p0)``."""
         gap = p - p0
         safe = np.abs(gap) > 1e-9
         mid = np.clip(p0, 1e-7, 1 - 1e-7)
         slope = np.where(safe, (_logit(p) - _logit(p0)) / np.where(safe, gap, 1.0), 1.0 / (mid * (1 - mid)))
-        return phi * slope[:, None], _logit(p0)
+        return fields * slope[:, None], _logit(p0)
 
     def explain(self, records: pd.DataFrame) -> Explanation:
         """Contributions of each raw field for each record.
@@ -286,7 +294,7 @@ class Explainer:
         stacked = np.vstack(variants)
         n = len(records)
         scores = positive_scores(self.clf, stacked).reshape(len(variants), n)
-        phis, bases = self._contributions(stacked, scores.ravel())
+        phis, bases = self._contributions(stacked)
         per_field = (phis @ self.matrix).reshape(len(variants), n, -1)
         base = bases.reshape(len(variants), n)[0]
         if weight is None:
@@ -294,6 +302,8 @@ class Explainer:
         else:
             score = (1.0 - weight) * scores[0] + weight * scores[1]
             fields = (1.0 - weight)[:, None] * per_field[0] + weight[:, None] * per_field[1]
+        if self.kind == "random_forest":  # interpolated in probability (exact), then into log-odds
+            fields, base = self._probability_to_log_odds(fields, base, np.clip(score, 0.0, 1.0))
         log_odds = _logit(score)
         remainder = log_odds - base - fields.sum(axis=1)
         fields[:, self.fields.index(LOCATION)] += remainder
