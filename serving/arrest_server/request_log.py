@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ class RequestLog:
     ) -> None:
         self.folder = Path(folder)
         self.max_bytes, self.flush_rows, self.flush_s = max_bytes, flush_rows, flush_s
-        self._buffer: list[pd.DataFrame] = []
+        self._buffer: list[tuple[Any, ...]] = []
         self._rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -74,18 +75,11 @@ class RequestLog:
     ) -> None:
         """Buffer the records of one request (never raises; a failure is logged and the records dropped)."""
         try:
-            # The frame is the request's own parsed copy: keeping a reference is enough (no copy here).
-            batch = frame.assign(
-                arrest_probability=probabilities,
-                arrest=arrest,
-                model_version=model_version,
-                role=role,
-                request_id=request_id,
-                logged_at=dt.datetime.now(dt.UTC),
-            )
+            # References only (the frame is the request's own parsed copy): the table is built by the writer.
+            entry = (frame, probabilities, arrest, model_version, role, request_id, dt.datetime.now(dt.UTC))
             with self._lock:
-                self._buffer.append(batch)
-                self._rows += len(batch)
+                self._buffer.append(entry)
+                self._rows += len(frame)
                 full = self._rows >= self.flush_rows
             if full:
                 self._wake.set()
@@ -105,7 +99,13 @@ class RequestLog:
         if not batches:
             return None
         try:
-            frame = pd.concat(batches, ignore_index=True)
+            frame = pd.concat([b[0] for b in batches], ignore_index=True)
+            sizes = [len(b[0]) for b in batches]
+            frame["arrest_probability"] = np.concatenate([np.asarray(b[1], dtype=float) for b in batches])
+            frame["arrest"] = np.concatenate([np.asarray(b[2], dtype=bool) for b in batches])
+            for column, index in (("model_version", 3), ("role", 4), ("request_id", 5), ("logged_at", 6)):
+                frame[column] = np.repeat(np.array([b[index] for b in batches], dtype=object), sizes)
+            frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
             raw = [c for c in frame.columns if frame[c].dtype == object]
             frame[raw] = frame[raw].astype("string")
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ class RequestLog:
             self.rotate()
             return path
         except Exception:
-            log.exception("request log: could not write %d records", sum(len(b) for b in batches))
+            log.exception("request log: could not write %d records", sum(len(b[0]) for b in batches))
             return None
 
     def rotate(self) -> list[Path]:

@@ -185,8 +185,11 @@ def _contract(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _model(client: Any, version: str) -> Any:
     from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.runtime import available_cpus
 
-    return load_arrest_model(f"models:/{MODEL_NAME}/{version}")
+    model = load_arrest_model(f"models:/{MODEL_NAME}/{version}")
+    model.set_threads(available_cpus())  # logged pinned to 1 thread for serving; a batch uses every core
+    return model
 
 
 def batch_score_step(
