@@ -286,14 +286,20 @@ def build_card(
         "on an individual case, suspect, victim or neighbourhood. The score describes past recording and "
         "enforcement practice, not guilt, risk or need.",
     )
-    rows = lambda key: window.get(key, "?")  # noqa: E731
+
+    def rows(key: str, values: dict[str, Any] = window) -> str:
+        try:  # KFP passes numbers as floats
+            return f"{int(float(values[key])):,}"
+        except (KeyError, TypeError, ValueError):
+            return "?"
+
     card.add(
         SECTIONS[2],
         f"Source: {source or 'City of Chicago, Crimes - 2001 to present (Socrata ijzp-q8t2)'}. Trained on "
         f"{window.get('train_start', '?')} .. {window.get('train_end', '?')} ({rows('train_rows')} rows), tested "
         f"on {window.get('test_start', '?')} .. {window.get('test_end', '?')} ({rows('test_rows')} rows; "
-        f"{window.get('kind', '?')} split). Rows read: {insights.get('rows_in', '?')}; quarantined by the data "
-        f"contract: {insights.get('quarantined', '?')}.",
+        f"{window.get('kind', '?')} split). Rows read: {rows('rows_in', insights)}; quarantined by the data "
+        f"contract: {rows('quarantined', insights)}.",
     )
     names = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "ece": "ECE"}
     table = pd.DataFrame(
@@ -335,7 +341,8 @@ def build_card(
         f"{_metric(metrics, 'test_ece'):.4f} on the test window; worst test month "
         f"{_metric(metrics, 'test_ece_worst_month'):.4f}; worst area "
         f"{insights.get('ece_worst_area', float('nan')):.4f} (areas with at least "
-        f"{insights.get('min_rows', MIN_ROWS_FOR_GAPS)} test rows).",
+        f"{insights.get('min_rows', MIN_ROWS_FOR_GAPS)} test rows). An area's ECE on a few dozen or hundred rows "
+        "is inflated by sampling noise (15 bins): compare areas with each other rather than with the overall ECE.",
         *([calibration] if calibration.is_file() else []),
     )
     card.add(

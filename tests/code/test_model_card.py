@@ -110,7 +110,8 @@ def test_card_has_every_section_in_order(evaluated: tuple[Any, Any, pd.DataFrame
     assert "patrol allocation" in md
     assert "NARCOTICS" in md
     assert "updated after the report" in md
-    assert "quarantined by the data contract: 10" in md
+    assert "quarantined by the data contract: 10." in md
+    assert "(2,700 rows)" in md
     low = evaluation.flat_metrics()["test_roc_auc_ci_low"]
     assert f"{low:.3f}" in md  # the interval is in the metrics table
     assert "Among districts with at least 5 test rows" in md
