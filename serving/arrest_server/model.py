@@ -121,8 +121,8 @@ def freeze_heap() -> None:
 def _trim_malloc() -> None:
     """glibc: give the heap pages freed by a swapped-out model back to the system (``malloc_trim(0)``).
 
-    The watcher thread loads models in its own malloc arena; without this, each process kept the high-water
-    mark of a canary/promote/rollback cycle (+74 % resident memory in the soak benchmark).
+    The watcher thread loads models in its own malloc arena, which glibc does not shrink by itself. (In the soak
+    benchmark this did not remove the one-time growth after the first promote/rollback: docs/benchmarks.md.)
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -133,8 +133,8 @@ def _no_orjson_deprecation_warning() -> None:
     """Stop FastAPI's per-response deprecation warning of ``ORJSONResponse`` (KServe's response class).
 
     FastAPI >= 0.120 warns at every instantiation. An "ignore" filter is not enough: ``warnings.catch_warnings``
-    is not thread-safe, and a library turning warnings into errors inside it (while the watcher thread loaded a
-    model) made concurrent responses raise: 183 HTTP 500s in a soak run. The class itself is unchanged.
+    is not thread-safe, and while the watcher thread loaded a model, concurrent responses raised the warning as
+    an exception (183 HTTP 500s in a soak run). The class itself is unchanged.
     """
     from fastapi import responses
 
