@@ -31,11 +31,13 @@ PROFILE_ARTIFACT = "monitoring/reference_profile.json"
 PROFILE_FORMAT = 1
 #: Shares below this count as this much in PSI (an empty bin would make it infinite).
 PSI_FLOOR = 1e-4
-#: Categories kept per field (by reference frequency, each at least :data:`MIN_CATEGORY_SHARE` of the
+#: Categories kept per field (by reference frequency, each with at least :data:`MIN_CATEGORY_COUNT`
 #: reference records); the rest is ``other``. Rare categories as bins of their own would make PSI measure
-#: sampling noise (a bin with a handful of records swings by a factor of two between two samples).
+#: sampling noise (a bin with a handful of records swings by a factor of two between two samples): a field
+#: with many rare values (``beat`` on a small test window) is watched through its common values and the
+#: share of the rest.
 TOP_CATEGORIES = 30
-MIN_CATEGORY_SHARE = 0.01
+MIN_CATEGORY_COUNT = 30
 NUMERIC_BINS = 10
 PREDICTION_BINS = 20
 OTHER = "other"
@@ -190,7 +192,7 @@ def field_profile(name: str, values: np.ndarray) -> FieldProfile:
         spec = FieldProfile("numeric", [], edges=[float(c) for c in cuts])
     else:
         counts = pd.Series(values, dtype=object).dropna().value_counts()
-        common = counts[counts >= MIN_CATEGORY_SHARE * max(len(values), 1)].index[:TOP_CATEGORIES]
+        common = counts[counts >= MIN_CATEGORY_COUNT].index[:TOP_CATEGORIES]
         spec = FieldProfile("categorical", [], categories=[str(c) for c in common])
     spec.shares = _shares(bin_counts(spec, values))
     return spec
