@@ -700,7 +700,7 @@ def monitor_command(
     max_auc_drop: Annotated[float, typer.Option(help="realised ROC-AUC drop that counts as degraded")] = 0.03,
     max_ece: Annotated[float, typer.Option(help="realised ECE that counts as degraded")] = 0.05,
     training_source: Annotated[
-        str, typer.Option(help="SOURCE of a retraining run [default: SOURCE if a file]")
+        str, typer.Option(help="SOURCE of the training run a drift starts [default: the training pipeline's]")
     ] = "",
     kfp_host: KfpHostOption = "",
     target: PipelineTargetOption = None,
@@ -718,8 +718,10 @@ def monitor_command(
         "max_auc_drop": max_auc_drop,
         "max_ece": max_ece,
         "retrain": retrain,
-        "training_source": training_source
-        or (chosen["source"] if chosen["source"] not in ("", "serving") else ""),
+        # A retraining run needs labelled months of history, not the records monitored: given explicitly.
+        "training_source": str(Path(training_source).expanduser().resolve())
+        if training_source and not on_cluster
+        else training_source,
     }
     run_dir = _run_loop_pipeline("monitoring", arguments, target, kfp_host, verbose)
     if run_dir is None:
