@@ -113,9 +113,10 @@ pipeline-unschedule: $(STAMP) ## Delete a recurring run from KFP (PIPELINE=train
 batch-score: $(STAMP) ## Score SOURCE=file|YYYY-MM[..YYYY-MM] (default: the newest landed month) with the champion or VERSION=n into predictions/ of the store
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline batch-score$(TARGET_ARG)$(VERBOSE_ARG)$(LOOP_SOURCE_ARG)$(MODEL_VERSION_ARG)
 
-monitor: $(STAMP) ## Drift and realised performance on SOURCE=file|YYYY-MM[..YYYY-MM]|serving; RETRAIN=auto|never SUMMARY=path.json VERSION=n
+monitor: $(STAMP) ## Drift and realised performance on SOURCE=file|YYYY-MM[..YYYY-MM]|serving; RETRAIN=auto|never SUMMARY=path.json VERSION=n TRAINING_SOURCE=
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline monitor$(TARGET_ARG)$(VERBOSE_ARG)$(LOOP_SOURCE_ARG)$(MODEL_VERSION_ARG) \
-	  $(if $(RETRAIN),--retrain '$(RETRAIN)') $(if $(SUMMARY),--summary '$(SUMMARY)')
+	  $(if $(RETRAIN),--retrain '$(RETRAIN)') $(if $(SUMMARY),--summary '$(SUMMARY)') \
+	  $(if $(TRAINING_SOURCE),--training-source '$(TRAINING_SOURCE)')
 
 serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT (WORKERS=0: one per CPU)
 	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers $(WORKERS)
