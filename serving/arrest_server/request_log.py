@@ -1,6 +1,7 @@
 """The request log of the local model server: every scored record, rotating Parquet files, size-capped.
 
-Each scored record is kept with its raw fields (as text), ``arrest_probability``, ``arrest``,
+Each scored record is kept with its raw fields (as text), ``arrest_probability``, ``predicted_arrest`` (not
+``arrest``, the label's name: monitoring would take the model's own answer for the truth),
 ``model_version``, ``role`` (champion / challenger), ``request_id`` and ``logged_at``. A request only appends
 a reference to its frame to an in-memory buffer (microseconds); a background thread writes the buffer to a
 new file ``<dir>/requests-<pid>-<UTC time>-<n>.parquet`` every ``flush_s`` seconds or ``flush_rows`` rows,
@@ -102,7 +103,7 @@ class RequestLog:
             frame = pd.concat([b[0] for b in batches], ignore_index=True)
             sizes = [len(b[0]) for b in batches]
             frame["arrest_probability"] = np.concatenate([np.asarray(b[1], dtype=float) for b in batches])
-            frame["arrest"] = np.concatenate([np.asarray(b[2], dtype=bool) for b in batches])
+            frame["predicted_arrest"] = np.concatenate([np.asarray(b[2], dtype=bool) for b in batches])
             for column, index in (("model_version", 3), ("role", 4), ("request_id", 5), ("logged_at", 6)):
                 frame[column] = np.repeat(np.array([b[index] for b in batches], dtype=object), sizes)
             frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)

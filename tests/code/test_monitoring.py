@@ -347,10 +347,16 @@ def test_request_log_rotates_within_its_cap_and_feeds_monitoring(
     frame, name = load_source("serving", settings=settings)
     assert name == "serving"
     assert len(frame) == 50
-    assert {"arrest_probability", "arrest", "model_version", "role", "request_id", "logged_at"} <= set(
-        frame.columns
-    )
+    assert {
+        "arrest_probability",
+        "predicted_arrest",
+        "model_version",
+        "role",
+        "request_id",
+        "logged_at",
+    } <= set(frame.columns)
     assert set(frame["model_version"]) == {"4"}
+    assert "arrest" not in frame.columns  # the label's name: the model's answer is not the truth
     # Over the cap the oldest file goes first.
     requests.append(
         records, np.full(50, 0.3), np.zeros(50, bool), model_version="4", role="champion", request_id="x"

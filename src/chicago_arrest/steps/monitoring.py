@@ -115,7 +115,9 @@ def _serving_records(settings: Settings) -> pd.DataFrame:
         raise FileNotFoundError(
             f"no request log under {folder}: serve with `make serve` (ARREST_SERVER_REQUEST_LOG on) and send requests"
         )
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    # Served records carry no label yet (realised metrics are pending): never the model's own answer.
+    return frame.drop(columns=[LABEL], errors="ignore")
 
 
 def resolve_version(client: Any, version: str = "") -> str:
