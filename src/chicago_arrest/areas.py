@@ -285,10 +285,15 @@ def choropleths(
     merged = shape.merge(table[list(columns)], left_on="area", right_index=True, how="left")
     titles = {"arrest_rate": "arrest rate", "mean_predicted": "mean predicted", "ece": "ECE"}
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 6))
+    rates = [c for c in columns if c in ("arrest_rate", "mean_predicted")]
+    # Observed and predicted rates on one colour scale, so the two maps compare directly.
+    shared = (float(merged[rates].min().min()), float(merged[rates].max().max())) if rates else None
     for ax, column in zip(np.atleast_1d(axes), columns, strict=True):
+        scale = {"vmin": shared[0], "vmax": shared[1]} if shared and column in rates else {}
         merged.plot(
             column=column,
             ax=ax,
+            **scale,
             legend=True,
             cmap="viridis" if column != "ece" else "magma_r",
             missing_kwds={"color": "lightgrey", "label": "no test rows"},
