@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common import REPO_ROOT, load_sample, machine
+from chicago_arrest.training import ModelType
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "batch_scoring.json"
 TARGET_S = 60.0
@@ -37,7 +38,7 @@ def replicate(sample: pd.DataFrame, rows: int) -> pd.DataFrame:
     return frame
 
 
-def prepare(root: Path, model_type: str = "xgboost", train_rows: int = 40_000) -> dict[str, Any]:
+def prepare(root: Path, model_type: ModelType = "xgboost", train_rows: int = 40_000) -> dict[str, Any]:
     """A data dir whose registry has a champion with its reference profile; the sample; the test window."""
     import mlflow
 

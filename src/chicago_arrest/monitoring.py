@@ -188,7 +188,7 @@ def field_profile(name: str, values: np.ndarray) -> FieldProfile:
     elif _is_numeric(name):
         v = np.asarray(values, dtype=float)
         v = v[~np.isnan(v)]
-        cuts = np.unique(np.quantile(v, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1])) if len(v) else []
+        cuts: Any = np.unique(np.quantile(v, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1])) if len(v) else []
         spec = FieldProfile("numeric", [], edges=[float(c) for c in cuts])
     else:
         counts = pd.Series(values, dtype=object).dropna().value_counts()
