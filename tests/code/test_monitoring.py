@@ -374,3 +374,35 @@ def test_no_request_log_is_one_clear_error(settings: Settings) -> None:
 
     with pytest.raises(FileNotFoundError, match="no request log"):
         load_source("serving", settings=settings)
+
+
+def test_one_source_option_means_a_file_months_or_the_request_log(tmp_path: Path) -> None:
+    from chicago_arrest.cli import CommandError, _loop_source
+
+    path = tmp_path / "x.csv"
+    path.write_text("id\n")
+    assert _loop_source(str(path), on_cluster=False, serving=False) == {"source": str(path), "months": ""}
+    assert _loop_source("2017-11..2017-12", on_cluster=False, serving=False) == {
+        "source": "",
+        "months": "2017-11..2017-12",
+    }
+    assert _loop_source("", on_cluster=False, serving=True) == {"source": "", "months": ""}  # newest month
+    assert _loop_source("serving", on_cluster=False, serving=True)["source"] == "serving"
+    with pytest.raises(CommandError, match="make monitor"):
+        _loop_source("serving", on_cluster=False, serving=False)
+    with pytest.raises(CommandError, match="not found"):
+        _loop_source(str(tmp_path / "missing.csv"), on_cluster=False, serving=True)
+
+
+def test_monitoring_schedule_is_weekly_and_idempotent() -> None:
+    from pipelines import schedule
+    from tests.code.test_schedule import FakeClient
+
+    client = FakeClient()
+    first = schedule.ensure_recurring_run(client, pipeline="monitoring")
+    again = schedule.ensure_recurring_run(client, pipeline="monitoring")
+    assert first.action == "created"
+    assert again.action == "unchanged"
+    (created,) = [c for c in client.calls if c[0] == "create_recurring_run"]
+    assert created[1]["job_name"] == "chicago-arrest-weekly-monitoring"
+    assert created[1]["cron_expression"] == "0 0 6 * * 1"
