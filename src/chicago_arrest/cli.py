@@ -7,7 +7,8 @@
     chicago-arrest model evaluate --source crimes.csv [--split time] [--test-months 1]
     chicago-arrest store ensure-buckets BUCKET...
     chicago-arrest pipeline run [--source crimes.csv] [--months 12] ...   (make pipeline-run)
-    chicago-arrest pipeline schedule | unschedule | compile
+    chicago-arrest pipeline schedule | unschedule [--pipeline training|monitoring|batch-scoring] | compile
+    chicago-arrest pipeline batch-score | monitor --source FILE|YYYY-MM[..YYYY-MM]|serving ...  (issue 13)
 
 The serving verbs are the same for both targets: :func:`chicago_arrest.release.ops.open_release` picks the
 backend. ``pipeline run``'s options are derived from the signature of
