@@ -21,6 +21,7 @@ import pytest
 
 from chicago_arrest.settings import Settings
 from chicago_arrest.synthetic import generate_crimes, generate_stations
+from tests.mlflow_store import mlflow_state_restored
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ARREST_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -59,10 +60,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 @pytest.fixture(autouse=True)
 def _restore_mlflow_tracking_uri() -> Iterator[None]:
     """``mlflow.set_tracking_uri`` also writes MLFLOW_TRACKING_URI into os.environ, which Settings honours:
-    without this, one test's temporary MLflow store would leak into every later test."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    without this, one test's temporary MLflow store would leak into every later test (and a later
+    ``set_tracking_uri("")`` would send MLflow to ``./mlflow.db`` in the working directory)."""
+    with mlflow_state_restored():
+        yield

@@ -153,8 +153,7 @@ def test_canary_mode_passes_without_promoting_then_operator_promotes(client, goo
     assert alias_version(client, CHAMPION) == champion
     assert alias_version(client, CHALLENGER) == challenger
     assert (
-        "Gate: passed, released as a canary"
-        in client.get_model_version(MODEL_NAME, challenger).description
+        "Gate: passed, released as a canary" in client.get_model_version(MODEL_NAME, challenger).description
     )
     from chicago_arrest.release.history import MlflowAliases, make_champion
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.helpers import GOLDEN, MODEL, Server, start_server
+from tests.mlflow_store import tracking_store
 
 pytestmark = pytest.mark.slow
 
@@ -60,19 +61,19 @@ def _two_models(folder: Path) -> dict[str, str]:
 
     stations = generate_stations()
     train, _, _ = time_split(generate_crimes(3_000, stations=stations, seed=3))
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     refs = {}
-    for role, kind, params in (
-        ("champion", "xgboost", {"n_estimators": 60, "max_depth": 4}),
-        ("challenger", "random_forest", {"n_estimators": 30, "max_depth": 8}),
-    ):
-        model = train_model(
-            train, stations, TrainConfig(model_type=kind, params=params, backtest_folds=0, n_jobs=1)
-        ).model
-        with mlflow.start_run():
-            info = log_arrest_model(model, train)
-        refs[role] = str(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(folder / role)))
-    mlflow.set_tracking_uri("")
+    with tracking_store(folder, "explain-e2e"):
+        for role, kind, params in (
+            ("champion", "xgboost", {"n_estimators": 60, "max_depth": 4}),
+            ("challenger", "random_forest", {"n_estimators": 30, "max_depth": 8}),
+        ):
+            model = train_model(
+                train, stations, TrainConfig(model_type=kind, params=params, backtest_folds=0, n_jobs=1)
+            ).model
+            with mlflow.start_run():
+                info = log_arrest_model(model, train)
+            target = str(folder / role)
+            refs[role] = str(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=target))
     state = ServingState(
         champion=ModelRef("xgb-1", refs["champion"]),
         challenger=ModelRef("rf-2", refs["challenger"]),

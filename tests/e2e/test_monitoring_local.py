@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from chicago_arrest.synthetic import generate_crimes, generate_stations
+from tests.mlflow_store import mlflow_state_restored
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -41,18 +42,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("loop")
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
-    client = configure_mlflow(Settings(data_dir=root / "data"))
-    stations = generate_stations()
-    train, test, _ = time_split(generate_crimes(12_000, stations=stations, seed=11))
-    model = train_model(train, stations, TrainConfig(model_type="logreg")).model
-    with mlflow.start_run() as run:
-        info = log_arrest_model(model, train, MODEL_NAME)
-    version = str(info.registered_model_version)
-    metrics = {f"test_{k}": v for k, v in evaluate_model(model, test).overall.items()}
-    store_reference_profile(
-        client, {"run_id": run.info.run_id, "version": version, "metrics": metrics}, model, test
-    )
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+    with mlflow_state_restored():  # configure_mlflow sets the process-wide tracking URI
+        client = configure_mlflow(Settings(data_dir=root / "data"))
+        stations = generate_stations()
+        train, test, _ = time_split(generate_crimes(12_000, stations=stations, seed=11))
+        model = train_model(train, stations, TrainConfig(model_type="logreg")).model
+        with mlflow.start_run() as run:
+            info = log_arrest_model(model, train, MODEL_NAME)
+        version = str(info.registered_model_version)
+        metrics = {f"test_{k}": v for k, v in evaluate_model(model, test).overall.items()}
+        store_reference_profile(
+            client, {"run_id": run.info.run_id, "version": version, "metrics": metrics}, model, test
+        )
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
     recent = generate_crimes(3_000, stations=stations, seed=12, start="2017-11-01", months=2)
     recent.loc[0, "date"] = "not-a-date"
     recent.to_csv(root / "recent.csv", index=False)

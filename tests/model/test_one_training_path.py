@@ -42,7 +42,9 @@ def pipeline_steps(source: Path, work: Path) -> dict:
         work / "raw", work / "stations", source=str(source), settings=Settings(data_dir=work / "data")
     )
     counts = validate_step(work / "raw", work / "valid", work / "quarantine", work / "contract.html")
-    window = split_step(work / "valid", work / "train", work / "test", test_months=2)  # the pipeline's default
+    window = split_step(
+        work / "valid", work / "train", work / "test", test_months=2
+    )  # the pipeline's default
     enriched = enrich_step(work / "valid", work / "stations", work / "enriched")
     for model_type in MODELS:
         train_step(work / "train", work / "stations", work / model_type, model_type=model_type)
