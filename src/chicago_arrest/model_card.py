@@ -31,6 +31,7 @@ from chicago_arrest.areas import (
     gaps_sentence,
     worst_area_ece,
 )
+from chicago_arrest.names import MODEL_NAME
 from chicago_arrest.report import html_page, image_tag
 from chicago_arrest.schema import ARREST_BASED_TYPES
 
@@ -273,7 +274,7 @@ def build_card(
         The :class:`Card` (``.markdown()``, ``.html()``).
     """
     insights, tables = _load(charts_dir)
-    card = Card(f"Model card: chicago-arrest-model version {version} ({model_type})")
+    card = Card(f"Model card: {MODEL_NAME} version {version} ({model_type})")
     card.add(
         SECTIONS[0],
         "Aggregate analysis of enforcement patterns in Chicago (where and for which reported crimes arrests "

@@ -25,6 +25,7 @@ from chicago_arrest.model_card import (
     publish_model_card,
     write_insights,
 )
+from chicago_arrest.names import MODEL_NAME
 from chicago_arrest.split import time_split
 from chicago_arrest.synthetic import generate_crimes, generate_stations
 from chicago_arrest.training import TrainConfig, train_model
@@ -159,7 +160,7 @@ def test_publish_logs_the_card_with_the_version(
         files = {f.path for f in client.list_artifacts(run.info.run_id, "model_card")}
         assert {"model_card/model_card.md", "model_card/model_card.html", f"model_card/{MAPS_PNG}"} <= files
         md = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/model_card/model_card.md")
-        assert md.startswith(f"# Model card: chicago-arrest-model version {version}")
+        assert md.startswith(f"# Model card: {MODEL_NAME} version {version}")
         assert "<h2>Intended use</h2>" in (tmp_path / "kfp" / "card.html").read_text()
         assert np.isfinite(float(json.loads((out / INSIGHTS_JSON).read_text())["ece_worst_area"]))
     finally:
