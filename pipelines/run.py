@@ -112,11 +112,11 @@ def print_local_summary(run_dir: Path, seconds: float) -> None:
     print("=" * 100)
 
 
-def latest_version_id(client: Any, pipeline_id: str) -> str:
+def latest_version_id(client: Any, pipeline_id: str, name: str = PIPELINE_NAME) -> str:
     """Id of the newest version of a KFP pipeline."""
     page = client.list_pipeline_versions(pipeline_id=pipeline_id, sort_by="created_at desc", page_size=1)
     if not page.pipeline_versions:
-        raise LookupError(f"pipeline {PIPELINE_NAME!r} ({pipeline_id}) has no versions")
+        raise LookupError(f"pipeline {name!r} ({pipeline_id}) has no versions")
     return str(page.pipeline_versions[0].pipeline_version_id)
 
 
@@ -126,37 +126,9 @@ def run_cluster(arguments: dict[str, Any], host: str, client: Any = None, image:
     The pipeline is compiled into a temporary folder (the committed YAML is left alone), with ``image`` as
     every step's image when given.
     """
-    import tempfile
-
-    import kfp
-
     from pipelines.compile import compile_training
 
-    client = client or kfp.Client(host=host)
-    version_name = f"{PIPELINE_NAME}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
-    with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
-        path = compile_training(Path(tmp), image=image)
-        pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
-        if pipeline_id is None:
-            pipeline_id = client.upload_pipeline(str(path), pipeline_name=PIPELINE_NAME).pipeline_id
-            version_id = latest_version_id(client, pipeline_id)
-        else:
-            version = client.upload_pipeline_version(
-                str(path), pipeline_version_name=version_name, pipeline_id=pipeline_id
-            )
-            version_id = version.pipeline_version_id
-    experiment = client.create_experiment(EXPERIMENT)
-    run = client.run_pipeline(
-        experiment_id=experiment.experiment_id,
-        job_name=version_name,
-        pipeline_id=pipeline_id,
-        version_id=version_id,
-        params=arguments,
-        enable_caching=False,
-    )
-    url = f"{host.rstrip('/')}/#/runs/details/{run.run_id}"
-    print(f"started run {run.run_id} of {PIPELINE_NAME} (version {version_name}): {url}")
-    return url
+    return run_cluster_pipeline(compile_training, PIPELINE_NAME, arguments, host, client, image)
 
 
 def run_vertex(
@@ -271,10 +243,7 @@ def run_cluster_pipeline(
         pipeline_id = client.get_pipeline_id(name)
         if pipeline_id is None:
             pipeline_id = client.upload_pipeline(str(path), pipeline_name=name).pipeline_id
-            page = client.list_pipeline_versions(
-                pipeline_id=pipeline_id, sort_by="created_at desc", page_size=1
-            )
-            version_id = str(page.pipeline_versions[0].pipeline_version_id)
+            version_id = latest_version_id(client, pipeline_id, name)
         else:
             version = client.upload_pipeline_version(
                 str(path), pipeline_version_name=version_name, pipeline_id=pipeline_id
