@@ -38,17 +38,7 @@ def compile_training(out_dir: Path = COMPILED_DIR, image: str | None = None) -> 
     Returns:
         The YAML path.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{PIPELINE_NAME}.yaml"
-    compiler.Compiler().compile(training_pipeline, str(path))
-    if image and image != IMAGE:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        for doc in docs:
-            for executor in (doc or {}).get("deploymentSpec", {}).get("executors", {}).values():
-                if "container" in executor:
-                    executor["container"]["image"] = image
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
-    return path
+    return _compile(training_pipeline, PIPELINE_NAME, out_dir, image)
 
 
 def compile_vertex(out_dir: Path = COMPILED_DIR) -> Path | None:
@@ -71,7 +61,7 @@ def compile_batch_scoring(out_dir: Path = COMPILED_DIR, image: str | None = None
     from pipelines.batch_scoring import PIPELINE_NAME as NAME
     from pipelines.batch_scoring import batch_scoring_pipeline
 
-    return _compile_other(batch_scoring_pipeline, NAME, out_dir, image)
+    return _compile(batch_scoring_pipeline, NAME, out_dir, image)
 
 
 def compile_monitoring(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
@@ -79,10 +69,11 @@ def compile_monitoring(out_dir: Path = COMPILED_DIR, image: str | None = None) -
     from pipelines.monitoring import PIPELINE_NAME as NAME
     from pipelines.monitoring import monitoring_pipeline
 
-    return _compile_other(monitoring_pipeline, NAME, out_dir, image)
+    return _compile(monitoring_pipeline, NAME, out_dir, image)
 
 
-def _compile_other(pipeline: object, name: str, out_dir: Path, image: str | None) -> Path:
+def _compile(pipeline: object, name: str, out_dir: Path, image: str | None) -> Path:
+    """Compile ``pipeline`` to ``<out_dir>/<name>.yaml``; ``image`` (if not the default) in every executor."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.yaml"
     compiler.Compiler().compile(pipeline, str(path))
