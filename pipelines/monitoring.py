@@ -10,6 +10,7 @@ drift or degradation, a run of ``chicago-arrest-training`` (through the KFP API 
 
 from kfp import dsl
 
+from chicago_arrest.monitoring import Thresholds
 from chicago_arrest.names import MONITORING_PIPELINE
 from components.monitor import monitor
 from pipelines.training import _cluster_config
@@ -25,9 +26,9 @@ def monitoring_pipeline(
     source: str = "",
     months: str = "",
     version: str = "",
-    psi_threshold: float = 0.2,
-    max_auc_drop: float = 0.03,
-    max_ece: float = 0.05,
+    psi_threshold: float = Thresholds.psi,
+    max_auc_drop: float = Thresholds.max_auc_drop,
+    max_ece: float = Thresholds.max_ece,
     retrain: str = "auto",
     training_source: str = "",
 ) -> None:

@@ -425,9 +425,19 @@ def monitor_command(
     version: VersionText = "",
     retrain: Annotated[str, typer.Option(callback=one_of("auto", "never"), metavar="[auto|never]")] = "auto",
     summary: Annotated[Path | None, typer.Option(help="write the decision as JSON here")] = None,
-    psi_threshold: Annotated[float, typer.Option(help="PSI that counts as drift")] = 0.2,
-    max_auc_drop: Annotated[float, typer.Option(help="realised ROC-AUC drop that counts as degraded")] = 0.03,
-    max_ece: Annotated[float, typer.Option(help="realised ECE that counts as degraded")] = 0.05,
+    psi_threshold: Annotated[
+        float | None, typer.Option(help="PSI that counts as drift [default: the monitoring pipeline's]")
+    ] = None,
+    max_auc_drop: Annotated[
+        float | None,
+        typer.Option(
+            help="realised ROC-AUC drop that counts as degraded [default: the monitoring pipeline's]"
+        ),
+    ] = None,
+    max_ece: Annotated[
+        float | None,
+        typer.Option(help="realised ECE that counts as degraded [default: the monitoring pipeline's]"),
+    ] = None,
     training_source: Annotated[
         str, typer.Option(help="SOURCE of the training run a drift starts [default: the training pipeline's]")
     ] = "",
@@ -440,18 +450,18 @@ def monitor_command(
 
     on_cluster = _is_cluster(target, kfp_host)
     chosen = _loop_source(source, on_cluster=on_cluster, serving=True)
-    arguments = {
+    arguments: dict[str, Any] = {
         **chosen,
         "version": _version(version),
-        "psi_threshold": psi_threshold,
-        "max_auc_drop": max_auc_drop,
-        "max_ece": max_ece,
         "retrain": retrain,
         # A retraining run needs labelled months of history, not the records monitored: given explicitly.
         "training_source": str(Path(training_source).expanduser().resolve())
         if training_source and not on_cluster
         else training_source,
     }
+    # Thresholds left unset take the pipeline's defaults (chicago_arrest.monitoring.Thresholds).
+    thresholds = {"psi_threshold": psi_threshold, "max_auc_drop": max_auc_drop, "max_ece": max_ece}
+    arguments.update({k: v for k, v in thresholds.items() if v is not None})
     run_dir = _run_loop_pipeline("monitoring", arguments, target, kfp_host, verbose)
     if run_dir is None:
         if summary:
