@@ -369,6 +369,33 @@ def test_request_log_rotates_within_its_cap_and_feeds_monitoring(
     requests.close()
 
 
+def test_request_log_converts_in_slices_and_loses_nothing(tmp_path: Path, stations: pd.DataFrame) -> None:
+    """The writer converts at most ``convert_slice`` requests at a time (no long pause), and writes every record."""
+    from arrest_server.request_log import RequestLog
+
+    requests = RequestLog(tmp_path, max_bytes=10**9, flush_s=3600, convert_s=3600, convert_slice=4)
+    records = generate_crimes(10, stations=stations, seed=5).drop(columns=["arrest"])
+    for i in range(10):
+        row = records.iloc[[i]] if i % 2 else records.iloc[[i]].drop(columns=["beat"])  # columns vary
+        requests.append(
+            row,
+            np.array([0.1 * i]),
+            np.array([i >= 5]),
+            model_version="2",
+            role="champion",
+            request_id=f"r{i}",
+        )
+    requests._convert()
+    assert [len(f) for f in requests._converted] == [4, 4, 2]
+    path = requests.flush()
+    assert path is not None
+    written = pd.read_parquet(path)
+    assert written["request_id"].tolist() == [f"r{i}" for i in range(10)]
+    np.testing.assert_allclose(written["arrest_probability"], 0.1 * np.arange(10))
+    assert written["beat"].isna().tolist() == [i % 2 == 0 for i in range(10)]
+    requests.close()
+
+
 def test_no_request_log_is_one_clear_error(settings: Settings) -> None:
     from chicago_arrest.steps.monitoring import load_source
 
