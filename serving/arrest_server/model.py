@@ -179,6 +179,34 @@ def setup_process(settings: ServerSettings) -> None:
         logging.getLogger("uvicorn.access").disabled = True
     threadpool_limits(limits=settings.threads)
     install(app, settings)
+    install_metadata_route(app)
+
+
+#: The predictors this process serves, by model name (the V2 metadata route answers for them).
+_SERVED: dict[str, ArrestPredictor] = {}
+
+
+async def _model_metadata(model_name: str) -> Any:
+    from fastapi.responses import ORJSONResponse
+    from kserve.errors import ModelNotFound
+
+    predictor = _SERVED.get(model_name)
+    if predictor is None:
+        raise ModelNotFound(model_name)
+    return ORJSONResponse(predictor.metadata())
+
+
+def install_metadata_route(app: Any) -> None:
+    """Answer ``GET /v2/models/{name}`` with :meth:`ArrestPredictor.metadata` (once per process).
+
+    The route goes first, ahead of KServe's own (registered when the server starts), so the served versions
+    and their model cards are in the protocol's metadata response.
+    """
+    if getattr(app.state, "arrest_metadata_installed", False):
+        return
+    app.router.add_api_route("/v2/models/{model_name}", _model_metadata, methods=["GET"])
+    app.router.routes.insert(0, app.router.routes.pop())
+    app.state.arrest_metadata_installed = True
 
 
 def load_model(ref: ModelRef, threads: int = 1, tracking_uri: str | None = None) -> LoadedModel:
@@ -193,20 +221,21 @@ def load_model(ref: ModelRef, threads: int = 1, tracking_uri: str | None = None)
     Returns:
         The loaded model.
     """
-    from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.registry import load_arrest_model, model_card_reference
 
     start = time.perf_counter()
     if tracking_uri and ref.uri.startswith(("models:/", "runs:/")):
         with tempfile.TemporaryDirectory(prefix="arrest-model-") as tmp:
-            model = load_arrest_model(_download(ref.uri, tracking_uri, tmp))
+            folder = _download(ref.uri, tracking_uri, tmp)
+            model, card = load_arrest_model(folder), model_card_reference(folder)
     else:
-        model = load_arrest_model(ref.uri)
+        model, card = load_arrest_model(ref.uri), model_card_reference(ref.uri)
     model.set_threads(threads)
     # The first calls are slow (lazy imports, caches): pay them now, not in a request.
     model.predict_arrest_probability(pd.DataFrame(_WARMUP))
     explainer_for(model).explain(pd.DataFrame(_WARMUP))  # builds the explainer (a forest's is converted)
     log.info("loaded model version %s from %s in %.1fs", ref.version, ref.uri, time.perf_counter() - start)
-    return LoadedModel(ref.version, ref.uri, model)
+    return LoadedModel(ref.version, ref.uri, model, card)
 
 
 class ArrestPredictor(Model):
@@ -276,6 +305,7 @@ class ArrestPredictor(Model):
         """Serve ``deployment``; watch the local serving state unless one model folder / URI is served."""
         s = self.settings
         self.metrics = self.metrics or get_metrics()
+        _SERVED[self.name] = self
         self.holder = DeploymentHolder(deployment)
         self.holder.on_swap(self._on_swap)
         if s.model_dir is None and not s.model_uri:
@@ -354,6 +384,31 @@ class ArrestPredictor(Model):
     def get_output_types(self) -> list[dict[str, Any]]:
         """V2 metadata of the outputs (``arrest_probability`` FP64, ``arrest`` BOOL)."""
         return output_metadata()
+
+    def metadata(self) -> dict[str, Any]:
+        """The V2 model metadata response, with the served versions and their model cards.
+
+        KServe's own response has name, platform, inputs and outputs. This one adds the optional ``versions``
+        (champion first, then the challenger under canary) and ``parameters``: the traffic split and where
+        each served version's model card is (``model_card`` for the champion, ``challenger_model_card``).
+        """
+        parameters: dict[str, Any] = {}
+        deployment = self.deployment
+        if deployment is not None:
+            for role, loaded in deployment.models().items():
+                prefix = "" if role == CHAMPION else f"{role}_"
+                parameters[f"{role}_version"] = loaded.version
+                if loaded.card:
+                    parameters[f"{prefix}model_card"] = loaded.card
+            parameters["canary_percent"] = deployment.canary_percent
+        return {
+            "name": self.name,
+            "versions": [m.version for m in deployment.models().values()] if deployment else [],
+            "platform": "",
+            "inputs": self.get_input_types(),
+            "outputs": self.get_output_types(),
+            "parameters": parameters,
+        }
 
     # -- inference ---------------------------------------------------------------------------------------------
 

@@ -37,11 +37,14 @@ class LoadedModel:
         version: Registry version (what responses report as ``model_version``).
         uri: Where it was loaded from.
         model: The model.
+        card: Where the version's model card is (the ``model_card`` entry of its MLmodel metadata; empty for a
+            model logged without one).
     """
 
     version: str
     uri: str
     model: ArrestModel
+    card: str = ""
 
 
 def bucket(request_id: str) -> int:

@@ -153,6 +153,18 @@ def _card_metadata() -> dict[str, str]:
     return {"model_card": f"runs:/{run.info.run_id}/model_card/model_card.html"} if run else {}
 
 
+def model_card_reference(folder: str | Path) -> str:
+    """The ``model_card`` entry of a model folder's MLmodel metadata ("" when absent or not a model folder)."""
+    import yaml
+
+    path = Path(folder) / "MLmodel"
+    try:
+        meta = (yaml.safe_load(path.read_text()) or {}).get("metadata") or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(meta.get("model_card", ""))
+
+
 def load_arrest_model(uri: str) -> ArrestModel:
     """Load the :class:`ArrestModel` behind an MLflow model URI or a local model folder.
 

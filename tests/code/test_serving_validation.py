@@ -445,3 +445,38 @@ def test_server_contract_and_model_share_the_boolean_spellings(text: str) -> Non
     assert bool(contract[0]) is expected
     assert bool(parse_v2(body, max_rows=10).frame.loc[0, "domestic"]) is expected
     assert (text.strip().lower() in TRUE_TEXT) is expected
+
+
+def test_metadata_names_the_served_versions_and_their_model_cards(predictor: Any) -> None:
+    """Issue 14: the V2 metadata response says which versions serve and where each one's model card is."""
+    from dataclasses import replace
+
+    from arrest_server.router import Deployment
+
+    before = predictor.deployment
+    champion = replace(before.champion, card="runs:/abc/model_card/model_card.html")
+    predictor.holder.swap(Deployment(champion, replace(before.challenger, card=""), 50))
+    try:
+        meta = predictor.metadata()
+    finally:
+        predictor.holder.swap(before)
+    assert meta["name"] == predictor.name
+    assert meta["versions"] == ["7", "8"]
+    assert [i["name"] for i in meta["inputs"]] == list(MODEL_INPUT_COLUMNS)
+    assert meta["parameters"]["champion_version"] == "7"
+    assert meta["parameters"]["challenger_version"] == "8"
+    assert meta["parameters"]["canary_percent"] == 50
+    assert meta["parameters"]["model_card"] == "runs:/abc/model_card/model_card.html"
+    assert "challenger_model_card" not in meta["parameters"]  # logged without a card: nothing is made up
+
+
+def test_model_card_reference_reads_the_mlmodel_metadata(tmp_path: Path) -> None:
+    from chicago_arrest.registry import model_card_reference
+
+    (tmp_path / "MLmodel").write_text(
+        "flavors: {}\nmetadata:\n  model_card: runs:/r1/model_card/model_card.html\n"
+    )
+    assert model_card_reference(tmp_path) == "runs:/r1/model_card/model_card.html"
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    assert model_card_reference(tmp_path) == ""
+    assert model_card_reference(tmp_path / "missing") == ""

@@ -152,6 +152,11 @@ def test_metadata(stack: Stack) -> None:
         "arrest_probability": "FP64",
         "arrest": "BOOL",
     }
+    # The project's metadata route answers ahead of KServe's own: the served version is named.
+    assert meta["versions"] == ["golden-1"]
+    assert meta["parameters"]["champion_version"] == "golden-1"
+    missing = stack.golden.session.get(f"{stack.golden.url}/v2/models/no-such-model")
+    assert missing.status_code == 404, missing.text
 
 
 def _edit(name: str, **changes: Any) -> dict[str, Any]:
