@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -97,7 +98,14 @@ def _docstring_args(doc: str) -> dict[str, str]:
 
 
 def _pipelines(module: str) -> Any:
-    """``pipelines.<module>``: the pipeline code lives in the project folder, not in the installed package."""
+    """``pipelines.<module>``: the pipeline code lives in the project folder, not in the installed package.
+
+    ``python -m`` puts the current folder on ``sys.path``, the ``chicago-arrest`` console script does not: from
+    the project folder (it has ``pipelines/`` and ``components/``) the script finds them too.
+    """
+    here = Path.cwd()
+    if (here / "pipelines").is_dir() and (here / "components").is_dir() and str(here) not in sys.path:
+        sys.path.insert(0, str(here))
     try:
         return importlib.import_module(f"pipelines.{module}")
     except ModuleNotFoundError as exc:

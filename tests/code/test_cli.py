@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -321,3 +322,18 @@ def test_module_entry_point_starts_without_heavy_imports() -> None:
     )
     assert help_text.returncode == 0
     assert all(verb in help_text.stdout for verb in ("run", "schedule", "unschedule", "compile"))
+
+
+def test_console_script_from_the_project_folder_knows_the_pipeline_options() -> None:
+    """The ``chicago-arrest`` script does not put the current folder on sys.path (``python -m`` does)."""
+    script = Path(sys.executable).with_name("chicago-arrest")
+    if not script.is_file():
+        pytest.skip("the chicago-arrest console script is not installed beside this interpreter")
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [str(script), "pipeline", "run", "--help"], cwd=repo, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--source" in result.stdout
+    assert "--search-budget-s" in result.stdout
