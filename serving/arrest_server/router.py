@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -97,18 +97,25 @@ class Deployment:
 Loader = Callable[[ModelRef], LoadedModel]
 
 
-def build_deployment(state: ServingState, loader: Loader, current: Deployment | None = None) -> Deployment:
-    """Load what ``state`` names, reusing models already in ``current`` (matched by URI and version).
+def build_deployment(
+    state: ServingState,
+    loader: Loader,
+    current: Deployment | None = None,
+    spare: Iterable[LoadedModel] = (),
+) -> Deployment:
+    """Load what ``state`` names, reusing models already in ``current`` or ``spare`` (matched by URI and version).
 
     Args:
         state: The serving state.
         loader: Loads one model.
         current: The deployment being replaced, if any.
+        spare: Models kept in memory though not served (the one a promotion or rollback just retired).
 
     Returns:
         The new deployment (not yet active).
     """
-    cache = {(m.uri, m.version): m for m in (current.models().values() if current else ())}
+    cache = {(m.uri, m.version): m for m in spare}
+    cache.update({(m.uri, m.version): m for m in (current.models().values() if current else ())})
 
     def get(ref: ModelRef) -> LoadedModel:
         hit = cache.get((ref.uri, ref.version))
@@ -167,6 +174,10 @@ class StateWatcher:
         poll_interval_s: Seconds between checks of the file's mtime/size/inode.
         retry_s: Seconds before retrying a state whose models failed to load.
         on_reload: Called with ``"ok"`` or ``"error"`` after each reload attempt (for metrics).
+
+    The model a change stops serving is kept in memory, one at most (:attr:`spare`): the usual next operation
+    undoes the last one (a rollback after a promotion, a canary again after a rollback), and it then swaps in
+    without loading anything.
     """
 
     def __init__(
@@ -189,6 +200,7 @@ class StateWatcher:
         # (models already loaded are reused, so that costs nothing).
         self._seen: tuple[int, int, int] | None = None
         self._retry_at = 0.0
+        self.spare: LoadedModel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -228,7 +240,8 @@ class StateWatcher:
             return False
         try:
             state = load_state(self.path)
-            deployment = build_deployment(state, self.loader, self.holder.current)
+            spare = [self.spare] if self.spare is not None else []
+            deployment = build_deployment(state, self.loader, self.holder.current, spare)
         except FileNotFoundError:
             return False
         except Exception as exc:  # a bad file or a model that fails to load: keep serving the old models
@@ -243,6 +256,12 @@ class StateWatcher:
         if deployment == old:
             return False
         self.holder.swap(deployment)
+        serving = {(m.uri, m.version) for m in deployment.models().values()}
+        retired = [m for m in old.models().values() if (m.uri, m.version) not in serving]
+        if retired:
+            self.spare = retired[0]
+        elif self.spare is not None and (self.spare.uri, self.spare.version) in serving:
+            self.spare = None
         if self.on_reload:
             self.on_reload("ok")
         log.info(

@@ -75,6 +75,39 @@ def test_watcher_loads_before_swapping_and_reuses_models(tmp_path: Path) -> None
     assert seen == [0, 20]
 
 
+def test_rollback_and_canary_again_reuse_the_retired_model(tmp_path: Path) -> None:
+    """The model an operation stops serving stays loaded (one): undoing the operation loads nothing."""
+    path = tmp_path / "serving.json"
+    save_state(_state("3"), path)
+    loads: list[str] = []
+
+    def loader(ref: ModelRef) -> LoadedModel:
+        loads.append(ref.version)
+        return _loaded(ref.version)
+
+    holder = DeploymentHolder(build_deployment(load_state(path), loader))
+    watcher = StateWatcher(path, holder, loader, poll_interval_s=0.05)
+    cycle = [
+        _state("3", "4", percent=10),  # canary: loads 4
+        _state("3"),  # rollback: 4 retired, kept
+        _state("3", "4", percent=50),  # canary again: 4 from the spare
+        _state("4"),  # promote: 3 retired, kept
+        _state("3"),  # rollback of the promotion: 3 from the spare
+        _state("3", "5", percent=10),  # a new challenger: loaded (4 stays the spare)
+        _state("3", "4", percent=10),  # back to 4: from the spare; 5 becomes the spare
+    ]
+    for state in cycle:
+        save_state(state, path)
+        assert watcher.check() is True
+        assert [m.version for m in holder.current.models().values()] == [
+            state.champion.version,
+            *([state.challenger.version] if state.challenger else []),
+        ]
+    assert loads == ["3", "4", "5"]
+    assert watcher.spare is not None
+    assert watcher.spare.version == "5"
+
+
 def test_watcher_picks_up_a_state_file_created_after_start(tmp_path: Path) -> None:
     """The server started from the registry aliases (no file, nothing written); the first change is applied."""
     path = tmp_path / "serving.json"
