@@ -188,11 +188,10 @@ _SERVED: dict[str, ArrestPredictor] = {}
 
 async def _model_metadata(model_name: str) -> Any:
     from fastapi.responses import ORJSONResponse
-    from kserve.errors import ModelNotFound
 
     predictor = _SERVED.get(model_name)
-    if predictor is None:
-        raise ModelNotFound(model_name)
+    if predictor is None:  # KServe's own answer (kserve.errors.ModelNotFound), without its logged traceback
+        return ORJSONResponse({"error": f"Model with name {model_name} does not exist."}, status_code=404)
     return ORJSONResponse(predictor.metadata())
 
 

@@ -157,6 +157,7 @@ def test_metadata(stack: Stack) -> None:
     assert meta["parameters"]["champion_version"] == "golden-1"
     missing = stack.golden.session.get(f"{stack.golden.url}/v2/models/no-such-model")
     assert missing.status_code == 404, missing.text
+    assert "no-such-model" in missing.json()["error"]
 
 
 def _edit(name: str, **changes: Any) -> dict[str, Any]:
