@@ -482,6 +482,7 @@ def kfp_run_tags() -> dict[str, str]:
 _RUN_PARAMS = (
     "model_type",
     "mi_threshold",
+    "resample",
     "smote_ratio",
     "undersample_ratio",
     "calibration",

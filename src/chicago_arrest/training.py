@@ -41,17 +41,23 @@ log = logging.getLogger(__name__)
 ModelType = Literal["logreg", "random_forest", "xgboost"]
 MODEL_TYPES: tuple[ModelType, ...] = ("logreg", "random_forest", "xgboost")
 
-#: Defaults chosen on the 2017 sample (docs/model.md); random forest is bounded for a 2-core budget.
+#: Class rebalancing while fitting (:attr:`TrainConfig.resample`).
+RESAMPLE_DEFAULT = False
+
+#: Defaults chosen on the 2017 sample (docs/model.md). The random forest is bounded for serving: 100 trees of
+#: depth 10 with 10 rows a leaf backtest as well as 150 trees of depth 14 with 3 rows, at a fifth of the size,
+#: 0.6x the time for 1,000 records and a sixth of the explain time (docs/model.md, "Random forest size").
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logreg": {"C": 1.0, "max_iter": 2000},
-    "random_forest": {"n_estimators": 150, "max_depth": 14, "min_samples_leaf": 3, "max_samples": 0.5},
+    "random_forest": {"n_estimators": 100, "max_depth": 10, "min_samples_leaf": 10, "max_samples": 0.5},
+    # Optuna's best on the 2017 sample's walk-forward folds (docs/model.md, "Hyper-parameter search").
     "xgboost": {
-        "n_estimators": 400,
-        "max_depth": 6,
-        "learning_rate": 0.05,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 2,
+        "n_estimators": 700,
+        "max_depth": 4,
+        "learning_rate": 0.035,
+        "subsample": 0.65,
+        "colsample_bytree": 0.61,
+        "min_child_weight": 6.4,
     },
 }
 
@@ -64,8 +70,10 @@ class TrainConfig:
         model_type: ``logreg``, ``random_forest`` or ``xgboost``.
         params: Classifier parameters over :data:`DEFAULT_PARAMS`.
         mi_threshold: Mutual-information threshold (nats) of the feature selection.
-        smote_ratio: SMOTE's minority/majority ratio after oversampling.
-        undersample_ratio: Minority/majority ratio after random undersampling.
+        resample: Rebalance the classes while fitting (SMOTE, then random undersampling). Off by default: on the
+            walk-forward folds and the test months no model type gained from it (docs/model.md, "Resampling").
+        smote_ratio: SMOTE's minority/majority ratio after oversampling (with ``resample``).
+        undersample_ratio: Minority/majority ratio after random undersampling (with ``resample``).
         calibration: ``sigmoid`` (Platt on the log-odds; smooth) or ``isotonic``.
         calibration_fraction: Share of the training rows held out for calibration when the split is random.
         search_budget_s: Seconds of Optuna search on the backtest folds (0 = use the parameters as given).
@@ -82,6 +90,7 @@ class TrainConfig:
     model_type: ModelType = "xgboost"
     params: dict[str, Any] = field(default_factory=dict)
     mi_threshold: float = 0.001
+    resample: bool = RESAMPLE_DEFAULT
     smote_ratio: float = 0.5
     undersample_ratio: float = 0.8
     calibration: CalibrationMethod = "sigmoid"
@@ -203,15 +212,18 @@ def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _head(config: TrainConfig, params: dict[str, Any], n_jobs: int) -> ImbPipeline:
+    # Without resampling the steps stay, as passthrough: the served pipeline has the same step names either way.
+    smote: Any = "passthrough"
+    undersample: Any = "passthrough"
+    if config.resample:
+        smote = SMOTE(sampling_strategy=config.smote_ratio, random_state=config.random_state)
+        undersample = RandomUnderSampler(
+            sampling_strategy=config.undersample_ratio, random_state=config.random_state
+        )
     return ImbPipeline(
         [
-            ("smote", SMOTE(sampling_strategy=config.smote_ratio, random_state=config.random_state)),
-            (
-                "undersample",
-                RandomUnderSampler(
-                    sampling_strategy=config.undersample_ratio, random_state=config.random_state
-                ),
-            ),
+            ("smote", smote),
+            ("undersample", undersample),
             ("select", MutualInfoSelector(threshold=config.mi_threshold)),
             ("classifier", make_classifier(config.model_type, params, n_jobs, config.random_state)),
         ]
@@ -356,12 +368,17 @@ def train_model(
 
     names = np.asarray(features.get_feature_names_out(), dtype=object)
     selected = names[head.named_steps["select"].get_support()].tolist()
-    resampled_rate = config.smote_ratio / (config.smote_ratio + config.smote_ratio / config.undersample_ratio)
+    resampled_rate = (
+        config.smote_ratio / (config.smote_ratio + config.smote_ratio / config.undersample_ratio)
+        if config.resample
+        else float(y_fit.mean())
+    )
     fit_seconds = time.perf_counter() - start
     info = {
         "model_type": config.model_type,
         "params": {**DEFAULT_PARAMS[config.model_type], **params},
         "mi_threshold": config.mi_threshold,
+        "resample": config.resample,
         "smote_ratio": config.smote_ratio,
         "undersample_ratio": config.undersample_ratio,
         "calibration": config.calibration,

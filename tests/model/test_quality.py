@@ -19,9 +19,24 @@ def test_metrics_on_generated_test_month(trained: ArrestModel, split_records) ->
     assert ev.overall["roc_auc"] > 0.75
     assert ev.overall["ece"] < 0.06
     assert abs(ev.overall["mean_predicted"] - ev.overall["positive_rate"]) < 0.05
-    # calibration corrects the resampling: raw classifier scores sit far above the base rate
+    # no resampling by default: the classifier fits the training rows' own arrest rate
     info = trained.info or {}
+    assert info["resample"] is False
+    assert info["resampled_positive_rate"] == pytest.approx(info["train_positive_rate"], abs=0.01)
+
+
+def test_resampling_when_asked_is_corrected_by_the_calibration(split_records, stations) -> None:
+    train, test = split_records
+    model = train_model(
+        train, stations, TrainConfig(model_type="logreg", resample=True, backtest_folds=0)
+    ).model
+    info = model.info or {}
     assert info["resampled_positive_rate"] > 0.4 > info["train_positive_rate"]
+    steps = model.pipeline.named_steps  # the samplers act while fitting only
+    assert steps["smote"] == "passthrough"
+    assert steps["undersample"] == "passthrough"
+    ev = evaluate_model(model, test)
+    assert abs(ev.overall["mean_predicted"] - ev.overall["positive_rate"]) < 0.05
 
 
 def test_shuffled_labels_learn_nothing(split_records, stations) -> None:

@@ -1,0 +1,213 @@
+"""Model variants on the real 2017 sample: the walk-forward backtest, the test months and what serving costs.
+
+Run: ``nice -n 10 .venv/bin/python -m bench.model_variants`` (``--help``; ``--only NAME ...``). Writes
+``bench/results/model_variants.json`` and prints the table of docs/model.md ("Resampling, forest size and
+XGBoost defaults").
+
+The window is the pipeline's: the validated sample before November (January–October, 42,118 rows) trains,
+November–December (7,882 rows) tests. Each variant is one :func:`chicago_arrest.training.train_model` call with
+the pipeline's defaults except what the variant names (three walk-forward folds, calibration on October, refit),
+then scored on the test months. Costs are measured on the trained model with one thread: one record and 1,000
+records through ``predict_arrest_probability``, one record through the explainer (p50 over 40 records), and
+the pickled size.
+
+``block`` variants add the street block (``block``, e.g. "023XX N CLARK ST") as a target-encoded feature, and
+its interaction with the crime type: not features of the served model, so :func:`with_block_features` patches
+them into :mod:`chicago_arrest.features` for the run (``--only`` them, in a process of their own: the patch
+makes every variant compute the extra columns, which would inflate the others' times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pickle
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.backtest_ablation import valid_records
+from bench.common import REPO_ROOT, load_sample, machine
+
+DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "model_variants.json"
+
+#: The defaults before this comparison (issue 11's first round).
+RF_BEFORE = {"n_estimators": 150, "max_depth": 14, "min_samples_leaf": 3, "max_samples": 0.5}
+XGB_BEFORE = {
+    "n_estimators": 400,
+    "max_depth": 6,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 2,
+}
+
+TEST_METRICS = (
+    "roc_auc",
+    "roc_auc_ci_low",
+    "roc_auc_ci_high",
+    "pr_auc",
+    "pr_auc_ci_low",
+    "pr_auc_ci_high",
+    "ece",
+)
+
+#: name → (model type, classifier parameters over the current defaults, resample, extra features)
+VARIANTS: dict[str, tuple[str, dict[str, Any], bool, tuple[str, ...]]] = {
+    "logreg, resampled": ("logreg", {}, True, ()),
+    "logreg": ("logreg", {}, False, ()),
+    "random forest 150 x depth 14, resampled (before)": ("random_forest", RF_BEFORE, True, ()),
+    "random forest 100 x depth 10, resampled": ("random_forest", {}, True, ()),
+    "random forest 100 x depth 10": ("random_forest", {}, False, ()),
+    "xgboost 400 x depth 6, resampled (before)": ("xgboost", XGB_BEFORE, True, ()),
+    "xgboost 400 x depth 6": ("xgboost", XGB_BEFORE, False, ()),
+    "xgboost 700 x depth 4": ("xgboost", {}, False, ()),
+    "xgboost 700 x depth 4 + block": ("xgboost", {}, False, ("block",)),
+    "xgboost 700 x depth 4 + block, block x type": ("xgboost", {}, False, ("block", "block_type")),
+}
+
+
+def with_block_features() -> None:
+    """Add ``block`` (normalised text) and ``block_type`` (block × primary type) to the raw feature columns."""
+    import chicago_arrest.features as features
+    from chicago_arrest.schema import category_array
+
+    if "block" in features.ALL_COLUMNS:
+        return
+    inputs = features.model_input_arrays
+
+    def model_input_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        out = inputs(frame)
+        column = frame["block"] if "block" in frame.columns else pd.Series([None] * len(frame), dtype=object)
+        out["block"] = category_array(column, "string")
+        return out
+
+    features.model_input_arrays = model_input_arrays
+    features.INTERACTIONS["block_type"] = ("block", "primary_type")
+    features.ALL_COLUMNS = (*features.ALL_COLUMNS, "block", "block_type")
+
+
+def p50_ms(call: Callable[[], Any], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls (after one warm-up), in milliseconds."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def run_variant(name: str, train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) -> dict[str, Any]:
+    """Train one variant, evaluate it on the test months and measure its serving costs."""
+    from chicago_arrest.evaluate import evaluate_model
+    from chicago_arrest.explain import explainer_for
+    from chicago_arrest.features import DEFAULT_FEATURES
+    from chicago_arrest.training import TrainConfig, train_model
+
+    model_type, params, resample, extra = VARIANTS[name]
+    features = DEFAULT_FEATURES.plus("target", *extra) if extra else DEFAULT_FEATURES
+    start = time.perf_counter()
+    config = TrainConfig(model_type=model_type, params=params, resample=resample, features=features)
+    result = train_model(train, stations, config)
+    wall = time.perf_counter() - start
+    model = result.model.set_threads(1)
+    ev = evaluate_model(model, test)
+    explainer = explainer_for(model)
+    one, thousand = test.iloc[[5]], test.iloc[:1000]
+    records = iter([test.iloc[[i]] for i in range(41)])
+    bt = result.backtest
+    return {
+        "variant": name,
+        "model_type": model_type,
+        "params": result.params,
+        "resample": resample,
+        "extra_features": list(extra),
+        "backtest_folds": [f["validate_month"] for f in bt["folds"]],
+        "backtest_scores": bt["scores"],
+        "backtest_mean": bt["mean"],
+        "test": {key: ev.overall.get(key) for key in TEST_METRICS}
+        | {
+            "ece_worst_month": ev.overall.get("ece_worst_month"),
+            "roc_auc_without_arrest_based": ev.without_arrest_based["roc_auc"],
+        },
+        "ms_one_record": p50_ms(lambda: model.predict_arrest_probability(one), 50),
+        "ms_1000_records": p50_ms(lambda: model.predict_arrest_probability(thousand), 15),
+        "ms_explain_one_record": p50_ms(lambda: explainer.explain(next(records)), 40),
+        "size_mb": len(pickle.dumps(model)) / 1e6,
+        "train_wall_s": wall,
+    }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The docs/model.md table."""
+    lines = [
+        "| variant | folds (Aug / Sep / Oct) | mean | test ROC-AUC [95 % CI] | PR-AUC | ECE (worst month) | "
+        "without arrest-based | 1 / 1,000 records (ms) | explain (ms) | size (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["test"]
+        lines.append(
+            f"| {r['variant']} | {' / '.join(f'{s:.4f}' for s in r['backtest_scores'])} | "
+            f"{r['backtest_mean']:.4f} | {t['roc_auc']:.4f} [{t['roc_auc_ci_low']:.4f}, {t['roc_auc_ci_high']:.4f}] | "
+            f"{t['pr_auc']:.4f} | {t['ece']:.4f} ({t['ece_worst_month']:.4f}) | "
+            f"{t['roc_auc_without_arrest_based']:.4f} | {r['ms_one_record']:.2f} / {r['ms_1000_records']:.1f} | "
+            f"{r['ms_explain_one_record']:.1f} | {r['size_mb']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the variants and write the results."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", nargs="*", help="variant names (default: all without 'block')")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    names = args.only or [n for n in VARIANTS if "block" not in n]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    if any(VARIANTS[n][3] for n in names):
+        with_block_features()
+    crimes, stations, source = load_sample()
+    valid = valid_records(crimes)
+    dates = pd.to_datetime(valid["date"])
+    train = valid[dates < "2017-11-01"].reset_index(drop=True)
+    test = valid[dates >= "2017-11-01"].reset_index(drop=True)
+    rows = []
+    for name in names:
+        rows.append(run_variant(name, train, test, stations))
+        print(
+            f"{name}: backtest {rows[-1]['backtest_mean']:.4f}, test {rows[-1]['test']['roc_auc']:.4f}",
+            flush=True,
+        )
+    previous = json.loads(args.output.read_text()) if args.output.is_file() else {}
+    kept = [r for r in previous.get("rows", []) if r["variant"] not in names]
+    order = list(VARIANTS)
+    merged = sorted([*kept, *rows], key=lambda r: order.index(r["variant"]) if r["variant"] in order else 99)
+    result = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "source": source,
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "rows": merged,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown(merged))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
