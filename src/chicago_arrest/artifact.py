@@ -29,7 +29,7 @@ CalibrationMethod = Literal["sigmoid", "isotonic"]
 
 
 class Calibrator(BaseEstimator):
-    """Maps raw scores of the resampled classifier to calibrated probabilities.
+    """Maps raw classifier scores to calibrated probabilities.
 
     Args:
         method: ``sigmoid`` fits ``p = σ(a·logit(s) + b)`` (Platt; ``b`` absorbs the prior shift of resampling)
@@ -91,7 +91,7 @@ class ArrestModel(ClassifierMixin, BaseEstimator):
     """The served artifact: raw Socrata records in, calibrated arrest probability out.
 
     Args:
-        pipeline: Fitted imbalanced-learn pipeline (features → resampling → selection → classifier).
+        pipeline: Fitted imbalanced-learn pipeline (features → optional resampling → selection → classifier).
         calibrator: Fitted :class:`Calibrator`.
         threshold: Probability at or above which :meth:`predict` says arrest (F1-optimal on calibration data).
         info: Metadata (model type, parameters, data window, selected features, timings).
