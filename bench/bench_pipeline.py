@@ -30,8 +30,20 @@ _EVENT = re.compile(
 )
 
 
+#: A step's line in the run's quiet output (issue 16): ``  train xgboost            13.0 s  calibration ...``.
+_STEP_LINE = re.compile(r"^  ([a-z][\w-]*(?: [\w-]+)?)\s+(\d+(?:\.\d+)?) s  ")
+
+
 def task_times(log: str) -> list[dict[str, Any]]:
-    """(task, seconds) from kfp.local's log; parallel iterations of the same task are matched in order."""
+    """(task, seconds) from the run's output.
+
+    The step lines of the quiet output when there are any; else kfp.local's own log (``VERBOSE=1``), where
+    parallel iterations of the same task are matched in order.
+    """
+    quiet = [_STEP_LINE.match(line) for line in _ANSI.sub("", log).splitlines()]
+    steps = [{"task": m.group(1), "seconds": float(m.group(2)), "status": "SUCCESS"} for m in quiet if m]
+    if steps:
+        return steps
     starts: dict[str, list[datetime]] = {}
     done: list[dict[str, Any]] = []
     for line in _ANSI.sub("", log).splitlines():
@@ -102,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")
     rows = [[task, f"{seconds:.1f}"] for task, seconds in result["steps_s_median"].items()]
+    if not rows:
+        print("(no per-step lines found in the output)", file=sys.stderr)
     rows.append(["**whole run (wall, incl. start-up and summary)**", f"**{result['wall_s_median']:.1f}**"])
     print(
         markdown_table(["step", "median seconds (train: sum of the 3 model tasks, 2 run in parallel)"], rows)
