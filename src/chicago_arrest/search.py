@@ -37,7 +37,7 @@ def suggest(trial: optuna.Trial, model_type: str) -> dict[str, Any]:
         return {"C": trial.suggest_float("C", 0.01, 10.0, log=True)}
     # Bounded so that any searched model stays within the serving budgets: exact TreeSHAP of one record costs
     # about trees x leaves x depth^2, and a forest of 150 trees of depth 14 took 100 ms where the budget is 25
-    # (docs/model.md, "Random forest size").
+    # (docs/model.md, "Resampling, forest size and XGBoost defaults").
     if model_type == "random_forest":
         return {
             "n_estimators": trial.suggest_int("n_estimators", 50, 150, step=25),

@@ -44,9 +44,10 @@ MODEL_TYPES: tuple[ModelType, ...] = ("logreg", "random_forest", "xgboost")
 #: Class rebalancing while fitting (:attr:`TrainConfig.resample`).
 RESAMPLE_DEFAULT = False
 
-#: Defaults chosen on the 2017 sample (docs/model.md). The random forest is bounded for serving: 100 trees of
-#: depth 10 with 10 rows a leaf backtest as well as 150 trees of depth 14 with 3 rows, at a fifth of the size,
-#: 0.6x the time for 1,000 records and a sixth of the explain time (docs/model.md, "Random forest size").
+#: Defaults chosen on the 2017 sample (docs/model.md, "Resampling, forest size and XGBoost defaults"). The
+#: random forest is bounded for serving: 100 trees of depth 10 with 10 rows a leaf backtest as well as 150 trees
+#: of depth 14 with 3 rows, at a fifth of the size, two thirds of the time for 1,000 records and a sixth of the
+#: explain time.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logreg": {"C": 1.0, "max_iter": 2000},
     "random_forest": {"n_estimators": 100, "max_depth": 10, "min_samples_leaf": 10, "max_samples": 0.5},
