@@ -144,6 +144,32 @@ def run_variant(name: str, train: pd.DataFrame, test: pd.DataFrame, stations: pd
     }
 
 
+def ensemble(train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) -> dict[str, Any]:
+    """Test-month ROC-AUC, PR-AUC and ECE of the mean log-odds of the default models (not a served model)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from chicago_arrest.evaluate import expected_calibration_error
+    from chicago_arrest.training import MODEL_TYPES, TrainConfig, labels, train_model
+
+    y = labels(test)
+    probabilities = {
+        m: train_model(
+            train, stations, TrainConfig(model_type=m, backtest_folds=0)
+        ).model.predict_arrest_probability(test)
+        for m in MODEL_TYPES
+    }
+    out: dict[str, Any] = {}
+    for combo in (("random_forest", "xgboost"), MODEL_TYPES, ("xgboost",)):
+        clipped = [np.clip(probabilities[m], 1e-6, 1 - 1e-6) for m in combo]
+        p = 1 / (1 + np.exp(-np.mean([np.log(c / (1 - c)) for c in clipped], axis=0)))
+        out[" + ".join(combo)] = {
+            "roc_auc": float(roc_auc_score(y, p)),
+            "pr_auc": float(average_precision_score(y, p)),
+            "ece": float(expected_calibration_error(y, p)),
+        }
+    return out
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The docs/model.md table."""
     lines = [
@@ -170,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", nargs="*", help="variant names (default: all without 'block')")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="only: the mean log-odds of the default models on the test months",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -184,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     dates = pd.to_datetime(valid["date"])
     train = valid[dates < "2017-11-01"].reset_index(drop=True)
     test = valid[dates >= "2017-11-01"].reset_index(drop=True)
+    if args.ensemble:
+        previous = json.loads(args.output.read_text()) if args.output.is_file() else {}
+        previous["ensemble"] = ensemble(train, test, stations)
+        args.output.write_text(json.dumps(previous, indent=1) + "\n")
+        print(json.dumps(previous["ensemble"], indent=1))
+        return 0
     rows = []
     for name in names:
         rows.append(run_variant(name, train, test, stations))
@@ -196,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     order = list(VARIANTS)
     merged = sorted([*kept, *rows], key=lambda r: order.index(r["variant"]) if r["variant"] in order else 99)
     result = {
+        **({"ensemble": previous["ensemble"]} if "ensemble" in previous else {}),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "source": source,
