@@ -167,14 +167,19 @@ def test_guard_asks_for_the_token_outside_health_and_metrics() -> None:
 
 
 @pytest.fixture
-def predictor() -> Any:
+def predictor(tmp_path: Path) -> Any:
     from arrest_server.model import ArrestPredictor, load_model
     from arrest_server.router import Deployment, DeploymentHolder
 
     from chicago_arrest.release.state import ModelRef
+    from chicago_arrest.settings import Settings
 
     registry = CollectorRegistry()
-    model = ArrestPredictor(ServerSettings(max_rows=3, request_timeout_s=0.2), metrics=Metrics(registry))
+    model = ArrestPredictor(
+        ServerSettings(max_rows=3, request_timeout_s=0.2),
+        library_settings=Settings(data_dir=tmp_path / "data"),  # its request log
+        metrics=Metrics(registry),
+    )
     model.test_registry = registry
     model.holder = DeploymentHolder(Deployment(load_model(ModelRef("7", str(GOLDEN / "model")))))
     model.ready = True

@@ -357,16 +357,21 @@ def test_json_formatter_keeps_exceptions() -> None:
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Any:
+def predictor(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """An ArrestPredictor serving the golden model as champion and challenger (50 %), without a server."""
     from arrest_server.model import ArrestPredictor, load_model
     from arrest_server.router import Deployment, DeploymentHolder
     from arrest_server.settings import ServerSettings
 
     from chicago_arrest.release.state import ModelRef
+    from chicago_arrest.settings import Settings
 
     registry = CollectorRegistry()
-    model = ArrestPredictor(ServerSettings(max_rows=100), metrics=Metrics(registry))
+    model = ArrestPredictor(
+        ServerSettings(max_rows=100),
+        library_settings=Settings(data_dir=tmp_path_factory.mktemp("predictor-data")),  # its request log
+        metrics=Metrics(registry),
+    )
     model.test_registry = registry
     champion = load_model(ModelRef("7", str(GOLDEN / "model")))
     challenger = load_model(ModelRef("8", str(GOLDEN / "model")))
