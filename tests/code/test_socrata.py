@@ -84,11 +84,20 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """urllib3's back-off and Retry-After waits, recorded instead of slept."""
+    """urllib3's back-off and Retry-After waits, recorded instead of slept.
+
+    Only urllib3's view of the ``time`` module is replaced: patching ``time.sleep`` itself would also record the
+    sleeps of other threads in the process (a request-log writer left by an earlier test did, once).
+    """
+    import time
+    import types
+
     import urllib3.util.retry
 
     recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
+    monkeypatch.setattr(
+        urllib3.util.retry, "time", types.SimpleNamespace(sleep=recorded.append, time=time.time)
+    )
     return recorded
 
 
