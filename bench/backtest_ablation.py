@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import REPO_ROOT, load_sample, machine, markdown_table
+from bench.common import REPO_ROOT, XGB_FIRST_ROUND, load_sample, machine, markdown_table
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "backtest_ablation.json"
 
@@ -89,14 +89,7 @@ def ablation(train: pd.DataFrame, stations: pd.DataFrame, folds: int, only: list
 #: Parameter sets of the native-categorical XGBoost: the first round's served parameters, and the current
 #: defaults (Optuna's best) with more and less regularisation of the categorical splits.
 NATIVE_PARAMS: dict[str, dict[str, Any]] = {
-    "400 x depth 6 (first round's defaults)": {
-        "n_estimators": 400,
-        "max_depth": 6,
-        "learning_rate": 0.05,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 2,
-    },
+    "400 x depth 6 (first round's defaults)": XGB_FIRST_ROUND,
     "700 x depth 4 (current defaults)": {},
     "700 x depth 4, max_cat_threshold 16, min_child_weight 20": {
         "max_cat_threshold": 16,

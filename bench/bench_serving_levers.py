@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +32,9 @@ import numpy as np
 
 from bench.bench_serving import REPO, cpu_model, loadavg, v2_body
 from bench.bench_serving_capacity import champion_folder, records
+from bench.common import median_ms
 
 RESULTS = REPO / "bench" / "results" / "serving_levers.json"
-
-
-def median_ms(fn: Callable[[], Any], n: int) -> float:
-    """Median wall time of ``fn`` over ``n`` calls (after one warm-up call), in milliseconds."""
-    fn()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 3)
 
 
 def per_tree_predict_proba(clf: Any, X: np.ndarray) -> np.ndarray:

@@ -1,11 +1,13 @@
-"""Helpers shared by the benchmarks: the machine, the data, markdown tables."""
+"""Helpers shared by the benchmarks: the machine, the data, timing, markdown tables."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,29 @@ PACKAGES = (
     "kfp",
     "kserve",
 )
+
+#: The classifier defaults of issue 11's first round (before resampling went off and the forest was bounded),
+#: for the benchmarks that compare against them.
+RF_FIRST_ROUND = {"n_estimators": 150, "max_depth": 14, "min_samples_leaf": 3, "max_samples": 0.5}
+XGB_FIRST_ROUND = {
+    "n_estimators": 400,
+    "max_depth": 6,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 2,
+}
+
+
+def median_ms(fn: Callable[[], Any], n: int) -> float:
+    """Median wall time of ``fn`` over ``n`` calls (after one warm-up call), in milliseconds."""
+    fn()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 3)
 
 
 def shared_data_dir() -> Path:

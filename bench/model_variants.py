@@ -24,7 +24,6 @@ import json
 import logging
 import pickle
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,16 @@ import numpy as np
 import pandas as pd
 
 from bench.backtest_ablation import valid_records
-from bench.common import REPO_ROOT, load_sample, machine
+from bench.common import (
+    REPO_ROOT,
+    RF_FIRST_ROUND,
+    XGB_FIRST_ROUND,
+    load_sample,
+    machine,
+    median_ms,
+)
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "model_variants.json"
-
-#: The defaults before this comparison (issue 11's first round).
-RF_BEFORE = {"n_estimators": 150, "max_depth": 14, "min_samples_leaf": 3, "max_samples": 0.5}
-XGB_BEFORE = {
-    "n_estimators": 400,
-    "max_depth": 6,
-    "learning_rate": 0.05,
-    "subsample": 0.8,
-    "colsample_bytree": 0.8,
-    "min_child_weight": 2,
-}
 
 TEST_METRICS = (
     "roc_auc",
@@ -61,11 +56,11 @@ TEST_METRICS = (
 VARIANTS: dict[str, tuple[str, dict[str, Any], bool, tuple[str, ...]]] = {
     "logreg, resampled": ("logreg", {}, True, ()),
     "logreg": ("logreg", {}, False, ()),
-    "random forest 150 x depth 14, resampled (before)": ("random_forest", RF_BEFORE, True, ()),
+    "random forest 150 x depth 14, resampled (before)": ("random_forest", RF_FIRST_ROUND, True, ()),
     "random forest 100 x depth 10, resampled": ("random_forest", {}, True, ()),
     "random forest 100 x depth 10": ("random_forest", {}, False, ()),
-    "xgboost 400 x depth 6, resampled (before)": ("xgboost", XGB_BEFORE, True, ()),
-    "xgboost 400 x depth 6": ("xgboost", XGB_BEFORE, False, ()),
+    "xgboost 400 x depth 6, resampled (before)": ("xgboost", XGB_FIRST_ROUND, True, ()),
+    "xgboost 400 x depth 6": ("xgboost", XGB_FIRST_ROUND, False, ()),
     "xgboost 700 x depth 4": ("xgboost", {}, False, ()),
     "xgboost 700 x depth 4 + block": ("xgboost", {}, False, ("block",)),
     "xgboost 700 x depth 4 + block, block x type": ("xgboost", {}, False, ("block", "block_type")),
@@ -90,17 +85,6 @@ def with_block_features() -> None:
     features.model_input_arrays = model_input_arrays
     features.INTERACTIONS["block_type"] = ("block", "primary_type")
     features.ALL_COLUMNS = (*features.ALL_COLUMNS, "block", "block_type")
-
-
-def p50_ms(call: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls (after one warm-up), in milliseconds."""
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times))
 
 
 def run_variant(name: str, train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) -> dict[str, Any]:
@@ -136,9 +120,9 @@ def run_variant(name: str, train: pd.DataFrame, test: pd.DataFrame, stations: pd
             "ece_worst_month": ev.overall.get("ece_worst_month"),
             "roc_auc_without_arrest_based": ev.without_arrest_based["roc_auc"],
         },
-        "ms_one_record": p50_ms(lambda: model.predict_arrest_probability(one), 50),
-        "ms_1000_records": p50_ms(lambda: model.predict_arrest_probability(thousand), 15),
-        "ms_explain_one_record": p50_ms(lambda: explainer.explain(next(records)), 40),
+        "ms_one_record": median_ms(lambda: model.predict_arrest_probability(one), 50),
+        "ms_1000_records": median_ms(lambda: model.predict_arrest_probability(thousand), 15),
+        "ms_explain_one_record": median_ms(lambda: explainer.explain(next(records)), 40),
         "size_mb": len(pickle.dumps(model)) / 1e6,
         "train_wall_s": wall,
     }
