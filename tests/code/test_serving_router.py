@@ -32,6 +32,19 @@ def _state(*versions: str, percent: int = 0) -> ServingState:
     )
 
 
+def _watched(path: Path) -> tuple[DeploymentHolder, StateWatcher, list[str]]:
+    """Champion 3 from the state file at ``path``, a watcher of it, and the versions its loader loaded."""
+    save_state(_state("3"), path)
+    loads: list[str] = []
+
+    def loader(ref: ModelRef) -> LoadedModel:
+        loads.append(ref.version)
+        return _loaded(ref.version)
+
+    holder = DeploymentHolder(build_deployment(load_state(path), loader))
+    return holder, StateWatcher(path, holder, loader, poll_interval_s=0.05), loads
+
+
 def test_bucket_is_stable_and_uniform() -> None:
     assert bucket("abc") == bucket("abc")
     counts = Counter(bucket(f"req-{i}") < 10 for i in range(20_000))
@@ -52,17 +65,9 @@ def test_choose_is_deterministic_per_request_id() -> None:
 
 def test_watcher_loads_before_swapping_and_reuses_models(tmp_path: Path) -> None:
     path = tmp_path / "serving.json"
-    save_state(_state("3"), path)
-    loads: list[str] = []
-
-    def loader(ref: ModelRef) -> LoadedModel:
-        loads.append(ref.version)
-        return _loaded(ref.version)
-
-    holder = DeploymentHolder(build_deployment(load_state(path), loader))
+    holder, watcher, loads = _watched(path)
     seen: list[int] = []
     holder.on_swap(lambda d: seen.append(d.canary_percent))
-    watcher = StateWatcher(path, holder, loader, poll_interval_s=0.05)
     assert watcher.check() is False  # same file: nothing to do, nothing loaded again
     champion = holder.current.champion
 
@@ -78,15 +83,7 @@ def test_watcher_loads_before_swapping_and_reuses_models(tmp_path: Path) -> None
 def test_rollback_and_canary_again_reuse_the_retired_model(tmp_path: Path) -> None:
     """The model an operation stops serving stays loaded (one): undoing the operation loads nothing."""
     path = tmp_path / "serving.json"
-    save_state(_state("3"), path)
-    loads: list[str] = []
-
-    def loader(ref: ModelRef) -> LoadedModel:
-        loads.append(ref.version)
-        return _loaded(ref.version)
-
-    holder = DeploymentHolder(build_deployment(load_state(path), loader))
-    watcher = StateWatcher(path, holder, loader, poll_interval_s=0.05)
+    holder, watcher, loads = _watched(path)
     cycle = [
         _state("3", "4", percent=10),  # canary: loads 4
         _state("3"),  # rollback: 4 retired, kept
