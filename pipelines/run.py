@@ -47,38 +47,15 @@ def run_local(arguments: dict[str, Any], *, verbose: bool = False) -> Path:
     Raises:
         StepFailedError: When a step fails (its error line and log file).
     """
-    from kfp import local
-
-    from chicago_arrest.progress import LocalRun
     from pipelines.training import training_pipeline
 
-    settings = get_settings()
-    data_dir = settings.data_dir.resolve()
-    os.environ["ARREST_DATA_DIR"] = str(data_dir)  # steps are subprocesses: give them absolute paths
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     # kfp.local runs the train tasks side by side: share the cores instead of oversubscribing them.
     cpus = available_cpus()
     os.environ.setdefault("ARREST_CPUS", str(max(1, cpus // min(len(arguments["models"]), cpus))))
-    root = data_dir / "kfp"
-    root.mkdir(parents=True, exist_ok=True)
     if arguments["deploy_target"] == "auto":
         arguments = {**arguments, "deploy_target": "local"}
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     started = time.time()
-    reporter = LocalRun(root, verbose=verbose)
-    reporter.header(PIPELINE_NAME, "local", arguments)
-    try:
-        with reporter.capture():
-            training_pipeline(**arguments)
-    except RuntimeError as exc:
-        failed = reporter.failed
-        if failed is None:
-            where = f" (kfp.local's log: {reporter.kfp_log})" if reporter.kfp_log else ""
-            raise RuntimeError(f"{exc}{where}") from exc
-        raise StepFailedError(failed.label, failed.error, failed.log) from None
-    run_dir = reporter.run_dir or latest_run_dir(root, started)
-    if run_dir is None:
-        raise RuntimeError(f"kfp.local finished but no run folder appeared under {root}")
+    run_dir = run_local_pipeline(training_pipeline, PIPELINE_NAME, arguments, verbose=verbose)
     print_local_summary(run_dir, time.time() - started)
     return run_dir
 
@@ -185,7 +162,8 @@ def failure_message(exc: BaseException, arguments: dict[str, Any]) -> str:
 def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, verbose: bool = False) -> Path:
     """Run a one-off pipeline with kfp.local and the quiet progress reporter; return the run's folder.
 
-    Like :func:`run_local` (one line per step, logs in ``<run>/logs/``), without the training summary.
+    The local run of every pipeline (:func:`run_local` adds the training pipeline's settings and summary): one
+    line per step, logs in ``<run>/logs/``.
 
     Raises:
         StepFailedError: When a step fails (its error line and log file).
@@ -195,11 +173,12 @@ def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, v
     from chicago_arrest.progress import LocalRun
 
     data_dir = get_settings().data_dir.resolve()
-    os.environ["ARREST_DATA_DIR"] = str(data_dir)
+    os.environ["ARREST_DATA_DIR"] = str(data_dir)  # steps are subprocesses: give them absolute paths
     os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     root = data_dir / "kfp"
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    started = time.time()
     reporter = LocalRun(root, verbose=verbose)
     reporter.header(name, "local", arguments)
     try:
@@ -211,9 +190,10 @@ def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, v
             where = f" (kfp.local's log: {reporter.kfp_log})" if reporter.kfp_log else ""
             raise RuntimeError(f"{exc}{where}") from exc
         raise StepFailedError(failed.label, failed.error, failed.log) from None
-    if reporter.run_dir is None:
+    run_dir = reporter.run_dir or latest_run_dir(root, started)
+    if run_dir is None:
         raise RuntimeError(f"kfp.local finished but no run folder appeared under {root}")
-    return reporter.run_dir
+    return run_dir
 
 
 def step_output(run_dir: Path, task: str) -> dict[str, Any]:
