@@ -1,0 +1,156 @@
+"""Three small measurements behind docs/benchmarks.md's capacity discussion (issue 15).
+
+* ``--ab``: server CPU per request of several servers side by side, in alternating rounds of 300 sequential
+  single-record requests (the baseline server from ``--baseline DIR``, this one, this one without its request
+  log): how much the same server's figure moves from round to round on this machine.
+* ``--probe RATE``: one open-loop step of 10 s at ``RATE`` against ``--workers N`` servers, with the CPU seconds of
+  every process of the server's tree and of the client. ``--pyspy PATH`` records a py-spy profile of the server
+  (``py-spy record --format raw``; py-spy is not a project dependency: ``pip install py-spy --target DIR`` and
+  pass ``DIR/bin/py-spy``).
+* ``--vm-scaling``: a pure-Python CPU loop in one process, then in two at once: how much of a second core this VM
+  gives to a second process.
+
+The model is the registry's champion (``make pipeline-run`` first) unless ``--model-dir`` names a folder. Run from
+the repository root, e.g.::
+
+    .venv/bin/python -m bench.serving_probe --vm-scaling
+    .venv/bin/python -m bench.serving_probe --probe 200 --workers 2
+    .venv/bin/python -m bench.serving_probe --ab --baseline /tmp/base     # git archive 85cf160 serving src | ...
+
+Results are printed, not written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.bench_serving import MODEL, v2_body, wait_ready
+from bench.bench_serving_capacity import champion_folder, kserve, records, tree_cpu_s, wait_idle
+from bench.serving_load import build_request, open_loop, sequential
+
+
+def _loop(n: int = 3_000_000) -> float:
+    start = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i * i
+    return time.perf_counter() - start
+
+
+def vm_scaling(tries: int = 3) -> None:
+    """Throughput of two CPU-bound processes at once, relative to one."""
+    one = min(_loop() for _ in range(tries))
+    with multiprocessing.Pool(2) as pool:
+        two = min(max(pool.map(_loop, [3_000_000] * 2)) for _ in range(tries))
+    print(f"1 process: {one:.3f} s per unit; 2 processes at once: {two:.3f} s per unit each")
+    print(f"throughput of 2 processes / 1 process: {2 * one / two:.2f}")
+
+
+def probe(model_dir: Path, work: Path, workers: int, rate: float, pyspy: str | None) -> None:
+    """One open-loop step with the CPU time of each server process and of the client."""
+    import psutil
+
+    single = [v2_body([r], f"probe-{i}") for i, r in enumerate(records(300))]
+    with kserve(model_dir, work, workers) as server:
+        wait_ready(server)
+        wait_idle(server.proc.pid)
+        url = f"{server.url}/v2/models/{MODEL}/infer"
+        raws = [build_request(url, body) for body in single]
+        open_loop(server.url, raws, 50, 3)  # warm-up: every worker answered
+        root = psutil.Process(server.proc.pid)
+        procs = [root, *root.children(recursive=True)]
+        before = {p.pid: sum(p.cpu_times()[:2]) for p in procs}
+        spy = None
+        if pyspy:
+            target = procs[-1].pid  # a worker (the server itself when it has none)
+            spy = subprocess.Popen(
+                [
+                    *(pyspy, "record", "-p", str(target), "-d", "10", "-r", "200", "-f", "raw"),
+                    *("-o", str(work / "pyspy.txt"), "--threads", "--nonblocking"),
+                ]
+            )
+            time.sleep(1)
+        client_before = time.process_time()
+        result = open_loop(server.url, raws, rate, 10).summary()
+        client = time.process_time() - client_before
+        after = {p.pid: sum(p.cpu_times()[:2]) for p in procs}
+        if spy is not None:
+            spy.wait()
+            print(f"py-spy profile: {work / 'pyspy.txt'}")
+    print({k: result[k] for k in ("sent", "errors", "p50_ms", "p99_ms")})
+    for p in procs:
+        print(f"  pid {p.pid}: {after[p.pid] - before[p.pid]:.2f} CPU-s")
+    print(f"  client: {client:.2f} CPU-s")
+
+
+def ab(model_dir: Path, work: Path, baseline: Path | None, rounds: int) -> None:
+    """Server CPU per request, servers side by side in alternating rounds."""
+    single = [v2_body([r], f"ab-{i}") for i, r in enumerate(records(300))]
+    specs: list[tuple[str, Path | None, dict[str, str]]] = [
+        ("this server", None, {}),
+        ("this server, no request log", None, {"ARREST_SERVER_REQUEST_LOG": "false"}),
+    ]
+    if baseline is not None:
+        specs.insert(0, ("baseline", baseline, {}))
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in specs}
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name, base, env in specs:
+            servers[name] = stack.enter_context(kserve(model_dir, work, 1, baseline=base, **env))
+            wait_ready(servers[name])
+        for server in servers.values():
+            wait_idle(server.proc.pid)
+        for _ in range(rounds):
+            for name, server in servers.items():
+                url = f"{server.url}/v2/models/{MODEL}/infer"
+                raws = [build_request(url, body) for body in single]
+                sequential(server.url, raws, 30)
+                before = tree_cpu_s(server.proc.pid)
+                sequential(server.url, raws, 300)
+                cpu[name].append((tree_cpu_s(server.proc.pid) - before) / 300 * 1000)
+    for name, values in cpu.items():
+        print(f"{name}: server CPU ms per request by round {[round(v, 2) for v in values]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen measurement."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--vm-scaling", action="store_true")
+    parser.add_argument("--probe", type=float, metavar="RATE")
+    parser.add_argument("--ab", action="store_true")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, help="sources of the baseline server (serving/, src/)")
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--pyspy", help="py-spy executable: record a profile of the server during --probe")
+    args = parser.parse_args(argv)
+    if args.vm_scaling:
+        vm_scaling()
+        return 0
+    if args.probe is None and not args.ab:
+        parser.error("choose --vm-scaling, --probe RATE or --ab")
+
+    from chicago_arrest.runtime import pin_thread_env
+    from chicago_arrest.settings import Settings
+
+    pin_thread_env(1)
+    work = Settings().data_dir.resolve() / "bench" / "serving-probe"
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = args.model_dir.resolve() if args.model_dir else champion_folder(work)[0]
+    if args.probe is not None:
+        probe(model_dir, work, args.workers, args.probe, args.pyspy)
+    if args.ab:
+        ab(model_dir, work, args.baseline.resolve() if args.baseline else None, args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
