@@ -9,6 +9,9 @@
   pass ``DIR/bin/py-spy``).
 * ``--vm-scaling``: a pure-Python CPU loop in one process, then in two at once: how much of a second core this VM
   gives to a second process.
+* ``--request-log``: the request log's writer on 3,000 buffered single-record requests: converted in slices of 64
+  (the largest slice, the total) and written, against converting everything in one go as the writer used to.
+* ``--threads``: 1,000 records through the champion in process with one and with two classifier threads.
 
 The model is the registry's champion (``make pipeline-run`` first) unless ``--model-dir`` names a folder. Run from
 the repository root, e.g.::
@@ -24,11 +27,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import multiprocessing
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bench.bench_serving import MODEL, v2_body, wait_ready
 from bench.bench_serving_capacity import champion_folder, kserve, records, tree_cpu_s, wait_idle
@@ -50,6 +57,70 @@ def vm_scaling(tries: int = 3) -> None:
         two = min(max(pool.map(_loop, [3_000_000] * 2)) for _ in range(tries))
     print(f"1 process: {one:.3f} s per unit; 2 processes at once: {two:.3f} s per unit each")
     print(f"throughput of 2 processes / 1 process: {2 * one / two:.2f}")
+
+
+def request_log(n: int = 3_000) -> None:
+    """The writer's work for ``n`` buffered single-record requests: sliced, and in one go."""
+    import json
+    import tempfile
+
+    from arrest_server.request_log import RequestLog
+    from arrest_server.validation import parse_v2
+    from kserve.protocol.infer_type import InferRequest
+    from kserve.protocol.rest.v2_datamodels import InferenceRequest
+
+    body = json.loads(v2_body(records(1)))
+    frame = parse_v2(
+        InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL), 10
+    ).frame
+    gc.freeze()  # as the server does after loading (arrest_server.model.freeze_heap)
+    for label, size in (("in slices of 64", 64), ("in one go (before)", n)):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = RequestLog(Path(tmp), flush_s=3600, flush_rows=10**9, convert_s=3600, convert_slice=size)
+            log._frame([(frame, np.array([0.3]), np.array([False]), "1", "champion", "warm-up", None)])
+            for i in range(n):
+                log.append(
+                    frame,
+                    np.array([0.3]),
+                    np.array([False]),
+                    model_version="1",
+                    role="champion",
+                    request_id=str(i),
+                )
+            slices: list[float] = []
+            convert = log._frame
+
+            def timed(batch: Any, convert: Any = convert, slices: list[float] = slices) -> Any:
+                start = time.perf_counter()
+                out = convert(batch)
+                slices.append((time.perf_counter() - start) * 1000)
+                return out
+
+            log._frame = timed  # type: ignore[method-assign]
+            start = time.perf_counter()
+            log._convert()
+            converted = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            log._write()
+            written = (time.perf_counter() - start) * 1000
+            log.close()
+        print(
+            f"{label}: convert {converted:.0f} ms in all, largest slice {max(slices):.1f} ms; write {written:.0f} ms"
+        )
+
+
+def classifier_threads(model_dir: Path) -> None:
+    """1,000 records in process with one and two classifier threads (p50 of 25, two rounds)."""
+    from bench.common import load_sample, median_ms
+    from chicago_arrest.registry import load_arrest_model
+
+    model = load_arrest_model(str(model_dir))
+    thousand = load_sample()[0].tail(1000).reset_index(drop=True)
+    for _ in range(2):
+        for threads in (1, 2):
+            model.set_threads(threads)
+            ms = median_ms(lambda: model.predict_arrest_probability(thousand), 25)
+            print(f"{threads} thread(s): 1,000 records {ms:.1f} ms")
 
 
 def probe(model_dir: Path, work: Path, workers: int, rate: float, pyspy: str | None) -> None:
@@ -126,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vm-scaling", action="store_true")
     parser.add_argument("--probe", type=float, metavar="RATE")
     parser.add_argument("--ab", action="store_true")
+    parser.add_argument("--request-log", action="store_true")
+    parser.add_argument("--threads", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", type=Path, help="sources of the baseline server (serving/, src/)")
@@ -135,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.vm_scaling:
         vm_scaling()
         return 0
-    if args.probe is None and not args.ab:
-        parser.error("choose --vm-scaling, --probe RATE or --ab")
+    if args.request_log:
+        request_log()
+        return 0
+    if args.probe is None and not args.ab and not args.threads:
+        parser.error("choose --vm-scaling, --request-log, --threads, --probe RATE or --ab")
 
     from chicago_arrest.runtime import pin_thread_env
     from chicago_arrest.settings import Settings
@@ -145,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Settings().data_dir.resolve() / "bench" / "serving-probe"
     work.mkdir(parents=True, exist_ok=True)
     model_dir = args.model_dir.resolve() if args.model_dir else champion_folder(work)[0]
+    if args.threads:
+        classifier_threads(model_dir)
     if args.probe is not None:
         probe(model_dir, work, args.workers, args.probe, args.pyspy)
     if args.ab:
