@@ -65,6 +65,12 @@ def build_parser(settings: ServerSettings) -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=int, default=settings.threads, help="model / native library threads"
     )
+    parser.add_argument(
+        "--batch_threads",
+        type=int,
+        default=settings.batch_threads,
+        help="classifier threads for large requests (artifact.BATCH_ROWS records or more; 0: the CPUs available)",
+    )
     return parser
 
 
@@ -97,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             request_timeout_s=args.request_timeout_s,
             threads=args.threads,
+            batch_threads=args.batch_threads,
         )
     except ValidationError as exc:
         print(f"error: invalid option: {exc}", file=sys.stderr)

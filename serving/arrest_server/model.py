@@ -208,7 +208,9 @@ def install_metadata_route(app: Any) -> None:
     app.state.arrest_metadata_installed = True
 
 
-def load_model(ref: ModelRef, threads: int = 1, tracking_uri: str | None = None) -> LoadedModel:
+def load_model(
+    ref: ModelRef, threads: int = 1, tracking_uri: str | None = None, batch_threads: int | None = None
+) -> LoadedModel:
     """Load, pin and warm up one model.
 
     Args:
@@ -216,6 +218,8 @@ def load_model(ref: ModelRef, threads: int = 1, tracking_uri: str | None = None)
         threads: Classifier threads.
         tracking_uri: MLflow tracking/registry URI that ``models:/`` and ``runs:/`` URIs resolve against
             (passed explicitly: MLflow's global URI is not used).
+        batch_threads: Classifier threads for large requests (``ArrestModel.set_threads``; default
+            ``threads``).
 
     Returns:
         The loaded model.
@@ -229,7 +233,7 @@ def load_model(ref: ModelRef, threads: int = 1, tracking_uri: str | None = None)
             model, card = load_arrest_model(folder), model_card_reference(folder)
     else:
         model, card = load_arrest_model(ref.uri), model_card_reference(ref.uri)
-    model.set_threads(threads)
+    model.set_threads(threads, batch=batch_threads)
     # The first calls are slow (lazy imports, caches): pay them now, not in a request.
     model.predict_arrest_probability(pd.DataFrame(_WARMUP))
     explainer_for(model).explain(pd.DataFrame(_WARMUP))  # builds the explainer (a forest's is converted)
@@ -264,7 +268,12 @@ class ArrestPredictor(Model):
     # -- loading -----------------------------------------------------------------------------------------------
 
     def _load(self, ref: ModelRef) -> LoadedModel:
-        return load_model(ref, self.settings.threads, self.library_settings.resolved_tracking_uri())
+        return load_model(
+            ref,
+            self.settings.threads,
+            self.library_settings.resolved_tracking_uri(),
+            batch_threads=self.settings.classifier_batch_threads(),
+        )
 
     def _serving_state(self) -> ServingState:
         """The local serving state; without the file, the registry aliases (in memory: nothing is written)."""

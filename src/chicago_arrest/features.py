@@ -33,7 +33,7 @@ from chicago_arrest.enrich import (
     project_arrays,
     temporal_arrays,
 )
-from chicago_arrest.schema import model_input_arrays
+from chicago_arrest.schema import map_distinct, model_input_arrays
 
 #: Interactions of two raw fields (``"THEFT|DEPARTMENT STORE"``): a shoplifter is caught far more often than a
 #: thief on the street. Built from raw fields, target-encoded like the other high-cardinality columns.
@@ -177,9 +177,7 @@ class RawFeatures(TransformerMixin, BaseEstimator):
             values = cats[name] if name in cats else raw[name]
             out[name] = np.where(pd.isna(values), MISSING, values).astype(object)
         for name, (left, right) in INTERACTIONS.items():
-            out[name] = np.array(
-                [f"{a}|{b}" for a, b in zip(out[left], out[right], strict=True)], dtype=object
-            )
+            out[name] = out[left] + "|" + out[right]  # object arrays of str: element-wise concatenation
         return {name: out[name] for name in ALL_COLUMNS}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -386,6 +384,16 @@ def build_feature_pipeline(
 # --- compiled encoder (prediction fast path) ------------------------------------------------------------------
 
 
+def _lookup(mapping: dict[Any, Any], default: Any, values: np.ndarray, dtype: Any) -> np.ndarray:
+    """``mapping.get(v, default)`` for each value (once per distinct value for many values)."""
+    mapped = map_distinct(
+        values, lambda v: mapping.get(v, default), dtype=dtype, missing=mapping.get(None, default)
+    )
+    if mapped is not None:
+        return mapped
+    return np.fromiter((mapping.get(v, default) for v in values), dtype=dtype, count=len(values))
+
+
 class FastEncoder:
     """A fitted :func:`build_encoder` ``ColumnTransformer`` compiled to plain numpy and dict lookups.
 
@@ -501,17 +509,14 @@ class FastEncoder:
         if kind == "lookup":
             maps, default = params
             return np.column_stack(
-                [
-                    np.fromiter((m.get(v, d) for v in col), dtype=float, count=n)
-                    for m, d, col in zip(maps, default, data, strict=True)
-                ]
+                [_lookup(m, d, col, float) for m, d, col in zip(maps, default, data, strict=True)]
             )
         if kind == "onehot":
             maps, width = params
             out = np.zeros((n, width))
             rows = np.arange(n)
             for mapping, col in zip(maps, data, strict=True):
-                idx = np.fromiter((mapping.get(v, -1) for v in col), dtype=np.int64, count=n)
+                idx = _lookup(mapping, -1, col, np.int64)
                 hit = idx >= 0
                 out[rows[hit], idx[hit]] = 1.0
             return out

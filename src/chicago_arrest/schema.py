@@ -7,10 +7,10 @@ raw fields it reads) and the server (V2 input names and datatypes).
 from __future__ import annotations
 
 import re
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -106,6 +106,8 @@ FALSE_TEXT = frozenset({"false", "f", "0"})
 #: A timestamp's text starts with a full calendar date, 2017-03-01... (ISO / Socrata) or 03/01/2017... (the CSV
 #: export), then ends or goes on with the time: pandas and numpy would also read "now", "2017" or "20170105".
 FULL_DATE = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?:$|[T ])")
+# Local timestamps numpy parses exactly and without a warning (no zone, no trailing blank, at most ns).
+NUMPY_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d(?::\d\d(?::\d\d(?:\.\d{1,9})?)?)?)?\Z")
 
 
 def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -148,18 +150,13 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
         return values.astype("datetime64[ns]")
     raw = values.to_numpy(dtype=object)
     # numpy's ISO-8601 parser is ~3x faster than pandas' and exact for the Socrata format, but it also takes
-    # "now", "2017" or "20170105": only values shaped YYYY-MM-DD... go through it. It warns on zone offsets
-    # ("...Z", "+01:00"): the warning sends those to pandas, which converts them.
-    if all(
-        v is None or (isinstance(v, str) and (not v or (len(v) >= 10 and v[4] == "-" and v[7] == "-")))
-        for v in raw
-    ):
+    # "now", "2017" or "20170105", and it converts zone offsets with a warning: only values of the plain
+    # local shape (NUMPY_TIMESTAMP) go through it. Anything else goes to pandas below. No warnings filter is
+    # involved: ``warnings.catch_warnings`` is process-wide, and the server calls this from several threads.
+    if all(v is None or (isinstance(v, str) and (not v or NUMPY_TIMESTAMP.match(v))) for v in raw):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")
-                parsed = raw.astype("datetime64[ns]")
-            return pd.Series(parsed, index=values.index)
-        except (ValueError, TypeError, UserWarning, DeprecationWarning):
+            return pd.Series(raw.astype("datetime64[ns]"), index=values.index)
+        except (ValueError, TypeError):
             pass
     text = values.astype("string").str.strip()
     # A full calendar date must lead: pandas would otherwise read "now", "2017" or "20170105" as dates.
@@ -258,12 +255,48 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
+#: From this many values on, per-value work runs once per distinct value (:func:`map_distinct`).
+DISTINCT_FROM = 64
+# Types whose values are equal only to values of the same type (True == 1 == 1.0 would merge in a hash table).
+_NON_COLLIDING = frozenset({str, float, type(None), type(pd.NA)})
+_MISSING_TYPES = frozenset({type(None), type(pd.NA)})
+
+
+def map_distinct(
+    values: np.ndarray, fn: Callable[[Any], Any], dtype: Any = object, missing: Any = None
+) -> np.ndarray | None:
+    """``fn`` of each value, computed once per distinct value (``missing`` for None/NaN/NA).
+
+    Returns ``None`` (the caller maps value by value) below :data:`DISTINCT_FROM` values, where hashing costs
+    more than it saves, and when the values mix types that compare equal across types (``True``, ``1``,
+    ``1.0``), which one hash table would merge: values of one type (and None), or of str, float and None only.
+
+    Args:
+        values: One-dimensional ``object`` array.
+        fn: The per-value function (applied to non-missing values only).
+        dtype: Result dtype.
+        missing: Result for missing values.
+
+    Returns:
+        The mapped array, or ``None``.
+    """
+    if len(values) < DISTINCT_FROM:
+        return None
+    types = set(map(type, values))
+    if not (types <= _NON_COLLIDING or len(types - _MISSING_TYPES) == 1):
+        return None
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([*(fn(u) for u in uniques), missing], dtype=dtype)
+    return mapped[codes]  # code -1 (missing) takes the last entry
+
+
 def category_array(values: pd.Series | np.ndarray, kind: FieldKind, pad: int = 0) -> np.ndarray:
     """Normalised categorical values as an object array (``None`` where missing or unparsable).
 
     Codes are upper-cased and zero-padded like :func:`normalize_code`; numbers that went through a float
     (``24.0``) come back as integers (``24``); booleans become ``"true"``/``"false"``. Per-value work is
-    cached, so this costs microseconds for one record and scales linearly for millions.
+    cached and, for many values, done once per distinct value, so this costs microseconds for one record and
+    scales linearly for millions.
 
     Args:
         values: Raw values.
@@ -274,13 +307,17 @@ def category_array(values: pd.Series | np.ndarray, kind: FieldKind, pad: int = 0
         ``object`` array of ``str`` or ``None``.
     """
     raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    clean: Callable[[Any], str | None]
     if kind in ("code", "int"):
-        return np.array(
-            [None if _is_missing(v) else _clean_code(_as_text(v), pad) for v in raw], dtype=object
-        )
-    if kind == "bool":
-        return np.array([None if _is_missing(v) else _clean_bool(_as_text(v)) for v in raw], dtype=object)
-    return np.array([None if _is_missing(v) else _clean_text(_as_text(v)) for v in raw], dtype=object)
+        clean = lambda v: _clean_code(_as_text(v), pad)  # noqa: E731
+    elif kind == "bool":
+        clean = lambda v: _clean_bool(_as_text(v))  # noqa: E731
+    else:
+        clean = lambda v: _clean_text(_as_text(v))  # noqa: E731
+    mapped = map_distinct(raw, clean)
+    if mapped is not None:
+        return mapped
+    return np.array([None if _is_missing(v) else clean(v) for v in raw], dtype=object)
 
 
 def model_input_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:

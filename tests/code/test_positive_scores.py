@@ -1,0 +1,45 @@
+"""``artifact.positive_scores``: the classifiers' class-1 probability, on one thread or several, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from xgboost import XGBClassifier
+
+from chicago_arrest.artifact import positive_scores
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(1500, 6))
+    X[rng.random(X.shape) < 0.05] = np.nan  # XGBoost's missing values take the default branch
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(size=1500) > 0.3).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2, 3])
+def test_xgboost_scores_are_predict_proba_on_any_thread_count(data, threads: int | None) -> None:
+    X, y = data
+    clf = XGBClassifier(n_estimators=40, max_depth=3, n_jobs=1).fit(X, y)
+    expected = clf.predict_proba(X)[:, 1].astype(float)
+    assert np.array_equal(positive_scores(clf, X, threads), expected)
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2, 3])
+def test_forest_scores_are_predict_proba_on_any_thread_count(data, threads: int | None) -> None:
+    X, y = data
+    X = np.nan_to_num(X)
+    clf = RandomForestClassifier(n_estimators=25, max_depth=6, random_state=0).fit(X, y)
+    one = positive_scores(clf, X)
+    assert np.allclose(one, clf.predict_proba(X)[:, 1], atol=1e-12)
+    assert np.array_equal(positive_scores(clf, X, threads), one)  # the sum runs in tree order
+
+
+def test_other_classifiers_use_predict_proba(data) -> None:
+    X, y = data
+    X = np.nan_to_num(X)
+    clf = LogisticRegression().fit(X, y)
+    assert np.array_equal(positive_scores(clf, X, 2), clf.predict_proba(X)[:, 1])
