@@ -178,6 +178,8 @@ def setup_process(settings: ServerSettings) -> None:
     if not settings.uvicorn_access_log:
         logging.getLogger("uvicorn.access").disabled = True
     threadpool_limits(limits=settings.threads)
+    if settings.fast_infer:
+        install_fast_infer(app)  # before the guard: the guard wraps it (token and body limit first)
     install(app, settings)
     install_metadata_route(app)
 
@@ -193,6 +195,19 @@ async def _model_metadata(model_name: str) -> Any:
     if predictor is None:  # KServe's own answer (kserve.errors.ModelNotFound), without its logged traceback
         return ORJSONResponse({"error": f"Model with name {model_name} does not exist."}, status_code=404)
     return ORJSONResponse(predictor.metadata())
+
+
+def install_fast_infer(app: Any) -> None:
+    """Answer plain V2 infer requests of the served models without FastAPI's route (once per process).
+
+    See :mod:`arrest_server.fast_infer`; errors go to the app's exception handlers.
+    """
+    from arrest_server.fast_infer import FastInferMiddleware
+
+    if getattr(app.state, "arrest_fast_infer_installed", False):
+        return
+    app.add_middleware(FastInferMiddleware, models=_SERVED, handlers=app.exception_handlers)
+    app.state.arrest_fast_infer_installed = True
 
 
 def install_metadata_route(app: Any) -> None:
