@@ -109,12 +109,13 @@ class FastInferMiddleware:
         except Exception as exc:
             await self._error(scope, receive, send, exc)
             return
-        out = [(b"content-type", b"application/json")]
+        out = []
         if isinstance(content, bytes):  # binary outputs requested in the body's parameters
-            payload = content
+            payload = content  # KServe's route sends these without a content type
             if json_size is not None:
                 out.append((BINARY_HEADER, str(json_size).encode()))
         else:
+            out.append((b"content-type", b"application/json"))
             model = InferenceResponse.model_validate(content)
             payload = orjson.dumps(model.model_dump(mode="json", by_alias=True), option=ORJSON_OPTIONS)
         out += [

@@ -115,11 +115,31 @@ def positive_scores(clf: Any, X: np.ndarray, threads: int | None = None) -> np.n
             iterations = (0, clf.best_iteration + 1)
         except AttributeError:
             iterations = (0, 0)
-        booster = clf.get_booster() if threads is None else _booster_with_threads(clf, threads)
-        return np.asarray(
-            booster.inplace_predict(X, iteration_range=iterations, missing=clf.missing), dtype=float
-        )
+        if threads is None:
+            scores = clf.get_booster().inplace_predict(X, iteration_range=iterations, missing=clf.missing)
+            return np.asarray(scores, dtype=float)
+        with _openmp_threads(threads):
+            scores = _booster_with_threads(clf, threads).inplace_predict(
+                X, iteration_range=iterations, missing=clf.missing
+            )
+        return np.asarray(scores, dtype=float)
     return np.asarray(clf.predict_proba(X)[:, 1], dtype=float)
+
+
+_OPENMP: list[Any] = []
+
+
+def _openmp_threads(threads: int) -> Any:
+    """Context: OpenMP may use ``threads`` threads in this thread.
+
+    A server pins ``OMP_NUM_THREADS=1`` (one thread is the fastest for single records), and XGBoost then stays
+    on one thread whatever its ``nthread``. The limit is raised for one call and restored after it.
+    """
+    if not _OPENMP:  # the OpenMP runtimes loaded by then (XGBoost's is, once a booster predicts)
+        from threadpoolctl import ThreadpoolController
+
+        _OPENMP.append(ThreadpoolController().select(user_api="openmp"))
+    return _OPENMP[0].limit(limits=threads)
 
 
 _BOOSTERS: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()

@@ -43,3 +43,32 @@ def test_other_classifiers_use_predict_proba(data) -> None:
     X = np.nan_to_num(X)
     clf = LogisticRegression().fit(X, y)
     assert np.array_equal(positive_scores(clf, X, 2), clf.predict_proba(X)[:, 1])
+
+
+def test_xgboost_threads_lift_the_processs_openmp_limit_for_the_call_only(
+    data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server pins OpenMP to one thread; without lifting it XGBoost ignores ``nthread`` (measured: same time)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from chicago_arrest import artifact
+
+    X, y = data
+    clf = XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
+    real = artifact._booster_with_threads
+    seen: list[set[int]] = []
+
+    class Spy:
+        def __init__(self, booster: object) -> None:
+            self.booster = booster
+
+        def inplace_predict(self, *args: object, **kwargs: object) -> object:
+            seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"})
+            return self.booster.inplace_predict(*args, **kwargs)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(artifact, "_booster_with_threads", lambda c, t: Spy(real(c, t)))
+    with threadpool_limits(limits=1, user_api="openmp"):
+        positive_scores(clf, X, 2)
+        after = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+    assert seen == [{2}]
+    assert after == {1}
