@@ -596,8 +596,14 @@ class ArrestPredictor(Model):
                 (PROBABILITY_OUTPUT, probabilities.astype(np.float64)),
                 (ARREST_OUTPUT, arrest),
             ):
-                output = InferOutput(name=name, shape=[len(values)], datatype=OUTPUT_DATATYPES[name])
-                output.set_data_from_numpy(values, binary_data=payload.use_binary_outputs)
+                datatype = OUTPUT_DATATYPES[name]
+                if payload.use_binary_outputs:
+                    output = InferOutput(name=name, shape=[len(values)], datatype=datatype)
+                    output.set_data_from_numpy(values, binary_data=True)
+                else:  # the values set_data_from_numpy would store, without its .item() per value
+                    output = InferOutput(
+                        name=name, shape=[len(values)], datatype=datatype, data=values.tolist()
+                    )
                 outputs.append(output)
             return InferResponse(
                 response_id=request_id,
