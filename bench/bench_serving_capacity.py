@@ -5,6 +5,8 @@ Servers, one at a time, in one run, on the same model folder and the same reques
 
 * ``kserve:N`` — ``python -m arrest_server --model_dir <model> --workers N`` (``N=0``: one per CPU, what
   ``make serve`` runs);
+* ``kserve-route:N`` — the same with ``ARREST_SERVER_FAST_INFER=false``: every V2 request through KServe's
+  FastAPI route (what ``arrest_server.fast_infer`` saves);
 * ``baseline:1`` — the same server from another checkout (``--baseline DIR``, e.g. ``git archive <commit>
   serving src | tar -x -C DIR``: its ``serving`` and ``src`` go first on ``PYTHONPATH``), to measure a change;
 * ``mlserver:N`` — MLServer 1.7.1 with its MLflow runtime, ``parallel_workers=N`` (its own venv,
@@ -179,6 +181,8 @@ def kserve(
             stderr=subprocess.STDOUT,
         )
     name = f"arrest_server --workers {workers}" + (f" (baseline {baseline.name})" if baseline else "")
+    if env.get("ARREST_SERVER_FAST_INFER") == "false":
+        name += ", FastAPI route"
     server = Running(name, proc, f"http://127.0.0.1:{port}", log)
     try:
         yield server
@@ -295,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-batch", type=int, default=20)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--baseline", type=Path, help="sources of the baseline:N server (serving/, src/)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the list of servers this many times, in turn (the VM's speed drifts)",
+    )
     args = parser.parse_args(argv)
 
     from chicago_arrest.runtime import pin_thread_env
@@ -313,18 +323,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     single = [v2_body([r], f"cap-{i}") for i, r in enumerate(recs[:300])]
     batch = v2_body(recs, "batch")
     servers = []
-    for spec in args.servers.split(","):
+    for spec in args.servers.split(",") * args.rounds:
         kind, _, n = spec.partition(":")
         workers = int(n or 1)
         print(f"{spec} ...", file=sys.stderr)
         if kind == "kserve":
             context = kserve(model_dir, work, workers)
+        elif kind == "kserve-route":
+            context = kserve(model_dir, work, workers, ARREST_SERVER_FAST_INFER="false")
         elif kind == "baseline" and args.baseline:
             context = kserve(model_dir, work, workers, baseline=args.baseline.resolve())
         elif kind == "mlserver":
             context = mlserver_server(model_dir, work, workers)
         else:
-            parser.error(f"unknown server {spec!r}: kserve:N, baseline:N (with --baseline) or mlserver:N")
+            parser.error(
+                f"unknown server {spec!r}: kserve:N, kserve-route:N, baseline:N (with --baseline) or mlserver:N"
+            )
         with context as server:
             servers.append(measure(server, single, batch, args))
     reference = servers[0]["batch_probabilities"]
