@@ -48,6 +48,7 @@ from arrest_server.validation import (
     OUTPUT_DATATYPES,
     PROBABILITY_OUTPUT,
     TooManyRows,
+    claimed_rows,
     input_metadata,
     output_metadata,
     parse_v1,
@@ -481,10 +482,15 @@ class ArrestPredictor(Model):
         try:
             if isinstance(payload, InferRequest) and wants_explanation(payload.parameters):
                 explain = True
-            work = asyncio.get_running_loop().run_in_executor(
-                None, self._score, payload, request_id, served, role, scored, explain
-            )
-            response = await asyncio.wait_for(work, timeout=limit)
+            if not explain and claimed_rows(payload) <= self.settings.inline_rows:
+                # A few records take about a millisecond: scoring them here saves the thread hop, which cost
+                # as much, and the GIL hand-offs between the two threads under load (docs/benchmarks.md).
+                response = self._score(payload, request_id, served, role, scored, explain)
+            else:
+                work = asyncio.get_running_loop().run_in_executor(
+                    None, self._score, payload, request_id, served, role, scored, explain
+                )
+                response = await asyncio.wait_for(work, timeout=limit)
         except TimeoutError:
             error = f"request {request_id} took longer than {limit:g} s (ARREST_SERVER_REQUEST_TIMEOUT_S)"
             outcome, status = "timeout", 504

@@ -32,6 +32,10 @@ class ServerSettings(BaseSettings):
         max_body_bytes: Largest request body accepted on any route (more → HTTP 413, before it is parsed).
         request_timeout_s: Time limit of one inference request in the model (validation, scoring, response);
             over it → HTTP 504 (the scoring thread finishes in the background; the server keeps answering).
+            Requests of at most ``inline_rows`` records are scored without the thread and the limit.
+        inline_rows: Requests claiming at most this many records (and not asking for explanations) are
+            scored on the event loop: about a millisecond each, where the hop to a worker thread cost as much
+            again under load. 0: every request goes to a worker thread.
         api_token: When set, inference, explain and metadata routes need ``Authorization: Bearer <token>``
             (HTTP 401 otherwise); health and ``/metrics`` stay open. gRPC is switched off (it has no auth).
         threads: Threads for the model and native libraries (1: single rows get slower with more).
@@ -61,6 +65,7 @@ class ServerSettings(BaseSettings):
     max_rows: int = Field(default=10_000, gt=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     request_timeout_s: float = Field(default=10.0, gt=0)
+    inline_rows: int = Field(default=8, ge=0)
     api_token: SecretStr | None = None
     threads: int = Field(default=1, gt=0)
     batch_threads: int = Field(default=0, ge=0)

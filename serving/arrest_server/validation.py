@@ -23,6 +23,7 @@ missing coordinates are left to the model, which scores them.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -342,6 +343,23 @@ def _rows_of(inp: InferInput) -> int:
             f"input '{inp.name}' must be a 1-D tensor of shape [n] (or [n, 1]); got shape {dims}"
         )
     return dims[0]
+
+
+def claimed_rows(payload: Any) -> int:
+    """How many records a request says it carries, without reading its data (a huge number when unclear).
+
+    V2: the largest first dimension among the inputs' shapes; V1: the length of ``instances``. Used to choose
+    where a request is scored; the parsers check the real counts.
+    """
+    unclear = sys.maxsize
+    if isinstance(payload, InferRequest):
+        rows = [inp.shape[0] for inp in payload.inputs if isinstance(inp.shape, list | tuple) and inp.shape]
+        if not rows or not all(type(r) is int for r in rows):
+            return unclear
+        return max(rows)
+    if isinstance(payload, dict) and isinstance(payload.get("instances"), list):
+        return len(payload["instances"])
+    return unclear
 
 
 def parse_v2(payload: InferRequest, max_rows: int) -> ParsedRequest:

@@ -176,7 +176,7 @@ def predictor(tmp_path: Path) -> Any:
 
     registry = CollectorRegistry()
     model = ArrestPredictor(
-        ServerSettings(max_rows=3, request_timeout_s=0.2),
+        ServerSettings(max_rows=3, request_timeout_s=0.2, inline_rows=1),
         library_settings=Settings(data_dir=tmp_path / "data"),  # its request log
         metrics=Metrics(registry),
     )
@@ -221,3 +221,26 @@ def test_a_slow_request_times_out_and_the_next_one_answers(
     text = generate_latest(predictor.test_registry).decode()
     assert 'outcome="timeout",protocol="v1"' in text
     assert 'outcome="ok",protocol="v1"' in text
+
+
+def test_requests_up_to_inline_rows_are_scored_without_the_thread(
+    predictor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops: list[Any] = []
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        real = loop.run_in_executor
+
+        def spy(*args: Any) -> Any:
+            hops.append(args)
+            return real(*args)
+
+        monkeypatch.setattr(loop, "run_in_executor", spy)
+        one = await predictor.predict({"instances": [ROW]}, {}, {})
+        two = await predictor.predict({"instances": [ROW, ROW]}, {}, {})
+        return one, two
+
+    one, two = asyncio.run(scenario())
+    assert len(hops) == 1  # only the request above inline_rows (1) went to a worker thread
+    assert one["predictions"] == two["predictions"][:1]

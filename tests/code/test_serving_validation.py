@@ -485,3 +485,24 @@ def test_model_card_reference_reads_the_mlmodel_metadata(tmp_path: Path) -> None
     (tmp_path / "MLmodel").write_text("flavors: {}\n")
     assert model_card_reference(tmp_path) == ""
     assert model_card_reference(tmp_path / "missing") == ""
+
+
+def test_claimed_rows_reads_shapes_and_instances_only() -> None:
+    import sys
+
+    from arrest_server.validation import claimed_rows
+    from kserve.protocol.infer_type import InferInput, InferRequest
+
+    def v2(*shapes: Any) -> InferRequest:
+        inputs = [
+            InferInput(name=f"f{i}", shape=shape, datatype="BYTES", data=[]) for i, shape in enumerate(shapes)
+        ]
+        return InferRequest(model_name="m", infer_inputs=inputs)
+
+    assert claimed_rows(v2([1], [3, 1])) == 3
+    assert claimed_rows(v2([2], "x")) == 2  # an input without a list shape is the parser's to refuse
+    assert claimed_rows(v2([2.0])) == sys.maxsize
+    assert claimed_rows(v2()) == sys.maxsize
+    assert claimed_rows({"instances": [{}, {}]}) == 2
+    assert claimed_rows({"instances": "x"}) == sys.maxsize
+    assert claimed_rows(b"{}") == sys.maxsize
