@@ -14,7 +14,9 @@ the pickled size.
 ``block`` variants add the street block (``block``, e.g. "023XX N CLARK ST") as a target-encoded feature, and
 its interaction with the crime type: not features of the served model, so :func:`with_block_features` patches
 them into :mod:`chicago_arrest.features` for the run (``--only`` them, in a process of their own: the patch
-makes every variant compute the extra columns, which would inflate the others' times).
+makes every variant compute the extra columns, which would inflate the others' times). The ``x type`` variants
+add an interaction of a place (district, community area, beat) or ``domestic`` with the crime type the same
+way (:data:`EXTRA_INTERACTIONS`).
 """
 
 from __future__ import annotations
@@ -64,7 +66,28 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool, tuple[str, ...]]] = {
     "xgboost 700 x depth 4": ("xgboost", {}, False, ()),
     "xgboost 700 x depth 4 + block": ("xgboost", {}, False, ("block",)),
     "xgboost 700 x depth 4 + block, block x type": ("xgboost", {}, False, ("block", "block_type")),
+    "xgboost 700 x depth 4 + district x type": ("xgboost", {}, False, ("district_type",)),
+    "xgboost 700 x depth 4 + community area x type": ("xgboost", {}, False, ("area_type",)),
+    "xgboost 700 x depth 4 + beat x type": ("xgboost", {}, False, ("beat_type",)),
+    "xgboost 700 x depth 4 + domestic x type": ("xgboost", {}, False, ("domestic_type",)),
 }
+#: Interactions of served raw columns that the variants above try (target-encoded like the served ones).
+EXTRA_INTERACTIONS = {
+    "district_type": ("district", "primary_type"),
+    "area_type": ("community_area", "primary_type"),
+    "beat_type": ("beat", "primary_type"),
+    "domestic_type": ("domestic", "primary_type"),
+}
+
+
+def with_interactions(names: set[str]) -> None:
+    """Add the named :data:`EXTRA_INTERACTIONS` to the raw feature columns (for this process)."""
+    import chicago_arrest.features as features
+
+    for name in sorted(names & set(EXTRA_INTERACTIONS)):
+        if name not in features.ALL_COLUMNS:
+            features.INTERACTIONS[name] = EXTRA_INTERACTIONS[name]
+            features.ALL_COLUMNS = (*features.ALL_COLUMNS, name)
 
 
 def with_block_features() -> None:
@@ -178,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", nargs="*", help="variant names (default: all without 'block')")
+    parser.add_argument("--only", nargs="*", help="variant names (default: those without extra features)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument(
         "--ensemble",
@@ -188,12 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    names = args.only or [n for n in VARIANTS if "block" not in n]
+    names = args.only or [n for n in VARIANTS if not VARIANTS[n][3]]
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
-    if any(VARIANTS[n][3] for n in names):
+    extra = {f for n in names for f in VARIANTS[n][3]}
+    if extra & {"block", "block_type"}:
         with_block_features()
+    with_interactions(extra)
     crimes, stations, source = load_sample()
     valid = valid_records(crimes)
     dates = pd.to_datetime(valid["date"])

@@ -2,7 +2,9 @@
 
 * ``--ab``: server CPU per request of several servers side by side, in alternating rounds of 300 sequential
   single-record requests (the baseline server from ``--baseline DIR``, this one, this one without its request
-  log): how much the same server's figure moves from round to round on this machine.
+  log, this one through KServe's FastAPI route with every request in a worker thread, i.e. without
+  ``arrest_server.fast_infer`` and ``ARREST_SERVER_INLINE_ROWS``): how much the same server's figure moves from
+  round to round on this machine, and what the fast path saves.
 * ``--probe RATE``: one open-loop step of 10 s at ``RATE`` against ``--workers N`` servers, with the CPU seconds of
   every process of the server's tree and of the client. ``--pyspy PATH`` records a py-spy profile of the server
   (``py-spy record --format raw``; py-spy is not a project dependency: ``pip install py-spy --target DIR`` and
@@ -166,6 +168,11 @@ def ab(model_dir: Path, work: Path, baseline: Path | None, rounds: int) -> None:
     specs: list[tuple[str, Path | None, dict[str, str]]] = [
         ("this server", None, {}),
         ("this server, no request log", None, {"ARREST_SERVER_REQUEST_LOG": "false"}),
+        (
+            "this server, FastAPI route and thread hop",
+            None,
+            {"ARREST_SERVER_FAST_INFER": "false", "ARREST_SERVER_INLINE_ROWS": "0"},
+        ),
     ]
     if baseline is not None:
         specs.insert(0, ("baseline", baseline, {}))
