@@ -14,6 +14,8 @@
 * ``--request-log``: the request log's writer on 3,000 buffered single-record requests: converted in slices of 64
   (the largest slice, the total) and written, against converting everything in one go as the writer used to.
 * ``--threads``: 1,000 records through the champion in process with one and with two classifier threads.
+* ``--thousand``: 1,000 records in one V2 request over HTTP (p50 of 15 a round), in alternating rounds: the
+  baseline server (``--baseline DIR``), this one, this one with ``ARREST_SERVER_BATCH_THREADS=1``.
 
 The model is the registry's champion (``make pipeline-run`` first) unless ``--model-dir`` names a folder. Run from
 the repository root, e.g.::
@@ -196,6 +198,34 @@ def ab(model_dir: Path, work: Path, baseline: Path | None, rounds: int) -> None:
         print(f"{name}: server CPU ms per request by round {[round(v, 2) for v in values]}")
 
 
+def thousand(model_dir: Path, work: Path, baseline: Path | None, rounds: int) -> None:
+    """1,000 records in one request, p50 of 15, servers side by side in alternating rounds."""
+    import statistics
+
+    batch = v2_body(records(1000), "thousand")
+    specs: list[tuple[str, Path | None, dict[str, str]]] = [
+        ("this server", None, {}),
+        ("this server, one classifier thread", None, {"ARREST_SERVER_BATCH_THREADS": "1"}),
+    ]
+    if baseline is not None:
+        specs.insert(0, ("baseline", baseline, {}))
+    p50: dict[str, list[float]] = {name: [] for name, _, _ in specs}
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name, base, env in specs:
+            servers[name] = stack.enter_context(kserve(model_dir, work, 1, baseline=base, **env))
+            wait_ready(servers[name])
+        for server in servers.values():
+            wait_idle(server.proc.pid)
+        for _ in range(rounds):
+            for name, server in servers.items():
+                raw = [build_request(f"{server.url}/v2/models/{MODEL}/infer", batch)]
+                sequential(server.url, raw, 3)
+                p50[name].append(statistics.median(sequential(server.url, raw, 15)) * 1000)
+    for name, values in p50.items():
+        print(f"{name}: 1,000 records p50 ms by round {[round(v, 1) for v in values]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen measurement."""
     parser = argparse.ArgumentParser(
@@ -204,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vm-scaling", action="store_true")
     parser.add_argument("--probe", type=float, metavar="RATE")
     parser.add_argument("--ab", action="store_true")
+    parser.add_argument("--thousand", action="store_true")
     parser.add_argument("--request-log", action="store_true")
     parser.add_argument("--threads", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
@@ -218,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.request_log:
         request_log()
         return 0
-    if args.probe is None and not args.ab and not args.threads:
-        parser.error("choose --vm-scaling, --request-log, --threads, --probe RATE or --ab")
+    if args.probe is None and not args.ab and not args.threads and not args.thousand:
+        parser.error("choose --vm-scaling, --request-log, --threads, --probe RATE, --ab or --thousand")
 
     from chicago_arrest.runtime import pin_thread_env
     from chicago_arrest.settings import Settings
@@ -234,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         probe(model_dir, work, args.workers, args.probe, args.pyspy)
     if args.ab:
         ab(model_dir, work, args.baseline.resolve() if args.baseline else None, args.rounds)
+    if args.thousand:
+        thousand(model_dir, work, args.baseline.resolve() if args.baseline else None, args.rounds)
     return 0
 
 
