@@ -55,9 +55,9 @@ class Inner:
 
 
 async def _invalid_input_handler(request: Any, exc: Exception) -> Any:
-    from fastapi.responses import ORJSONResponse
+    from starlette.responses import JSONResponse
 
-    return ORJSONResponse(status_code=400, content={"error": str(exc)})
+    return JSONResponse(status_code=400, content={"error": str(exc)})
 
 
 def _call(
