@@ -36,6 +36,7 @@ import multiprocessing
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,34 @@ def probe(model_dir: Path, work: Path, workers: int, rate: float, pyspy: str | N
     print(f"  client: {client:.2f} CPU-s")
 
 
+Spec = tuple[str, Path | None, dict[str, str]]
+
+
+@contextlib.contextmanager
+def side_by_side(
+    model_dir: Path, work: Path, baseline: Path | None, specs: list[Spec]
+) -> Iterator[dict[str, Any]]:
+    """One-process servers side by side, ready and idle, by name.
+
+    ``specs`` are (name, sources or ``None`` for this checkout, environment); the baseline server from
+    ``baseline``'s sources comes first when given.
+    """
+    if baseline is not None:
+        specs = [("baseline", baseline, {}), *specs]
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name, base, env in specs:
+            servers[name] = stack.enter_context(kserve(model_dir, work, 1, baseline=base, **env))
+            wait_ready(servers[name])
+        for server in servers.values():
+            wait_idle(server.proc.pid)
+        yield servers
+
+
 def ab(model_dir: Path, work: Path, baseline: Path | None, rounds: int) -> None:
     """Server CPU per request, servers side by side in alternating rounds."""
     single = [v2_body([r], f"ab-{i}") for i, r in enumerate(records(300))]
-    specs: list[tuple[str, Path | None, dict[str, str]]] = [
+    specs: list[Spec] = [
         ("this server", None, {}),
         ("this server, no request log", None, {"ARREST_SERVER_REQUEST_LOG": "false"}),
         (
@@ -176,16 +201,8 @@ def ab(model_dir: Path, work: Path, baseline: Path | None, rounds: int) -> None:
             {"ARREST_SERVER_FAST_INFER": "false", "ARREST_SERVER_INLINE_ROWS": "0"},
         ),
     ]
-    if baseline is not None:
-        specs.insert(0, ("baseline", baseline, {}))
-    cpu: dict[str, list[float]] = {name: [] for name, _, _ in specs}
-    with contextlib.ExitStack() as stack:
-        servers = {}
-        for name, base, env in specs:
-            servers[name] = stack.enter_context(kserve(model_dir, work, 1, baseline=base, **env))
-            wait_ready(servers[name])
-        for server in servers.values():
-            wait_idle(server.proc.pid)
+    cpu: dict[str, list[float]] = {}
+    with side_by_side(model_dir, work, baseline, specs) as servers:
         for _ in range(rounds):
             for name, server in servers.items():
                 url = f"{server.url}/v2/models/{MODEL}/infer"
@@ -193,7 +210,7 @@ def ab(model_dir: Path, work: Path, baseline: Path | None, rounds: int) -> None:
                 sequential(server.url, raws, 30)
                 before = tree_cpu_s(server.proc.pid)
                 sequential(server.url, raws, 300)
-                cpu[name].append((tree_cpu_s(server.proc.pid) - before) / 300 * 1000)
+                cpu.setdefault(name, []).append((tree_cpu_s(server.proc.pid) - before) / 300 * 1000)
     for name, values in cpu.items():
         print(f"{name}: server CPU ms per request by round {[round(v, 2) for v in values]}")
 
@@ -203,25 +220,17 @@ def thousand(model_dir: Path, work: Path, baseline: Path | None, rounds: int) ->
     import statistics
 
     batch = v2_body(records(1000), "thousand")
-    specs: list[tuple[str, Path | None, dict[str, str]]] = [
+    specs: list[Spec] = [
         ("this server", None, {}),
         ("this server, one classifier thread", None, {"ARREST_SERVER_BATCH_THREADS": "1"}),
     ]
-    if baseline is not None:
-        specs.insert(0, ("baseline", baseline, {}))
-    p50: dict[str, list[float]] = {name: [] for name, _, _ in specs}
-    with contextlib.ExitStack() as stack:
-        servers = {}
-        for name, base, env in specs:
-            servers[name] = stack.enter_context(kserve(model_dir, work, 1, baseline=base, **env))
-            wait_ready(servers[name])
-        for server in servers.values():
-            wait_idle(server.proc.pid)
+    p50: dict[str, list[float]] = {}
+    with side_by_side(model_dir, work, baseline, specs) as servers:
         for _ in range(rounds):
             for name, server in servers.items():
                 raw = [build_request(f"{server.url}/v2/models/{MODEL}/infer", batch)]
                 sequential(server.url, raw, 3)
-                p50[name].append(statistics.median(sequential(server.url, raw, 15)) * 1000)
+                p50.setdefault(name, []).append(statistics.median(sequential(server.url, raw, 15)) * 1000)
     for name, values in p50.items():
         print(f"{name}: 1,000 records p50 ms by round {[round(v, 1) for v in values]}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -11,6 +10,8 @@ import pytest
 from arrest_server.fast_infer import FastInferMiddleware
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from tests.asgi import run_asgi
 
 BODY = json.dumps(
     {
@@ -67,15 +68,6 @@ def _call(
     body: bytes = BODY,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[int, dict[bytes, bytes], bytes]:
-    sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     scope = {
         "type": "http",
         "method": method,
@@ -84,7 +76,7 @@ def _call(
         "query_string": b"",
         "root_path": "",
     }
-    asyncio.run(middleware(scope, receive, send))
+    sent = run_asgi(middleware, scope, [{"type": "http.request", "body": body, "more_body": False}])
     start, payload = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
     return start["status"], dict(start["headers"]), payload
 

@@ -17,6 +17,8 @@ from arrest_server.settings import ServerSettings
 from arrest_server.validation import TooManyRows
 from prometheus_client import CollectorRegistry, generate_latest
 
+from tests.asgi import run_asgi
+
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 ROW = {"date": "2017-03-01T13:05:00.000", "primary_type": "THEFT", "iucr": "0820", "domestic": False}
 
@@ -104,21 +106,13 @@ def call(
     messages = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)
     ]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     scope = {
         "type": "http",
         "method": method,
         "path": path,
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
     }
-    asyncio.run(guard(scope, receive, send))
+    sent = run_asgi(guard, scope, messages)
     status = sent[0]["status"]
     body = json.loads(sent[1]["body"]) if status != 200 else {"echo": int(sent[1]["body"])}
     return status, body, seen.get("body")
