@@ -11,8 +11,9 @@
   pass ``DIR/bin/py-spy``).
 * ``--vm-scaling``: a pure-Python CPU loop in one process, then in two at once: how much of a second core this VM
   gives to a second process.
-* ``--request-log``: the request log's writer on 3,000 buffered single-record requests: converted in slices of 64
-  (the largest slice, the total) and written, against converting everything in one go as the writer used to.
+* ``--request-log``: the request log's writer on 3,000 buffered single-record requests: joined column by column in
+  slices of 64 (the largest slice, the total) and written, against concatenating the requests' frames in slices
+  and in one go, as the writer used to.
 * ``--threads``: 1,000 records through the champion in process with one and with two classifier threads.
 * ``--thousand``: 1,000 records in one V2 request over HTTP (p50 of 15 a round), in alternating rounds: the
   baseline server (``--baseline DIR``), this one, this one with ``ARREST_SERVER_BATCH_THREADS=1``.
@@ -75,14 +76,18 @@ def request_log(n: int = 3_000) -> None:
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
     body = json.loads(v2_body(records(1)))
-    frame = parse_v2(
-        InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL), 10
-    ).frame
+    parsed = parse_v2(InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL), 10)
+    frame = parsed.frame
     gc.freeze()  # as the server does after loading (arrest_server.model.freeze_heap)
-    for label, size in (("in slices of 64", 64), ("in one go (before)", n)):
+    runs = (
+        ("columns joined, in slices of 64", 64, parsed.columns),
+        ("frames concatenated, in slices of 64 (before)", 64, None),
+        ("frames concatenated in one go (before that)", n, None),
+    )
+    for label, size, columns in runs:
         with tempfile.TemporaryDirectory() as tmp:
             log = RequestLog(Path(tmp), flush_s=3600, flush_rows=10**9, convert_s=3600, convert_slice=size)
-            log._frame([(frame, np.array([0.3]), np.array([False]), "1", "champion", "warm-up", None)])
+            log._frame([(frame, np.array([0.3]), np.array([False]), "1", "champion", "warm-up", None, None)])
             for i in range(n):
                 log.append(
                     frame,
@@ -91,6 +96,7 @@ def request_log(n: int = 3_000) -> None:
                     model_version="1",
                     role="champion",
                     request_id=str(i),
+                    columns=columns,
                 )
             slices: list[float] = []
             convert = log._frame

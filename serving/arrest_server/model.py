@@ -567,6 +567,7 @@ class ArrestPredictor(Model):
                 model_version=served.version,
                 role=role,
                 request_id=request_id,
+                columns=parsed.columns,
             )
         response = self._response(payload, request_id, served, role, probabilities, arrest)
         if explanations is None:

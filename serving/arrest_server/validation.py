@@ -75,11 +75,13 @@ class ParsedRequest:
         frame: One row per record, the model fields present in the request, typed (datetimes parsed).
         rows: Number of rows.
         requested_outputs: Output names the client asked for (``None``: all).
+        columns: The arrays ``frame`` was built from, by field (the request log concatenates these).
     """
 
     frame: pd.DataFrame
     rows: int
     requested_outputs: tuple[str, ...] | None = None
+    columns: Mapping[str, Any] | None = None
 
 
 def input_metadata() -> list[dict[str, Any]]:
@@ -421,7 +423,7 @@ def parse_v2(payload: InferRequest, max_rows: int) -> ParsedRequest:
                 f"input '{name}' has shape {list(inp.shape)} but {len(values)} value(s) in data"
             )
         columns[name] = _column(FIELD_BY_NAME[name], values, inp.datatype)
-    return ParsedRequest(_frame(columns, rows), rows, _requested_outputs(payload))
+    return ParsedRequest(_frame(columns, rows), rows, _requested_outputs(payload), columns)
 
 
 def _requested_outputs(payload: InferRequest) -> tuple[str, ...] | None:
@@ -498,7 +500,7 @@ def parse_v1(payload: Any, max_rows: int) -> ParsedRequest:
         for name in MODEL_INPUT_COLUMNS
         if name in present
     }
-    return ParsedRequest(_frame(columns, len(instances)), len(instances))
+    return ParsedRequest(_frame(columns, len(instances)), len(instances), None, columns)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -433,3 +433,44 @@ def test_monitoring_schedule_is_weekly_and_idempotent() -> None:
     (created,) = [c for c in client.calls if c[0] == "create_recurring_run"]
     assert created[1]["job_name"] == "chicago-arrest-weekly-monitoring"
     assert created[1]["cron_expression"] == "0 0 6 * * 1"
+
+
+def test_request_log_joins_parsed_columns_into_the_table_frames_give(tmp_path: Path) -> None:
+    """Requests logged with their parsed columns are joined column by column (cheap); the file is the same as
+    when the writer concatenates their frames, and a request of another shape falls back to the frames."""
+    from arrest_server.request_log import RequestLog
+    from arrest_server.validation import parse_v1
+
+    rows = [
+        {"date": "2017-03-01T13:05:00.000", "primary_type": "THEFT", "iucr": "0820", "domestic": False},
+        {"date": "2017-03-02T01:00:00.000", "primary_type": "BATTERY", "iucr": "0486", "domestic": True},
+        {"date": "2017-03-03T23:59:00.000", "primary_type": "NARCOTICS", "iucr": "2027", "domestic": False},
+    ]
+    parsed = [parse_v1({"instances": [row]}, 10) for row in rows]
+    odd = parse_v1({"instances": [{**rows[0], "beat": "0111", "latitude": 41.9}]}, 10)  # more fields
+
+    def written(use_columns: bool, requests: list) -> pd.DataFrame:
+        folder = tmp_path / f"{use_columns}-{len(requests)}"
+        log = RequestLog(folder, max_bytes=10**9, flush_s=3600, convert_s=3600)
+        for i, p in enumerate(requests):
+            log.append(
+                p.frame,
+                np.array([0.1 * i]),
+                np.array([i == 1]),
+                model_version="1",
+                role="champion",
+                request_id=f"r{i}",
+                columns=p.columns if use_columns else None,
+            )
+        path = log.flush()
+        log.close()
+        assert path is not None
+        return pd.read_parquet(path).drop(columns=["logged_at"])
+
+    from arrest_server import request_log
+
+    joined = request_log._joined_columns([p.columns for p in parsed])
+    assert joined is not None
+    assert request_log._joined_columns([p.columns for p in [*parsed, odd]]) is None
+    pd.testing.assert_frame_equal(written(True, parsed), written(False, parsed))
+    pd.testing.assert_frame_equal(written(True, [*parsed, odd]), written(False, [*parsed, odd]))
