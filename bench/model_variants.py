@@ -73,6 +73,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool, tuple[str, ...]]] = {
 }
 #: Interactions of served raw columns that the variants above try (target-encoded like the served ones).
 EXTRA_INTERACTIONS = {
+    "block_type": ("block", "primary_type"),  # the raw ``block`` comes from :func:`with_block_features`
     "district_type": ("district", "primary_type"),
     "area_type": ("community_area", "primary_type"),
     "beat_type": ("beat", "primary_type"),
@@ -91,7 +92,7 @@ def with_interactions(names: set[str]) -> None:
 
 
 def with_block_features() -> None:
-    """Add ``block`` (normalised text) and ``block_type`` (block × primary type) to the raw feature columns."""
+    """Add ``block`` (normalised text) to the raw feature columns (``block_type`` is a :data:`EXTRA_INTERACTIONS`)."""
     import chicago_arrest.features as features
     from chicago_arrest.schema import category_array
 
@@ -106,8 +107,7 @@ def with_block_features() -> None:
         return out
 
     features.model_input_arrays = model_input_arrays
-    features.INTERACTIONS["block_type"] = ("block", "primary_type")
-    features.ALL_COLUMNS = (*features.ALL_COLUMNS, "block", "block_type")
+    features.ALL_COLUMNS = (*features.ALL_COLUMNS, "block")
 
 
 def run_variant(name: str, train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) -> dict[str, Any]:

@@ -90,7 +90,8 @@ class FastInferMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a plain V2 infer request of a served model; pass anything else on."""
-        predictor = self._predictor(scope)
+        raw_headers = dict(scope.get("headers") or ()) if scope["type"] == "http" else {}
+        predictor = self._predictor(scope, raw_headers)
         if predictor is None:
             await self.app(scope, receive, send)
             return
@@ -101,7 +102,7 @@ class FastInferMiddleware:
             # KServe's route gives the error answer (FastAPI's validation, our 400 messages).
             await self.app(scope, _replay(body, receive), send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or ()}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers.items()}
         try:
             infer_request = InferRequest.from_inference_request(request, predictor.name)
             response, response_headers = await predictor(infer_request, headers=headers)
@@ -127,7 +128,7 @@ class FastInferMiddleware:
         await send({"type": "http.response.start", "status": 200, "headers": out})
         await send({"type": "http.response.body", "body": payload})
 
-    def _predictor(self, scope: Scope) -> Any:
+    def _predictor(self, scope: Scope, headers: Mapping[bytes, bytes]) -> Any:
         if scope["type"] != "http" or scope["method"] != "POST":
             return None
         path: str = scope["path"]
@@ -136,7 +137,7 @@ class FastInferMiddleware:
         predictor = self.models.get(path[len(PREFIX) : -len(SUFFIX)])
         if predictor is None or not predictor.ready:
             return None  # unknown (404), versioned path or not ready (503): KServe answers
-        if not _plain_json(dict(scope.get("headers") or ())):
+        if not _plain_json(headers):
             return None
         return predictor
 

@@ -34,8 +34,8 @@ class ServerSettings(BaseSettings):
             over it → HTTP 504 (the scoring thread finishes in the background; the server keeps answering).
             Requests of at most ``inline_rows`` records are scored without the thread and the limit.
         inline_rows: Requests claiming at most this many records (and not asking for explanations) are
-            scored on the event loop: about a millisecond each, where the hop to a worker thread cost as much
-            again under load. 0: every request goes to a worker thread.
+            scored on the event loop: about a millisecond each, where the hop to a worker thread cost about a
+            quarter of such a request's CPU (docs/benchmarks.md). 0: every request goes to a worker thread.
         api_token: When set, inference, explain and metadata routes need ``Authorization: Bearer <token>``
             (HTTP 401 otherwise); health and ``/metrics`` stay open. gRPC is switched off (it has no auth).
         threads: Threads for the model and native libraries (1: single rows get slower with more).

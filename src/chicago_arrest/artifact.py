@@ -9,6 +9,7 @@ the model server and a pickled model need at predict time; the training loop tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import weakref
@@ -115,13 +116,9 @@ def positive_scores(clf: Any, X: np.ndarray, threads: int | None = None) -> np.n
             iterations = (0, clf.best_iteration + 1)
         except AttributeError:
             iterations = (0, 0)
-        if threads is None:
-            scores = clf.get_booster().inplace_predict(X, iteration_range=iterations, missing=clf.missing)
-            return np.asarray(scores, dtype=float)
-        with _openmp_threads(threads):
-            scores = _booster_with_threads(clf, threads).inplace_predict(
-                X, iteration_range=iterations, missing=clf.missing
-            )
+        booster = clf.get_booster() if threads is None else _booster_with_threads(clf, threads)
+        with contextlib.nullcontext() if threads is None else _openmp_threads(threads):
+            scores = booster.inplace_predict(X, iteration_range=iterations, missing=clf.missing)
         return np.asarray(scores, dtype=float)
     return np.asarray(clf.predict_proba(X)[:, 1], dtype=float)
 

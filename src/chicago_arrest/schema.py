@@ -106,7 +106,7 @@ FALSE_TEXT = frozenset({"false", "f", "0"})
 #: A timestamp's text starts with a full calendar date, 2017-03-01... (ISO / Socrata) or 03/01/2017... (the CSV
 #: export), then ends or goes on with the time: pandas and numpy would also read "now", "2017" or "20170105".
 FULL_DATE = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?:$|[T ])")
-# Local timestamps numpy parses exactly and without a warning (no zone, no trailing blank, at most ns).
+#: Local timestamps numpy parses exactly and without a warning (no zone, no trailing blank, at most ns).
 NUMPY_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d(?::\d\d(?::\d\d(?:\.\d{1,9})?)?)?)?\Z")
 
 
