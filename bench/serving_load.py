@@ -46,6 +46,8 @@ class Outcome:
         seconds: Scheduled duration.
         sent: Requests scheduled and written.
         latencies: Seconds from scheduled send to the end of the response, per answered request.
+        scheduled: Seconds from the start of the schedule to each answered request's send, in the order of
+            ``latencies`` (where in the run a slow answer was).
         statuses: HTTP status → count (``0``: no answer: connection error or client time-out).
         headers: Values of ``watch_header`` in the answers → count.
         elapsed: Wall time of the run, until the last answer.
@@ -55,6 +57,7 @@ class Outcome:
     seconds: float
     sent: int = 0
     latencies: list[float] = field(default_factory=list)
+    scheduled: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     headers: Counter[str] = field(default_factory=Counter)
     elapsed: float = 0.0
@@ -169,6 +172,7 @@ async def _run(
             return
         out.statuses[status] += 1
         out.latencies.append(time.perf_counter() - scheduled)
+        out.scheduled.append(scheduled - start)
         if watched is not None:
             out.headers[watched] += 1
 

@@ -17,6 +17,11 @@
 * ``--threads``: 1,000 records through the champion in process with one and with two classifier threads.
 * ``--thousand``: 1,000 records in one V2 request over HTTP (p50 of 15 a round), in alternating rounds: the
   baseline server (``--baseline DIR``), this one, this one with ``ARREST_SERVER_BATCH_THREADS=1``.
+* ``--steady RATE``: ``make serve``'s workers at one open-loop rate for ``--seconds`` (30), with
+  ``--server-env KEY=VALUE ...`` (e.g. ``ARREST_SERVER_REQUEST_LOG=false``): p50, p99 and where the stalls were.
+* ``--in-process``: CPU per single-record request through KServe's ASGI app called in process (no HTTP server),
+  in ``--rounds`` alternating rounds: this server, with FastAPI's route instead of ``arrest_server.fast_infer``,
+  and with every request in a worker thread (``ARREST_SERVER_INLINE_ROWS=0``).
 
 The model is the registry's champion (``make pipeline-run`` first) unless ``--model-dir`` names a folder. Run from
 the repository root, e.g.::
@@ -241,6 +246,103 @@ def thousand(model_dir: Path, work: Path, baseline: Path | None, rounds: int) ->
         print(f"{name}: 1,000 records p50 ms by round {[round(v, 1) for v in values]}")
 
 
+def steady(model_dir: Path, work: Path, rate: float, seconds: float, env: dict[str, str]) -> None:
+    """``make serve``'s workers at one open-loop rate for ``seconds``: percentiles and where the stalls were."""
+    single = [v2_body([r], f"steady-{i}") for i, r in enumerate(records(300))]
+    with kserve(model_dir, work, 0, **env) as server:
+        wait_ready(server)
+        wait_idle(server.proc.pid)
+        url = f"{server.url}/v2/models/{MODEL}/infer"
+        raws = [build_request(url, body) for body in single]
+        open_loop(server.url, raws, 50, 3)  # warm-up: every worker answered
+        outcome = open_loop(server.url, raws, rate, seconds)
+    print({k: outcome.summary()[k] for k in ("sent", "errors", "p50_ms", "p99_ms", "max_ms")})
+    stalls: list[list[float]] = []  # [start s, worst ms, requests over 50 ms]
+    for at, latency in sorted(zip(outcome.scheduled, outcome.latencies, strict=True)):
+        if latency <= 0.05:
+            continue
+        if stalls and at - stalls[-1][0] <= 0.3:
+            stalls[-1][1] = max(stalls[-1][1], latency * 1000)
+            stalls[-1][2] += 1
+        else:
+            stalls.append([at, latency * 1000, 1])
+    print(
+        "stalls (start s, worst ms, requests over 50 ms):",
+        [[round(a, 2), round(w), int(n)] for a, w, n in stalls],
+    )
+
+
+def in_process(model_dir: Path, rounds: int) -> None:
+    """CPU per single-record V2 request through KServe's ASGI app called in process (no HTTP server): this
+    server, without the fast path, and without inline scoring, in alternating rounds of 150 requests."""
+    import asyncio
+    import statistics
+
+    from arrest_server import fast_infer
+    from arrest_server.model import ArrestPredictor, setup_process
+    from arrest_server.settings import ServerSettings
+    from kserve import ModelServer
+    from kserve.model_server import app
+    from kserve.protocol.rest.server import RESTServer
+
+    settings = ServerSettings(model_dir=model_dir)
+    setup_process(settings)
+    model = ArrestPredictor(settings)
+    model.load()
+    server = ModelServer(workers=1, enable_grpc=False)
+    server.register_model(model)
+    RESTServer(
+        "kserve.model_server:app", server.dataplane, server.model_repository_extension, 0
+    ).create_application()
+    body = v2_body(records(1), "in-process")
+    path = f"/v2/models/{MODEL}/infer"
+
+    async def call() -> None:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}  # fmt: skip
+        await app(scope, receive, send)
+        if sent[0]["status"] != 200:
+            raise RuntimeError(f"HTTP {sent[0]['status']}: {sent[1].get('body', b'')[:300]!r}")
+
+    fast = fast_infer.FastInferMiddleware._predictor
+    modes = {
+        "this server": (fast, settings.inline_rows),
+        "FastAPI route": (lambda self, scope, headers: None, settings.inline_rows),
+        "thread hop": (fast, 0),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in modes}
+
+    async def run() -> None:
+        for _ in range(100):
+            await call()
+        for _ in range(rounds):
+            for name, (predictor, inline) in modes.items():
+                fast_infer.FastInferMiddleware._predictor = predictor  # type: ignore[method-assign]
+                model.settings = settings.model_copy(update={"inline_rows": inline})
+                start = time.process_time()
+                for _ in range(150):
+                    await call()
+                cpu[name].append((time.process_time() - start) / 150 * 1000)
+
+    asyncio.run(run())
+    for name, values in cpu.items():
+        print(
+            f"{name}: CPU ms per request, median {statistics.median(values):.2f},"
+            f" by round {[round(v, 2) for v in values]}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen measurement."""
     parser = argparse.ArgumentParser(
@@ -250,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", type=float, metavar="RATE")
     parser.add_argument("--ab", action="store_true")
     parser.add_argument("--thousand", action="store_true")
+    parser.add_argument("--steady", type=float, metavar="RATE")
+    parser.add_argument("--seconds", type=float, default=30.0, help="--steady: duration")
+    parser.add_argument(
+        "--server-env", nargs="*", default=[], metavar="KEY=VALUE", help="--steady: server env"
+    )
+    parser.add_argument("--in-process", action="store_true")
     parser.add_argument("--request-log", action="store_true")
     parser.add_argument("--threads", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
@@ -264,8 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.request_log:
         request_log()
         return 0
-    if args.probe is None and not args.ab and not args.threads and not args.thousand:
-        parser.error("choose --vm-scaling, --request-log, --threads, --probe RATE, --ab or --thousand")
+    chosen = (args.probe, args.steady)
+    if all(c is None for c in chosen) and not (args.ab or args.threads or args.thousand or args.in_process):
+        parser.error(
+            "choose --vm-scaling, --request-log, --threads, --probe RATE, --steady RATE, --ab, --thousand"
+            " or --in-process"
+        )
 
     from chicago_arrest.runtime import pin_thread_env
     from chicago_arrest.settings import Settings
@@ -282,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         ab(model_dir, work, args.baseline.resolve() if args.baseline else None, args.rounds)
     if args.thousand:
         thousand(model_dir, work, args.baseline.resolve() if args.baseline else None, args.rounds)
+    if args.steady is not None:
+        steady(model_dir, work, args.steady, args.seconds, dict(kv.split("=", 1) for kv in args.server_env))
+    if args.in_process:
+        in_process(model_dir, args.rounds)
     return 0
 
 
