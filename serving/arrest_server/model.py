@@ -556,18 +556,17 @@ class ArrestPredictor(Model):
             explanation = explainer_for(served.model).explain(parsed.frame)
             probabilities, explanations = explanation.probability, explanation.records()
         else:
-            probabilities = served.model.predict_arrest_probability(parsed.frame)
+            probabilities = served.model.predict_arrest_probability(parsed.columns)
         scored.probabilities = probabilities
         arrest = probabilities >= served.model.threshold
         if (requests := process_request_log(self.settings, self.library_settings)) is not None:  # issue 13
             requests.append(
-                parsed.frame,
+                parsed.columns,
                 probabilities,
                 arrest,
                 model_version=served.version,
                 role=role,
                 request_id=request_id,
-                columns=parsed.columns,
             )
         response = self._response(payload, request_id, served, role, probabilities, arrest)
         if explanations is None:

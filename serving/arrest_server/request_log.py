@@ -77,27 +77,26 @@ class RequestLog:
 
     def append(
         self,
-        frame: pd.DataFrame,
+        records: pd.DataFrame | Mapping[str, Any],
         probabilities: np.ndarray,
         arrest: np.ndarray,
         *,
         model_version: str,
         role: str,
         request_id: str,
-        columns: Mapping[str, Any] | None = None,
     ) -> None:
         """Buffer the records of one request (never raises; a failure is logged and the records dropped).
 
-        ``columns``, the arrays ``frame`` was built from, lets the writer join requests column by column
-        instead of frame by frame (see :meth:`_frame`).
+        ``records`` is a frame, or the request's parsed columns (field → numpy array), which the writer joins
+        column by column instead of frame by frame (see :func:`_joined_columns`).
         """
         try:
-            # References only (the frame is the request's own parsed copy): the table is built by the writer.
+            # References only (the records are the request's own parsed copy): the table is built by the writer.
             now = dt.datetime.now(dt.UTC)
-            entry = (frame, probabilities, arrest, model_version, role, request_id, now, columns)
+            entry = (records, probabilities, arrest, model_version, role, request_id, now)
             with self._lock:
                 self._buffer.append(entry)
-                self._rows += len(frame)
+                self._rows += len(probabilities)
                 full = self._rows >= self.flush_rows
             if full:
                 self._wake.set()
@@ -131,7 +130,7 @@ class RequestLog:
             try:
                 frame = self._frame(part)
             except Exception:
-                log.exception("request log: could not convert %d records", sum(len(b[0]) for b in part))
+                log.exception("request log: could not convert %d records", sum(len(b[1]) for b in part))
                 continue
             self._converted.append(frame)
             self._converted_rows += len(frame)
@@ -139,10 +138,11 @@ class RequestLog:
 
     @staticmethod
     def _frame(batches: list[tuple[Any, ...]]) -> pd.DataFrame:
-        frame = _joined_columns([b[7] for b in batches])
+        frame = _joined_columns([b[0] for b in batches])
         if frame is None:
-            frame = pd.concat([b[0] for b in batches], ignore_index=True)
-        sizes = [len(b[0]) for b in batches]
+            frames = [b[0] if isinstance(b[0], pd.DataFrame) else pd.DataFrame(dict(b[0])) for b in batches]
+            frame = pd.concat(frames, ignore_index=True)
+        sizes = [len(b[1]) for b in batches]
         frame["arrest_probability"] = np.concatenate([np.asarray(b[1], dtype=float) for b in batches])
         frame["predicted_arrest"] = np.concatenate([np.asarray(b[2], dtype=bool) for b in batches])
         for column, index in (("model_version", 3), ("role", 4), ("request_id", 5), ("logged_at", 6)):
@@ -201,27 +201,27 @@ class RequestLog:
             self.flush()
 
 
-def _joined_columns(requests: list[Mapping[str, Any] | None]) -> pd.DataFrame | None:
+def _joined_columns(requests: list[pd.DataFrame | Mapping[str, Any]]) -> pd.DataFrame | None:
     """The requests' columns joined array by array; ``None`` unless all have the same fields and dtypes.
 
     Every request must carry its columns as numpy arrays of the same fields and dtypes; otherwise the caller
-    concatenates the frames. One ``pd.concat`` over one-row frames cost ~110 µs a request, and while the
+    concatenates frames. One ``pd.concat`` over one-row frames cost ~110 µs a request, and while the
     writer thread held the GIL for it the event loop waited: a 10 ms slice delayed requests by up to ~300 ms
     at 350 requests/s (docs/benchmarks.md). ``np.concatenate`` per column builds the same table for a
     fraction of that.
     """
     first = requests[0]
-    if first is None:
+    if isinstance(first, pd.DataFrame):
         return None
     names = list(first)
     for columns in requests:
-        if columns is None or list(columns) != names:
+        if isinstance(columns, pd.DataFrame) or list(columns) != names:
             return None
         for name in names:
             values = columns[name]
             if not isinstance(values, np.ndarray) or values.dtype != first[name].dtype:
                 return None
-    joined = {name: np.concatenate([c[name] for c in requests if c is not None]) for name in names}
+    joined = {name: np.concatenate([c[name] for c in requests]) for name in names}
     return pd.DataFrame(joined)
 
 

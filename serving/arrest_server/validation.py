@@ -26,6 +26,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ from chicago_arrest.schema import (
     PREDICTION_REQUIRED,
     TRUE_TEXT,
     FieldSpec,
-    parse_timestamp,
+    timestamp_array,
 )
 
 #: Output tensors of a V2 response.
@@ -72,16 +73,20 @@ class ParsedRequest:
     """A validated request.
 
     Attributes:
-        frame: One row per record, the model fields present in the request, typed (datetimes parsed).
+        columns: The model fields present in the request, one typed array per field (datetimes parsed), all
+            of ``rows`` values: what the model scores and the request log joins.
         rows: Number of rows.
         requested_outputs: Output names the client asked for (``None``: all).
-        columns: The arrays ``frame`` was built from, by field (the request log concatenates these).
     """
 
-    frame: pd.DataFrame
+    columns: Mapping[str, Any]
     rows: int
     requested_outputs: tuple[str, ...] | None = None
-    columns: Mapping[str, Any] | None = None
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The columns as a frame, one row per record (built on first use: explanations need one)."""
+        return pd.DataFrame(dict(self.columns), index=pd.RangeIndex(self.rows), copy=False)
 
 
 def input_metadata() -> list[dict[str, Any]]:
@@ -160,14 +165,14 @@ def _text_column(name: str, values: Sequence[Any], *, allow_int: bool) -> np.nda
 
 def _date_column(name: str, values: Sequence[Any]) -> np.ndarray:
     text = _text_column(name, values, allow_int=False)
-    parsed = parse_timestamp(pd.Series(text, dtype=object))
-    bad = [int(i) for i in np.flatnonzero(parsed.isna().to_numpy()) if not _is_missing(text[i])]
+    parsed = timestamp_array(text)
+    bad = [int(i) for i in np.flatnonzero(np.isnat(parsed)) if not _is_missing(text[i])]
     if bad:
         raise InvalidInput(
             f"field '{name}' has a value that is not a timestamp: {text[bad[0]]!r} in row(s) {_rows_list(bad)}; "
             "expected ISO-8601 such as 2017-03-01T13:05:00.000 (Chicago local time)"
         )
-    return parsed.to_numpy()  # datetime64[ns]: no index to align when the frame is built
+    return parsed
 
 
 def _bool_column(name: str, values: Sequence[Any], *, allow_text: bool) -> Any:
@@ -423,7 +428,7 @@ def parse_v2(payload: InferRequest, max_rows: int) -> ParsedRequest:
                 f"input '{name}' has shape {list(inp.shape)} but {len(values)} value(s) in data"
             )
         columns[name] = _column(FIELD_BY_NAME[name], values, inp.datatype)
-    return ParsedRequest(_frame(columns, rows), rows, _requested_outputs(payload), columns)
+    return ParsedRequest(columns, rows, _requested_outputs(payload))
 
 
 def _requested_outputs(payload: InferRequest) -> tuple[str, ...] | None:
@@ -446,10 +451,6 @@ def _check_rows(rows: int, max_rows: int) -> None:
         raise TooManyRows(
             f"request has {rows} rows; at most {max_rows} are accepted (ARREST_SERVER_MAX_ROWS)"
         )
-
-
-def _frame(columns: Mapping[str, Any], rows: int) -> pd.DataFrame:
-    return pd.DataFrame(dict(columns), index=pd.RangeIndex(rows), copy=False)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -500,7 +501,7 @@ def parse_v1(payload: Any, max_rows: int) -> ParsedRequest:
         for name in MODEL_INPUT_COLUMNS
         if name in present
     }
-    return ParsedRequest(_frame(columns, len(instances)), len(instances), None, columns)
+    return ParsedRequest(columns, len(instances))
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 from chicago_arrest.enrich import DISTANCE
 from chicago_arrest.features import FastEncoder
+from chicago_arrest.schema import Records, record_count
 
 log = logging.getLogger(__name__)
 
@@ -229,17 +230,18 @@ class ArrestModel(ClassifierMixin, BaseEstimator):
         state.setdefault("fast_encoder_", None)
         self.__dict__.update(state)
 
-    def raw_scores(self, records: pd.DataFrame) -> np.ndarray:
+    def raw_scores(self, records: Records) -> np.ndarray:
         """Uncalibrated classifier scores, interpolated on the distance grid (:attr:`distance_grid_m`)."""
         variants, weight = self.selected_variants(records)
         clf = self.pipeline.named_steps["classifier"]  # type: ignore[union-attr]
-        threads = getattr(self, "batch_threads_", None) if len(records) >= BATCH_ROWS else None
-        scores = positive_scores(clf, np.vstack(variants), threads).reshape(len(variants), len(records))
+        n = record_count(records)
+        threads = getattr(self, "batch_threads_", None) if n >= BATCH_ROWS else None
+        scores = positive_scores(clf, np.vstack(variants), threads).reshape(len(variants), n)
         if weight is None:
             return scores[0]
         return (1.0 - weight) * scores[0] + weight * scores[1]
 
-    def selected_variants(self, records: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray | None]:
+    def selected_variants(self, records: Records) -> tuple[list[np.ndarray], np.ndarray | None]:
         """The classifier's input for ``records``: one selected-feature matrix per distance grid point.
 
         Returns:
@@ -252,8 +254,8 @@ class ArrestModel(ClassifierMixin, BaseEstimator):
         steps = self.pipeline.named_steps
         raw_step, encoder = self.pipeline.steps[0][1], steps["encode"]
         support = np.asarray(steps["select"].support_)
-        arrays = raw_step.transform_arrays(records)
         fast: FastEncoder | None = getattr(self, "fast_encoder_", None)
+        arrays = raw_step.transform_arrays(records, None if fast is None else fast.input_columns)
         grid = float(self.distance_grid_m or 0.0)
         distance = arrays[DISTANCE]
         if grid <= 0:
@@ -275,23 +277,24 @@ class ArrestModel(ClassifierMixin, BaseEstimator):
             frames = [frame.assign(**{DISTANCE: values}) for values in variants]
             stacked = np.asarray(encoder.transform(pd.concat(frames, ignore_index=True)), dtype=float)
         selected = stacked[:, support]
-        n = len(records)
+        n = record_count(records)
         matrices = [selected[i * n : (i + 1) * n] for i in range(len(variants))]
         if grid <= 0:
             return matrices, None
         return matrices, np.nan_to_num((distance - variants[0]) / grid, nan=0.0)
 
-    def predict_arrest_probability(self, records: pd.DataFrame) -> np.ndarray:
+    def predict_arrest_probability(self, records: Records) -> np.ndarray:
         """One calibrated arrest probability per raw record.
 
         Args:
-            records: Raw records with Socrata field names. Unknown categories, missing optional fields and
-                missing coordinates are scored, never rejected.
+            records: Raw records with Socrata field names, as a frame or as columns (the model server's parsed
+                request). Unknown categories, missing optional fields and missing coordinates are scored,
+                never rejected.
 
         Returns:
             ``float64`` array of shape ``(n,)`` with values in [0, 1].
         """
-        if len(records) == 0:
+        if record_count(records) == 0:
             return np.empty(0, dtype=float)
         _, calibrator = self._require()
         return np.clip(calibrator.transform(self.raw_scores(records)), 0.0, 1.0)

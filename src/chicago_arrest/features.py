@@ -9,6 +9,7 @@ model) resampling, mutual-information selection and the classifier.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from chicago_arrest.enrich import (
     project_arrays,
     temporal_arrays,
 )
-from chicago_arrest.schema import map_distinct, model_input_arrays
+from chicago_arrest.schema import Records, map_distinct, model_input_arrays
 
 #: Interactions of two raw fields (``"THEFT|DEPARTMENT STORE"``): a shoplifter is caught far more often than a
 #: thief on the street. Built from raw fields, target-encoded like the other high-cardinality columns.
@@ -143,13 +144,24 @@ class RawFeatures(TransformerMixin, BaseEstimator):
         self.index_ = StationIndex.from_frame(self.stations)
         return self
 
-    def transform_arrays(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    def transform_arrays(self, X: Records, columns: Collection[str] | None = None) -> dict[str, np.ndarray]:
         """Model features as a dict of arrays (the fast path used at prediction time).
 
         Numeric features are ``float64``; categoricals are ``object`` arrays of strings with :data:`MISSING`
         for missing or unparsable values. Unknown values never raise.
+
+        Args:
+            X: Raw records, as a frame or as columns (:data:`~chicago_arrest.schema.Records`).
+            columns: Only these features (default: all of :data:`ALL_COLUMNS`); a served model needs about
+                two thirds of them, and for one record each column costs as much as its arithmetic.
+
+        Returns:
+            Feature name → array, in the order of :data:`ALL_COLUMNS`.
         """
         check_is_fitted(self, "index_")
+        wanted = set(ALL_COLUMNS if columns is None else columns)
+        for name in [w for w in wanted if w in INTERACTIONS]:
+            wanted.update(INTERACTIONS[name])
         raw = model_input_arrays(X)
         x_ft, y_ft = project_arrays(
             raw["latitude"], raw["longitude"], raw["x_coordinate"], raw["y_coordinate"]
@@ -159,26 +171,29 @@ class RawFeatures(TransformerMixin, BaseEstimator):
         out: dict[str, np.ndarray] = {DISTANCE: distance, HAS_COORDINATES: (station >= 0).astype(float)}
         for i, name in enumerate(TEMPORAL_NUMERIC):
             out[name] = block[:, i]
-        stamps = np.asarray(raw["date"], dtype="datetime64[ns]")
-        days = stamps.astype("datetime64[D]")
-        day = (days - stamps.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
-        out["day_of_month"] = np.where(np.isnat(stamps), np.nan, day.astype(float))
-        hours = out["hour"]
-        out["hour_of_day"] = np.where(
-            np.isnan(hours), MISSING, np.nan_to_num(hours).astype(np.int64).astype(str)
-        ).astype(object)
-        cats = {
-            "season": np.asarray((*SEASONS, MISSING), dtype=object)[season],
-            "part_of_day": np.asarray((*PARTS_OF_DAY, MISSING), dtype=object)[part],
-        }
+        if "day_of_month" in wanted:
+            stamps = np.asarray(raw["date"], dtype="datetime64[ns]")
+            days = stamps.astype("datetime64[D]")
+            day = (days - stamps.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
+            out["day_of_month"] = np.where(np.isnat(stamps), np.nan, day.astype(float))
+        if "hour_of_day" in wanted:
+            hours = out["hour"]
+            out["hour_of_day"] = np.where(
+                np.isnan(hours), MISSING, np.nan_to_num(hours).astype(np.int64).astype(str)
+            ).astype(object)
+        codes = {"season": (SEASONS, season), "part_of_day": (PARTS_OF_DAY, part)}
         for name in ALL_COLUMNS:
-            if name in out or name in INTERACTIONS or name in TEMPORAL_NUMERIC:
+            if name in out or name in INTERACTIONS or name in TEMPORAL_NUMERIC or name not in wanted:
                 continue
-            values = cats[name] if name in cats else raw[name]
-            out[name] = np.where(pd.isna(values), MISSING, values).astype(object)
+            if name in codes:
+                labels, index = codes[name]
+                out[name] = np.asarray((*labels, MISSING), dtype=object)[index]
+            else:
+                out[name] = np.where(pd.isna(raw[name]), MISSING, raw[name]).astype(object)
         for name, (left, right) in INTERACTIONS.items():
-            out[name] = out[left] + "|" + out[right]  # object arrays of str: element-wise concatenation
-        return {name: out[name] for name in ALL_COLUMNS}
+            if name in wanted:
+                out[name] = out[left] + "|" + out[right]  # object arrays of str: element-wise concatenation
+        return {name: out[name] for name in ALL_COLUMNS if name in wanted}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return typed model features for raw records (unknown or missing values never raise)."""
@@ -417,6 +432,11 @@ class FastEncoder:
             steps = transformer.steps if isinstance(transformer, Pipeline) else [(name, transformer)]
             self.blocks.append((name, list(columns), [self._compile(step) for _, step in steps]))
         self.n_features_out = len(encoder.get_feature_names_out())
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The :class:`RawFeatures` columns the blocks read (a property: pickled encoders have it too)."""
+        return tuple(dict.fromkeys(c for _, columns, _ in self.blocks for c in columns))
 
     @staticmethod
     def _compile(step: Any) -> Any:

@@ -7,10 +7,10 @@ raw fields it reads) and the server (V2 input names and datatypes).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -134,6 +134,34 @@ def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, bad.astype(bool)
 
 
+def timestamp_array(values: np.ndarray) -> np.ndarray:
+    """:func:`parse_timestamp` for an ``object`` array: ``datetime64[ns]``, ``NaT`` where empty or unparsable.
+
+    The usual request (every value of the plain local shape) is parsed without building a series, which for
+    one record costs more than the parsing.
+    """
+    plain = _plain_timestamps(values)
+    if plain is not None:
+        return plain
+    return parse_timestamp(pd.Series(values, dtype=object)).to_numpy(dtype="datetime64[ns]")
+
+
+def _plain_timestamps(raw: np.ndarray) -> np.ndarray | None:
+    """``raw`` parsed by numpy when every value is missing or of the plain local shape, else ``None``.
+
+    numpy's ISO-8601 parser is ~3x faster than pandas' and exact for the Socrata format, but it also takes
+    "now", "2017" or "20170105", and it converts zone offsets with a warning: only values of the plain local
+    shape (:data:`NUMPY_TIMESTAMP`) go through it. No warnings filter is involved: ``warnings.catch_warnings``
+    is process-wide, and the server calls this from several threads.
+    """
+    if not all(v is None or (isinstance(v, str) and (not v or NUMPY_TIMESTAMP.match(v))) for v in raw):
+        return None
+    try:
+        return np.asarray(raw, dtype=object).astype("datetime64[ns]")
+    except (ValueError, TypeError):
+        return None
+
+
 def parse_timestamp(values: pd.Series) -> pd.Series:
     """Parse Socrata floating timestamps (and ISO-8601 variants) to naive Chicago-local datetimes.
 
@@ -148,16 +176,9 @@ def parse_timestamp(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None).astype("datetime64[ns]")
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.astype("datetime64[ns]")
-    raw = values.to_numpy(dtype=object)
-    # numpy's ISO-8601 parser is ~3x faster than pandas' and exact for the Socrata format, but it also takes
-    # "now", "2017" or "20170105", and it converts zone offsets with a warning: only values of the plain
-    # local shape (NUMPY_TIMESTAMP) go through it. Anything else goes to pandas below. No warnings filter is
-    # involved: ``warnings.catch_warnings`` is process-wide, and the server calls this from several threads.
-    if all(v is None or (isinstance(v, str) and (not v or NUMPY_TIMESTAMP.match(v))) for v in raw):
-        try:
-            return pd.Series(raw.astype("datetime64[ns]"), index=values.index)
-        except (ValueError, TypeError):
-            pass
+    plain = _plain_timestamps(values.to_numpy(dtype=object))
+    if plain is not None:
+        return pd.Series(plain, index=values.index)
     text = values.astype("string").str.strip()
     # A full calendar date must lead: pandas would otherwise read "now", "2017" or "20170105" as dates.
     text = text.where(text.str.match(FULL_DATE).fillna(False).astype(bool))
@@ -320,34 +341,62 @@ def category_array(values: pd.Series | np.ndarray, kind: FieldKind, pad: int = 0
     return np.array([None if _is_missing(v) else clean(v) for v in raw], dtype=object)
 
 
-def model_input_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+#: Raw records: a frame with Socrata field names, or the same columns as arrays of equal length by field name
+#: (how the model server holds a parsed request: building a frame for one record costs more than scoring
+#: it). :func:`model_input_arrays` reads both alike.
+Records: TypeAlias = pd.DataFrame | Mapping[str, Any]
+
+
+def record_count(records: Records) -> int:
+    """Number of records in a frame or in a mapping of columns (0 for an empty mapping)."""
+    if isinstance(records, pd.DataFrame):
+        return len(records)
+    return len(next(iter(records.values()), ()))
+
+
+def model_input_arrays(records: Records) -> dict[str, np.ndarray]:
     """Raw records → one array per model input field, leniently typed (never raises on values).
 
     ``date`` becomes ``datetime64[ns]`` (NaT where unparsable), coordinates ``float64`` (NaN), and every other
     field a normalised categorical object array (see :func:`category_array`). Missing fields are all-missing.
 
     Args:
-        frame: Raw records with Socrata field names (extra columns are ignored).
+        records: Raw records with Socrata field names, as a frame or as columns (extra fields are ignored).
 
     Returns:
-        Field name → array of ``len(frame)``.
+        Field name → array of ``record_count(records)`` values.
     """
-    n = len(frame)
+    n = record_count(records)
     out: dict[str, np.ndarray] = {}
     for name in MODEL_INPUT_COLUMNS:
         spec = FIELD_BY_NAME[name]
-        col = frame[name] if name in frame.columns else pd.Series([None] * n, index=frame.index, dtype=object)
+        col = records[name] if name in records else np.full(n, None, dtype=object)
         if spec.kind == "datetime":
-            out[name] = parse_timestamp(col).to_numpy(dtype="datetime64[ns]")
+            if isinstance(col, np.ndarray) and col.dtype.kind == "M":
+                out[name] = col.astype("datetime64[ns]")  # parsed already (the model server's columns)
+            else:
+                out[name] = parse_timestamp(_series(col)).to_numpy(dtype="datetime64[ns]")
         elif spec.kind == "float":
             out[name] = number_array(col)
         else:
-            out[name] = category_array(col, spec.kind, spec.pad)
+            out[name] = category_array(
+                col if isinstance(col, np.ndarray) else _series(col), spec.kind, spec.pad
+            )
     return out
 
 
-def number_array(values: pd.Series) -> np.ndarray:
+def _series(values: Any) -> pd.Series:
+    # A list stays object: the converters above decide what its values mean, not pandas' inference.
+    return (
+        values if isinstance(values, pd.Series) else pd.Series(values, dtype=getattr(values, "dtype", object))
+    )
+
+
+def number_array(values: pd.Series | np.ndarray) -> np.ndarray:
     """Numbers as a ``float64`` array, NaN where missing or unparsable (the fast path of :func:`to_number`)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        return values.astype(float)
+    values = _series(values)
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=float, na_value=np.nan)
     filled = values.to_numpy(dtype=object).copy()

@@ -454,13 +454,12 @@ def test_request_log_joins_parsed_columns_into_the_table_frames_give(tmp_path: P
         log = RequestLog(folder, max_bytes=10**9, flush_s=3600, convert_s=3600)
         for i, p in enumerate(requests):
             log.append(
-                p.frame,
+                p.columns if use_columns else p.frame,
                 np.array([0.1 * i]),
                 np.array([i == 1]),
                 model_version="1",
                 role="champion",
                 request_id=f"r{i}",
-                columns=p.columns if use_columns else None,
             )
         path = log.flush()
         log.close()
@@ -472,5 +471,6 @@ def test_request_log_joins_parsed_columns_into_the_table_frames_give(tmp_path: P
     joined = request_log._joined_columns([p.columns for p in parsed])
     assert joined is not None
     assert request_log._joined_columns([p.columns for p in [*parsed, odd]]) is None
+    assert request_log._joined_columns([parsed[0].columns, parsed[1].frame]) is None
     pd.testing.assert_frame_equal(written(True, parsed), written(False, parsed))
     pd.testing.assert_frame_equal(written(True, [*parsed, odd]), written(False, [*parsed, odd]))

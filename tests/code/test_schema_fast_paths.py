@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import threading
 import warnings
@@ -125,3 +126,25 @@ def test_timestamps_parse_while_other_threads_warn() -> None:
             thread.join()
             sys.setswitchinterval(interval)
     assert not failures
+
+
+TIMESTAMPS = st.one_of(
+    st.none(),
+    st.just(""),
+    st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2030, 1, 1)).map(
+        lambda d: d.isoformat(timespec="milliseconds")
+    ),
+    st.sampled_from(["2017-03-01 13:05", "2017-03-01", "now", "2017", "20170105", "03/01/2017 01:05:00 PM"]),
+    st.sampled_from(["2017-03-01T13:05:00Z", "2017-03-01T13:05:00-05:00", " 2017-03-01T13:05:00", "garbage"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(TIMESTAMPS, min_size=1, max_size=8))
+def test_timestamp_array_parses_like_parse_timestamp(values: list[object]) -> None:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    got = schema.timestamp_array(array)
+    assert got.dtype == np.dtype("datetime64[ns]")
+    expected = parse_timestamp(pd.Series(array, dtype=object)).to_numpy(dtype="datetime64[ns]")
+    np.testing.assert_array_equal(got, expected)
