@@ -72,3 +72,40 @@ def test_xgboost_threads_lift_the_processs_openmp_limit_for_the_call_only(
         after = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
     assert seen == [{2}]
     assert after == {1}
+
+
+def test_xgboost_small_batches_take_the_direct_c_api_path_with_the_same_scores(data) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chicago_arrest import artifact
+
+    X, y = data
+    clf = XGBClassifier(n_estimators=60, max_depth=4, n_jobs=1, missing=-999.0).fit(X, y)
+    booster = clf.get_booster()
+    for rows in (X[:1], X[:2], X[5:70], X[::7], X[:, :].T.copy().T[:3]):  # contiguous or not
+        expected = np.asarray(booster.inplace_predict(rows, missing=-999.0), dtype=float)
+        assert np.array_equal(positive_scores(clf, rows), expected)
+    direct = artifact._DENSE[clf][(0, 0)]
+    assert isinstance(direct, artifact._DensePredictor)  # checked on the first call and kept
+
+    # Each thread has its own proxy DMatrix: concurrent calls never see another thread's rows.
+    chunks = [X[i : i + 1 + i % 5] for i in range(0, 400, 4)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(direct, chunks * 3))
+    for chunk, scores in zip(chunks * 3, got, strict=True):
+        assert np.array_equal(scores, np.asarray(booster.inplace_predict(chunk, missing=-999.0), dtype=float))
+
+
+def test_xgboost_direct_path_that_disagrees_is_never_used(
+    data, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chicago_arrest import artifact
+
+    X, y = data
+    clf = XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(X, y)
+    monkeypatch.setattr(artifact._DensePredictor, "__call__", lambda self, X: np.zeros(len(X)))
+    with caplog.at_level("WARNING", logger="chicago_arrest.artifact"):
+        scores = positive_scores(clf, X[:3])
+    assert np.array_equal(scores, clf.predict_proba(X[:3])[:, 1].astype(float))
+    assert artifact._DENSE[clf][(0, 0)] is None
+    assert "using inplace_predict" in caplog.text
