@@ -163,6 +163,15 @@ def _booster_with_threads(clf: Any, threads: int) -> Any:
         return booster
 
 
+class _Proxy:
+    """One proxy DMatrix, freed with this object: when its thread ends or its predictor is dropped."""
+
+    def __init__(self, lib: Any, check: Any) -> None:
+        self.handle = ctypes.c_void_p()
+        check(lib.XGProxyDMatrixCreate(ctypes.byref(self.handle)))
+        weakref.finalize(self, lib.XGDMatrixFree, self.handle)
+
+
 class _DensePredictor:
     """``Booster.inplace_predict`` of a dense matrix through XGBoost's C API, with one proxy DMatrix per thread.
 
@@ -190,13 +199,10 @@ class _DensePredictor:
         self._local = threading.local()
 
     def _proxy(self) -> ctypes.c_void_p:
-        handle: ctypes.c_void_p | None = getattr(self._local, "proxy", None)
-        if handle is None:
-            handle = ctypes.c_void_p()
-            self._check(self._lib.XGProxyDMatrixCreate(ctypes.byref(handle)))
-            self._local.proxy = handle
-            weakref.finalize(threading.current_thread(), self._lib.XGDMatrixFree, handle)
-        return handle
+        proxy: _Proxy | None = getattr(self._local, "proxy", None)
+        if proxy is None:
+            proxy = self._local.proxy = _Proxy(self._lib, self._check)
+        return proxy.handle
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """P(class 1) per row of ``X`` as ``float64`` (what ``inplace_predict`` returns, widened)."""

@@ -109,3 +109,31 @@ def test_xgboost_direct_path_that_disagrees_is_never_used(
     assert np.array_equal(scores, clf.predict_proba(X[:3])[:, 1].astype(float))
     assert artifact._DENSE[clf][(0, 0)] is None
     assert "using inplace_predict" in caplog.text
+
+
+def test_xgboost_direct_path_frees_each_threads_proxy(data, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import threading
+
+    from xgboost import core
+
+    from chicago_arrest import artifact
+
+    X, y = data
+    clf = XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
+    real, freed = core._LIB.XGDMatrixFree, []
+    monkeypatch.setattr(
+        core._LIB, "XGDMatrixFree", lambda handle: (freed.append(handle.value), real(handle))[1]
+    )
+    direct = artifact._DensePredictor(clf.get_booster(), (0, 0), np.nan)
+    worker = threading.Thread(target=direct, args=(X[:2],))
+    worker.start()
+    worker.join()
+    del worker
+    gc.collect()
+    assert len(freed) == 1  # the thread ended: its proxy went with it
+    direct(X[:2])
+    assert len(freed) == 1
+    del direct
+    gc.collect()
+    assert len(freed) == 2  # the predictor was dropped (a model reload): this thread's proxy went too
