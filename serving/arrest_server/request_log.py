@@ -211,8 +211,6 @@ def _joined_columns(requests: list[pd.DataFrame | Mapping[str, Any]]) -> pd.Data
     fraction of that.
     """
     first = requests[0]
-    if isinstance(first, pd.DataFrame):
-        return None
     names = list(first)
     for columns in requests:
         if isinstance(columns, pd.DataFrame) or list(columns) != names:

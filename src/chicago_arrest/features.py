@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -433,9 +434,9 @@ class FastEncoder:
             self.blocks.append((name, list(columns), [self._compile(step) for _, step in steps]))
         self.n_features_out = len(encoder.get_feature_names_out())
 
-    @property
+    @cached_property
     def input_columns(self) -> tuple[str, ...]:
-        """The :class:`RawFeatures` columns the blocks read (a property: pickled encoders have it too)."""
+        """The :class:`RawFeatures` columns the blocks read (derived once; encoders pickled before it have it too)."""
         return tuple(dict.fromkeys(c for _, columns, _ in self.blocks for c in columns))
 
     @staticmethod
