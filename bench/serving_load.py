@@ -213,6 +213,7 @@ def open_loop(
     watch_header: str | None = None,
     tick: Callable[[float], None] | None = None,
     connections: int = 64,
+    quiet_gc: bool = True,
 ) -> Outcome:
     """Send ``rate`` requests per second for ``seconds`` (cycling through ``requests``, prebuilt raw HTTP).
 
@@ -225,11 +226,13 @@ def open_loop(
         watch_header: Count the values of this response header (e.g. ``x-model-version``).
         tick: Called about once a second of schedule with the seconds elapsed (soak: memory samples).
         connections: Keep-alive connections opened up front and used in turn.
+        quiet_gc: Keep this process's garbage collector from pausing the run (:func:`no_gc_pauses`); ``False``
+            only to show what its pauses did to the figures (``bench.serving_probe --steady ... --client-gc``).
 
     Returns:
         The outcome.
     """
-    with no_gc_pauses():
+    with no_gc_pauses() if quiet_gc else contextlib.nullcontext():
         return asyncio.run(_run(url, requests, rate, seconds, timeout, watch_header, tick, connections))
 
 

@@ -19,6 +19,11 @@
   baseline server (``--baseline DIR``), this one, this one with ``ARREST_SERVER_BATCH_THREADS=1``.
 * ``--steady RATE``: ``make serve``'s workers at one open-loop rate for ``--seconds`` (30), with
   ``--server-env KEY=VALUE ...`` (e.g. ``ARREST_SERVER_REQUEST_LOG=false``): p50, p99 and where the stalls were.
+  ``--client-gc`` leaves the client's collector on, as the load generator did before
+  ``bench.serving_load.no_gc_pauses``, and lists its full collections during the run (when they came, how long).
+* ``--stages``: CPU per call of each stage of a single-record request in process (parse, raw fields, raw
+  features, classifier, model, the whole ``_score``), and XGBoost's ``inplace_predict`` against the direct C call
+  with all trees and with one.
 * ``--in-process``: CPU per single-record request through KServe's ASGI app called in process (no HTTP server),
   in ``--rounds`` alternating rounds: this server, with FastAPI's route instead of ``arrest_server.fast_infer``,
   and with every request in a worker thread (``ARREST_SERVER_INLINE_ROWS=0``).
@@ -47,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from bench.bench_serving import MODEL, v2_body, wait_ready
 from bench.bench_serving_capacity import champion_folder, kserve, records, tree_cpu_s, wait_idle
@@ -246,17 +252,45 @@ def thousand(model_dir: Path, work: Path, baseline: Path | None, rounds: int) ->
         print(f"{name}: 1,000 records p50 ms by round {[round(v, 1) for v in values]}")
 
 
-def steady(model_dir: Path, work: Path, rate: float, seconds: float, env: dict[str, str]) -> None:
-    """``make serve``'s workers at one open-loop rate for ``seconds``: percentiles and where the stalls were."""
+def steady(
+    model_dir: Path, work: Path, rate: float, seconds: float, env: dict[str, str], client_gc: bool = False
+) -> None:
+    """``make serve``'s workers at one open-loop rate for ``seconds``: percentiles and where the stalls were.
+
+    ``client_gc``: leave this process's garbage collector on during the run, as the load generator did before
+    ``no_gc_pauses``, and print its full collections (what they did to the figures).
+    """
     single = [v2_body([r], f"steady-{i}") for i, r in enumerate(records(300))]
+    pauses: list[tuple[float, float]] = []  # (seconds into the run, ms) of each full collection
+    began: list[float] = []
+
+    def timer(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            began.append(time.perf_counter())
+        elif began:
+            start = began.pop()
+            pauses.append((start - run_start, (time.perf_counter() - start) * 1000))
+
     with kserve(model_dir, work, 0, **env) as server:
         wait_ready(server)
         wait_idle(server.proc.pid)
         url = f"{server.url}/v2/models/{MODEL}/infer"
         raws = [build_request(url, body) for body in single]
         open_loop(server.url, raws, 50, 3)  # warm-up: every worker answered
-        outcome = open_loop(server.url, raws, rate, seconds)
+        run_start = time.perf_counter()
+        gc.callbacks.append(timer)
+        try:
+            outcome = open_loop(server.url, raws, rate, seconds, quiet_gc=not client_gc)
+        finally:
+            gc.callbacks.remove(timer)
     print({k: outcome.summary()[k] for k in ("sent", "errors", "p50_ms", "p99_ms", "max_ms")})
+    if client_gc:  # otherwise there are none by construction (the collection before the run is not in it)
+        print(
+            "the client's full collections during the run (s, ms):",
+            [(round(at, 2), round(ms, 1)) for at, ms in pauses],
+        )
     stalls: list[list[float]] = []  # [start s, worst ms, requests over 50 ms]
     for at, latency in sorted(zip(outcome.scheduled, outcome.latencies, strict=True)):
         if latency <= 0.05:
@@ -270,6 +304,60 @@ def steady(model_dir: Path, work: Path, rate: float, seconds: float, env: dict[s
         "stalls (start s, worst ms, requests over 50 ms):",
         [[round(a, 2), round(w), int(n)] for a, w, n in stalls],
     )
+
+
+def stages(model_dir: Path, calls: int = 2_000) -> None:
+    """CPU per call of each stage of one single-record V2 request, in process (the fourth round's table), and
+    XGBoost's ``inplace_predict`` against the direct C call (``artifact._DensePredictor``) with all its trees
+    and with one."""
+    from arrest_server.model import ArrestPredictor, _Scored, setup_process
+    from arrest_server.settings import ServerSettings
+    from arrest_server.validation import parse_v2
+    from kserve.protocol.infer_type import InferRequest
+    from kserve.protocol.rest.v2_datamodels import InferenceRequest
+
+    from chicago_arrest.artifact import _DensePredictor, positive_scores
+    from chicago_arrest.schema import model_input_arrays
+
+    settings = ServerSettings(model_dir=model_dir)
+    setup_process(settings)
+    predictor = ArrestPredictor(settings)
+    predictor.load()
+    served, role = predictor.holder.current.choose("stages")  # type: ignore[union-attr]
+    model = served.model
+    body = orjson.loads(v2_body(records(1), "stages"))
+    request = InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL)
+    columns = parse_v2(request, 1).columns
+    raw = model.pipeline.steps[0][1]
+    fast = model.fast_encoder_
+    wanted = None if fast is None else fast.input_columns
+    X = np.vstack(model.selected_variants(columns)[0])
+    clf = model.pipeline.named_steps["classifier"]
+    timed: dict[str, Any] = {
+        "parse and validate (parse_v2)": lambda: parse_v2(request, 1),
+        "raw fields (model_input_arrays)": lambda: model_input_arrays(columns),
+        "raw features (transform_arrays)": lambda: raw.transform_arrays(columns, wanted),
+        "classifier at the grid's two points (positive_scores)": lambda: positive_scores(clf, X),
+        "the model (predict_arrest_probability)": lambda: model.predict_arrest_probability(columns),
+        "parse, score, respond, log (_score)": lambda: predictor._score(
+            request, "stages", served, role, _Scored()
+        ),
+    }
+    if type(clf).__name__ == "XGBClassifier":
+        booster = clf.get_booster()
+        for trees, label in ((0, "all trees"), (1, "one tree")):
+            direct = _DensePredictor(booster, (0, trees), clf.missing)
+            timed[f"XGBoost inplace_predict, {label}"] = lambda t=trees: booster.inplace_predict(
+                X, iteration_range=(0, t), missing=clf.missing
+            )
+            timed[f"XGBoost direct C call, {label}"] = lambda d=direct: d(X)
+    for name, call in timed.items():
+        for _ in range(50):
+            call()
+        start = time.process_time()
+        for _ in range(calls):
+            call()
+        print(f"{name}: {(time.process_time() - start) / calls * 1000:.3f} ms CPU per call")
 
 
 def in_process(model_dir: Path, rounds: int) -> None:
@@ -358,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         "--server-env", nargs="*", default=[], metavar="KEY=VALUE", help="--steady: server env"
     )
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--stages", action="store_true")
+    parser.add_argument(
+        "--client-gc", action="store_true", help="--steady: leave the client's garbage collector on"
+    )
     parser.add_argument("--request-log", action="store_true")
     parser.add_argument("--threads", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
@@ -373,10 +465,11 @@ def main(argv: list[str] | None = None) -> int:
         request_log()
         return 0
     chosen = (args.probe, args.steady)
-    if all(c is None for c in chosen) and not (args.ab or args.threads or args.thousand or args.in_process):
+    flags = (args.ab, args.threads, args.thousand, args.in_process, args.stages)
+    if all(c is None for c in chosen) and not any(flags):
         parser.error(
-            "choose --vm-scaling, --request-log, --threads, --probe RATE, --steady RATE, --ab, --thousand"
-            " or --in-process"
+            "choose --vm-scaling, --request-log, --threads, --probe RATE, --steady RATE, --ab, --thousand,"
+            " --in-process or --stages"
         )
 
     from chicago_arrest.runtime import pin_thread_env
@@ -395,9 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.thousand:
         thousand(model_dir, work, args.baseline.resolve() if args.baseline else None, args.rounds)
     if args.steady is not None:
-        steady(model_dir, work, args.steady, args.seconds, dict(kv.split("=", 1) for kv in args.server_env))
+        env = dict(kv.split("=", 1) for kv in args.server_env)
+        steady(model_dir, work, args.steady, args.seconds, env, args.client_gc)
     if args.in_process:
         in_process(model_dir, args.rounds)
+    if args.stages:
+        stages(model_dir)
     return 0
 
 
