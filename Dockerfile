@@ -51,7 +51,7 @@ COPY --from=build /opt/venv /opt/venv
 
 # Thread pools default to one thread: the predictor gets at most 1 CPU (its InferenceService container pins the
 # same values) and many pods share one kind node. Training steps size XGBoost / random forest from the pod's CPU
-# limit (chicago_arrest.runtime.available_cpus). Idle OpenMP threads sleep instead of spinning: with spinning,
+# limit (chicago_arrest.core.runtime.available_cpus). Idle OpenMP threads sleep instead of spinning: with spinning,
 # XGBoost trained 4.5x slower with 2 threads than with 1 on a 2-vCPU machine (docs/benchmarks.md).
 ENV PATH=/opt/venv/bin:${PATH} \
     VIRTUAL_ENV=/opt/venv \

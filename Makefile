@@ -19,7 +19,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 # Pipeline parameters (see `make help`): SOURCE, STATIONS, MONTHS, TEST_MONTHS, MODELS, SEARCH_BUDGET_S. Only those you set are
-# passed; the defaults live in one place, the signature of pipelines/training.py (`chicago-arrest pipeline run
+# passed; the defaults live in one place, the signature of src/chicago_arrest/pipelines/training.py (`chicago-arrest pipeline run
 # --help` lists them).
 PIPELINE_ARGS = $(if $(SOURCE),--source '$(SOURCE)') $(if $(STATIONS),--stations '$(STATIONS)') \
   $(if $(MONTHS),--months '$(MONTHS)') $(if $(TEST_MONTHS),--test-months '$(TEST_MONTHS)') \
@@ -30,7 +30,7 @@ VERTEX_ARGS = $(if $(PROJECT),--project '$(PROJECT)') $(if $(REGION),--region '$
 # VERBOSE=1: a local run streams every step's full output (default: one line per step, each step's log in a file).
 VERBOSE_ARG = $(if $(filter-out 0 no false,$(VERBOSE)), --verbose)
 # Serving parameters.
-# Where the serving and pipeline commands go. Empty: chicago_arrest.targets decides (cluster once make kind-up has
+# Where the serving and pipeline commands go. Empty: chicago_arrest.core.targets decides (cluster once make kind-up has
 # recorded one in .data/cluster.json, else local) and each command's first line says which and why;
 # local | cluster (| vertex for pipeline-run) forces it.
 TARGET ?=
@@ -89,7 +89,7 @@ fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-compile: $(STAMP) ## Compile the KFP pipeline to pipelines/compiled/*.yaml (IMAGE= is every step's image; COMPILE_DIR=)
+compile: $(STAMP) ## Compile the KFP pipeline to src/chicago_arrest/pipelines/compiled/*.yaml (IMAGE= is every step's image; COMPILE_DIR=)
 	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile$(if $(COMPILE_DIR), --out-dir '$(COMPILE_DIR)')
 
 pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET=); SOURCE=crimes.csv ...
@@ -99,7 +99,7 @@ report: $(STAMP) ## Print the newest local run's training report (an .html file)
 	@$(PY) -m chicago_arrest.cli pipeline report
 
 mlflow-ui: $(STAMP) ## Start the MLflow UI on the local store (MLFLOW_TRACKING_URI honoured) on MLFLOW_PORT
-	@uri="$$($(PY) -c 'from chicago_arrest.settings import get_settings as g; s = g(); s.mlflow_tracking_uri or s.mlflow_dir.mkdir(parents=True, exist_ok=True); print(s.resolved_tracking_uri())')" && \
+	@uri="$$($(PY) -c 'from chicago_arrest.core.settings import get_settings as g; s = g(); s.mlflow_tracking_uri or s.mlflow_dir.mkdir(parents=True, exist_ok=True); print(s.resolved_tracking_uri())')" && \
 	case "$$uri" in http://*|https://*) echo "MLflow at $$uri is a server: open that address in a browser"; exit 0;; esac && \
 	echo "MLflow UI of $$uri on http://127.0.0.1:$(MLFLOW_PORT) (Ctrl-C stops it)" && \
 	exec $(VENV)/bin/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(MLFLOW_PORT)

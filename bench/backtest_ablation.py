@@ -4,7 +4,7 @@ Run: ``nice -n 10 .venv/bin/python -m bench.backtest_ablation`` (``--help`` for 
 ``bench/results/backtest_ablation.json`` and prints the markdown tables of docs/model.md.
 
 1. Ablation: the validated sample minus its last month (the pipeline's test month) is the training window;
-   each feature variant trains XGBoost (default parameters) through :func:`chicago_arrest.training.train_model`
+   each feature variant trains XGBoost (default parameters) through :func:`chicago_arrest.model.training.train_model`
    and is scored on the walk-forward folds (each fold trains on every earlier month, validates on the next).
 2. Later months: each model type trains on January–June with the served features and with the pre-issue-11
    features (month and season) and is scored on every month of July–December, which it never saw.
@@ -41,9 +41,9 @@ def valid_records(crimes: pd.DataFrame) -> pd.DataFrame:
 
 
 def variants() -> dict[str, Any]:
-    """Feature sets compared (name → :class:`~chicago_arrest.features.FeatureSpec`)."""
-    from chicago_arrest.features import DEFAULT_FEATURES as D
-    from chicago_arrest.features import LEGACY_FEATURES
+    """Feature sets compared (name → :class:`~chicago_arrest.model.features.FeatureSpec`)."""
+    from chicago_arrest.model.features import DEFAULT_FEATURES as D
+    from chicago_arrest.model.features import LEGACY_FEATURES
 
     return {
         "served (no month/season)": D,
@@ -61,7 +61,7 @@ def variants() -> dict[str, Any]:
 
 def ablation(train: pd.DataFrame, stations: pd.DataFrame, folds: int, only: list[str] | None) -> list[dict]:
     """Backtest every feature variant with XGBoost."""
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.model.training import TrainConfig, train_model
 
     rows = []
     for name, spec in variants().items():
@@ -114,10 +114,10 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
     from sklearn.metrics import roc_auc_score
     from xgboost import XGBClassifier
 
-    from chicago_arrest.backtest import walk_forward_folds
-    from chicago_arrest.features import DEFAULT_FEATURES, RawFeatures
-    from chicago_arrest.runtime import available_cpus
-    from chicago_arrest.training import DEFAULT_PARAMS, labels
+    from chicago_arrest.core.runtime import available_cpus
+    from chicago_arrest.model.backtest import walk_forward_folds
+    from chicago_arrest.model.features import DEFAULT_FEATURES, RawFeatures
+    from chicago_arrest.model.training import DEFAULT_PARAMS, labels
 
     raw = RawFeatures(stations).fit(train).transform(train)
     spec = DEFAULT_FEATURES
@@ -161,10 +161,10 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
 
 def later_months(valid: pd.DataFrame, stations: pd.DataFrame, models: list[str]) -> list[dict]:
     """Train on January–June, score every month of July–December, with and without month features."""
-    from chicago_arrest.evaluate import classification_metrics
-    from chicago_arrest.features import DEFAULT_FEATURES, LEGACY_FEATURES
-    from chicago_arrest.schema import parse_timestamp
-    from chicago_arrest.training import TrainConfig, labels, train_model
+    from chicago_arrest.core.schema import parse_timestamp
+    from chicago_arrest.model.evaluate import classification_metrics
+    from chicago_arrest.model.features import DEFAULT_FEATURES, LEGACY_FEATURES
+    from chicago_arrest.model.training import TrainConfig, labels, train_model
 
     month = parse_timestamp(valid["date"]).dt.month
     train, later = valid[month <= 6], valid[month >= 7]
@@ -207,11 +207,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("chicago_arrest.artifact").setLevel(logging.WARNING)
+    logging.getLogger("chicago_arrest.model.artifact").setLevel(logging.WARNING)
 
     crimes, stations, source = load_sample()
     valid = valid_records(crimes)
-    from chicago_arrest.schema import parse_timestamp
+    from chicago_arrest.core.schema import parse_timestamp
 
     months = parse_timestamp(valid["date"]).dt.to_period("M")
     window = valid[months < months.max()]

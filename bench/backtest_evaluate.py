@@ -21,7 +21,7 @@ from bench.common import REPO_ROOT, machine, shared_data_dir
 
 def run(source: Path, models: list[str], test_months: int, search_budget_s: float) -> dict[str, Any]:
     """ingest → validate → split → train (each model type) → evaluate, in a throw-away local store."""
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
     from chicago_arrest.steps.data import ingest_step, split_step, validate_step
     from chicago_arrest.steps.training import evaluate_step, train_step
 
@@ -72,7 +72,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("chicago_arrest.artifact").setLevel(logging.WARNING)
+    logging.getLogger("chicago_arrest.model.artifact").setLevel(logging.WARNING)
     out = {"source": str(args.source), "machine": machine(), "search_budget_s": args.search_budget_s}
     out.update(run(args.source, args.models.split(","), args.test_months, args.search_budget_s))
     out["load_average_at_end"] = list(__import__("os").getloadavg())

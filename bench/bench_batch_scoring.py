@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common import REPO_ROOT, load_sample, machine
-from chicago_arrest.training import ModelType
+from chicago_arrest.model.training import ModelType
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "batch_scoring.json"
 TARGET_S = 60.0
@@ -42,13 +42,13 @@ def prepare(root: Path, model_type: ModelType = "xgboost", train_rows: int = 40_
     """A data dir whose registry has a champion with its reference profile; the sample; the test window."""
     import mlflow
 
-    from chicago_arrest.evaluate import evaluate_model
-    from chicago_arrest.names import CHAMPION, MODEL_NAME
-    from chicago_arrest.registry import configure_mlflow, log_arrest_model
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.split import time_split
+    from chicago_arrest.core.names import CHAMPION, MODEL_NAME
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.evaluate import evaluate_model
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import configure_mlflow, log_arrest_model
     from chicago_arrest.steps.monitoring import store_reference_profile
-    from chicago_arrest.training import TrainConfig, train_model
 
     os.environ["ARREST_DATA_DIR"] = str(root / "data")
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")

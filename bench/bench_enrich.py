@@ -59,7 +59,7 @@ def load_records(rows: int) -> tuple[Any, Any, str]:
     import pandas as pd
 
     from bench.common import shared_data_dir
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 
     data = shared_data_dir()
     if (data / "crimes_sample.csv").is_file() and (data / "police_stations.csv").is_file():
@@ -132,12 +132,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pin_threads()
     import pandas as pd
 
-    from chicago_arrest.enrich import (
+    from chicago_arrest.data.enrich import (
         StationIndex,
         enrich_features,
         station_distance,
     )
-    from chicago_arrest.validate import validate_records
+    from chicago_arrest.data.validate import validate_records
     from tests.geo_reference import station_distance_geopandas
 
     info = machine()

@@ -47,7 +47,7 @@ def pct(values: Sequence[float], q: float) -> float:
 
 def in_process(model: Any, test: pd.DataFrame, repeats: int, check: int) -> dict[str, float]:
     """Latency of one-record explain and predict, and the additivity contract on ``check`` records."""
-    from chicago_arrest.explain import Explainer
+    from chicago_arrest.model.explain import Explainer
 
     start = time.perf_counter()
     explainer = Explainer(model)
@@ -86,7 +86,7 @@ def over_http(model: Any, train: pd.DataFrame, test: pd.DataFrame, repeats: int)
     import mlflow
     import requests
 
-    from chicago_arrest.registry import log_arrest_model
+    from chicago_arrest.registry.models import log_arrest_model
     from tests.e2e.helpers import start_server
 
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
@@ -149,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from chicago_arrest.split import time_split
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.training import TrainConfig, train_model
 
     crimes, stations, source = load_sample()
     train, test, _ = time_split(crimes)

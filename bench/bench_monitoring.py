@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     os.environ["ARREST_CPUS"] = str(args.cpus)
-    from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.registry.models import load_arrest_model
     from chicago_arrest.steps.monitoring import monitor_step
 
     with tempfile.TemporaryDirectory(prefix="bench-monitor-") as tmp:

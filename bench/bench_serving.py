@@ -131,7 +131,7 @@ def prepare_model(work: Path, rebuild: bool, rows: int) -> dict[str, Any]:
     model_dir, records_path, meta_path = work / "model", work / "records.json", work / "model.json"
     if not rebuild and (model_dir / "MLmodel").is_file() and records_path.is_file() and meta_path.is_file():
         try:
-            from chicago_arrest.registry import load_arrest_model
+            from chicago_arrest.registry.models import load_arrest_model
 
             load_arrest_model(str(model_dir)).predict_arrest_probability(
                 pd.DataFrame(json.loads(records_path.read_text())[:2])
@@ -144,11 +144,11 @@ def prepare_model(work: Path, rebuild: bool, rows: int) -> dict[str, Any]:
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     import mlflow
 
-    from chicago_arrest.registry import configure_mlflow, log_arrest_model
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.split import time_split
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import configure_mlflow, log_arrest_model
 
     crimes_csv, stations_csv = SHARED / "crimes_sample.csv", SHARED / "police_stations.csv"
     if crimes_csv.is_file() and stations_csv.is_file():
@@ -188,7 +188,7 @@ def prepare_model(work: Path, rebuild: bool, rows: int) -> dict[str, Any]:
 
 def v2_body(records: Sequence[dict[str, Any]], request_id: str | None = None) -> bytes:
     """One V2 ``pd`` request for raw text records (natural datatypes; MLServer's ``str`` hints on BYTES)."""
-    from chicago_arrest.schema import MODEL_INPUT_COLUMNS
+    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS
 
     inputs = []
     for name in MODEL_INPUT_COLUMNS:
@@ -234,7 +234,7 @@ def in_process(model_dir: Path, records: list[dict[str, Any]], n_single: int, n_
     from kserve.utils.utils import get_predict_response
     from threadpoolctl import threadpool_limits
 
-    from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.registry.models import load_arrest_model
 
     threadpool_limits(1)
     model = load_arrest_model(str(model_dir)).set_threads(1)
@@ -578,8 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.n_single, args.n_batch, args.n_health, args.open_loop_seconds = 60, 5, 30, 3.0
 
-    from chicago_arrest.runtime import pin_thread_env
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.runtime import pin_thread_env
+    from chicago_arrest.core.settings import Settings
 
     pin_thread_env(1)
     work = Settings().data_dir.resolve() / "bench" / "serving"

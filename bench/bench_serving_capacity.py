@@ -66,8 +66,8 @@ def champion_folder(work: Path) -> tuple[Path, str]:
     """Download the registry's champion into ``work/champion`` (once); returns (folder, description)."""
     import mlflow
 
-    from chicago_arrest.registry import CHAMPION, MODEL_NAME
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.registry.models import CHAMPION, MODEL_NAME
 
     settings = Settings()
     uri = settings.resolved_tracking_uri()
@@ -84,7 +84,7 @@ def champion_folder(work: Path) -> tuple[Path, str]:
 
 def model_kind(folder: Path) -> str:
     """The classifier inside the served model (e.g. ``RandomForestClassifier, 150 trees``)."""
-    from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.registry.models import load_arrest_model
 
     clf = load_arrest_model(str(folder)).pipeline.steps[-1][1]
     trees = getattr(clf, "n_estimators", None)
@@ -307,8 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from chicago_arrest.runtime import pin_thread_env
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.runtime import pin_thread_env
+    from chicago_arrest.core.settings import Settings
 
     pin_thread_env(1)
     work = Settings().data_dir.resolve() / "bench" / "serving-capacity"

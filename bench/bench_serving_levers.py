@@ -53,8 +53,8 @@ def stages(model_dir: Path, recs: list[dict[str, Any]], n_rows: int, reps: int) 
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
     from sklearn.ensemble import RandomForestClassifier
 
-    from chicago_arrest.artifact import positive_scores
-    from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.model.artifact import positive_scores
+    from chicago_arrest.registry.models import load_arrest_model
 
     model = load_arrest_model(str(model_dir))
     model.set_threads(1)
@@ -100,9 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from chicago_arrest.registry import load_arrest_model
-    from chicago_arrest.runtime import pin_thread_env
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.runtime import pin_thread_env
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.registry.models import load_arrest_model
 
     pin_thread_env(1)
     work = Settings().data_dir.resolve() / "bench"

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python -m bench.bench_training`` (``--help`` for options). Writ
 
 The year-sized set is the real sample replicated to ``--year-rows`` rows with fresh ids (the real 2017 year
 has 267,792 records; only a 50k sample is at hand), so it has the real distribution at the real size. For
-each model type and data size it times :func:`chicago_arrest.training.train_model` end to end (features,
+each model type and data size it times :func:`chicago_arrest.model.training.train_model` end to end (features,
 SMOTE + undersampling, mutual-information selection, classifier, compiled encoder, calibration) and, on
 the same resampled and selected matrix, the classifier's ``fit`` alone. It also times train (all three) +
 evaluate + register in a throw-away local MLflow store on the 50k time split, the issue's ≤ 60 s budget.
@@ -43,8 +43,8 @@ def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, rep
     from imblearn.over_sampling import SMOTE
     from imblearn.under_sampling import RandomUnderSampler
 
-    from chicago_arrest.runtime import available_cpus
-    from chicago_arrest.training import TrainConfig, labels, make_classifier, train_model
+    from chicago_arrest.core.runtime import available_cpus
+    from chicago_arrest.model.training import TrainConfig, labels, make_classifier, train_model
 
     totals, clf_fits, phases = [], [], []
     for _ in range(repeats):
@@ -83,12 +83,12 @@ def time_train_evaluate_register(crimes: pd.DataFrame, stations: pd.DataFrame) -
     """Train all three models, evaluate them and register the selected one (local MLflow), timed by stage."""
     import mlflow
 
-    from chicago_arrest.backtest import select_candidate
-    from chicago_arrest.evaluate import evaluate_model
-    from chicago_arrest.registry import MODEL_NAME, configure_mlflow, log_arrest_model
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.split import time_split
-    from chicago_arrest.training import MODEL_TYPES, TrainConfig, train_model
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.backtest import select_candidate
+    from chicago_arrest.model.evaluate import evaluate_model
+    from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, train_model
+    from chicago_arrest.registry.models import MODEL_NAME, configure_mlflow, log_arrest_model
 
     train, test, _ = time_split(crimes)
     out: dict[str, Any] = {}
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
-    from chicago_arrest.split import time_split
-    from chicago_arrest.training import MODEL_TYPES
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.training import MODEL_TYPES
 
     crimes, stations, source = load_sample()
     rows = []

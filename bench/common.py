@@ -102,10 +102,10 @@ def load_sample() -> tuple[pd.DataFrame, pd.DataFrame, str]:
     if crimes_path.is_file() and stations_path.is_file():
         read = {"dtype": str, "keep_default_na": False}
         return pd.read_csv(crimes_path, **read), pd.read_csv(stations_path, **read), str(crimes_path)
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 
     stations = generate_stations()
-    return generate_crimes(50_000, stations=stations), stations, "generated (chicago_arrest.synthetic)"
+    return generate_crimes(50_000, stations=stations), stations, "generated (chicago_arrest.data.synthetic)"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -43,9 +43,9 @@ def moved(records: pd.DataFrame, dx_m: float, dy_m: float) -> pd.DataFrame:
 
 def main() -> dict[str, Any]:
     """Run the checks and print them."""
-    from chicago_arrest.evaluate import evaluate_model, expected_calibration_error
-    from chicago_arrest.split import time_split
-    from chicago_arrest.training import TrainConfig, labels, train_model
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.evaluate import evaluate_model, expected_calibration_error
+    from chicago_arrest.model.training import TrainConfig, labels, train_model
 
     crimes, stations, source = load_sample()
     train, test, window = time_split(crimes)

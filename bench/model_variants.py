@@ -5,7 +5,7 @@ Run: ``nice -n 10 .venv/bin/python -m bench.model_variants`` (``--help``; ``--on
 XGBoost defaults").
 
 The window is the pipeline's: the validated sample before November (January–October, 42,118 rows) trains,
-November–December (7,882 rows) tests. Each variant is one :func:`chicago_arrest.training.train_model` call with
+November–December (7,882 rows) tests. Each variant is one :func:`chicago_arrest.model.training.train_model` call with
 the pipeline's defaults except what the variant names (three walk-forward folds, calibration on October, refit),
 then scored on the test months. Costs are measured on the trained model with one thread: one record and 1,000
 records through ``predict_arrest_probability``, one record through the explainer (p50 over 40 records), and
@@ -13,7 +13,7 @@ the pickled size.
 
 ``block`` variants add the street block (``block``, e.g. "023XX N CLARK ST") as a target-encoded feature, and
 its interaction with the crime type: not features of the served model, so :func:`with_block_features` patches
-them into :mod:`chicago_arrest.features` for the run (``--only`` them, in a process of their own: the patch
+them into :mod:`chicago_arrest.model.features` for the run (``--only`` them, in a process of their own: the patch
 makes every variant compute the extra columns, which would inflate the others' times). The ``x type`` variants
 add an interaction of a place (district, community area, beat) or ``domestic`` with the crime type the same
 way (:data:`EXTRA_INTERACTIONS`).
@@ -83,7 +83,7 @@ EXTRA_INTERACTIONS = {
 
 def with_interactions(names: set[str]) -> None:
     """Add the named :data:`EXTRA_INTERACTIONS` to the raw feature columns (for this process)."""
-    import chicago_arrest.features as features
+    import chicago_arrest.model.features as features
 
     for name in sorted(names & set(EXTRA_INTERACTIONS)):
         if name not in features.ALL_COLUMNS:
@@ -93,8 +93,8 @@ def with_interactions(names: set[str]) -> None:
 
 def with_block_features() -> None:
     """Add ``block`` (normalised text) to the raw feature columns (``block_type`` is a :data:`EXTRA_INTERACTIONS`)."""
-    import chicago_arrest.features as features
-    from chicago_arrest.schema import category_array
+    import chicago_arrest.model.features as features
+    from chicago_arrest.core.schema import category_array
 
     if "block" in features.ALL_COLUMNS:
         return
@@ -112,10 +112,10 @@ def with_block_features() -> None:
 
 def run_variant(name: str, train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) -> dict[str, Any]:
     """Train one variant, evaluate it on the test months and measure its serving costs."""
-    from chicago_arrest.evaluate import evaluate_model
-    from chicago_arrest.explain import explainer_for
-    from chicago_arrest.features import DEFAULT_FEATURES
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.model.evaluate import evaluate_model
+    from chicago_arrest.model.explain import explainer_for
+    from chicago_arrest.model.features import DEFAULT_FEATURES
+    from chicago_arrest.model.training import TrainConfig, train_model
 
     model_type, params, resample, extra = VARIANTS[name]
     features = DEFAULT_FEATURES.plus("target", *extra) if extra else DEFAULT_FEATURES
@@ -155,8 +155,8 @@ def ensemble(train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) ->
     """Test-month ROC-AUC, PR-AUC and ECE of the mean log-odds of the default models (not a served model)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from chicago_arrest.evaluate import expected_calibration_error
-    from chicago_arrest.training import MODEL_TYPES, TrainConfig, labels, train_model
+    from chicago_arrest.model.evaluate import expected_calibration_error
+    from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, labels, train_model
 
     y = labels(test)
     probabilities = {

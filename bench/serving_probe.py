@@ -134,7 +134,7 @@ def request_log(n: int = 3_000) -> None:
 def classifier_threads(model_dir: Path) -> None:
     """1,000 records in process with one and two classifier threads (p50 of 25, two rounds)."""
     from bench.common import load_sample, median_ms
-    from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.registry.models import load_arrest_model
 
     model = load_arrest_model(str(model_dir))
     thousand = load_sample()[0].tail(1000).reset_index(drop=True)
@@ -316,8 +316,8 @@ def stages(model_dir: Path, calls: int = 2_000) -> None:
     from kserve.protocol.infer_type import InferRequest
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-    from chicago_arrest.artifact import _DensePredictor, positive_scores
-    from chicago_arrest.schema import model_input_arrays
+    from chicago_arrest.core.schema import model_input_arrays
+    from chicago_arrest.model.artifact import _DensePredictor, positive_scores
 
     settings = ServerSettings(model_dir=model_dir)
     setup_process(settings)
@@ -472,8 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             " --in-process or --stages"
         )
 
-    from chicago_arrest.runtime import pin_thread_env
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.runtime import pin_thread_env
+    from chicago_arrest.core.settings import Settings
 
     pin_thread_env(1)
     work = Settings().data_dir.resolve() / "bench" / "serving-probe"

@@ -56,8 +56,8 @@ def ensure_challenger() -> tuple[str, str]:
     """Champion and challenger versions; registers a copy of the champion as the challenger when needed."""
     import mlflow
 
-    from chicago_arrest.registry import CHALLENGER, CHAMPION, MODEL_NAME
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.registry.models import CHALLENGER, CHAMPION, MODEL_NAME
 
     uri = Settings().resolved_tracking_uri()
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -82,8 +82,8 @@ def set_challenger(version: str) -> None:
     """Point the ``challenger`` alias at ``version`` (registry only)."""
     import mlflow
 
-    from chicago_arrest.registry import CHALLENGER, MODEL_NAME
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.registry.models import CHALLENGER, MODEL_NAME
 
     uri = Settings().resolved_tracking_uri()
     mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
 
     data_dir = Settings().data_dir.resolve()
     champion, challenger = ensure_challenger()

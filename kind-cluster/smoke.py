@@ -1,7 +1,7 @@
 """The Python half of ``kind-cluster/smoke.sh`` (``make kind-smoke``): land data, run the pipeline, sample traffic.
 
 Run with the project's interpreter from the repository root (smoke.sh does), after ``make kind-up`` recorded the
-cluster (``.data/cluster.json``, :mod:`chicago_arrest.targets`)::
+cluster (``.data/cluster.json``, :mod:`chicago_arrest.core.targets`)::
 
     python kind-cluster/smoke.py land --seed 1        # generated records -> the data bucket (host port of MinIO)
     python kind-cluster/smoke.py run --seed 1         # a KFP run on the cluster, waited for
@@ -34,10 +34,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # pipelines/ and components/ live in the checkout
 
-from chicago_arrest import names  # noqa: E402
-from chicago_arrest.targets import ClusterRecord, read_record, record_path  # noqa: E402
+from chicago_arrest.core import names  # noqa: E402
+from chicago_arrest.core.targets import ClusterRecord, read_record, record_path  # noqa: E402
 
 #: Months of generated data, and the pipeline's window over them (the last is the test month).
 MONTHS = 3
@@ -61,10 +60,10 @@ def window_start(today: dt.date) -> dt.date:
 
 def land(seed: int, rows: int, endpoint: str | None) -> int:
     """Generate ``rows`` records over the last ``MONTHS`` full months and land them in the data bucket."""
-    from chicago_arrest.ingest import ingest_file
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.store import make_store
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.core.store import make_store
+    from chicago_arrest.data.ingest import ingest_file
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 
     today = dt.datetime.now(ZoneInfo(names.CHICAGO_TZ)).date()
     stations = generate_stations()
@@ -88,8 +87,8 @@ def run(seed: int, canary_percent: int, timeout_s: int) -> int:
     """Start the training pipeline on the recorded cluster's KFP and wait for it; 0 if it succeeded."""
     import kfp
 
-    from pipelines.run import run_cluster
-    from pipelines.training import training_pipeline
+    from chicago_arrest.pipelines.run import run_cluster
+    from chicago_arrest.pipelines.training import training_pipeline
 
     record = _record()
     defaults = {
@@ -115,8 +114,8 @@ def run(seed: int, canary_percent: int, timeout_s: int) -> int:
 
 def stated_split() -> dict[str, Any]:
     """The split ``chicago-arrest serving status --target cluster`` reports (KServe + registry)."""
+    from chicago_arrest.core.targets import resolve_target
     from chicago_arrest.release.ops import open_release
-    from chicago_arrest.targets import resolve_target
 
     resolved = resolve_target("cluster")
     resolved.use_cluster_mlflow()

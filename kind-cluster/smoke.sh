@@ -108,7 +108,7 @@ v2_ready() {
 }
 
 ingress_url() {
-  "${PYTHON}" -c 'import sys; from chicago_arrest.targets import read_record; from pathlib import Path
+  "${PYTHON}" -c 'import sys; from chicago_arrest.core.targets import read_record; from pathlib import Path
 r = read_record(Path(sys.argv[1])); print(r.ingress_url if r and r.ingress_url else "http://localhost:8180")' "${RECORD}"
 }
 
@@ -118,7 +118,7 @@ traffic() {
 }
 
 serving() {
-  # The make targets' command, without --target: the recorded cluster is the target (chicago_arrest.targets).
+  # The make targets' command, without --target: the recorded cluster is the target (chicago_arrest.core.targets).
   "${PYTHON}" -m chicago_arrest.cli serving "$@"
 }
 

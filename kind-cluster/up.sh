@@ -11,7 +11,7 @@
 # Re-run:  safe, also after a complete install. Every step is an apply, a guarded create or an idempotent
 #          patch, and nothing it applies is checked by a webhook that it scales down (see install_kserve).
 # Records: <data dir>/cluster.json (ARREST_DATA_DIR, default .data): where KFP, MLflow and Kourier are and the
-#          kube context, so `make pipeline-run`, `make status` ... go to this cluster (chicago_arrest.targets).
+#          kube context, so `make pipeline-run`, `make status` ... go to this cluster (chicago_arrest.core.targets).
 #
 # Environment (all optional):
 #   CLUSTER_NAME      kind cluster name (default chicago-arrest; kubectl context kind-$CLUSTER_NAME)
@@ -58,10 +58,10 @@ KOURIER_HOST_PORT="${KOURIER_HOST_PORT:-8180}"
 MINIO_HOST_PORT="${MINIO_HOST_PORT:-9000}"
 MINIO_CONSOLE_HOST_PORT="${MINIO_CONSOLE_HOST_PORT:-9001}"
 MLFLOW_HOST_PORT="${MLFLOW_HOST_PORT:-5000}"
-# The apps with a MinIO user of their own (chicago_arrest.minio_users, run by the bucket Job).
+# The apps with a MinIO user of their own (chicago_arrest.cli.minio_users, run by the bucket Job).
 MINIO_APPS="steps mlflow kserve"
 
-# The project's object store: MinIO in namespace minio (manifests/platform and chicago_arrest.names; a test
+# The project's object store: MinIO in namespace minio (manifests/platform and chicago_arrest.core.names; a test
 # checks these agree). KFP keeps its own SeaweedFS for pipeline artifacts.
 S3_ENDPOINT="minio.minio.svc.cluster.local:9000"
 S3_REGION="us-east-1"
@@ -476,7 +476,7 @@ resolve_s3_credentials() {
 
 resolve_app_keys() {
   # Each app's MinIO user (MINIO_APPS): kept from an earlier run (Secret minio/minio-users), else generated.
-  # Sets MINIO_<APP>_ACCESS_KEY / MINIO_<APP>_SECRET_KEY (the names chicago_arrest.minio_users reads).
+  # Sets MINIO_<APP>_ACCESS_KEY / MINIO_<APP>_SECRET_KEY (the names chicago_arrest.cli.minio_users reads).
   local app upper access secret kept=0
   for app in ${MINIO_APPS}; do
     upper="$(printf '%s' "${app}" | tr '[:lower:]' '[:upper:]')"
@@ -567,7 +567,7 @@ install_model_namespace() {
 }
 
 apply_pipeline_config() {
-  # What every pipeline step reads (pipelines/training.py: CONFIG_MAP / SECRET): the object store of the
+  # What every pipeline step reads (src/chicago_arrest/pipelines/training.py: CONFIG_MAP / SECRET): the object store of the
   # data and of the published models, the in-cluster MLflow server, and what the deploy step deploys.
   log "Pipeline step configuration: ConfigMap chicago-arrest-config + Secret chicago-arrest-s3 (kubeflow)"
   k -n kubeflow create configmap chicago-arrest-config \
@@ -599,7 +599,7 @@ install_mlflow() {
 }
 
 write_record() {
-  # <data dir>/cluster.json: what chicago_arrest.targets reads, so the make targets go to this cluster.
+  # <data dir>/cluster.json: what chicago_arrest.core.targets reads, so the make targets go to this cluster.
   mkdir -p "${DATA_DIR}"
   python3 - "${DATA_DIR}/cluster.json" <<EOF
 import datetime, json, sys

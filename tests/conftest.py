@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from chicago_arrest.runtime import OMP_WAIT_POLICY
+from chicago_arrest.core.runtime import OMP_WAIT_POLICY
 
-# Before any library loads OpenMP: idle threads must sleep (chicago_arrest.runtime imports only the stdlib).
+# Before any library loads OpenMP: idle threads must sleep (chicago_arrest.core.runtime imports only the stdlib).
 os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
 
 from collections.abc import Iterator
@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chicago_arrest.settings import Settings
-from chicago_arrest.synthetic import generate_crimes, generate_stations
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 from tests.mlflow_store import mlflow_state_restored
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -1,15 +1,15 @@
-"""The geopandas reference of :func:`chicago_arrest.enrich.station_distance` (tests and benchmarks only)."""
+"""The geopandas reference of :func:`chicago_arrest.data.enrich.station_distance` (tests and benchmarks only)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.enrich import US_FOOT_M, project_points
+from chicago_arrest.data.enrich import US_FOOT_M, project_points
 
 
 def station_distance_geopandas(frame: pd.DataFrame, stations: pd.DataFrame) -> np.ndarray:
-    """:func:`~chicago_arrest.enrich.station_distance` with geopandas ``sjoin_nearest`` (slower).
+    """:func:`~chicago_arrest.data.enrich.station_distance` with geopandas ``sjoin_nearest`` (slower).
 
     Args:
         frame: Raw records.

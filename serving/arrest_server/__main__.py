@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from arrest_server.settings import ServerSettings
-from chicago_arrest.runtime import pin_thread_env
+from chicago_arrest.core.runtime import pin_thread_env
 
 log = logging.getLogger("arrest_server")
 
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kserve.utils.utils import cpu_count
 
     from arrest_server.model import ArrestPredictor, setup_process
-    from chicago_arrest.release import ReleaseError
+    from chicago_arrest.core.errors import ReleaseError
 
     workers = args.workers or cpu_count()
     setup_process(settings)

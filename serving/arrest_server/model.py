@@ -55,11 +55,11 @@ from arrest_server.validation import (
     parse_v2,
     wants_explanation,
 )
-from chicago_arrest.explain import explainer_for
-from chicago_arrest.release.base import ReleaseError
-from chicago_arrest.release.ops import MlflowAliases, registry_split
-from chicago_arrest.release.state import ModelRef, ServingState, load_state
-from chicago_arrest.settings import Settings
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.model.explain import explainer_for
+from chicago_arrest.registry.aliases import MlflowAliases, registry_split
+from chicago_arrest.registry.state import ModelRef, ServingState, load_state
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def load_model(
     Returns:
         The loaded model.
     """
-    from chicago_arrest.registry import load_arrest_model, model_card_reference
+    from chicago_arrest.registry.models import load_arrest_model, model_card_reference
 
     start = time.perf_counter()
     if tracking_uri and ref.uri.startswith(("models:/", "runs:/")):
@@ -581,7 +581,7 @@ class ArrestPredictor(Model):
 
         Same validation, routing, limits and errors as :meth:`predict`. Each record's explanation has the
         calibrated ``arrest_probability``, the ``log_odds`` of the uncalibrated score, the ``base_value`` and
-        the signed ``contributions`` of the raw fields sorted by magnitude (:mod:`chicago_arrest.explain`).
+        the signed ``contributions`` of the raw fields sorted by magnitude (:mod:`chicago_arrest.model.explain`).
         """
         return await self.predict(payload, headers, {}, explain=True)
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from chicago_arrest.artifact import ArrestModel
-from chicago_arrest.release.state import ModelRef, ServingState, load_state
+from chicago_arrest.model.artifact import ArrestModel
+from chicago_arrest.registry.state import ModelRef, ServingState, load_state
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chicago_arrest.names import ISVC_NAME
+from chicago_arrest.core.names import ISVC_NAME
 
 
 class ServerSettings(BaseSettings):
@@ -19,7 +19,7 @@ class ServerSettings(BaseSettings):
     Where the model comes from, in order: ``model_dir`` (a local MLflow model folder, e.g. ``/mnt/models`` on
     the cluster), ``model_uri`` (``models:/chicago-crime-arrest-predictor@champion``), else the local serving
     state (champion and challenger with a canary split, watched for changes) at
-    ``chicago_arrest.settings.Settings().serving_config_path`` (``<ARREST_DATA_DIR>/serving/serving.json``; the
+    ``chicago_arrest.core.settings.Settings().serving_config_path`` (``<ARREST_DATA_DIR>/serving/serving.json``; the
     same file ``make canary|promote|rollback`` change).
 
     Attributes:
@@ -39,7 +39,7 @@ class ServerSettings(BaseSettings):
         api_token: When set, inference, explain and metadata routes need ``Authorization: Bearer <token>``
             (HTTP 401 otherwise); health and ``/metrics`` stay open. gRPC is switched off (it has no auth).
         threads: Threads for the model and native libraries (1: single rows get slower with more).
-        batch_threads: Classifier threads for a request of at least ``chicago_arrest.artifact.BATCH_ROWS``
+        batch_threads: Classifier threads for a request of at least ``chicago_arrest.model.artifact.BATCH_ROWS``
             records, random forest and XGBoost (same probabilities, about half the time with two); 0: the
             CPUs this process may use.
         poll_interval_s: How often the serving state file is checked for changes.
@@ -82,7 +82,7 @@ class ServerSettings(BaseSettings):
 
     def classifier_batch_threads(self) -> int:
         """``batch_threads``, with 0 resolved to the CPUs this process may use."""
-        from chicago_arrest.runtime import available_cpus
+        from chicago_arrest.core.runtime import available_cpus
 
         return self.batch_threads or available_cpus()
 

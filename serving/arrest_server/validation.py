@@ -2,7 +2,7 @@
 
 Every problem with a request raises :class:`kserve.errors.InvalidInput` (HTTP 400) with a message that names
 the field, never a 500; more rows than ``max_rows`` raise :class:`TooManyRows` (HTTP 413). What is accepted,
-per raw field (:data:`chicago_arrest.schema.FIELDS`):
+per raw field (:data:`chicago_arrest.core.schema.FIELDS`):
 
 ========================  ==================================  ============================================
 field kind                V2 datatypes                         values
@@ -35,7 +35,7 @@ import pandas as pd
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
-from chicago_arrest.schema import (
+from chicago_arrest.core.schema import (
     FALSE_TEXT,
     FIELD_BY_NAME,
     MODEL_INPUT_COLUMNS,

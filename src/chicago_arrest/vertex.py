@@ -1,10 +1,10 @@
 """Vertex AI Pipelines variant (``pipelines/vertex_training.py``): BigQuery ingest, the Vertex gate, the submit.
 
-Only :func:`submit` (through :func:`import_aiplatform`, :func:`check_credentials`, :func:`find_champion`) needs
-the ``vertex`` extra (``uv sync --extra vertex``), which is neither in the default install nor in the image; the
-rest runs in the project image as the Vertex pipeline's steps: :func:`window_sql` (the BigQuery export of a month
-window as Socrata records, run by GCPC's ``BigqueryQueryJobOp``), :func:`land_export` (the export through the
-project's ingest step), :func:`save_served_model` and :func:`gate_decision` (:func:`chicago_arrest.registry.decide`
+Only :func:`submit` (through :func:`import_aiplatform`, :func:`check_credentials`, :func:`find_champion`) needs the
+``vertex`` extra (``uv sync --extra vertex``), which is neither in the default install nor in the image; the rest
+runs in the project image as the Vertex pipeline's steps: :func:`window_sql` (the BigQuery export of a month window
+as Socrata records, run by GCPC's ``BigqueryQueryJobOp``), :func:`land_export` (the export through the project's
+ingest step), :func:`save_served_model` and :func:`gate_decision` (:func:`chicago_arrest.release.gate.decide`
 against the champion, and the endpoint's traffic split). The champion on Vertex is the model with the largest
 traffic share on the ``arrest-predictor`` endpoint; its test metrics are its upload labels (:func:`metric_labels`).
 """
@@ -22,9 +22,10 @@ import pandas as pd
 import yaml
 
 from chicago_arrest import __version__
-from chicago_arrest.names import CHICAGO_TZ, DEFAULT_IMAGE, IMAGE_REPOSITORY, ISVC_NAME, MODEL_NAME
-from chicago_arrest.schema import FIELD_BY_NAME, RAW_COLUMNS
-from chicago_arrest.settings import Settings
+from chicago_arrest.core.errors import ArrestError
+from chicago_arrest.core.names import CHICAGO_TZ, DEFAULT_IMAGE, IMAGE_REPOSITORY, ISVC_NAME, MODEL_NAME
+from chicago_arrest.core.schema import FIELD_BY_NAME, RAW_COLUMNS
+from chicago_arrest.core.settings import Settings
 
 #: The public table (project ``bigquery-public-data``, dataset ``chicago_crime``), multi-region ``US``.
 BIGQUERY_TABLE = "bigquery-public-data.chicago_crime.crime"
@@ -69,7 +70,7 @@ _PPM = 1_000_000
 EXTRA_HINT = "run `uv sync --extra vertex` (or `make install`)"
 
 
-class VertexError(RuntimeError):
+class VertexError(ArrestError):
     """A Vertex run cannot be prepared or submitted (one line says why and what to do)."""
 
 
@@ -90,7 +91,7 @@ def window_months(months: int, end_month: str = "", today: date | None = None) -
     Raises:
         ValueError: For ``months < 1`` or a malformed ``end_month``.
     """
-    from chicago_arrest.ingest import _today_in_chicago, month_bounds, plan_months
+    from chicago_arrest.data.ingest import _today_in_chicago, month_bounds, plan_months
 
     if end_month and not _MONTH.match(end_month):
         raise ValueError(f"end_month must be YYYY-MM, got {end_month!r}")
@@ -135,7 +136,7 @@ def window_sql(export_uri: str, months: int, end_month: str = "", today: date | 
     Raises:
         ValueError: For a bad window or an export URI that is not a plain ``gs://`` folder.
     """
-    from chicago_arrest.ingest import month_bounds
+    from chicago_arrest.data.ingest import month_bounds
 
     if not export_uri.startswith("gs://") or re.search(r"['\"\\\s*]", export_uri):
         raise ValueError(f"export_uri must be a gs:// folder without quotes, spaces or *, got {export_uri!r}")
@@ -188,7 +189,7 @@ def land_export(
     Raises:
         FileNotFoundError: When the export folder has no Parquet shard.
     """
-    from chicago_arrest.settings import get_settings
+    from chicago_arrest.core.settings import get_settings
     from chicago_arrest.steps.data import ingest_step
 
     shards = sorted(Path(export_dir).glob("*.parquet"))
@@ -199,7 +200,7 @@ def land_export(
         crimes = Path(tmp) / "crimes.parquet"
         pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True).to_parquet(crimes, index=False)
         if not stations_source:
-            from chicago_arrest.socrata import SocrataClient
+            from chicago_arrest.data.socrata import SocrataClient
 
             with SocrataClient(settings) as socrata:
                 socrata.fetch_stations().to_parquet(Path(tmp) / "police_stations.parquet", index=False)
@@ -239,8 +240,8 @@ def save_served_model(
     import joblib
     import mlflow.pyfunc
 
-    from chicago_arrest.registry import ArrestPyfunc, model_signature
-    from chicago_arrest.schema import MODEL_INPUT_COLUMNS
+    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS
+    from chicago_arrest.registry.models import ArrestPyfunc, model_signature
 
     example = None
     if test_path is not None:
@@ -287,7 +288,7 @@ def gate_decision(
     max_ece: float = 0.05,
     canary_percent: int = 10,
 ) -> dict[str, Any]:
-    """The project's promotion rule (:func:`chicago_arrest.registry.decide`) and the endpoint's traffic split.
+    """The project's promotion rule (:func:`chicago_arrest.release.gate.decide`) and the endpoint's traffic split.
 
     The champion's metrics are those it was uploaded with (its own test window), not a re-score on the
     challenger's window as in the MLflow gate: the Vertex pipeline has no registry to load it from.
@@ -308,7 +309,7 @@ def gate_decision(
     Raises:
         ValueError: For a champion without metrics or a deployed model id.
     """
-    from chicago_arrest.registry import decide
+    from chicago_arrest.release.gate import decide
 
     chosen = evaluation["candidates"][evaluation["selected"]]
     challenger = {k: float(chosen[k]) for k in LABEL_METRICS}

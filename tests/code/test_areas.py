@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from chicago_arrest.areas import (
+from chicago_arrest.data.areas import (
     area_key,
     area_table,
     area_tables,
@@ -149,13 +149,13 @@ def test_spatial_join_with_the_city_boundaries_agrees_with_the_fields() -> None:
 
 
 def test_boundaries_land_in_the_store_and_load_back(tmp_path: Path) -> None:
-    from chicago_arrest.areas import (
+    from chicago_arrest.core.store import LocalStore
+    from chicago_arrest.data.areas import (
         BOUNDARY_STORE_KEYS,
         land_boundaries,
         land_boundary_files,
         load_boundaries,
     )
-    from chicago_arrest.store import LocalStore
 
     store = LocalStore(tmp_path / "store")
     assert load_boundaries(store) == {"district": None, "community_area": None}
@@ -177,11 +177,11 @@ def test_boundaries_land_in_the_store_and_load_back(tmp_path: Path) -> None:
 def test_ingest_lands_the_boundaries_from_socrata_and_next_to_a_file(tmp_path: Path) -> None:
     from datetime import date
 
-    from chicago_arrest.areas import BOUNDARY_STORE_KEYS
-    from chicago_arrest.ingest import ingest_file, ingest_socrata
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.store import LocalStore
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.core.store import LocalStore
+    from chicago_arrest.data.areas import BOUNDARY_STORE_KEYS
+    from chicago_arrest.data.ingest import ingest_file, ingest_socrata
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 
     stations = generate_stations()
     crimes = generate_crimes(300, stations=stations, months=2)

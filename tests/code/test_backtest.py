@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from chicago_arrest.backtest import Candidate, select_candidate, walk_forward_folds
-from chicago_arrest.schema import parse_timestamp
-from chicago_arrest.synthetic import generate_crimes
+from chicago_arrest.core.schema import parse_timestamp
+from chicago_arrest.data.synthetic import generate_crimes
+from chicago_arrest.model.backtest import Candidate, select_candidate, walk_forward_folds
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from chicago_arrest import cli
-from chicago_arrest.release.base import ReleaseError
-from chicago_arrest.settings import Settings
-from pipelines import run as pipeline_run
-from pipelines.training import training_pipeline
+from chicago_arrest.cli import main as cli
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.pipelines import run as pipeline_run
+from chicago_arrest.pipelines.training import training_pipeline
 
 runner = CliRunner()
 
@@ -301,18 +301,40 @@ def test_compile(tmp_path: Path) -> None:
 # -- start-up ------------------------------------------------------------------------------------------------
 
 
-def test_outside_the_project_folder_the_pipeline_commands_say_so(tmp_path: Path) -> None:
-    for args in (["pipeline", "run"], ["pipeline", "compile"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "chicago_arrest.cli", *args], cwd=tmp_path, capture_output=True, text=True
-        )
-        assert result.returncode == 1
-        assert result.stderr.startswith("error: the pipeline commands run from the project's folder")
+def test_the_pipeline_commands_work_outside_the_checkout(tmp_path: Path) -> None:
+    """The pipelines are part of the installed package: no project folder, no sys.path tricks (issue 24)."""
+    env = {**os.environ, "PYTHONPATH": ""}
+    compiled = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chicago_arrest.cli",
+            "pipeline",
+            "compile",
+            "--out-dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    assert (tmp_path / "out" / "chicago-arrest-training.yaml").is_file()
+    helped = subprocess.run(
+        [sys.executable, "-m", "chicago_arrest.cli", "pipeline", "run", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "--months" in helped.stdout
 
 
 def test_module_entry_point_starts_without_heavy_imports() -> None:
     code = (
-        "import sys; from chicago_arrest import cli; "
+        "import sys; from chicago_arrest.cli import main; "
         "print(sorted(m for m in ('kfp', 'mlflow', 'pandas', 'sklearn', 'kubernetes') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

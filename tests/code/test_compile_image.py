@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from chicago_arrest import names
+from chicago_arrest.core import names
 from tests.code.test_make_cluster_targets import (
     _SCRUB,
     MAKE,
@@ -31,13 +31,15 @@ CUSTOM_IMAGE = "registry.example/chicago-arrest:9.9.9"
 
 
 def _executor_images(path: Path) -> set[str]:
-    from pipelines.compile import executor_images
+    from chicago_arrest.pipelines.compile import executor_images
 
     return set(executor_images(path.read_text()).values())
 
 
 def test_make_compile_writes_image_into_every_executor(sandbox: Sandbox) -> None:
-    committed = REPO_ROOT / "pipelines" / "compiled" / "chicago-arrest-training.yaml"
+    committed = (
+        REPO_ROOT / "src" / "chicago_arrest" / "pipelines" / "compiled" / "chicago-arrest-training.yaml"
+    )
     before = committed.read_bytes()
     out = sandbox.root / "compiled"
     result = sandbox.make("compile", f"IMAGE={CUSTOM_IMAGE}", f"COMPILE_DIR={out}")
@@ -52,7 +54,7 @@ def test_make_compile_writes_image_into_every_executor(sandbox: Sandbox) -> None
 
 
 def test_compile_training_rewrites_the_image_for_a_cluster_run(tmp_path: Path) -> None:
-    from pipelines.compile import compile_training
+    from chicago_arrest.pipelines.compile import compile_training
 
     path = compile_training(tmp_path, image=CUSTOM_IMAGE)
     assert _executor_images(path) == {CUSTOM_IMAGE}

@@ -17,19 +17,20 @@ import pandas as pd
 import pytest
 from minio import Minio
 
-from chicago_arrest import cli, names
-from chicago_arrest.registry import (
+from chicago_arrest.cli import main as cli
+from chicago_arrest.core import names
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.data.split import time_split
+from chicago_arrest.data.synthetic import generate_crimes
+from chicago_arrest.model.training import TrainConfig, train_model
+from chicago_arrest.registry.models import (
     CHAMPION,
     MODEL_NAME,
     configure_mlflow,
     load_arrest_model,
     log_arrest_model,
 )
-from chicago_arrest.settings import Settings
-from chicago_arrest.split import time_split
 from chicago_arrest.steps.release import deploy_step
-from chicago_arrest.synthetic import generate_crimes
-from chicago_arrest.training import TrainConfig, train_model
 from tests.code import kustomize_lite
 from tests.fake_kube import ISVC_PATH, REVISION_PATH, FakeKube, fake_kube
 from tests.moto_s3 import moto_server

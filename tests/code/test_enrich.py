@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pyproj import Geod, Transformer
 
-from chicago_arrest.enrich import (
+from chicago_arrest.data.enrich import (
     DISTANCE,
     HAS_COORDINATES,
     PARTS_OF_DAY,
@@ -23,7 +23,7 @@ from chicago_arrest.enrich import (
     station_distance,
     temporal_features,
 )
-from chicago_arrest.validate import validate_records
+from chicago_arrest.data.validate import validate_records
 from tests.geo_reference import station_distance_geopandas
 
 GEOD = Geod(ellps="WGS84")
@@ -348,7 +348,7 @@ def test_enrich_needs_a_date(crimes: pd.DataFrame, index: StationIndex) -> None:
 
 
 def test_temporal_arrays_match_pandas_accessors_including_pre_1970_and_nat() -> None:
-    from chicago_arrest.enrich import temporal_arrays
+    from chicago_arrest.data.enrich import temporal_arrays
 
     rng = np.random.default_rng(0)
     stamps = pd.to_datetime(rng.integers(-3_000_000_000, 2_000_000_000, 5_000), unit="s").to_numpy()

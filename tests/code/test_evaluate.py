@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.evaluate import (
+from chicago_arrest.model.evaluate import (
     calibration_table,
     classification_metrics,
     evaluate_predictions,
@@ -14,7 +14,7 @@ from chicago_arrest.evaluate import (
     roc_points,
     save_charts,
 )
-from chicago_arrest.report import evaluation_sections, html_page
+from chicago_arrest.reports.training import evaluation_sections, html_page
 
 
 def test_ece_of_perfectly_calibrated_and_of_overconfident_predictions() -> None:
@@ -94,7 +94,7 @@ def test_charts_and_report(tmp_path) -> None:
 def test_bootstrap_intervals_cover_the_metric_and_shrink_with_rows() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from chicago_arrest.evaluate import bootstrap_intervals
+    from chicago_arrest.model.evaluate import bootstrap_intervals
 
     rng = np.random.default_rng(3)
     widths = []
@@ -137,7 +137,7 @@ def test_per_month_metrics_and_worst_month() -> None:
 def test_bootstrap_rank_metrics_equal_scikit_learn_with_weights() -> None:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from chicago_arrest.evaluate import _weighted_ap, _weighted_auc
+    from chicago_arrest.model.evaluate import _weighted_ap, _weighted_auc
 
     rng = np.random.default_rng(5)
     y = (rng.uniform(size=3_000) < 0.25).astype(float)

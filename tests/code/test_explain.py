@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.artifact import ArrestModel
-from chicago_arrest.explain import (
+from chicago_arrest.data.split import time_split
+from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+from chicago_arrest.model.artifact import ArrestModel
+from chicago_arrest.model.explain import (
     DATE,
     LOCATION,
     Explainer,
@@ -16,9 +18,7 @@ from chicago_arrest.explain import (
     grouping,
     raw_field,
 )
-from chicago_arrest.split import time_split
-from chicago_arrest.synthetic import generate_crimes, generate_stations
-from chicago_arrest.training import TrainConfig, train_model
+from chicago_arrest.model.training import TrainConfig, train_model
 
 SMALL = {
     "logreg": {},
@@ -156,7 +156,7 @@ def test_random_forest_contributions_are_exact_shapley_values() -> None:
     import xgboost as xgb
     from sklearn.ensemble import RandomForestClassifier
 
-    from chicago_arrest.explain import _forest_booster
+    from chicago_arrest.model.explain import _forest_booster
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 4))

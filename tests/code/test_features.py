@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mutual_info_score
 
-from chicago_arrest.features import (
+from chicago_arrest.model.features import (
     MISSING,
     FastEncoder,
     FrequencyEncoder,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chicago_arrest.registry import decide
+from chicago_arrest.release.gate import decide
 
 CHAMPION = {"roc_auc": 0.890, "ece": 0.02}
 

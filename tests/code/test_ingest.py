@@ -13,8 +13,11 @@ import pandas as pd
 import pytest
 import requests
 
-from chicago_arrest import ingest as ingest_mod
-from chicago_arrest.ingest import (
+from chicago_arrest.core.schema import RAW_COLUMNS
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.core.store import KeyNotFoundError, LocalStore, ObjectStore, S3Store, read_parquet
+from chicago_arrest.data import ingest as ingest_mod
+from chicago_arrest.data.ingest import (
     IngestError,
     IngestResult,
     MissingMonthsError,
@@ -28,11 +31,8 @@ from chicago_arrest.ingest import (
     months_in_store,
     plan_months,
 )
-from chicago_arrest.schema import RAW_COLUMNS
-from chicago_arrest.settings import Settings
-from chicago_arrest.socrata import SocrataClient, SocrataError
-from chicago_arrest.store import KeyNotFoundError, LocalStore, ObjectStore, S3Store, read_parquet
-from chicago_arrest.synthetic import generate_crimes
+from chicago_arrest.data.socrata import SocrataClient, SocrataError
+from chicago_arrest.data.synthetic import generate_crimes
 from tests.moto_s3 import moto_server
 
 MONTHS_2017 = [f"2017-{m:02d}" for m in range(1, 13)]

@@ -275,7 +275,7 @@ def smoke() -> Any:
     [(dt.date(2026, 11, 29), dt.date(2026, 8, 1)), (dt.date(2026, 2, 1), dt.date(2025, 11, 1))],
 )
 def test_window_is_the_ingest_steps(smoke: Any, today: dt.date, start: dt.date) -> None:
-    from chicago_arrest.ingest import plan_months
+    from chicago_arrest.data.ingest import plan_months
 
     assert smoke.window_start(today) == start
     window, to_land = plan_months(today, smoke.MONTHS, [], refresh=0)

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from chicago_arrest import names
+from chicago_arrest.core import names
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.registry.state import Split
 from chicago_arrest.release import kserve
-from chicago_arrest.release.base import ReleaseError, Split
 from chicago_arrest.release.kserve import KServeTraffic
-from chicago_arrest.settings import Settings
 from tests.code.test_manifests import crd_errors, rendered
 from tests.fake_kube import ISVC_PATH, REVISION_PATH, fake_kube
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chicago_arrest import names
+from chicago_arrest.core import names
 from chicago_arrest.release import kserve
 from tests.fake_kube import ISVC_PATH, REVISION_PATH, FakeKube, fake_kube
 
@@ -275,7 +275,7 @@ def test_status_reads_the_inference_service_and_its_revisions(sandbox: Sandbox, 
 
 _SEED_REGISTRY = """\
 from mlflow.tracking import MlflowClient
-from chicago_arrest.names import CHALLENGER, CHAMPION, MODEL_NAME
+from chicago_arrest.core.names import CHALLENGER, CHAMPION, MODEL_NAME
 
 client = MlflowClient()
 client.create_registered_model(MODEL_NAME)

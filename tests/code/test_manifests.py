@@ -20,9 +20,10 @@ import jsonschema
 import pytest
 import yaml
 
-from chicago_arrest import names
+from chicago_arrest.core import names
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.registry.state import Split
 from chicago_arrest.release import kserve
-from chicago_arrest.release.base import ReleaseError, Split
 from tests.code import kustomize_lite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

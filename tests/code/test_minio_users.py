@@ -1,4 +1,4 @@
-"""chicago_arrest.minio_users: one MinIO user per app, each policy limited to its buckets (the bucket Job)."""
+"""chicago_arrest.cli.minio_users: one MinIO user per app, each policy limited to its buckets (the bucket Job)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from chicago_arrest import minio_users, names
-from chicago_arrest.minio_users import APPS, UsersError, app_keys, ensure_users
+from chicago_arrest.cli import minio_users
+from chicago_arrest.cli.minio_users import APPS, UsersError, app_keys, ensure_users
+from chicago_arrest.core import names
 
 ENV = {
     "MINIO_STEPS_ACCESS_KEY": "steps-1",
@@ -129,7 +130,7 @@ def test_the_bucket_job_runs_it_with_the_root_keys_and_the_app_keys() -> None:
 
     (job,) = [d for d in yaml.safe_load_all((PLATFORM / "minio-buckets.yaml").read_text()) if d]
     (users,) = job["spec"]["template"]["spec"]["initContainers"]
-    assert users["command"] == ["python", "-m", "chicago_arrest.minio_users"]
+    assert users["command"] == ["python", "-m", "chicago_arrest.cli.minio_users"]
     assert users["envFrom"] == [{"secretRef": {"name": "minio-users"}}]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in users["env"] if "valueFrom" in e}
     assert refs["ARREST_S3_ACCESS_KEY"] == {"name": "minio-root", "key": "MINIO_ROOT_USER"}

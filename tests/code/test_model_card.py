@@ -13,9 +13,13 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from chicago_arrest.areas import boundaries
-from chicago_arrest.evaluate import evaluate_model
-from chicago_arrest.model_card import (
+from chicago_arrest.core.names import MODEL_NAME
+from chicago_arrest.data.areas import boundaries
+from chicago_arrest.data.split import time_split
+from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+from chicago_arrest.model.evaluate import evaluate_model
+from chicago_arrest.model.training import TrainConfig, train_model
+from chicago_arrest.reports.model_card import (
     CARD_TAG,
     INSIGHTS_JSON,
     MAPS_PNG,
@@ -25,10 +29,6 @@ from chicago_arrest.model_card import (
     publish_model_card,
     write_insights,
 )
-from chicago_arrest.names import MODEL_NAME
-from chicago_arrest.split import time_split
-from chicago_arrest.synthetic import generate_crimes, generate_stations
-from chicago_arrest.training import TrainConfig, train_model
 
 WINDOW = {
     "train_start": "2017-01-01",
@@ -128,8 +128,8 @@ def test_publish_logs_the_card_with_the_version(
 ) -> None:
     import mlflow
 
-    from chicago_arrest.registry import configure_mlflow, log_arrest_model
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.registry.models import configure_mlflow, log_arrest_model
 
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     model, evaluation, test, out = evaluated
@@ -168,7 +168,7 @@ def test_publish_logs_the_card_with_the_version(
 
 
 def test_gate_option_refuses_a_challenger_whose_worst_area_ece_exceeds_the_bound() -> None:
-    from chicago_arrest.registry import _headline, decide
+    from chicago_arrest.release.gate import _headline, decide
 
     champion = {"roc_auc": 0.80, "ece": 0.01}
     challenger = {"roc_auc": 0.85, "ece": 0.01, "ece_worst_area": 0.09}

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.monitoring import (
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.data.synthetic import generate_crimes
+from chicago_arrest.monitoring.drift import (
     HOUR,
     Profile,
     ProfileError,
@@ -21,8 +23,6 @@ from chicago_arrest.monitoring import (
     monitor,
     psi,
 )
-from chicago_arrest.settings import Settings
-from chicago_arrest.synthetic import generate_crimes
 
 #: A calibrated scorer: the arrest rate of each crime type in a large generated sample.
 _RATES = (
@@ -39,7 +39,7 @@ def _probabilities(frame: pd.DataFrame) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference(stations: pd.DataFrame) -> tuple[pd.DataFrame, Profile]:
-    from chicago_arrest.monitoring import realised_metrics
+    from chicago_arrest.monitoring.drift import realised_metrics
 
     test = generate_crimes(6_000, stations=stations, seed=5, months=2)
     metrics = realised_metrics(test, _probabilities(test))
@@ -147,7 +147,7 @@ class FakeKfp:
 
 
 def test_cluster_trigger_starts_the_newest_training_version() -> None:
-    from chicago_arrest.retrain import start_cluster_run
+    from chicago_arrest.monitoring.retrain import start_cluster_run
 
     client = FakeKfp()
     assert start_cluster_run({"source": "s"}, client=client) == "kfp run run-42"
@@ -160,7 +160,7 @@ def test_cluster_trigger_starts_the_newest_training_version() -> None:
 
 
 def test_local_trigger_starts_a_detached_local_pipeline_run(settings: Settings) -> None:
-    from chicago_arrest.retrain import start_local_run
+    from chicago_arrest.monitoring.retrain import start_local_run
 
     calls = []
     log = start_local_run("/data/crimes.csv", settings, popen=lambda cmd, **kw: calls.append((cmd, kw)))
@@ -179,12 +179,12 @@ def registered(settings: Settings, stations: pd.DataFrame, monkeypatch: pytest.M
     """A logistic regression registered as version 1 (champion) with its reference profile; version 2 without."""
     import mlflow
 
-    from chicago_arrest.evaluate import evaluate_model
-    from chicago_arrest.names import CHAMPION, MODEL_NAME
-    from chicago_arrest.registry import configure_mlflow, log_arrest_model
-    from chicago_arrest.split import time_split
+    from chicago_arrest.core.names import CHAMPION, MODEL_NAME
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.evaluate import evaluate_model
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import configure_mlflow, log_arrest_model
     from chicago_arrest.steps.monitoring import store_reference_profile
-    from chicago_arrest.training import TrainConfig, train_model
 
     monkeypatch.setenv("ARREST_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("MLFLOW_LOG_UV_FILES", "false")
@@ -245,9 +245,9 @@ def test_bad_inputs_are_one_error_and_write_nothing(
         monitor_step(tmp_path / "r.html", source=str(good), version="2", settings=settings)
     with pytest.raises(LookupError, match="2016-01"):
         batch_score_step(months="2016-01", settings=settings)
-    from chicago_arrest.ingest import month_key, to_raw_strings
-    from chicago_arrest.schema import RAW_COLUMNS
-    from chicago_arrest.store import make_store, write_parquet
+    from chicago_arrest.core.schema import RAW_COLUMNS
+    from chicago_arrest.core.store import make_store, write_parquet
+    from chicago_arrest.data.ingest import month_key, to_raw_strings
 
     write_parquet(make_store(settings), month_key("2016-02"), to_raw_strings(pd.DataFrame(), RAW_COLUMNS))
     with pytest.raises(ValueError, match="2016-02 has no records"):
@@ -261,7 +261,7 @@ def test_monitor_step_reports_logs_and_retrains(
 ) -> None:
     import mlflow
 
-    from chicago_arrest.names import MODEL_NAME
+    from chicago_arrest.core.names import MODEL_NAME
     from chicago_arrest.steps.monitoring import monitor_step
 
     shifted = registered["test"].copy()
@@ -305,15 +305,17 @@ def test_monitor_step_reports_logs_and_retrains(
 def test_committed_yaml_of_the_monitoring_loop_matches_the_source(which: str, tmp_path: Path) -> None:
     import yaml
 
-    import pipelines.compile as c
+    import chicago_arrest.pipelines.compile as c
 
     fresh = getattr(c, f"compile_{which}")(tmp_path)
     golden = c.COMPILED_DIR / fresh.name
     load = lambda p: list(yaml.safe_load_all(p.read_text(encoding="utf-8")))  # noqa: E731
-    assert load(fresh) == load(golden), "pipelines/compiled is stale: run `make compile` and commit the YAML"
+    assert load(fresh) == load(golden), (
+        "src/chicago_arrest/pipelines/compiled is stale: run `make compile` and commit the YAML"
+    )
     spec = load(golden)[0]
     (executor,) = spec["deploymentSpec"]["executors"].values()
-    from chicago_arrest.names import DEFAULT_IMAGE
+    from chicago_arrest.core.names import DEFAULT_IMAGE
 
     assert executor["container"]["image"] == DEFAULT_IMAGE
     if which == "monitoring":
@@ -404,7 +406,7 @@ def test_no_request_log_is_one_clear_error(settings: Settings) -> None:
 
 
 def test_one_source_option_means_a_file_months_or_the_request_log(tmp_path: Path) -> None:
-    from chicago_arrest.cli_pipeline import CommandError, _loop_source
+    from chicago_arrest.cli.pipeline import CommandError, _loop_source
 
     path = tmp_path / "x.csv"
     path.write_text("id\n")
@@ -422,7 +424,7 @@ def test_one_source_option_means_a_file_months_or_the_request_log(tmp_path: Path
 
 
 def test_monitoring_schedule_is_weekly_and_idempotent() -> None:
-    from pipelines import schedule
+    from chicago_arrest.pipelines import schedule
     from tests.code.test_schedule import FakeClient
 
     client = FakeClient()

@@ -1,5 +1,5 @@
 """One home per name: the YAML under manifests/, kind-cluster/up.sh and the Makefile spell the names of
-:mod:`chicago_arrest.names`, and the version is pyproject.toml's, read from the package metadata."""
+:mod:`chicago_arrest.core.names`, and the version is pyproject.toml's, read from the package metadata."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import chicago_arrest
-from chicago_arrest import names
+from chicago_arrest.core import names
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACES = {names.MODELS_NAMESPACE, names.KFP_NAMESPACE, names.MLFLOW_NAMESPACE, names.MINIO_NAMESPACE}

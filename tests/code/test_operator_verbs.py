@@ -1,6 +1,6 @@
 """The operator's verbs as an operator runs them, on a real (SQLite) MLflow registry, for both targets.
 
-Each test runs the gate's registry writes (:func:`chicago_arrest.registry.record_gate`) and the real deploy step
+Each test runs the gate's registry writes (:func:`chicago_arrest.release.gate.record_gate`) and the real deploy step
 for a few registered versions, then canary / promote / rollback / status. ``local`` is the real LocalTraffic
 (the serving state file); ``cluster`` is the real KServeTraffic against a recording CustomObjectsApi that rolls
 each applied InferenceService out as KServe would (a new Knative revision when the model changes).
@@ -15,16 +15,18 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from chicago_arrest import names
-from chicago_arrest.names import CHALLENGER, CHAMPION, MODEL_NAME
-from chicago_arrest.registry import GateDecision, configure_mlflow, record_gate
+from chicago_arrest.core import names
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.names import CHALLENGER, CHAMPION, MODEL_NAME
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.registry.aliases import MlflowAliases
+from chicago_arrest.registry.models import configure_mlflow
+from chicago_arrest.registry.state import Split, load_state
 from chicago_arrest.release import ops as ops_module
-from chicago_arrest.release.base import ReleaseError, Split
+from chicago_arrest.release.gate import GateDecision, record_gate
 from chicago_arrest.release.kserve import KServeTraffic
 from chicago_arrest.release.local import LocalTraffic
-from chicago_arrest.release.ops import MlflowAliases, Release, format_status
-from chicago_arrest.release.state import load_state
-from chicago_arrest.settings import Settings
+from chicago_arrest.release.ops import Release, format_status
 from chicago_arrest.steps.release import deploy_step
 from tests.code.test_kserve import Publisher, RecordingApi
 from tests.conftest import REPO_ROOT

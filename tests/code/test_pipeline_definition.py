@@ -10,12 +10,12 @@ from pathlib import Path
 
 import yaml
 
-from chicago_arrest.experiment import evaluate_file
-from chicago_arrest.names import DEFAULT_IMAGE
+from chicago_arrest.core.names import DEFAULT_IMAGE
+from chicago_arrest.model.training import MODEL_TYPES, TrainConfig
+from chicago_arrest.pipelines.compile import COMPILED_DIR, compile_training
+from chicago_arrest.pipelines.training import PIPELINE_NAME, training_pipeline
+from chicago_arrest.steps.experiment import evaluate_file
 from chicago_arrest.steps.training import train_step
-from chicago_arrest.training import MODEL_TYPES, TrainConfig
-from pipelines.compile import COMPILED_DIR, compile_training
-from pipelines.training import PIPELINE_NAME, training_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = COMPILED_DIR / f"{PIPELINE_NAME}.yaml"
@@ -33,7 +33,9 @@ def _load(path: Path) -> dict:
 def test_committed_yaml_matches_the_source(tmp_path: Path) -> None:
     fresh = _load(compile_training(tmp_path))
     golden = _load(GOLDEN)
-    assert fresh == golden, "pipelines/compiled is stale: run `make compile` and commit the YAML"
+    assert fresh == golden, (
+        "src/chicago_arrest/pipelines/compiled is stale: run `make compile` and commit the YAML"
+    )
 
 
 def test_every_step_runs_the_project_image_and_installs_nothing() -> None:
@@ -50,7 +52,10 @@ def test_every_step_runs_the_project_image_and_installs_nothing() -> None:
 
 def test_arrest_image_overrides_the_image_at_compile_time(tmp_path: Path) -> None:
     image = "registry.example/chicago-arrest:9.9.9"
-    code = f"from pathlib import Path; import pipelines.compile as c; c.compile_training(Path({str(tmp_path)!r}))"
+    code = (
+        "from pathlib import Path; import chicago_arrest.pipelines.compile as c; "
+        f"c.compile_training(Path({str(tmp_path)!r}))"
+    )
     env = {**os.environ, "ARREST_IMAGE": image}
     subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, check=True, capture_output=True, timeout=120

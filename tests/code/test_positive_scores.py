@@ -8,7 +8,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from xgboost import XGBClassifier
 
-from chicago_arrest.artifact import positive_scores
+from chicago_arrest.model.artifact import positive_scores
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_xgboost_threads_lift_the_processs_openmp_limit_for_the_call_only(
     """A server pins OpenMP to one thread; without lifting it XGBoost ignores ``nthread`` (measured: same time)."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from chicago_arrest import artifact
+    from chicago_arrest.model import artifact
 
     X, y = data
     clf = XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
@@ -77,7 +77,7 @@ def test_xgboost_threads_lift_the_processs_openmp_limit_for_the_call_only(
 def test_xgboost_small_batches_take_the_direct_c_api_path_with_the_same_scores(data) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from chicago_arrest import artifact
+    from chicago_arrest.model import artifact
 
     X, y = data
     clf = XGBClassifier(n_estimators=60, max_depth=4, n_jobs=1, missing=-999.0).fit(X, y)
@@ -99,12 +99,12 @@ def test_xgboost_small_batches_take_the_direct_c_api_path_with_the_same_scores(d
 def test_xgboost_direct_path_that_disagrees_is_never_used(
     data, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from chicago_arrest import artifact
+    from chicago_arrest.model import artifact
 
     X, y = data
     clf = XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(X, y)
     monkeypatch.setattr(artifact._DensePredictor, "__call__", lambda self, X: np.zeros(len(X)))
-    with caplog.at_level("WARNING", logger="chicago_arrest.artifact"):
+    with caplog.at_level("WARNING", logger="chicago_arrest.model.artifact"):
         scores = positive_scores(clf, X[:3])
     assert np.array_equal(scores, clf.predict_proba(X[:3])[:, 1].astype(float))
     assert artifact._DENSE[clf][(0, 0)] is None
@@ -117,7 +117,7 @@ def test_xgboost_direct_path_frees_each_threads_proxy(data, monkeypatch: pytest.
 
     from xgboost import core
 
-    from chicago_arrest import artifact
+    from chicago_arrest.model import artifact
 
     X, y = data
     clf = XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)

@@ -1,4 +1,4 @@
-"""The quiet console of a local run (:mod:`chicago_arrest.progress`): step lines, log files, live line, failure.
+"""The quiet console of a local run (:mod:`chicago_arrest.cli.progress`): step lines, log files, live line, failure.
 
 A small pipeline that is not the training pipeline runs under the real ``kfp.local`` here (the mechanism is
 generic); the training pipeline itself is covered end to end in tests/e2e/test_pipeline_local.py.
@@ -16,9 +16,10 @@ import pytest
 from kfp import dsl, local
 from typer.testing import CliRunner
 
-from chicago_arrest import cli, progress
-from chicago_arrest.progress import LocalRun, Step, generic_figures, latest_reports, progress_message
-from pipelines.run import StepFailedError, failure_message
+from chicago_arrest.cli import main as cli
+from chicago_arrest.cli import progress
+from chicago_arrest.cli.progress import LocalRun, Step, generic_figures, latest_reports, progress_message
+from chicago_arrest.pipelines.run import StepFailedError, failure_message
 
 # ------------------------------------------------------------------------------------------ a small pipeline
 
@@ -174,7 +175,7 @@ def test_live_line_shows_running_steps_and_their_last_message(tmp_path: Path) ->
     script = (
         "import sys, time, json, pathlib\n"
         "print('[KFP Executor 2026-01-01 10:00:00,000 INFO]: Got executor_input:', flush=True)\n"
-        "print('10:00:01 INFO chicago_arrest.socrata: crimes: page 2, 100000 rows so far', flush=True)\n"
+        "print('10:00:01 INFO chicago_arrest.data.socrata: crimes: page 2, 100000 rows so far', flush=True)\n"
         "time.sleep(1.2)\n"
         f"pathlib.Path({str(output_file)!r}).write_text(json.dumps({{'parameterValues': {{'Output': 7}}}}))\n"
     )
@@ -196,7 +197,7 @@ def test_progress_message_keeps_step_messages_only() -> None:
     assert progress_message("[KFP Executor 2026-11-29 21:02:11,105 INFO]: landed 2017-12: 253 rows") == (
         "landed 2017-12: 253 rows"
     )
-    assert progress_message("21:02:11 INFO chicago_arrest.training: logreg trained") == "logreg trained"
+    assert progress_message("21:02:11 INFO chicago_arrest.model.training: logreg trained") == "logreg trained"
     assert progress_message("[KFP Executor 2026-11-29 21:02:13,378 INFO]: Got executor_input:") is None
     assert progress_message('    "rows": 2747.0') is None
 

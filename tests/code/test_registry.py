@@ -8,24 +8,23 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from chicago_arrest.artifact import ArrestModel
-from chicago_arrest.registry import (
+from chicago_arrest.core.store import LocalStore
+from chicago_arrest.data.split import time_split
+from chicago_arrest.data.synthetic import generate_crimes
+from chicago_arrest.model.artifact import ArrestModel
+from chicago_arrest.model.training import TrainConfig, train_model
+from chicago_arrest.registry.models import (
     CHALLENGER,
     CHAMPION,
     EXPERIMENT_NAME,
     MODEL_NAME,
     alias_version,
     configure_mlflow,
-    decide,
-    gate,
     load_arrest_model,
     log_arrest_model,
     publish_model_version,
 )
-from chicago_arrest.split import time_split
-from chicago_arrest.store import LocalStore
-from chicago_arrest.synthetic import generate_crimes
-from chicago_arrest.training import TrainConfig, train_model
+from chicago_arrest.release.gate import decide, gate
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,7 @@ def test_local_store_and_experiment(settings, client) -> None:
 
 
 def test_mlflow_tracking_uri_is_honoured(monkeypatch, tmp_path) -> None:
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
     assert Settings(data_dir=tmp_path).resolved_tracking_uri() == "http://mlflow.example:5000"
@@ -155,7 +154,7 @@ def test_canary_mode_passes_without_promoting_then_operator_promotes(client, goo
     assert (
         "Gate: passed, released as a canary" in client.get_model_version(MODEL_NAME, challenger).description
     )
-    from chicago_arrest.release.history import MlflowAliases, make_champion
+    from chicago_arrest.registry.aliases import MlflowAliases, make_champion
 
     assert make_champion(MlflowAliases.of(client), challenger, "promote") == champion
     assert alias_version(client, CHAMPION) == challenger

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from chicago_arrest.names import CHALLENGER, CHAMPION, MODEL_NAME
-from chicago_arrest.release import MlflowAliases, Release, ReleaseError, Split, format_status, open_release
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.names import CHALLENGER, CHAMPION, MODEL_NAME
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.registry.aliases import MlflowAliases
+from chicago_arrest.registry.state import ModelRef, ServingState, Split, load_state, save_state
 from chicago_arrest.release.local import LocalTraffic
-from chicago_arrest.release.state import ModelRef, ServingState, load_state, save_state
-from chicago_arrest.settings import Settings
+from chicago_arrest.release.ops import Release, format_status, open_release
 
 
 class FakeAliases:

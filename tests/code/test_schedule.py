@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from chicago_arrest import cli
-from chicago_arrest.names import TRAINING_PIPELINE as PIPELINE_NAME
-from pipelines import schedule
+from chicago_arrest.cli import main as cli
+from chicago_arrest.core.names import TRAINING_PIPELINE as PIPELINE_NAME
+from chicago_arrest.pipelines import schedule
 
 runner = CliRunner()
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chicago_arrest import schema
-from chicago_arrest.schema import DISTINCT_FROM, category_array, map_distinct, parse_timestamp
+from chicago_arrest.core import schema
+from chicago_arrest.core.schema import DISTINCT_FROM, category_array, map_distinct, parse_timestamp
 
 VALUES = st.one_of(
     st.none(),

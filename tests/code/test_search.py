@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from chicago_arrest.search import search
+from chicago_arrest.model.search import search
 
 
 def fake_scorer(delay: float = 0.0):

@@ -165,8 +165,8 @@ def predictor(tmp_path: Path) -> Any:
     from arrest_server.model import ArrestPredictor, load_model
     from arrest_server.router import Deployment, DeploymentHolder
 
-    from chicago_arrest.release.state import ModelRef
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.registry.state import ModelRef
 
     registry = CollectorRegistry()
     model = ArrestPredictor(

@@ -15,8 +15,8 @@ from arrest_server.router import (
     build_deployment,
 )
 
-from chicago_arrest.names import MODEL_NAME
-from chicago_arrest.release.state import ModelRef, ServingState, load_state, save_state
+from chicago_arrest.core.names import MODEL_NAME
+from chicago_arrest.registry.state import ModelRef, ServingState, load_state, save_state
 
 # -- router and watcher (the server only reads the state) ----------------------------------------------------
 

@@ -29,7 +29,7 @@ from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from chicago_arrest.schema import FALSE_TEXT, MODEL_INPUT_COLUMNS, TRUE_TEXT, category_array, parse_bool
+from chicago_arrest.core.schema import FALSE_TEXT, MODEL_INPUT_COLUMNS, TRUE_TEXT, category_array, parse_bool
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 
@@ -91,7 +91,7 @@ def test_golden_request_parses_to_typed_columns() -> None:
 
 
 def test_golden_model_in_process_matches_expected() -> None:
-    from chicago_arrest.registry import load_arrest_model
+    from chicago_arrest.registry.models import load_arrest_model
 
     expected = json.loads((GOLDEN / "v2_expected.json").read_text())
     model = load_arrest_model(str(GOLDEN / "model"))
@@ -363,8 +363,8 @@ def predictor(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from arrest_server.router import Deployment, DeploymentHolder
     from arrest_server.settings import ServerSettings
 
-    from chicago_arrest.release.state import ModelRef
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.registry.state import ModelRef
 
     registry = CollectorRegistry()
     model = ArrestPredictor(
@@ -438,7 +438,7 @@ def test_invalid_input_is_counted_and_reraised(predictor: Any) -> None:
 
 @pytest.mark.parametrize("text", sorted({*TRUE_TEXT, *FALSE_TEXT, "TRUE", " F ", "yes", "2"}))
 def test_server_contract_and_model_share_the_boolean_spellings(text: str) -> None:
-    """One rule (chicago_arrest.schema): a spelling the data contract accepts, the server and model accept."""
+    """One rule (chicago_arrest.core.schema): a spelling the data contract accepts, the server and model accept."""
     expected = {"true": True, "false": False}.get(category_array(pd.Series([text]), "bool")[0])
     contract, bad = parse_bool(pd.Series([text]))
     assert bool(bad[0]) is (expected is None)
@@ -476,7 +476,7 @@ def test_metadata_names_the_served_versions_and_their_model_cards(predictor: Any
 
 
 def test_model_card_reference_reads_the_mlmodel_metadata(tmp_path: Path) -> None:
-    from chicago_arrest.registry import model_card_reference
+    from chicago_arrest.registry.models import model_card_reference
 
     (tmp_path / "MLmodel").write_text(
         "flavors: {}\nmetadata:\n  model_card: runs:/r1/model_card/model_card.html\n"

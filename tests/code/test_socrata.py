@@ -16,9 +16,9 @@ import pytest
 from pydantic import SecretStr
 from sodapy import Socrata
 
-from chicago_arrest.schema import RAW_COLUMNS
-from chicago_arrest.settings import Settings
-from chicago_arrest.socrata import (
+from chicago_arrest.core.schema import RAW_COLUMNS
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.data.socrata import (
     STATION_COLUMNS,
     SocrataClient,
     SocrataError,
@@ -329,9 +329,9 @@ def test_unexpected_response_type_is_an_error() -> None:
 
 def test_progress_is_logged(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
     client, _ = serve([(200, p) for p in PAGES])
-    with caplog.at_level("INFO", logger="chicago_arrest.socrata"):
+    with caplog.at_level("INFO", logger="chicago_arrest.data.socrata"):
         client.fetch_crimes(date(2017, 1, 1), date(2017, 2, 1))
-    lines = [r.getMessage() for r in caplog.records if r.name == "chicago_arrest.socrata"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "chicago_arrest.data.socrata"]
     assert lines == [
         "crimes 2017-01-01..2017-02-01: page 1, 3 rows so far",
         "crimes 2017-01-01..2017-02-01: page 2, 6 rows so far",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from chicago_arrest.split import random_split, split_records, time_split
+from chicago_arrest.data.split import random_split, split_records, time_split
 
 
 def test_time_split_tests_on_the_latest_months(crimes: pd.DataFrame) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chicago_arrest.socrata import SocrataError
+from chicago_arrest.data.socrata import SocrataError
+from chicago_arrest.pipelines.run import failure_message
 from chicago_arrest.steps import kfp_safe, run_step
 from chicago_arrest.steps.release import resolve_target
-from pipelines.run import failure_message
 
 
 def test_expected_errors_become_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,9 +18,9 @@ from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import ProtocolError
 
-from chicago_arrest import store as store_mod
-from chicago_arrest.settings import Settings
-from chicago_arrest.store import (
+from chicago_arrest.core import store as store_mod
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.core.store import (
     KeyNotFoundError,
     LocalStore,
     ObjectStore,

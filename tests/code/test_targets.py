@@ -1,4 +1,4 @@
-"""chicago_arrest.targets: the one rule that decides where a command goes, and the record of make kind-up."""
+"""chicago_arrest.core.targets: the one rule that decides where a command goes, and the record of make kind-up."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chicago_arrest.targets import ClusterRecord, TargetError, read_record, record_path, resolve_target
+from chicago_arrest.core.targets import ClusterRecord, TargetError, read_record, record_path, resolve_target
 
 RECORD = {
     "cluster_name": "chicago-arrest",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chicago_arrest import names
+from chicago_arrest.core import names
 from tests.code.test_cluster_scripts import KIND_DIR, S3_ENDPOINT, VERSIONS, container_env, platform
 
 # ------------------------------------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     users = dict(
         re.findall(r"(MINIO_\w+_KEY)=(\S+)", next(s for s in secrets if "MINIO_STEPS_ACCESS_KEY" in s))
     )
-    from chicago_arrest.minio_users import APPS
+    from chicago_arrest.cli.minio_users import APPS
 
     assert set(users) == {key for app in APPS for key in app.env_keys()}
     for app, id_key, secret_key in (
@@ -321,8 +321,8 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
         assert secret not in "\n".join(calls)
     assert password.group(1) not in "\n".join(calls)
     assert "minio123" not in "\n".join(stdin.values())
-    # the pipeline steps' Secret and ConfigMap (names used by pipelines/training.py)
-    from pipelines.training import CONFIG_KEYS, CONFIG_MAP, SECRET, SECRET_KEYS
+    # the pipeline steps' Secret and ConfigMap (names used by src/chicago_arrest/pipelines/training.py)
+    from chicago_arrest.pipelines.training import CONFIG_KEYS, CONFIG_MAP, SECRET, SECRET_KEYS
 
     step_secret = next(s for s in secrets if "ARREST_S3_ACCESS_KEY" in s)
     assert all(f"{key}=" in step_secret for key in SECRET_KEYS)
@@ -346,8 +346,8 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     for variable in ("KFP_HOST_PORT", "MLFLOW_HOST_PORT", "KOURIER_HOST_PORT", "MINIO_CONSOLE_HOST_PORT"):
         assert f"http://localhost:{env[variable]}" in result.stdout
 
-    # the record that sends the make targets to this cluster (chicago_arrest.targets reads it)
-    from chicago_arrest.targets import read_record
+    # the record that sends the make targets to this cluster (chicago_arrest.core.targets reads it)
+    from chicago_arrest.core.targets import read_record
 
     record = read_record(Path(env["ARREST_DATA_DIR"]) / "cluster.json")
     assert record is not None
@@ -452,7 +452,7 @@ def test_up_sh_takes_keys_from_the_environment(stubs: tuple[Path, dict[str, str]
 
 
 def test_up_sh_agrees_with_the_manifests() -> None:
-    """up.sh's endpoint, buckets, URIs and images are the ones manifests/platform and chicago_arrest.names use."""
+    """up.sh's endpoint, buckets, URIs and images are the ones manifests/platform and chicago_arrest.core.names use."""
     up = (KIND_DIR / "up.sh").read_text()
 
     def value(name: str) -> str:
@@ -473,7 +473,7 @@ def test_up_sh_agrees_with_the_manifests() -> None:
     assert value("DEFAULT_IMAGE") == names.DEFAULT_IMAGE
     (minio,) = platform("Deployment", "minio")["spec"]["template"]["spec"]["containers"]
     assert VERSIONS["MINIO_IMAGE"] == minio["image"]
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
 
     assert Settings().s3_bucket == names.DATA_BUCKET
     assert Settings().models_bucket == names.MODELS_BUCKET

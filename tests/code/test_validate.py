@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.schema import FIELD_BY_NAME, RAW_COLUMNS
-from chicago_arrest.validate import (
+from chicago_arrest.core.schema import FIELD_BY_NAME, RAW_COLUMNS
+from chicago_arrest.data.validate import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     ContractError,

@@ -14,15 +14,15 @@ import pytest
 import yaml
 
 from chicago_arrest import vertex
-from chicago_arrest.names import DEFAULT_IMAGE, ISVC_NAME, MODEL_NAME
-from chicago_arrest.schema import RAW_COLUMNS
-from chicago_arrest.settings import Settings
-from chicago_arrest.synthetic import generate_crimes
+from chicago_arrest.core.names import DEFAULT_IMAGE, ISVC_NAME, MODEL_NAME
+from chicago_arrest.core.schema import RAW_COLUMNS
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.data.synthetic import generate_crimes
 
 pytest.importorskip("google_cloud_pipeline_components")
 
-from pipelines.compile import COMPILED_DIR, compile_vertex
-from pipelines.vertex_training import PIPELINE_NAME
+from chicago_arrest.pipelines.compile import COMPILED_DIR, compile_vertex
+from chicago_arrest.pipelines.vertex_training import PIPELINE_NAME
 
 GOLDEN = COMPILED_DIR / f"{PIPELINE_NAME}.yaml"
 TRAINING = COMPILED_DIR / "chicago-arrest-training.yaml"
@@ -48,7 +48,7 @@ def test_committed_yaml_matches_the_source(tmp_path: Path) -> None:
     fresh = compile_vertex(tmp_path)
     assert fresh is not None
     assert _spec(fresh) == _spec(GOLDEN), (
-        "pipelines/compiled is stale: run `make compile` and commit the YAML"
+        "src/chicago_arrest/pipelines/compiled is stale: run `make compile` and commit the YAML"
     )
 
 
@@ -296,9 +296,9 @@ def test_served_model_is_the_selected_candidate_as_an_mlflow_folder(
 ) -> None:
     import joblib
 
-    from chicago_arrest.registry import load_arrest_model
-    from chicago_arrest.split import time_split
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import load_arrest_model
 
     train, test, _ = time_split(generate_crimes(5_000, stations=stations, seed=5))
     model = train_model(train, stations, TrainConfig(model_type="logreg")).model
@@ -320,8 +320,8 @@ def test_served_model_is_the_selected_candidate_as_an_mlflow_folder(
 def test_shared_parameters_take_the_training_pipelines_defaults() -> None:
     import inspect
 
-    from pipelines.training import training_pipeline
-    from pipelines.vertex_training import vertex_training_pipeline
+    from chicago_arrest.pipelines.training import training_pipeline
+    from chicago_arrest.pipelines.vertex_training import vertex_training_pipeline
 
     training = inspect.signature(training_pipeline.pipeline_func).parameters
     mine = inspect.signature(vertex_training_pipeline.pipeline_func).parameters
@@ -337,9 +337,9 @@ def test_new_components_run_under_kfp_local(
     from kfp import dsl, local
     from kfp.dsl import Dataset
 
-    from components.land_bigquery import land_bigquery
-    from components.validate import validate
-    from components.vertex_gate import vertex_gate
+    from chicago_arrest.components.land_bigquery import land_bigquery
+    from chicago_arrest.components.validate import validate
+    from chicago_arrest.components.vertex_gate import vertex_gate
 
     export = tmp_path / "export"
     export.mkdir()

@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from chicago_arrest import vertex
-from chicago_arrest.names import DEFAULT_IMAGE, ISVC_NAME, VERTEX_PIPELINE
-from chicago_arrest.settings import Settings
+from chicago_arrest.core.names import DEFAULT_IMAGE, ISVC_NAME, VERTEX_PIPELINE
+from chicago_arrest.core.settings import Settings
 
 pytest.importorskip("google_cloud_pipeline_components")
 
-from pipelines.compile import COMPILED_DIR
+from chicago_arrest.pipelines.compile import COMPILED_DIR
 
 GOLDEN = COMPILED_DIR / f"{VERTEX_PIPELINE}.yaml"
 PIPELINE_NAME = VERTEX_PIPELINE
@@ -83,7 +83,7 @@ def test_gate_uses_the_challengers_bootstrap_se_and_worst_month_like_the_mlflow_
 
 
 def test_gate_reuses_registry_decide(monkeypatch: pytest.MonkeyPatch) -> None:
-    import chicago_arrest.registry as registry
+    import chicago_arrest.release.gate as registry
 
     seen: list[tuple[Any, ...]] = []
 
@@ -249,7 +249,7 @@ def test_submit_needs_project_region_and_bucket() -> None:
 
 
 def test_run_vertex_submits_the_committed_yaml() -> None:
-    from pipelines.run import run_vertex
+    from chicago_arrest.pipelines.run import run_vertex
 
     fake = FakeAiplatform()
     run_vertex(ARGS, project="p", region="r", bucket="b", aiplatform=fake)
@@ -260,7 +260,7 @@ def test_run_vertex_submits_the_committed_yaml() -> None:
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from chicago_arrest.cli import main
+    from chicago_arrest.cli.main import main
 
     code = main(argv)
     out = capsys.readouterr()
@@ -305,8 +305,9 @@ def test_vertex_module_imports_no_google_cloud_package() -> None:
     import subprocess
 
     code = (
-        "import sys, chicago_arrest.vertex, components.vertex_gate, components.bigquery_window, "
-        "components.land_bigquery, components.serve_model; "
+        "import sys, chicago_arrest.vertex, chicago_arrest.components.vertex_gate, "
+        "chicago_arrest.components.bigquery_window, "
+        "chicago_arrest.components.land_bigquery, chicago_arrest.components.serve_model; "
         "bad = [m for m in sys.modules if m.startswith(('google.cloud.aiplatform', 'google_cloud_pipeline'))]; "
         "sys.exit(str(bad) if bad else 0)"
     )

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.enrich import (
+from chicago_arrest.core.schema import CHICAGO_LAT, CHICAGO_LON, CHICAGO_X, CHICAGO_Y, RAW_COLUMNS
+from chicago_arrest.data.enrich import (
     DISTANCE,
     HAS_COORDINATES,
     StationIndex,
     enrich_features,
 )
-from chicago_arrest.schema import CHICAGO_LAT, CHICAGO_LON, CHICAGO_X, CHICAGO_Y, RAW_COLUMNS
-from chicago_arrest.validate import validate_records
+from chicago_arrest.data.validate import validate_records
 from tests.geo_reference import station_distance_geopandas
 
 pytestmark = pytest.mark.shared_data

@@ -5,8 +5,8 @@ Run as a subprocess, in parallel with the golden server's start::
     python tests/e2e/make_registry.py <data_dir>
 
 Both versions are logistic regressions trained exactly as the pipeline trains them
-(:func:`chicago_arrest.training.train_model`, on generated records, with different regularisation so they give
-different probabilities) and logged with :func:`chicago_arrest.registry.log_arrest_model`.
+(:func:`chicago_arrest.model.training.train_model`, on generated records, with different regularisation so they give
+different probabilities) and logged with :func:`chicago_arrest.registry.models.log_arrest_model`.
 Prints ``{"champion": "1", "challenger": "2"}``.
 """
 
@@ -23,11 +23,17 @@ def main(data_dir: str) -> int:
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")  # the model does not need the project's uv.lock
     import mlflow
 
-    from chicago_arrest.registry import CHALLENGER, CHAMPION, MODEL_NAME, configure_mlflow, log_arrest_model
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.split import time_split
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import (
+        CHALLENGER,
+        CHAMPION,
+        MODEL_NAME,
+        configure_mlflow,
+        log_arrest_model,
+    )
 
     client = configure_mlflow(Settings(data_dir=Path(data_dir)))
     stations = generate_stations()

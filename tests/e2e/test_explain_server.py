@@ -52,12 +52,12 @@ def _two_models(folder: Path) -> dict[str, str]:
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     import mlflow
 
-    from chicago_arrest.registry import log_arrest_model
-    from chicago_arrest.release.state import ModelRef, ServingState, save_state
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.split import time_split
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import log_arrest_model
+    from chicago_arrest.registry.state import ModelRef, ServingState, save_state
 
     stations = generate_stations()
     train, _, _ = time_split(generate_crimes(3_000, stations=stations, seed=3))

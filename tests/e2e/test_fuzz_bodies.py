@@ -18,7 +18,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chicago_arrest.schema import FIELDS
+from chicago_arrest.core.schema import FIELDS
 from tests.e2e.helpers import GOLDEN, MODEL, Server, start_server
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chicago_arrest.synthetic import generate_crimes, generate_stations
+from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 from tests.mlflow_store import mlflow_state_restored
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,13 +32,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir whose registry has a champion (version 1) with its reference profile; the records as files."""
     import mlflow
 
-    from chicago_arrest.evaluate import evaluate_model
-    from chicago_arrest.names import CHAMPION, MODEL_NAME
-    from chicago_arrest.registry import configure_mlflow, log_arrest_model
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.split import time_split
+    from chicago_arrest.core.names import CHAMPION, MODEL_NAME
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.model.evaluate import evaluate_model
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import configure_mlflow, log_arrest_model
     from chicago_arrest.steps.monitoring import store_reference_profile
-    from chicago_arrest.training import TrainConfig, train_model
 
     root = tmp_path_factory.mktemp("loop")
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")

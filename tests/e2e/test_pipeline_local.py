@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from chicago_arrest.experiment import COLUMNS, evaluate_file
-from chicago_arrest.registry import CHALLENGER, CHAMPION, EXPERIMENT_NAME, MODEL_NAME, alias_version
-from chicago_arrest.synthetic import generate_crimes, generate_stations
+from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+from chicago_arrest.registry.models import CHALLENGER, CHAMPION, EXPERIMENT_NAME, MODEL_NAME, alias_version
+from chicago_arrest.steps.experiment import COLUMNS, evaluate_file
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = ("ingest", "validate", "enrich", "split", "train", "evaluate", "register", "gate", "deploy")

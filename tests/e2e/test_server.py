@@ -286,13 +286,13 @@ def test_no_champion_is_a_clear_error(stack: Stack) -> None:
 
 
 def _settings(stack: Stack) -> Any:
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
 
     return Settings(data_dir=stack.data_dir)
 
 
 def _release(stack: Stack) -> Any:
-    from chicago_arrest.release import open_release
+    from chicago_arrest.release.ops import open_release
 
     return open_release("local", settings=_settings(stack))
 
@@ -386,7 +386,7 @@ def test_cli_canary_and_rollback_while_serving(stack: Stack) -> None:
 
 
 def test_promotion_under_load_drops_no_request(stack: Stack) -> None:
-    from chicago_arrest.names import CHAMPION
+    from chicago_arrest.core.names import CHAMPION
 
     old, new = stack.versions["champion"], stack.versions["challenger"]
     release = _release(stack)

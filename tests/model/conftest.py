@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from chicago_arrest.artifact import ArrestModel
-from chicago_arrest.split import time_split
-from chicago_arrest.synthetic import generate_crimes
-from chicago_arrest.training import TrainConfig, train_model
+from chicago_arrest.data.split import time_split
+from chicago_arrest.data.synthetic import generate_crimes
+from chicago_arrest.model.artifact import ArrestModel
+from chicago_arrest.model.training import TrainConfig, train_model
 
 
 @pytest.fixture(scope="session")

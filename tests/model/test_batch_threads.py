@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from chicago_arrest import artifact
-from chicago_arrest.artifact import BATCH_ROWS, ArrestModel
+from chicago_arrest.model import artifact
+from chicago_arrest.model.artifact import BATCH_ROWS, ArrestModel
 
 
 def test_batch_threads_apply_from_batch_rows_on_and_change_nothing(

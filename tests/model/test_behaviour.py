@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pyproj import Transformer
 
-from chicago_arrest.artifact import ArrestModel
+from chicago_arrest.model.artifact import ArrestModel
 
 BASE = {
     "date": "2017-12-14T21:30:00.000",

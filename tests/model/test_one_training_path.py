@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from chicago_arrest.experiment import COLUMNS, evaluate_file
-from chicago_arrest.settings import Settings
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 from chicago_arrest.steps.data import enrich_step, ingest_step, split_step, validate_step
+from chicago_arrest.steps.experiment import COLUMNS, evaluate_file
 from chicago_arrest.steps.training import evaluate_step, train_step
-from chicago_arrest.synthetic import generate_crimes, generate_stations
 
 MODELS = ("logreg", "random_forest")
 
@@ -37,7 +37,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def pipeline_steps(source: Path, work: Path) -> dict:
-    """The training pipeline's steps, wired as in pipelines/training.py."""
+    """The training pipeline's steps, wired as in src/chicago_arrest/pipelines/training.py."""
     ingested = ingest_step(
         work / "raw", work / "stations", source=str(source), settings=Settings(data_dir=work / "data")
     )

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.artifact import ArrestModel
-from chicago_arrest.evaluate import evaluate_model
-from chicago_arrest.split import time_split
-from chicago_arrest.training import TrainConfig, train_model
+from chicago_arrest.data.split import time_split
+from chicago_arrest.model.artifact import ArrestModel
+from chicago_arrest.model.evaluate import evaluate_model
+from chicago_arrest.model.training import TrainConfig, train_model
 
 
 def test_metrics_on_generated_test_month(trained: ArrestModel, split_records) -> None:

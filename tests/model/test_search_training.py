@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from chicago_arrest.training import TrainConfig, train_model
+from chicago_arrest.model.training import TrainConfig, train_model
 
 
 def test_search_on_the_folds_within_the_budget(

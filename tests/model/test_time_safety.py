@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.features import LEGACY_FEATURES
-from chicago_arrest.schema import parse_timestamp
-from chicago_arrest.synthetic import generate_crimes
-from chicago_arrest.training import MODEL_TYPES, TrainConfig, labels, train_model
+from chicago_arrest.core.schema import parse_timestamp
+from chicago_arrest.data.synthetic import generate_crimes
+from chicago_arrest.model.features import LEGACY_FEATURES
+from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, labels, train_model
 
 #: 26 weeks: the same weekday and clock time, half a year earlier.
 SHIFT = pd.Timedelta(weeks=26)

@@ -1,24 +1,12 @@
 """Releasing a model version: one set of operations (deploy, canary, promote, rollback, status) for every target.
 
-* :mod:`~chicago_arrest.release.base`: the contract (:class:`Split`, the ``Traffic`` and ``Aliases`` protocols).
-* :mod:`~chicago_arrest.release.ops`: :class:`Release`, written once; :func:`open_release` builds one.
-* :mod:`~chicago_arrest.release.history`: the registry side: aliases, their history tags, version pins.
-* :mod:`~chicago_arrest.release.state` and :mod:`~chicago_arrest.release.local`: the local serving state file
-  that ``make serve`` watches.
-* :mod:`~chicago_arrest.release.kserve`: the KServe InferenceService (imported only for ``cluster``).
+* :mod:`~chicago_arrest.release.ops`: :class:`~chicago_arrest.release.ops.Release`, written once, and
+  :func:`~chicago_arrest.release.ops.open_release`, which builds one for a target.
+* :mod:`~chicago_arrest.release.base`: the ``Traffic`` contract; :mod:`~chicago_arrest.release.local` (the local
+  serving state that ``make serve`` watches) and :mod:`~chicago_arrest.release.kserve` (the InferenceService,
+  imported only for ``cluster``) implement it.
+* :mod:`~chicago_arrest.release.gate`: the champion/challenger gate of the training pipeline.
+
+What this layer reads and writes in the registry (aliases, their history, the serving state's schema) lives one
+layer down, in :mod:`chicago_arrest.registry`, which the model server imports without this package.
 """
-
-from chicago_arrest.release.base import ReleaseError, Split, Target, check_percent
-from chicago_arrest.release.ops import MlflowAliases, Outcome, Release, format_status, open_release
-
-__all__ = [
-    "MlflowAliases",
-    "Outcome",
-    "Release",
-    "ReleaseError",
-    "Split",
-    "Target",
-    "check_percent",
-    "format_status",
-    "open_release",
-]

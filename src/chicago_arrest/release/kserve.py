@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from chicago_arrest import names
-from chicago_arrest.release.base import ReleaseError, Split, Target, check_percent
+from chicago_arrest.core import names
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.registry.state import Split, Target, check_percent
 
 if TYPE_CHECKING:
-    from chicago_arrest.settings import Settings
+    from chicago_arrest.core.settings import Settings
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 KNATIVE_GROUP, KNATIVE_VERSION, REVISIONS = "serving.knative.dev", "v1", "revisions"
@@ -290,8 +291,8 @@ class KServeTraffic:
             ) from exc
 
         def publish(version: str) -> str:
-            from chicago_arrest import registry
-            from chicago_arrest.store import make_store
+            from chicago_arrest.core.store import make_store
+            from chicago_arrest.registry import models as registry
 
             prefix = model_prefix(version)
             store = make_store(settings, bucket=settings.models_bucket)

@@ -1,4 +1,4 @@
-"""Traffic of ``make serve``: the local serving state file (:mod:`chicago_arrest.release.state`).
+"""Traffic of ``make serve``: the local serving state file (:mod:`chicago_arrest.registry.state`).
 
 A running server watches the file and applies a change within about a second, without dropping a request.
 """
@@ -10,9 +10,17 @@ from typing import Any
 
 from filelock import FileLock
 
-from chicago_arrest.names import MODEL_NAME
-from chicago_arrest.release.base import ReleaseError, Split, Target
-from chicago_arrest.release.state import ModelRef, ServingState, load_state, save_state, state_lock
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.names import MODEL_NAME
+from chicago_arrest.registry.state import (
+    ModelRef,
+    ServingState,
+    Split,
+    Target,
+    load_state,
+    save_state,
+    state_lock,
+)
 
 
 class LocalTraffic:

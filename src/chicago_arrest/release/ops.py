@@ -1,10 +1,10 @@
 """The release operations, written once for every target: deploy, canary, promote, rollback, status.
 
 A :class:`Release` moves two things that must agree: the registry (the ``champion`` / ``challenger`` aliases and
-their history, :mod:`chicago_arrest.release.history`) and the traffic split in force
+their history, :mod:`chicago_arrest.registry.aliases`) and the traffic split in force
 (:class:`~chicago_arrest.release.base.Traffic`: the local serving state or the InferenceService). Every
 operation moves both here, the registry first and traffic second, and says what it did
-(:meth:`Outcome.message`). When the second step fails, :class:`~chicago_arrest.release.base.ReleaseError`
+(:meth:`Outcome.message`). When the second step fails, :class:`~chicago_arrest.core.errors.ReleaseError`
 names what moved and what did not; running the same operation again finishes it, and running it after it has
 finished changes nothing.
 
@@ -27,18 +27,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from chicago_arrest.names import CHALLENGER, CHAMPION, MODEL_NAME
-from chicago_arrest.release.base import Aliases, ReleaseError, Split, Target, Traffic, check_percent
-from chicago_arrest.release.history import (
+from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.names import CHALLENGER, CHAMPION, MODEL_NAME
+from chicago_arrest.core.settings import Settings, get_settings
+from chicago_arrest.registry.aliases import (
+    Aliases,
     MlflowAliases,
     champion_record,
     check_pinnable,
     make_champion,
     record_split,
+    registry_split,
     set_challenger,
     split_changed_at,
 )
-from chicago_arrest.settings import Settings, get_settings
+from chicago_arrest.registry.state import Split, Target, check_percent
+from chicago_arrest.release.base import Traffic
 
 __all__ = ["MlflowAliases", "Outcome", "Release", "format_status", "open_release", "registry_split"]
 
@@ -66,25 +70,6 @@ class Outcome:
     def message(self) -> str:
         """The lines, for a terminal or a log."""
         return "\n".join(self.lines)
-
-
-def registry_split(aliases: Aliases, nothing_served: str) -> Split:
-    """What the registry aliases say should serve: champion, challenger (if another version), canary 0.
-
-    Args:
-        aliases: The registry aliases.
-        nothing_served: Why the split is derived (for the error), e.g. ``no serving state at <path>``.
-
-    Raises:
-        ReleaseError: When the registry has no champion (saying to run the pipeline first).
-    """
-    champion = aliases.get(CHAMPION)
-    if champion is None:
-        raise ReleaseError(
-            f"no {CHAMPION!r} version of registered model {MODEL_NAME!r} in the MLflow registry at "
-            f"{aliases.where()} and {nothing_served}: run `make pipeline-run` first"
-        )
-    return Split(champion, aliases.get(CHALLENGER))
 
 
 def _when(stamp: str | None) -> str:

@@ -4,11 +4,12 @@
 - :mod:`chicago_arrest.steps.training`: train one model type, evaluate the candidates.
 - :mod:`chicago_arrest.steps.release`: register in MLflow, gate against the champion, deploy, the summary.
 
-Every component in ``components/`` is one call, ``run_step(step_function, artifact paths..., params...)``:
-:func:`run_step` sets up logging and turns expected failures into one line and exit code 1. A step also fills
+Every component in :mod:`chicago_arrest.components` is one call,
+``run_step(step_function, artifact paths..., params...)``: :func:`run_step` sets up logging and turns expected
+failures into one line and exit code 1. A step also fills
 the KFP metrics and artifact metadata it is handed (any object with ``log_metric`` and a plain ``dict``), so
 everything here is plain Python, unit-tested without KFP, and runs the same under ``kfp.local``, on a cluster
-and in ``chicago-arrest model evaluate`` (:mod:`chicago_arrest.experiment`).
+and in ``chicago-arrest model evaluate`` (:mod:`chicago_arrest.steps.experiment`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
+
+from chicago_arrest.core.errors import expected_errors
 
 log = logging.getLogger(__name__)
 
@@ -86,24 +89,6 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from chicago_arrest.ingest import IngestError
-    from chicago_arrest.release.base import ReleaseError
-    from chicago_arrest.socrata import SocrataError
-    from chicago_arrest.store import StoreError
-
-    return (
-        IngestError,
-        SocrataError,
-        StoreError,
-        ReleaseError,
-        FileNotFoundError,
-        PermissionError,
-        ValueError,
-        LookupError,
-    )
-
-
 def run_step(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one step in a component process: logging set up, expected failures as one line and exit 1.
 
@@ -125,7 +110,7 @@ def run_step(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     _setup_logging()
     try:
         return fn(*args, **kwargs)
-    except _expected_errors() as exc:
+    except expected_errors() as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None

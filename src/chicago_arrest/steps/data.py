@@ -1,6 +1,6 @@
 """Data steps: land the raw records, apply the data contract, split; enrich is a report branch.
 
-The model recomputes every feature from the raw fields (:class:`~chicago_arrest.features.RawFeatures`), so
+The model recomputes every feature from the raw fields (:class:`~chicago_arrest.model.features.RawFeatures`), so
 split and train consume the validated records; :func:`enrich_step` materialises the features only for
 inspection and the report.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.settings import Settings, get_settings
+from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, read_dataset, write_dataset
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ def ingest_step(
     Returns:
         Summary: source, window months, landed/skipped months, rows.
     """
-    from chicago_arrest.ingest import ingest, load_stations, load_undated, load_window
-    from chicago_arrest.store import make_store
+    from chicago_arrest.core.store import make_store
+    from chicago_arrest.data.ingest import ingest, load_stations, load_undated, load_window
 
     settings = settings or get_settings()
     result = ingest(
@@ -121,7 +121,7 @@ def validate_step(
     Raises:
         ValueError: When no row is valid (nothing to train on).
     """
-    from chicago_arrest.validate import validate_records
+    from chicago_arrest.data.validate import validate_records
 
     result = validate_records(read_dataset(raw_path))
     write_dataset(result.valid, valid_out)
@@ -137,7 +137,7 @@ def validate_step(
     if quarantine_metadata is not None:
         quarantine_metadata["rows"] = counts["quarantined"]
     if report_out:
-        from chicago_arrest.report import contract_report
+        from chicago_arrest.reports.training import contract_report
 
         Path(report_out).parent.mkdir(parents=True, exist_ok=True)
         Path(report_out).write_text(contract_report(counts, quarantine.head(50)), encoding="utf-8")
@@ -163,7 +163,7 @@ def enrich_step(
     Returns:
         rows, rows_without_coordinates, distance quantiles (metres) and stations.
     """
-    from chicago_arrest.enrich import DISTANCE, HAS_COORDINATES, StationIndex, enrich
+    from chicago_arrest.data.enrich import DISTANCE, HAS_COORDINATES, StationIndex, enrich
 
     index = StationIndex.from_frame(read_dataset(stations_path))
     enriched = enrich(read_dataset(valid_path), index)
@@ -207,7 +207,7 @@ def split_step(
     Returns:
         The data window (dates and row counts).
     """
-    from chicago_arrest.split import split_records
+    from chicago_arrest.data.split import split_records
 
     train, test, window = split_records(read_dataset(records_path), kind=kind, test_months=test_months)  # type: ignore[arg-type]
     write_dataset(train, train_out)

@@ -6,7 +6,7 @@
   version, so a re-run rewrites the same objects.
 - :func:`monitor_step` (pipeline ``chicago-arrest-monitoring``): PSI per monitored field and for the
   prediction, realised metrics where labels exist, the decision, an HTML report (KFP and an MLflow run linked
-  to the model version) and, on ``drift`` / ``degraded``, a training run (:mod:`chicago_arrest.retrain`).
+  to the model version) and, on ``drift`` / ``degraded``, a training run (:mod:`chicago_arrest.monitoring.retrain`).
 
 A source is a file (CSV/Parquet in the Socrata schema), a month range landed in the store (``2017-11`` or
 ``2017-11..2017-12``), or ``serving`` (the local server's request log). Every check runs before anything is
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.monitoring import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
-from chicago_arrest.names import CHAMPION, MODEL_NAME
-from chicago_arrest.schema import ID, LABEL, PREDICTION_REQUIRED
-from chicago_arrest.settings import Settings, get_settings
+from chicago_arrest.core.names import CHAMPION, MODEL_NAME
+from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED
+from chicago_arrest.core.settings import Settings, get_settings
+from chicago_arrest.monitoring.drift import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ SERVING_SOURCE = "serving"
 
 
 def _months(spec: str) -> list[str]:
-    from chicago_arrest.ingest import _shift, month_bounds
+    from chicago_arrest.data.ingest import _shift, month_bounds
 
     first, _, last = spec.partition("..")
     last = last or first
@@ -69,8 +69,8 @@ def load_source(source: str, months: str = "", settings: Settings | None = None)
         ValueError: No source, a missing column, or no records (an empty month or file).
         FileNotFoundError: A missing file or month.
     """
-    from chicago_arrest.ingest import load_window, read_source_file
-    from chicago_arrest.store import make_store
+    from chicago_arrest.core.store import make_store
+    from chicago_arrest.data.ingest import load_window, read_source_file
 
     settings = settings or get_settings()
     if source == SERVING_SOURCE:
@@ -85,7 +85,7 @@ def load_source(source: str, months: str = "", settings: Settings | None = None)
         frame = load_window(make_store(settings), chosen)
         name = f"months-{chosen[0]}_{chosen[-1]}"
     else:  # the newest landed month (what a recurring run scores or monitors)
-        from chicago_arrest.ingest import months_in_store
+        from chicago_arrest.data.ingest import months_in_store
 
         store = make_store(settings)
         landed = months_in_store(store)
@@ -128,7 +128,7 @@ def resolve_version(client: Any, version: str = "") -> str:
     """
     from mlflow.exceptions import MlflowException
 
-    from chicago_arrest.registry import alias_version
+    from chicago_arrest.registry.models import alias_version
 
     if not str(version).strip():
         champion = alias_version(client, CHAMPION)
@@ -173,7 +173,7 @@ def save_profile(client: Any, run_id: str, profile: Profile) -> None:
 
 def _contract(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Valid records and quarantined ones (with ``reason``); the label is not required to score."""
-    from chicago_arrest.validate import validate_records
+    from chicago_arrest.data.validate import validate_records
 
     unlabelled = LABEL not in frame.columns
     checked = frame.assign(**{LABEL: "false"}) if unlabelled else frame
@@ -186,8 +186,8 @@ def _contract(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _model(client: Any, version: str) -> Any:
-    from chicago_arrest.registry import load_arrest_model
-    from chicago_arrest.runtime import available_cpus
+    from chicago_arrest.core.runtime import available_cpus
+    from chicago_arrest.registry.models import load_arrest_model
 
     model = load_arrest_model(f"models:/{MODEL_NAME}/{version}")
     model.set_threads(available_cpus())  # logged pinned to 1 thread for serving; a batch uses every core
@@ -217,8 +217,8 @@ def batch_score_step(
     """
     import time
 
-    from chicago_arrest.registry import configure_mlflow
-    from chicago_arrest.store import make_store, write_parquet
+    from chicago_arrest.core.store import make_store, write_parquet
+    from chicago_arrest.registry.models import configure_mlflow
 
     started = time.perf_counter()
     settings = settings or get_settings()
@@ -342,11 +342,11 @@ def monitor_step(
     """
     import json
 
-    from chicago_arrest.evaluate import calibration_table
-    from chicago_arrest.monitoring import monitor
-    from chicago_arrest.monitoring_report import monitoring_report
-    from chicago_arrest.registry import configure_mlflow
-    from chicago_arrest.retrain import start_training
+    from chicago_arrest.model.evaluate import calibration_table
+    from chicago_arrest.monitoring.drift import monitor
+    from chicago_arrest.monitoring.retrain import start_training
+    from chicago_arrest.registry.models import configure_mlflow
+    from chicago_arrest.reports.monitoring import monitoring_report
 
     if retrain not in ("auto", "never"):
         raise ValueError(f"retrain must be auto or never, got {retrain!r}")
@@ -365,7 +365,7 @@ def monitor_step(
     result = monitor(profile, frame, probabilities, Thresholds(psi_threshold, max_auc_drop, max_ece))
     calibration = None
     if result.realised is not None and LABEL in frame.columns:
-        from chicago_arrest.schema import parse_bool
+        from chicago_arrest.core.schema import parse_bool
 
         labels, _ = parse_bool(frame[LABEL].reset_index(drop=True))
         known = labels.notna().to_numpy(bool)
@@ -411,12 +411,12 @@ def store_reference_profile(
 
     Args:
         client: MLflow client.
-        registration: What :func:`chicago_arrest.registry.log_training_run` returned (``run_id``, ``version``,
+        registration: What :func:`chicago_arrest.registry.models.log_training_run` returned (``run_id``, ``version``,
             ``metrics`` with ``test_<metric>`` keys).
         model: The registered model.
         test: Its raw test records.
     """
-    from chicago_arrest.monitoring import build_profile
+    from chicago_arrest.monitoring.drift import build_profile
 
     metrics = {
         k.removeprefix("test_"): v

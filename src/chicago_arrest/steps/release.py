@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import joblib
 
-from chicago_arrest.names import CHAMPION, MODEL_NAME
-from chicago_arrest.settings import Settings, get_settings
+from chicago_arrest.core.names import CHAMPION, MODEL_NAME
+from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.steps import MetricsSink, kfp_safe, read_dataset
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def register_step(
         ``version`` (registry version of the selected model), ``run_id``, ``model_uri``, ``experiment_id``,
         ``tracking_uri``, ``model_card`` (its artifact URI), and the selected model's metrics.
     """
-    from chicago_arrest.registry import configure_mlflow, kfp_run_tags, log_training_run
+    from chicago_arrest.registry.models import configure_mlflow, kfp_run_tags, log_training_run
 
     settings = settings or get_settings()
     client = configure_mlflow(settings)
@@ -68,12 +68,12 @@ def register_step(
         window=window,
         tags={"source": source or "socrata", "kfp.run": kfp_run, **kfp_run_tags()},
     )
-    # Issue 13: the reference profile of monitoring, with the version (chicago_arrest.monitoring).
+    # Issue 13: the reference profile of monitoring, with the version (chicago_arrest.monitoring.drift).
     from chicago_arrest.steps.monitoring import store_reference_profile
 
     store_reference_profile(client, run, models[int(evaluation["selected_index"])], test)
-    # Issue 14: the version's model card, logged with it and named in its description (chicago_arrest.model_card).
-    from chicago_arrest.model_card import publish_model_card
+    # Issue 14: the version's model card, logged with it and named in its description.
+    from chicago_arrest.reports.model_card import publish_model_card
 
     chosen = models[int(evaluation["selected_index"])]
     run["model_card"] = publish_model_card(
@@ -108,14 +108,14 @@ def gate_step(
     With ``canary_percent`` strictly between 0 and 100 a passing version becomes ``challenger`` and is rolled
     out as a canary (the operator promotes); with 0 or 100 it is promoted directly. The first model always
     becomes champion, and there is no challenger after it; a rejected version moves no alias. The decision is
-    written into the version's description and tags (:func:`chicago_arrest.registry.record_gate`).
+    written into the version's description and tags (:func:`chicago_arrest.release.gate.record_gate`).
 
     Args:
         registration: Output of the register step (``version``).
         evaluation: Output of the evaluate step (the challenger's metrics on the same window).
         test_path: The test window both models are scored on.
         report_out: HTML report path.
-        margin: ROC-AUC improvement required on top of the noise (see :func:`~chicago_arrest.registry.decide`).
+        margin: ROC-AUC improvement required on top of the noise (see :func:`~chicago_arrest.release.gate.decide`).
         max_ece: Upper bound of the challenger's ECE, overall and in every test month.
         canary_percent: Canary share; 0 or 100 promotes a passing challenger directly.
         noise: Bootstrap standard errors of the challenger's test ROC-AUC added to ``margin``.
@@ -125,10 +125,11 @@ def gate_step(
         metrics: Receives both models' metrics, ``passed`` and ``promoted``.
 
     Returns:
-        The :class:`~chicago_arrest.registry.GateDecision` as a dict.
+        The :class:`~chicago_arrest.release.gate.GateDecision` as a dict.
     """
-    from chicago_arrest.registry import configure_mlflow, gate
-    from chicago_arrest.report import gate_report
+    from chicago_arrest.registry.models import configure_mlflow
+    from chicago_arrest.release.gate import gate
+    from chicago_arrest.reports.training import gate_report
 
     settings = settings or get_settings()
     decision = gate(
@@ -194,7 +195,7 @@ def deploy_step(
     Returns:
         What was done: ``target``, ``action``, ``champion``, ``challenger``, ``canary_percent``, ``message``.
     """
-    from chicago_arrest.registry import alias_version, configure_mlflow
+    from chicago_arrest.registry.models import alias_version, configure_mlflow
 
     settings = settings or get_settings()
     where = resolve_target(target)

@@ -10,7 +10,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from chicago_arrest.backtest import Candidate, select_candidate
+from chicago_arrest.model.backtest import Candidate, select_candidate
 from chicago_arrest.steps import MetricsSink, log_metrics, read_dataset
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def train_step(
     Returns:
         Model type, calibration AUC, fit seconds, selected feature count, threshold, parameters.
     """
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.model.training import TrainConfig, train_model
 
     config = TrainConfig(
         model_type=model_type,  # type: ignore[arg-type]
@@ -111,11 +111,11 @@ def evaluate_step(
     The choice uses each model's walk-forward backtest inside the training window (data before the test
     window), so the test metrics of the chosen model are not inflated by choosing on them: the best mean fold
     ROC-AUC wins only by more than the spread, ties go to the cheapest model
-    (:func:`~chicago_arrest.backtest.select_candidate`). The report shows the folds, the choice and bootstrap
+    (:func:`~chicago_arrest.model.backtest.select_candidate`). The report shows the folds, the choice and bootstrap
     95 % intervals of the test metrics per candidate.
 
     Args:
-        model_paths: Saved :class:`~chicago_arrest.artifact.ArrestModel` files (one per model type).
+        model_paths: Saved :class:`~chicago_arrest.model.artifact.ArrestModel` files (one per model type).
         test_path: Raw test records with labels.
         report_out: HTML report path.
         charts_dir: Folder for the PNG charts and per-crime-type tables (created).
@@ -133,8 +133,8 @@ def evaluate_step(
         calibration AUC, backtest mean and spread, search best value and trials, cost, test metrics with
         intervals).
     """
-    from chicago_arrest.evaluate import evaluate_model, roc_points, save_charts
-    from chicago_arrest.report import training_report
+    from chicago_arrest.model.evaluate import evaluate_model, roc_points, save_charts
+    from chicago_arrest.reports.training import training_report
 
     charts = Path(charts_dir)
     charts.mkdir(parents=True, exist_ok=True)
@@ -150,8 +150,8 @@ def evaluate_step(
     chosen, chosen_eval = models[best], evaluations[best]
     upstream = {"ingest": ingest, "validate": validate, "enrich": enrich, "split": window}
     # Issue 14: global importance = mean |contribution| per raw field; per-area figures and maps.
-    from chicago_arrest.areas import boundaries_from_settings
-    from chicago_arrest.model_card import insight_sections, write_insights
+    from chicago_arrest.data.areas import boundaries_from_settings
+    from chicago_arrest.reports.model_card import insight_sections, write_insights
 
     insights = write_insights(
         chosen, chosen_eval, test, charts, shapes=boundaries_from_settings(), upstream=upstream

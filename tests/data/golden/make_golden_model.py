@@ -6,7 +6,7 @@ new feature code)::
     .venv/bin/python tests/data/golden/make_golden_model.py
 
 It trains a logistic regression on 3,000 generated records (seeded: the same code gives the same predictions),
-logs it exactly as the pipeline does (:func:`chicago_arrest.registry.log_arrest_model`) into a throw-away
+logs it exactly as the pipeline does (:func:`chicago_arrest.registry.models.log_arrest_model`) into a throw-away
 MLflow store, downloads the logged folder to ``tests/data/golden/model/`` (what KServe's storage initializer
 puts in ``/mnt/models``), and writes ``v2_request.json`` / ``v2_expected.json``. The expected values come
 from the in-process model, so the end-to-end test checks that the server returns exactly what the model says.
@@ -79,11 +79,11 @@ def main() -> int:
     from kserve.protocol.infer_type import InferRequest
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-    from chicago_arrest.registry import configure_mlflow, load_arrest_model, log_arrest_model
-    from chicago_arrest.settings import Settings
-    from chicago_arrest.split import time_split
-    from chicago_arrest.synthetic import generate_crimes, generate_stations
-    from chicago_arrest.training import TrainConfig, train_model
+    from chicago_arrest.core.settings import Settings
+    from chicago_arrest.data.split import time_split
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.registry.models import configure_mlflow, load_arrest_model, log_arrest_model
 
     logging.basicConfig(level=logging.WARNING)
     stations = generate_stations()

@@ -1,0 +1,486 @@
+"""``chicago-arrest pipeline``: run, batch-score, monitor, schedule, unschedule, compile and report.
+
+``pipeline run``'s options are derived from the signature of :func:`chicago_arrest.pipelines.training.training_pipeline`
+(names, types, defaults, help), the one home of the pipeline defaults. :mod:`chicago_arrest.cli` adds
+:data:`pipeline_app` to the root app; this module must not import :mod:`chicago_arrest.cli` (see
+:mod:`chicago_arrest.cli.common`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from chicago_arrest.cli.common import CommandError, model_list, one_of
+
+PIPELINE_RUN_HELP = (
+    "Train, register and deploy: on KFP (the kind-up cluster, or KFP_HOST), else with kfp.local."
+)
+#: Extra spellings of ``pipeline run`` options whose parameter names are longer than the historical flags.
+FLAG_ALIASES = {"stations_source": "--stations", "split_kind": "--split"}
+
+
+class _PipelineGroup(TyperGroup):
+    """``pipeline``: builds ``run`` only when asked for, since its options need the pipeline (and kfp)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return ["run", *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name == "run" and "run" not in self.commands:
+            single = typer.Typer(add_completion=False)
+            function = pipeline_run_function()
+            single.command("run", help=PIPELINE_RUN_HELP)(function)
+            self.add_command(typer.main.get_command(single), "run")
+        return super().get_command(ctx, cmd_name)
+
+
+pipeline_app = typer.Typer(
+    cls=_PipelineGroup, no_args_is_help=True, help="run, schedule or compile the training pipeline"
+)
+
+KfpHostOption = Annotated[
+    str,
+    typer.Option(envvar="KFP_HOST", help="KFP API/UI URL [default: the one `make kind-up` recorded, if any]"),
+]
+PipelineTargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        callback=one_of("local", "cluster", "vertex"),
+        metavar="[local|cluster|vertex]",
+        help="where to run [default: cluster if KFP_HOST is set or `make kind-up` recorded one, else local]",
+    ),
+]
+
+
+#: ``make pipeline-schedule PIPELINE=...`` (issue 13: the monitoring loop's pipelines too).
+PipelineChoice = Annotated[
+    str,
+    typer.Option(
+        callback=one_of("training", "monitoring", "batch-scoring"),
+        metavar="[training|monitoring|batch-scoring]",
+        help="which pipeline's recurring run (monitoring: weekly; batch-scoring: monthly)",
+    ),
+]
+
+
+def _docstring_args(doc: str) -> dict[str, str]:
+    """``name: text`` of a Google docstring's ``Args:`` section (continuation lines joined)."""
+    helps: dict[str, str] = {}
+    section = doc.split("Args:", 1)[1] if "Args:" in doc else ""
+    name = ""
+    for line in section.splitlines():
+        match = re.match(r"\s{4}(\w+): (.*)", line)
+        if match:
+            name, helps[match[1]] = match[1], match[2]
+        elif line.startswith(" " * 8) and name:
+            helps[name] += " " + line.strip()
+        elif line.strip():
+            break
+    return {key: text.replace("``", "") for key, text in helps.items()}
+
+
+def _pipelines(module: str) -> Any:
+    """``chicago_arrest.pipelines.<module>``, imported when a command needs it (kfp is slow to import)."""
+    return importlib.import_module(f"chicago_arrest.pipelines.{module}")
+
+
+def pipeline_signature() -> inspect.Signature:
+    """The Python signature of :func:`chicago_arrest.pipelines.training.training_pipeline`: the pipeline defaults."""
+    return inspect.signature(_pipelines("training").training_pipeline.pipeline_func)
+
+
+def pipeline_run_function() -> Callable[..., None]:
+    """The ``pipeline run`` command: one option per pipeline parameter, plus ``--kfp-host``.
+
+    A list parameter (``models``) is one comma-separated option; ``stations_source`` and ``split_kind`` also
+    answer to their historical flags (:data:`FLAG_ALIASES`).
+    """
+    func = _pipelines("training").training_pipeline.pipeline_func
+    hints = typing.get_type_hints(func)
+    helps = _docstring_args(inspect.getdoc(func) or "")
+    params = []
+    for param in pipeline_signature().parameters.values():
+        kind, default = hints[param.name], param.default
+        if typing.get_origin(kind) is list:
+            kind, default = str, ",".join(default)
+        flags = [f"--{param.name.replace('_', '-')}"]
+        if param.name in FLAG_ALIASES:
+            flags.append(FLAG_ALIASES[param.name])
+        option = typer.Option(default, *flags, help=helps.get(param.name, ""))
+        params.append(
+            inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        )
+    host = inspect.Parameter("kfp_host", inspect.Parameter.KEYWORD_ONLY, default="", annotation=KfpHostOption)
+    target = inspect.Parameter(
+        "target", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=PipelineTargetOption
+    )
+
+    def run(**values: Any) -> None:
+        _pipeline_run(values)
+
+    verbose = inspect.Parameter(
+        "verbose",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option("--verbose", help="stream every step's full output (make pipeline-run VERBOSE=1)"),
+        ],
+    )
+    vertex = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default="",
+            annotation=Annotated[
+                str, typer.Option(f"--{name}", help=f"--target vertex: {text} (make {name.upper()}=)")
+            ],
+        )
+        for name, text in (
+            ("project", "Google Cloud project"),
+            ("region", "Vertex AI region, e.g. us-central1"),
+            ("bucket", "GCS bucket of the pipeline root (gs://BUCKET/pipeline-root)"),
+        )
+    ]
+    run.__signature__ = inspect.Signature([*params, host, target, verbose, *vertex])  # type: ignore[attr-defined]
+    return run
+
+
+def pipeline_arguments(values: dict[str, Any], *, on_cluster: bool) -> dict[str, Any]:
+    """Check the ``pipeline run`` options and return the pipeline's arguments.
+
+    Raises:
+        typer.BadParameter: For a value no pipeline accepts (exit code 2).
+        CommandError: When SOURCE is not a file on a local run.
+    """
+    from chicago_arrest.data.split import SplitKind
+    from chicago_arrest.model.artifact import CalibrationMethod
+    from chicago_arrest.registry.state import Target
+
+    arguments = {**values, "models": model_list(values["models"])}
+    if not 0 <= values["canary_percent"] <= 100:
+        raise typer.BadParameter(f"--canary-percent must be in 0..100, got {values['canary_percent']}")
+    for key, choices in (
+        ("split_kind", typing.get_args(SplitKind)),
+        ("calibration", typing.get_args(CalibrationMethod)),
+        ("deploy_target", ("auto", *typing.get_args(Target), "none")),
+    ):
+        if values[key] not in choices:
+            raise typer.BadParameter(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}")
+    if not on_cluster:
+        if values["source"] and not Path(values["source"]).expanduser().is_file():
+            raise CommandError(f"SOURCE file not found: {values['source']}")
+        for key in ("source", "stations_source"):
+            arguments[key] = str(Path(values[key]).expanduser().resolve()) if values[key] else ""
+    return arguments
+
+
+def _pipeline_run(values: dict[str, Any]) -> None:
+    import os
+
+    from chicago_arrest.core.targets import resolve_target
+
+    run = _pipelines("run")
+    kfp_host = values.pop("kfp_host")
+    verbose = values.pop("verbose", False)
+    gcp = {key: values.pop(key, "") for key in ("project", "region", "bucket")}
+    resolved = resolve_target(values.pop("target"), kfp_host=kfp_host)
+    typer.echo(resolved.line())
+    if resolved.target == "vertex":  # issue 17: submit the compiled Vertex pipeline (chicago_arrest.vertex)
+        run.run_vertex(
+            pipeline_arguments(values, on_cluster=True), image=os.environ.get("ARREST_IMAGE", ""), **gcp
+        )
+        return
+    host = resolved.kfp_host(kfp_host)
+    arguments = pipeline_arguments(values, on_cluster=resolved.target == "cluster")
+    if resolved.target == "cluster":
+        if not host:
+            raise CommandError(
+                "the cluster target needs KFP's address: set KFP_HOST (e.g. http://localhost:3000) or run make kind-up"
+            )
+        if arguments["source"]:
+            typer.echo("note: on a cluster SOURCE must be a path readable inside the step's pod", err=True)
+        record = resolved.cluster_record
+        image = os.environ.get("ARREST_IMAGE") or (record.image if record else None)
+        run.run_cluster(arguments, host, image=image)
+        return
+    try:
+        run.run_local(arguments, verbose=verbose)
+    except RuntimeError as exc:  # kfp.local reports a failed task as RuntimeError after streaming its log
+        typer.echo(run.failure_message(exc, arguments), err=True)
+        raise typer.Exit(1) from None
+
+
+def _kfp_client(host: str, target: str | None = None) -> Any:
+    """The KFP client of the resolved target (the recorded cluster's KFP, or ``host``); says the target first."""
+    from chicago_arrest.core.targets import resolve_target
+
+    resolved = resolve_target(target, kfp_host=host)
+    typer.echo(resolved.line())
+    host = resolved.kfp_host(host) if resolved.target == "cluster" else ""
+    if not host:
+        raise CommandError(
+            "recurring runs need a KFP cluster: run make kind-up, or set KFP_HOST (e.g. http://localhost:3000). "
+            "Locally, run `make pipeline-run` instead."
+        )
+    import kfp
+
+    return kfp.Client(host=host)
+
+
+def _check_cron(value: str | None) -> str | None:
+    try:
+        return None if value is None else _pipelines("schedule").validate_cron(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@pipeline_app.command()
+def schedule(
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CRON", callback=_check_cron, help="KFP cron, 6 fields, seconds first [default: monthly]"
+        ),
+    ] = None,
+    kfp_host: KfpHostOption = "",
+    target: PipelineTargetOption = None,
+    pipeline: PipelineChoice = "training",
+) -> None:
+    """Create or update a recurring run on KFP (exactly one per pipeline, on its latest version)."""
+    schedule = _pipelines("schedule")
+    which = schedule.SCHEDULES[pipeline]
+    cron = cron or which.cron
+    result = schedule.ensure_recurring_run(_kfp_client(kfp_host, target), cron=cron, pipeline=pipeline)
+    typer.echo(
+        f"recurring run {which.job_name!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
+        f"{result.pipeline_version_id}, cron {cron!r})"
+    )
+
+
+@pipeline_app.command()
+def unschedule(
+    kfp_host: KfpHostOption = "", target: PipelineTargetOption = None, pipeline: PipelineChoice = "training"
+) -> None:
+    """Delete the recurring run of a pipeline from KFP."""
+    schedule = _pipelines("schedule")
+    client = _kfp_client(kfp_host, target)
+    action = schedule.delete_recurring_run(client, pipeline).action
+    typer.echo(f"recurring run {schedule.SCHEDULES[pipeline].job_name!r}: {action}")
+
+
+@pipeline_app.command("compile")
+def compile_pipeline(
+    out_dir: Annotated[
+        Path | None, typer.Option(help="output folder (default: chicago_arrest/pipelines/compiled)")
+    ] = None,
+) -> None:
+    """Compile the pipelines to chicago_arrest/pipelines/compiled/<name>.yaml (committed; Vertex: vertex extra)."""
+    compiler = _pipelines("compile")
+    for compile_one in compiler.COMPILERS:
+        path = compile_one(out_dir or compiler.COMPILED_DIR)
+        typer.echo(f"compiled {path}" if path else f"skipped {compile_one.__name__}: uv sync --extra vertex")
+
+
+@pipeline_app.command("report")
+def report(
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="open it in a browser if one can")
+    ] = True,
+) -> None:
+    """Print the path of the newest local run's training report (then its other reports) and open it."""
+    from chicago_arrest.cli.progress import latest_reports, open_in_browser
+    from chicago_arrest.core.settings import get_settings
+
+    root = get_settings().data_dir.resolve() / "kfp"
+    found = latest_reports(root)
+    if found is None:
+        raise CommandError(f"no HTML report under {root}: run `make pipeline-run` first")
+    typer.echo(str(found.main))
+    for step, path in found.pages.items():
+        if path != found.main:
+            typer.echo(f"  also ({step}): {path}")
+    if open_browser and not open_in_browser(found.main):
+        typer.echo("  (no browser here: open the path above in one)", err=True)
+
+
+# --- issue 13: batch scoring and monitoring (pipelines chicago-arrest-batch-scoring / chicago-arrest-monitoring)
+
+_MONTHS = re.compile(r"^\d{4}-\d{2}(\.\.\d{4}-\d{2})?$")
+SourceOption = Annotated[
+    str,
+    typer.Option(
+        help="file (CSV/Parquet, Socrata schema), YYYY-MM[..YYYY-MM] landed in the store, or serving"
+    ),
+]
+VersionText = Annotated[str, typer.Option(help="registry version [default: the champion]")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="stream every step's full output")]
+
+
+def _loop_source(source: str, *, on_cluster: bool, serving: bool) -> dict[str, str]:
+    """``source``/``months`` arguments of the loop's pipelines from one SOURCE (a file, months or serving)."""
+    if not source:  # the newest month landed in the object store
+        return {"source": "", "months": ""}
+    if source == "serving":
+        if not serving:
+            raise CommandError("SOURCE=serving is for make monitor; batch-score a file or landed months")
+        if on_cluster:
+            raise CommandError(
+                "SOURCE=serving is the local server's request log; on a cluster see KServe's logger"
+            )
+        return {"source": "serving", "months": ""}
+    path = Path(source).expanduser()
+    if _MONTHS.match(source) and not path.exists():
+        return {"source": "", "months": source}
+    if on_cluster:
+        return {"source": source, "months": ""}
+    if not path.is_file():
+        raise CommandError(f"SOURCE file not found: {source}")
+    return {"source": str(path.resolve()), "months": ""}
+
+
+def _run_loop_pipeline(
+    which: str, arguments: dict[str, Any], target: str | None, kfp_host: str, verbose: bool
+) -> Any:
+    """Run ``pipelines.<which>`` on the resolved target; the local run's folder, or None on a cluster."""
+    import os
+
+    from chicago_arrest.core.targets import resolve_target
+
+    module, run, compiler = _pipelines(which), _pipelines("run"), _pipelines("compile")
+    resolved = resolve_target(target, kfp_host=kfp_host)
+    typer.echo(resolved.line())
+    if resolved.target == "vertex":
+        raise CommandError(f"{module.PIPELINE_NAME} runs locally or on the kind cluster, not on Vertex yet")
+    if resolved.target == "cluster":
+        host = resolved.kfp_host(kfp_host)
+        if not host:
+            raise CommandError("the cluster target needs KFP's address: set KFP_HOST or run make kind-up")
+        record = resolved.cluster_record
+        image = os.environ.get("ARREST_IMAGE") or (record.image if record else None)
+        run.run_cluster_pipeline(
+            getattr(compiler, f"compile_{which}"), module.PIPELINE_NAME, arguments, host, image=image
+        )
+        return None
+    try:
+        return run.run_local_pipeline(
+            getattr(module, f"{which}_pipeline"), module.PIPELINE_NAME, arguments, verbose=verbose
+        )
+    except RuntimeError as exc:
+        typer.echo(run.failure_message(exc, arguments), err=True)
+        raise typer.Exit(1) from None
+
+
+@pipeline_app.command("batch-score")
+def batch_score(
+    source: SourceOption = "",
+    version: VersionText = "",
+    kfp_host: KfpHostOption = "",
+    target: PipelineTargetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Score records in bulk into predictions/<name>.parquet of the object store (make batch-score)."""
+    resolved_cluster = _is_cluster(target, kfp_host)
+    arguments = {
+        **_loop_source(source, on_cluster=resolved_cluster, serving=False),
+        "version": _version(version),
+    }
+    run_dir = _run_loop_pipeline("batch_scoring", arguments, target, kfp_host, verbose)
+    if run_dir is not None:
+        out = _pipelines("run").step_output(run_dir, "batch-score")
+        typer.echo(
+            f"predictions  {out.get('predictions')}  ({out.get('scored')} records, model v{out.get('model_version')})"
+        )
+        typer.echo(
+            f"quarantine   {out.get('quarantine')}  ({out.get('quarantined')} records: {out.get('reasons') or 'none'})"
+        )
+
+
+@pipeline_app.command("monitor")
+def monitor_command(
+    source: SourceOption = "",
+    version: VersionText = "",
+    retrain: Annotated[str, typer.Option(callback=one_of("auto", "never"), metavar="[auto|never]")] = "auto",
+    summary: Annotated[Path | None, typer.Option(help="write the decision as JSON here")] = None,
+    psi_threshold: Annotated[
+        float | None, typer.Option(help="PSI that counts as drift [default: the monitoring pipeline's]")
+    ] = None,
+    max_auc_drop: Annotated[
+        float | None,
+        typer.Option(
+            help="realised ROC-AUC drop that counts as degraded [default: the monitoring pipeline's]"
+        ),
+    ] = None,
+    max_ece: Annotated[
+        float | None,
+        typer.Option(help="realised ECE that counts as degraded [default: the monitoring pipeline's]"),
+    ] = None,
+    training_source: Annotated[
+        str, typer.Option(help="SOURCE of the training run a drift starts [default: the training pipeline's]")
+    ] = "",
+    kfp_host: KfpHostOption = "",
+    target: PipelineTargetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Drift and realised performance of the champion on recent records; retrain on drift (make monitor)."""
+    import json as _json
+
+    on_cluster = _is_cluster(target, kfp_host)
+    chosen = _loop_source(source, on_cluster=on_cluster, serving=True)
+    arguments: dict[str, Any] = {
+        **chosen,
+        "version": _version(version),
+        "retrain": retrain,
+        # A retraining run needs labelled months of history, not the records monitored: given explicitly.
+        "training_source": str(Path(training_source).expanduser().resolve())
+        if training_source and not on_cluster
+        else training_source,
+    }
+    # Thresholds left unset take the pipeline's defaults (chicago_arrest.monitoring.drift.Thresholds).
+    thresholds = {"psi_threshold": psi_threshold, "max_auc_drop": max_auc_drop, "max_ece": max_ece}
+    arguments.update({k: v for k, v in thresholds.items() if v is not None})
+    run_dir = _run_loop_pipeline("monitoring", arguments, target, kfp_host, verbose)
+    if run_dir is None:
+        if summary:
+            typer.echo(
+                "note: SUMMARY is written by local runs; on the cluster see the run's report", err=True
+            )
+        return
+    out = _pipelines("run").step_output(run_dir, "monitor")
+    keys = ("decision", "reasons", "psi", "prediction_psi", "realised", "retrain")
+    result = {k: out.get(k) for k in keys}
+    result["realised"] = result["realised"] or None
+    typer.echo(
+        f"decision     {str(result['decision']).upper()} (model v{out.get('model_version')}, {out.get('rows')} records)"
+    )
+    for reason in result["reasons"] or []:
+        typer.echo(f"  - {reason}")
+    typer.echo(
+        f"retrain      {result['retrain']}{': ' + out['retrain_run'] if out.get('retrain_run') else ''}"
+    )
+    typer.echo(f"report       {run_dir / 'monitor' / 'report.html'}  (MLflow run {out.get('mlflow_run_id')})")
+    if summary:
+        summary.expanduser().write_text(_json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"summary      {summary}")
+
+
+def _is_cluster(target: str | None, kfp_host: str) -> bool:
+    from chicago_arrest.core.targets import resolve_target
+
+    return resolve_target(target, kfp_host=kfp_host).target == "cluster"
+
+
+def _version(text: str) -> str:
+    if text and not text.strip().isdigit():
+        raise typer.BadParameter(f"VERSION must be a registry version number, got {text!r}")
+    return text.strip()

@@ -1,0 +1,598 @@
+"""Land raw crime records in the object store, one object per calendar month.
+
+Layout::
+
+    raw/crimes/YYYY-MM.parquet      every record whose ``date`` falls in that month
+    raw/police_stations.parquet     the police stations
+
+The store itself is the state: the months present are the objects under ``raw/crimes/``; there is no side
+file. Each month object is written atomically and replaced as a whole, so re-running a month never duplicates
+records and an interrupted run leaves complete months or none. Every value is stored as text (pandas
+``string``, missing = ``<NA>``) so nothing is lost or coerced before the data contract runs.
+
+Entry point: :func:`ingest` (Socrata when no source file is given, else the file).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from chicago_arrest.core.errors import ArrestError
+from chicago_arrest.core.names import CHICAGO_TZ
+from chicago_arrest.core.schema import DATE, ID, RAW_COLUMNS, SOCRATA_TIMESTAMP_FORMAT
+from chicago_arrest.core.settings import Settings
+from chicago_arrest.core.store import KeyNotFoundError, ObjectStore, make_store, read_parquet, write_parquet
+
+logger = logging.getLogger(__name__)
+
+CRIMES_PREFIX = "raw/crimes/"
+STATIONS_KEY = "raw/police_stations.parquet"
+#: Records of the last file ingest whose ``date`` could not be read (they belong to no month).
+UNDATED_KEY = "raw/undated/crimes.parquet"
+_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH_KEY_RE = re.compile(r"^raw/crimes/(\d{4}-(?:0[1-9]|1[0-2]))\.parquet$")
+_STATIONS_NAMES = ("police_stations.csv", "police_stations.parquet")
+_CHICAGO = ZoneInfo(CHICAGO_TZ)
+
+
+class IngestError(ArrestError):
+    """Ingest cannot proceed (bad input file, stations missing, ...)."""
+
+
+class MissingMonthsError(IngestError, LookupError):
+    """Months asked for are not in the store.
+
+    Attributes:
+        months: The missing months (``YYYY-MM``).
+    """
+
+    def __init__(self, months: list[str], store_uri: str) -> None:
+        super().__init__(
+            f"raw month(s) {', '.join(months)} not found in the object store {store_uri}; "
+            "run the ingest step for that window first"
+        )
+        self.months = months
+
+
+class CrimesSource(Protocol):
+    """What :func:`ingest_socrata` needs from a client (:class:`~chicago_arrest.data.socrata.SocrataClient`)."""
+
+    def fetch_crimes(self, start: date, end: date) -> pd.DataFrame:
+        """Return every record with ``start <= date < end``."""
+        ...
+
+    def fetch_stations(self) -> pd.DataFrame:
+        """Return the police stations."""
+        ...
+
+
+@dataclass
+class IngestResult:
+    """What an ingest run did.
+
+    Attributes:
+        landed: Months written by this run (``YYYY-MM``, oldest first).
+        skipped: Window months already in the store and not re-fetched.
+        window: The months of the training window, oldest first.
+        rows: Rows written per landed month.
+        source: Where the records came from (``socrata:...`` or ``file:...``).
+        duplicates: Records replaced by a later version with the same ``id`` (Socrata's primary key).
+        undated: File records without a parsable ``date``: kept under :data:`UNDATED_KEY` and exported with
+            the window, so that the data contract quarantines them with a reason instead of losing them.
+        outside_window: File records older than the window (not landed, counted).
+    """
+
+    landed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    window: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    duplicates: int = 0
+    undated: int = 0
+    outside_window: int = 0
+
+
+# -- months -------------------------------------------------------------------------------------------------
+
+
+def month_key(month: str) -> str:
+    """Return the object key of a month: ``raw/crimes/YYYY-MM.parquet``."""
+    return f"{CRIMES_PREFIX}{_check_month(month)}.parquet"
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """Return ``(first day, first day of the next month)`` of ``YYYY-MM``."""
+    year, mon = (int(p) for p in _check_month(month).split("-"))
+    start = date(year, mon, 1)
+    end = date(year + 1, 1, 1) if mon == 12 else date(year, mon + 1, 1)
+    return start, end
+
+
+def _check_month(month: str) -> str:
+    if not _MONTH_RE.match(month):
+        raise ValueError(f"invalid month {month!r}: expected YYYY-MM")
+    return month
+
+
+def _shift(year: int, month: int, delta: int) -> str:
+    index = year * 12 + (month - 1) + delta
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def months_in_store(store: ObjectStore) -> list[str]:
+    """Return the months present in the store, oldest first (read from the store's keys).
+
+    Args:
+        store: The object store.
+
+    Returns:
+        ``YYYY-MM`` strings.
+    """
+    found = (_MONTH_KEY_RE.match(key) for key in store.list_keys(CRIMES_PREFIX))
+    return sorted(m.group(1) for m in found if m)
+
+
+def plan_months(
+    today: date, months: int, in_store: list[str], refresh: int = 1
+) -> tuple[list[str], list[str]]:
+    """Plan a Socrata ingest.
+
+    Args:
+        today: The current day; its month is incomplete and never part of the window.
+        months: Number of full calendar months in the training window.
+        in_store: Months already in the store.
+        refresh: How many of the latest window months to re-land even when present (records get updated, and
+            the last month may have been partial when it was landed). 0 re-lands nothing.
+
+    Returns:
+        ``(window, to_land)``: the last ``months`` full months before ``today``'s month, oldest first, and the
+        window months to fetch (missing ones plus the latest ``refresh``), oldest first.
+
+    Raises:
+        ValueError: When ``months < 1`` or ``refresh < 0``.
+    """
+    if months < 1:
+        raise ValueError(f"months must be >= 1, got {months}")
+    if refresh < 0:
+        raise ValueError(f"refresh must be >= 0, got {refresh}")
+    window = [_shift(today.year, today.month, -k) for k in range(months, 0, -1)]
+    present = set(in_store)
+    refreshed = set(window[-refresh:]) if refresh else set()
+    to_land = [m for m in window if m not in present or m in refreshed]
+    return window, to_land
+
+
+# -- landing ------------------------------------------------------------------------------------------------
+
+
+def local_times(values: pd.Series) -> pd.Series:
+    """Parse timestamps as naive Chicago local times (for month grouping, dedupe and ordering only).
+
+    Socrata floating timestamps (``2017-01-01T13:05:00.000``) are parsed fast; other spellings (ISO without
+    milliseconds, ``01/01/2017 01:05:00 PM``) are taken as local times too, and zone-aware values are
+    converted to America/Chicago. The stored values are never changed.
+
+    Args:
+        values: Text values.
+
+    Returns:
+        ``datetime64[ns]`` series, ``NaT`` where empty or unparsable.
+    """
+    text = values.astype("string")
+    out = pd.to_datetime(text, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
+    retry = out.isna() & text.notna()
+    if retry.any():
+        out = out.copy()
+        fixed = pd.Series([_one_local_time(v) for v in text[retry]], index=out.index[retry], dtype="object")
+        out[retry] = pd.to_datetime(fixed)
+    return out.astype("datetime64[ns]")
+
+
+def _one_local_time(value: str) -> pd.Timestamp | None:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if pd.isna(stamp):
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert(_CHICAGO).tz_localize(None)
+    return stamp
+
+
+def to_raw_strings(frame: pd.DataFrame, leading: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Return ``frame`` with every column as pandas ``string`` (``''`` and nulls -> ``<NA>``).
+
+    Boolean columns become ``true`` / ``false`` like the Socrata CSV export.
+
+    Args:
+        frame: Any frame.
+        leading: Columns to put first, in this order; those absent from ``frame`` are added as all-``<NA>``.
+
+    Returns:
+        A new frame with a fresh ``RangeIndex``; the other columns follow in their original order.
+    """
+    index = pd.RangeIndex(len(frame))
+    names = list(leading) + [c for c in frame.columns if c not in set(leading)]
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        if name in frame.columns:
+            col = frame[name]
+            if pd.api.types.is_bool_dtype(col):
+                col = col.map({True: "true", False: "false"})
+            text = col.astype("string").reset_index(drop=True)
+            columns[str(name)] = text.mask((text == "").fillna(False))
+        else:
+            columns[str(name)] = pd.Series(pd.NA, index=index, dtype="string")
+    return pd.DataFrame(columns, index=index)
+
+
+def land_month(store: ObjectStore, month: str, frame: pd.DataFrame) -> int:
+    """Write one month of records, replacing the month's object atomically.
+
+    Records are stored as text in :data:`~chicago_arrest.core.schema.RAW_COLUMNS` order (absent raw columns
+    added as nulls), extra columns after; deduplicated on ``id`` (keeping the row with the latest
+    ``updated_on``, else the last one) and sorted by ``date``, ``id``.
+
+    Args:
+        store: The object store.
+        month: ``YYYY-MM``.
+        frame: The month's records (Socrata field names).
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        ValueError: When a record's ``date`` is outside ``month`` or ``id`` / ``date`` columns are missing.
+    """
+    key = month_key(month)
+    missing = [c for c in (ID, DATE) if c not in frame.columns]
+    if missing and len(frame):
+        raise ValueError(f"month {month}: records lack column(s) {', '.join(missing)}")
+    raw = to_raw_strings(frame, RAW_COLUMNS)
+    dates = local_times(raw[DATE])
+    outside = dates.notna() & (dates.dt.strftime("%Y-%m") != month)
+    if outside.any():
+        sample = raw.loc[outside, DATE].head(3).tolist()
+        raise ValueError(
+            f"month {month}: {int(outside.sum())} record(s) dated outside the month, e.g. {sample}"
+        )
+    raw = _dedupe(raw)
+    dates = local_times(raw[DATE])
+    ids = pd.to_numeric(raw[ID], errors="coerce")
+    order = pd.DataFrame({"d": dates, "n": ids, "s": raw[ID]}).sort_values(
+        ["d", "n", "s"], kind="stable", na_position="last"
+    )
+    raw = raw.loc[order.index].reset_index(drop=True)
+    write_parquet(store, key, raw)
+    logger.info("landed %s: %d rows -> %s", month, len(raw), store.uri(key))
+    return len(raw)
+
+
+def _dedupe(raw: pd.DataFrame) -> pd.DataFrame:
+    """Keep one row per non-null ``id``: latest ``updated_on`` (a missing one ranks lowest), else the last."""
+    has_id = raw[ID].notna()
+    if not raw.loc[has_id, ID].duplicated().any():
+        return raw
+    keyed = raw[has_id]
+    rank = pd.DataFrame({"u": local_times(keyed["updated_on"]), "pos": range(len(keyed))}, index=keyed.index)
+    rank = rank.sort_values(["u", "pos"], kind="stable", na_position="first")
+    keep = keyed.loc[rank.index].drop_duplicates(subset=[ID], keep="last").index
+    dropped = int(has_id.sum()) - len(keep)
+    logger.info("dropped %d duplicate record(s) by id", dropped)
+    return raw.loc[raw.index.isin(keep) | ~has_id]
+
+
+def land_stations(store: ObjectStore, frame: pd.DataFrame) -> int:
+    """Write the police stations (text values) to ``raw/police_stations.parquet`` atomically.
+
+    Args:
+        store: The object store.
+        frame: Stations in the Socrata schema (needs ``district``).
+
+    Returns:
+        The number of stations written.
+
+    Raises:
+        IngestError: When the frame is empty or has no ``district`` column.
+    """
+    if "district" not in frame.columns or frame.empty:
+        raise IngestError(
+            "police stations data must be a non-empty table with a 'district' column "
+            f"(got {len(frame)} rows, columns {list(frame.columns)})"
+        )
+    raw = to_raw_strings(frame)
+    write_parquet(store, STATIONS_KEY, raw)
+    logger.info("landed police stations: %d rows -> %s", len(raw), store.uri(STATIONS_KEY))
+    return len(raw)
+
+
+# -- reading back -------------------------------------------------------------------------------------------
+
+
+def load_window(store: ObjectStore, months: list[str]) -> pd.DataFrame:
+    """Concatenate the month objects of ``months`` (in the given order).
+
+    Args:
+        store: The object store.
+        months: ``YYYY-MM`` strings.
+
+    Returns:
+        All their records, text columns, fresh index.
+
+    Raises:
+        MissingMonthsError: Naming every month that is not in the store.
+    """
+    absent = [m for m in months if not store.exists(month_key(m))]
+    if absent:
+        raise MissingMonthsError(absent, store.uri(CRIMES_PREFIX))
+    frames = [read_parquet(store, month_key(m)) for m in months]
+    if not frames:
+        return to_raw_strings(pd.DataFrame(), RAW_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_undated(store: ObjectStore) -> pd.DataFrame:
+    """Records of the last file ingest without a parsable ``date`` (empty when there are none)."""
+    if not store.exists(UNDATED_KEY):
+        return to_raw_strings(pd.DataFrame(), RAW_COLUMNS)
+    return read_parquet(store, UNDATED_KEY)
+
+
+def load_stations(store: ObjectStore) -> pd.DataFrame:
+    """Read the police stations.
+
+    Args:
+        store: The object store.
+
+    Returns:
+        The stations (text columns).
+
+    Raises:
+        KeyNotFoundError: When no stations were ingested yet.
+    """
+    if not store.exists(STATIONS_KEY):
+        raise KeyNotFoundError(STATIONS_KEY, store.uri() + " (run the ingest step first)")
+    return read_parquet(store, STATIONS_KEY)
+
+
+# -- sources ------------------------------------------------------------------------------------------------
+
+
+def _today_in_chicago() -> date:
+    return datetime.now(_CHICAGO).date()
+
+
+def ingest_socrata(
+    store: ObjectStore,
+    client: CrimesSource,
+    *,
+    months: int = 12,
+    refresh: int = 1,
+    today: date | None = None,
+) -> IngestResult:
+    """Land the training window from Socrata: only missing months, plus the latest ``refresh`` ones.
+
+    The first run lands the last ``months`` full months; later runs land what the store lacks. A month is
+    written only after all its pages arrived, so a failure leaves no partial month; months landed before the
+    failure stay and the next run skips them. The police stations are (re)landed every run.
+
+    Args:
+        store: The object store.
+        client: Source of crimes and stations (a :class:`~chicago_arrest.data.socrata.SocrataClient`).
+        months: Full calendar months in the window.
+        refresh: Latest window months to re-land even when present.
+        today: The current day (default: today in Chicago).
+
+    Returns:
+        What was landed and skipped.
+    """
+    today = today or _today_in_chicago()
+    window, to_land = plan_months(today, months, months_in_store(store), refresh)
+    result = IngestResult(
+        window=window,
+        skipped=[m for m in window if m not in set(to_land)],
+        source=str(getattr(client, "source", "socrata")),
+    )
+    logger.info(
+        "window %s..%s: %d month(s) to land, %d already in store",
+        window[0],
+        window[-1],
+        len(to_land),
+        len(result.skipped),
+    )
+    land_stations(store, client.fetch_stations())
+    _land_socrata_boundaries(store, client)
+    for month in to_land:
+        start, end = month_bounds(month)
+        frame = client.fetch_crimes(start, end)
+        result.rows[month] = land_month(store, month, frame)
+        result.landed.append(month)
+    return result
+
+
+def _land_socrata_boundaries(store: ObjectStore, client: CrimesSource) -> None:
+    """Land the district and community-area boundaries (optional: a failure is logged, the store keeps its own)."""
+    fetch = getattr(client, "fetch_boundaries", None)
+    settings = getattr(client, "settings", None)
+    if fetch is None or settings is None:
+        return
+    from chicago_arrest.data.areas import land_boundaries
+
+    for level, dataset in (
+        ("district", settings.districts_dataset_id),
+        ("community_area", settings.community_areas_dataset_id),
+    ):
+        try:
+            land_boundaries(store, level, fetch(dataset))  # type: ignore[arg-type]
+        except Exception as exc:  # the per-area figures fall back to the records' fields
+            logger.warning("%s boundaries not landed from Socrata %s: %s", level, dataset, exc)
+
+
+def read_source_file(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as text: CSV with ``dtype=str`` (leading zeros kept), ``''`` -> missing.
+
+    Args:
+        path: ``.csv`` (optionally compressed, e.g. ``.csv.gz``) or ``.parquet`` / ``.pq``.
+
+    Returns:
+        The table, every column pandas ``string``.
+
+    Raises:
+        FileNotFoundError: When the file does not exist.
+        IngestError: When the format is not recognised.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"source file not found: {path}")
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    elif ".csv" in suffixes:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    else:
+        raise IngestError(f"unsupported source file {path}: expected .csv or .parquet")
+    return to_raw_strings(frame)
+
+
+def _find_stations(path: Path, stations_path: Path | None, store: ObjectStore) -> pd.DataFrame | None:
+    """Return the stations to land, ``None`` to keep the store's, or raise when there are none at all."""
+    if stations_path is not None:
+        return read_source_file(Path(stations_path))
+    for name in _STATIONS_NAMES:
+        candidate = path.parent / name
+        if candidate.is_file():
+            logger.info("police stations from %s", candidate)
+            return read_source_file(candidate)
+    if store.exists(STATIONS_KEY):
+        logger.info("no stations file given or next to %s: keeping %s", path, store.uri(STATIONS_KEY))
+        return None
+    raise IngestError(
+        f"no police stations data: none in the store, and no {' or '.join(_STATIONS_NAMES)} next to {path}; "
+        "pass a stations file (stations_path=..., Socrata 'Police Stations' schema)"
+    )
+
+
+def ingest_file(
+    store: ObjectStore,
+    path: Path | str,
+    *,
+    months: int = 12,
+    stations_path: Path | str | None = None,
+) -> IngestResult:
+    """Land the records of a local CSV / Parquet file in the Socrata schema, one object per month.
+
+    The window is the last ``months`` calendar months present in the file; each window month is landed
+    (replacing what the store had). Records outside the window, or without a parsable ``date``, are not
+    landed (logged as a warning).
+
+    Args:
+        store: The object store.
+        path: The crimes file (Socrata API field names as headers).
+        months: Months in the window.
+        stations_path: Police stations file; default: ``police_stations.csv`` / ``.parquet`` next to
+            ``path``, else what the store already has.
+
+    Returns:
+        What was landed.
+
+    Raises:
+        IngestError: When the file lacks ``id`` / ``date``, has no dated record, or no stations are available.
+        FileNotFoundError: When a file does not exist.
+    """
+    if months < 1:
+        raise ValueError(f"months must be >= 1, got {months}")
+    path = Path(path)
+    frame = read_source_file(path)
+    missing = [c for c in (ID, DATE) if c not in frame.columns]
+    if missing:
+        raise IngestError(
+            f"{path} lacks column(s) {', '.join(missing)}: expected the Socrata API field names "
+            f"({', '.join(RAW_COLUMNS)})"
+        )
+    stations = _find_stations(path, Path(stations_path) if stations_path is not None else None, store)
+
+    month_of = local_times(frame[DATE]).dt.strftime("%Y-%m")
+    undated = int(month_of.isna().sum())
+    present = sorted(month_of.dropna().unique())
+    if not present:
+        raise IngestError(f"{path}: no record has a parsable date")
+    window = present[-months:]
+    outside = int((month_of.notna() & ~month_of.isin(window)).sum())
+    if outside:
+        logger.warning(
+            "%s: %d record(s) are older than the window %s..%s and are not landed",
+            path,
+            outside,
+            window[0],
+            window[-1],
+        )
+    result = IngestResult(
+        window=window, source=f"file:{path.resolve()}", undated=undated, outside_window=outside
+    )
+    if stations is not None:
+        land_stations(store, stations)
+    from chicago_arrest.data.areas import land_boundary_files
+
+    land_boundary_files(store, path.parent)  # police_districts / community_areas .geojson next to the file
+    # Undated records belong to no month: keep them for the data contract, which quarantines them.
+    if undated:
+        logger.warning(
+            "%s: %d record(s) without a parsable date kept in %s for the data contract",
+            path,
+            undated,
+            store.uri(UNDATED_KEY),
+        )
+        write_parquet(store, UNDATED_KEY, to_raw_strings(frame[month_of.isna()], RAW_COLUMNS))
+    elif store.exists(UNDATED_KEY):
+        store.delete(UNDATED_KEY)
+    for month, group in frame.groupby(month_of, sort=True):
+        month = str(month)
+        if month in window:
+            result.rows[month] = land_month(store, month, group)
+            result.duplicates += len(group) - result.rows[month]
+            result.landed.append(month)
+    return result
+
+
+def ingest(
+    settings: Settings,
+    *,
+    source: str | None,
+    months: int = 12,
+    refresh: int = 1,
+    stations_path: str | Path | None = None,
+    today: date | None = None,
+    client: CrimesSource | None = None,
+) -> IngestResult:
+    """Land the raw data: from Socrata when ``source`` is ``None``, else from the local file ``source``.
+
+    Args:
+        settings: Store backend and Socrata settings.
+        source: Path of a CSV / Parquet file in the Socrata schema, or ``None`` for the Socrata API.
+        months: Months in the training window.
+        refresh: Socrata only: latest window months to re-land even when present.
+        stations_path: File only: police stations file.
+        today: Socrata only: the current day (default: today in Chicago).
+        client: Socrata only: the client to use (default: a :class:`~chicago_arrest.data.socrata.SocrataClient`
+            built from ``settings``).
+
+    Returns:
+        What was landed.
+    """
+    store = make_store(settings)
+    if source is None:
+        if client is not None:
+            return ingest_socrata(store, client, months=months, refresh=refresh, today=today)
+        from chicago_arrest.data.socrata import SocrataClient
+
+        with SocrataClient(settings) as socrata:
+            return ingest_socrata(store, socrata, months=months, refresh=refresh, today=today)
+    return ingest_file(store, source, months=months, stations_path=stations_path)

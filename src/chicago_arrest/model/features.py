@@ -1,0 +1,561 @@
+"""scikit-learn transformers that turn RAW crime records into model features.
+
+The chain is part of the served model, so training and serving run the same code on the same raw fields:
+``RawFeatures`` (coercion + enrichment with the stations embedded) → ``IQRClipper`` (fitted on train) →
+log transform of the distance → encoders (one-hot for low cardinality, target + frequency encoding for high
+cardinality, cyclic for hour and weekday; no month-of-year, see :data:`SEASONAL`) → scaling, then (in the
+model) resampling, mutual-information selection and the classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import SelectorMixin
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
+from sklearn.utils.validation import check_is_fitted
+
+from chicago_arrest.core.schema import Records, map_distinct, model_input_arrays
+from chicago_arrest.data.enrich import (
+    DISTANCE,
+    HAS_COORDINATES,
+    PARTS_OF_DAY,
+    SEASONS,
+    TEMPORAL_NUMERIC,
+    StationIndex,
+    project_arrays,
+    temporal_arrays,
+)
+
+#: Interactions of two raw fields (``"THEFT|DEPARTMENT STORE"``): a shoplifter is caught far more often than a
+#: thief on the street. Built from raw fields, target-encoded like the other high-cardinality columns.
+INTERACTIONS = {
+    "type_location": ("primary_type", "location_description"),
+    "iucr_location": ("iucr", "location_description"),
+    "hour_type": ("hour_of_day", "primary_type"),
+}
+#: Calendar features whose values a model trained on part of a year has never seen at serving time (a model
+#: trained on January–June that split on month would extrapolate in July). Never used by :data:`DEFAULT_FEATURES`;
+#: computed for models pickled before issue 11 and for ablations.
+SEASONAL = ("month_sin", "month_cos", "season")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which :class:`RawFeatures` columns the encoder uses, and how.
+
+    Attributes:
+        skewed: Heavy-tailed numeric columns: IQR clipping, log1p, scaling.
+        numeric: Numeric columns used as they are (then scaled).
+        one_hot: Low-cardinality categoricals: one-hot.
+        target: High-cardinality categoricals: cross-fitted (out-of-fold) target encoding.
+        frequency: Categoricals also encoded by their share of the training rows.
+    """
+
+    skewed: tuple[str, ...]
+    numeric: tuple[str, ...]
+    one_hot: tuple[str, ...]
+    target: tuple[str, ...]
+    frequency: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.columns()) - set(ALL_COLUMNS))
+        if unknown:
+            raise ValueError(f"FeatureSpec: unknown feature(s) {unknown}; known: {list(ALL_COLUMNS)}")
+
+    def columns(self) -> tuple[str, ...]:
+        """Every input column used, once, in order."""
+        return tuple(
+            dict.fromkeys((*self.skewed, *self.numeric, *self.one_hot, *self.target, *self.frequency))
+        )
+
+    def without(self, *names: str) -> FeatureSpec:
+        """The same spec without ``names`` (in every group)."""
+        drop = set(names)
+        return FeatureSpec(*(tuple(c for c in group if c not in drop) for group in self._groups()))
+
+    def plus(self, group: str, *names: str) -> FeatureSpec:
+        """The same spec with ``names`` added to ``group`` (``numeric``, ``one_hot``, ``target``, ...)."""
+        groups = dict(
+            zip(("skewed", "numeric", "one_hot", "target", "frequency"), self._groups(), strict=True)
+        )
+        groups[group] = (*groups[group], *(n for n in names if n not in groups[group]))
+        return FeatureSpec(**groups)
+
+    def _groups(self) -> tuple[tuple[str, ...], ...]:
+        return (self.skewed, self.numeric, self.one_hot, self.target, self.frequency)
+
+
+#: Every column :class:`RawFeatures` produces (a superset of what any encoder uses).
+ALL_COLUMNS: tuple[str, ...] = (
+    *(DISTANCE, HAS_COORDINATES, "hour_sin", "hour_cos", "dow_sin", "dow_cos", "month_sin", "month_cos"),
+    *("is_weekend", "is_midnight", "is_first_of_month", "day_of_month"),
+    *("primary_type", "fbi_code", "district", "domestic", "season", "part_of_day", "hour_of_day"),
+    *("iucr", "description", "location_description", "beat", "ward", "community_area", *INTERACTIONS),
+)
+#: The features of the served model: no month-of-year or season (see :data:`SEASONAL`); every other calendar
+#: feature (hour, day of week, weekend, midnight, first of the month) takes all its values within any month.
+#: Chosen by the walk-forward ablation in docs/model.md.
+DEFAULT_FEATURES = FeatureSpec(
+    skewed=(DISTANCE,),
+    numeric=(
+        *(HAS_COORDINATES, "hour_sin", "hour_cos", "dow_sin", "dow_cos"),
+        *("is_weekend", "is_midnight", "is_first_of_month"),
+    ),
+    one_hot=("primary_type", "fbi_code", "district", "domestic", "part_of_day"),
+    target=(
+        *("iucr", "description", "location_description", "beat", "ward", "community_area"),
+        *("type_location", "iucr_location"),
+    ),
+    frequency=("iucr", "location_description", "beat"),
+)
+#: The features before issue 11 (month and season included): for ablations and the extrapolation test only.
+LEGACY_FEATURES = DEFAULT_FEATURES.plus("numeric", "month_sin", "month_cos").plus("one_hot", "season")
+ONE_HOT = DEFAULT_FEATURES.one_hot
+HIGH_CARDINALITY = DEFAULT_FEATURES.target
+SKEWED = DEFAULT_FEATURES.skewed
+NUMERIC = DEFAULT_FEATURES.numeric
+MISSING = "__MISSING__"
+
+
+class RawFeatures(TransformerMixin, BaseEstimator):
+    """Raw Socrata records → one frame of typed features (enrichment included).
+
+    Args:
+        stations: The police stations table the distances are measured to; embedded in the fitted model.
+    """
+
+    def __init__(self, stations: pd.DataFrame | None = None) -> None:
+        self.stations = stations
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> RawFeatures:
+        """Build the station index."""
+        if self.stations is None:
+            raise ValueError("RawFeatures needs the police stations table (stations=...)")
+        self.index_ = StationIndex.from_frame(self.stations)
+        return self
+
+    def transform_arrays(self, X: Records, columns: Collection[str] | None = None) -> dict[str, np.ndarray]:
+        """Model features as a dict of arrays (the fast path used at prediction time).
+
+        Numeric features are ``float64``; categoricals are ``object`` arrays of strings with :data:`MISSING`
+        for missing or unparsable values. Unknown values never raise.
+
+        Args:
+            X: Raw records, as a frame or as columns (:data:`~chicago_arrest.core.schema.Records`).
+            columns: Only these features (default: all of :data:`ALL_COLUMNS`); a served model needs about
+                two thirds of them, and for one record each column costs as much as its arithmetic.
+
+        Returns:
+            Feature name → array, in the order of :data:`ALL_COLUMNS`.
+        """
+        check_is_fitted(self, "index_")
+        wanted = set(ALL_COLUMNS if columns is None else columns)
+        for name in [w for w in wanted if w in INTERACTIONS]:
+            wanted.update(INTERACTIONS[name])
+        raw = model_input_arrays(X)
+        x_ft, y_ft = project_arrays(
+            raw["latitude"], raw["longitude"], raw["x_coordinate"], raw["y_coordinate"]
+        )
+        distance, station = self.index_.query(x_ft, y_ft)
+        block, season, part = temporal_arrays(raw["date"])
+        out: dict[str, np.ndarray] = {DISTANCE: distance, HAS_COORDINATES: (station >= 0).astype(float)}
+        for i, name in enumerate(TEMPORAL_NUMERIC):
+            out[name] = block[:, i]
+        if "day_of_month" in wanted:
+            stamps = np.asarray(raw["date"], dtype="datetime64[ns]")
+            days = stamps.astype("datetime64[D]")
+            day = (days - stamps.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
+            out["day_of_month"] = np.where(np.isnat(stamps), np.nan, day.astype(float))
+        if "hour_of_day" in wanted:
+            hours = out["hour"]
+            out["hour_of_day"] = np.where(
+                np.isnan(hours), MISSING, np.nan_to_num(hours).astype(np.int64).astype(str)
+            ).astype(object)
+        codes = {"season": (SEASONS, season), "part_of_day": (PARTS_OF_DAY, part)}
+        for name in ALL_COLUMNS:
+            if name in out or name in INTERACTIONS or name in TEMPORAL_NUMERIC or name not in wanted:
+                continue
+            if name in codes:
+                labels, index = codes[name]
+                out[name] = np.asarray((*labels, MISSING), dtype=object)[index]
+            else:
+                out[name] = np.where(pd.isna(raw[name]), MISSING, raw[name]).astype(object)
+        for name, (left, right) in INTERACTIONS.items():
+            if name in wanted:
+                out[name] = out[left] + "|" + out[right]  # object arrays of str: element-wise concatenation
+        return {name: out[name] for name in ALL_COLUMNS if name in wanted}
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return typed model features for raw records (unknown or missing values never raise)."""
+        return pd.DataFrame(self.transform_arrays(X), index=X.index)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the produced columns."""
+        return np.asarray(ALL_COLUMNS, dtype=object)
+
+
+class IQRClipper(TransformerMixin, BaseEstimator):
+    """Tame outliers beyond Tukey's fences ``[Q1 - k·IQR, Q3 + k·IQR]`` learnt on the training data.
+
+    ``soft`` (default) compresses values beyond a fence logarithmically, ``fence ± IQR·log1p(excess / IQR)``:
+    continuous, monotone, slope 1 at the fence. ``hard`` clips to the fence, which piles every outlier onto one
+    value; tree models then split exactly there and a point moved a few metres across the fence jumped by
+    0.04 in probability (docs/model.md). Outliers are never dropped: a prediction request can never lose a row.
+
+    Args:
+        k: IQR multiplier (1.5 is Tukey's fence).
+        mode: ``soft`` or ``hard``.
+    """
+
+    def __init__(self, k: float = 1.5, mode: str = "soft") -> None:
+        self.k = k
+        self.mode = mode
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("mode", "hard")  # pickled before soft fences existed
+        super().__setstate__(state)
+
+    def fit(self, X: np.ndarray | pd.DataFrame, y: object = None) -> IQRClipper:
+        """Learn the fences, ignoring NaN."""
+        if self.mode not in ("soft", "hard"):
+            raise ValueError(f"mode must be 'soft' or 'hard', got {self.mode!r}")
+        arr = np.asarray(X, dtype=float)
+        q1, q3 = np.nanpercentile(arr, [25, 75], axis=0)
+        self.iqr_ = np.maximum(q3 - q1, 1e-12)
+        self.low_ = q1 - self.k * self.iqr_
+        self.high_ = q3 + self.k * self.iqr_
+        self.n_features_in_ = arr.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Apply the fences (NaN stays NaN)."""
+        check_is_fitted(self, "low_")
+        arr = np.asarray(X, dtype=float)
+        if self.mode == "hard":
+            return np.clip(arr, self.low_, self.high_)
+        out = arr.copy()
+        above = arr > self.high_
+        below = arr < self.low_
+        iqr = np.broadcast_to(self.iqr_, arr.shape)
+        high = np.broadcast_to(self.high_, arr.shape)
+        low = np.broadcast_to(self.low_, arr.shape)
+        out[above] = high[above] + iqr[above] * np.log1p((arr[above] - high[above]) / iqr[above])
+        out[below] = low[below] - iqr[below] * np.log1p((low[below] - arr[below]) / iqr[below])
+        return out
+
+    def get_feature_names_out(self, input_features: np.ndarray | None = None) -> np.ndarray:
+        """Same names as the input."""
+        return np.asarray(input_features, dtype=object)
+
+
+class FrequencyEncoder(TransformerMixin, BaseEstimator):
+    """Replace each category by its share of the training rows (unknown categories → 0)."""
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> FrequencyEncoder:
+        """Learn the category shares per column."""
+        frame = pd.DataFrame(X)
+        self.maps_ = [frame[c].value_counts(normalize=True).to_dict() for c in frame.columns]
+        self.n_features_in_ = frame.shape[1]
+        return self
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Encode."""
+        check_is_fitted(self, "maps_")
+        frame = pd.DataFrame(X)
+        cols = [frame.iloc[:, i].map(m).fillna(0.0).to_numpy(float) for i, m in enumerate(self.maps_)]
+        return np.column_stack(cols)
+
+    def get_feature_names_out(self, input_features: np.ndarray | None = None) -> np.ndarray:
+        """``<name>_freq`` per input column."""
+        names = [] if input_features is None else list(input_features)
+        return np.asarray([f"{c}_freq" for c in names], dtype=object)
+
+
+def binned_mutual_information(X: np.ndarray, y: np.ndarray, bins: int = 16) -> np.ndarray:
+    """Mutual information (nats) between each column and a discrete label, on quantile bins.
+
+    A plug-in estimator on at most ``bins`` quantile bins per column: exact for binary and low-cardinality
+    columns, O(n) per column, deterministic. (scikit-learn's kNN estimator took 7 of 11 s of training here.)
+
+    Args:
+        X: ``(n, d)`` features.
+        y: ``(n,)`` discrete labels.
+        bins: Maximum bins per column.
+
+    Returns:
+        ``(d,)`` mutual information per column.
+    """
+    arr = np.asarray(X, dtype=float)
+    classes, inverse = np.unique(np.asarray(y), return_inverse=True)
+    y_idx = np.asarray(inverse, dtype=np.int64)
+    n = len(arr)
+    p_y = np.bincount(y_idx, minlength=len(classes)) / n
+    out = np.zeros(arr.shape[1])
+    qs = np.linspace(0, 1, bins + 1)[1:-1]
+    for j in range(arr.shape[1]):
+        col = np.nan_to_num(arr[:, j], nan=np.nanmin(arr[:, j]) - 1 if np.isfinite(arr[:, j]).any() else 0.0)
+        edges = np.unique(np.quantile(col, qs))
+        x_idx = np.searchsorted(edges, col, side="right")
+        counts = np.bincount(x_idx * len(classes) + y_idx, minlength=(len(edges) + 1) * len(classes))
+        joint = counts.reshape(-1, len(classes)) / n
+        p_x = joint.sum(axis=1, keepdims=True)
+        nz = joint > 0
+        out[j] = float((joint[nz] * np.log(joint[nz] / (p_x * p_y[None, :])[nz])).sum())
+    return out
+
+
+class MutualInfoSelector(SelectorMixin, BaseEstimator):
+    """Keep the features whose mutual information with the label is at least ``threshold`` (nats).
+
+    Args:
+        threshold: Minimum mutual information to keep a feature.
+        min_features: Keep at least this many (the most informative) features.
+        bins: Quantile bins of the estimator (see :func:`binned_mutual_information`).
+    """
+
+    def __init__(self, threshold: float = 0.001, min_features: int = 5, bins: int = 16) -> None:
+        self.threshold = threshold
+        self.min_features = min_features
+        self.bins = bins
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MutualInfoSelector:
+        """Estimate mutual information and choose the features."""
+        self.scores_ = binned_mutual_information(X, y, self.bins)
+        keep = self.scores_ >= self.threshold
+        if keep.sum() < self.min_features:
+            keep[np.argsort(self.scores_)[::-1][: self.min_features]] = True
+        self.support_ = keep
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def _get_support_mask(self) -> np.ndarray:
+        check_is_fitted(self, "support_")
+        return np.asarray(self.support_)
+
+
+def build_encoder(random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES) -> ColumnTransformer:
+    """The encoding and scaling stage, applied to the output of :class:`RawFeatures`.
+
+    Args:
+        random_state: Seed of the target encoder's cross-fitting.
+        spec: Which columns, encoded how.
+
+    Returns:
+        A ``ColumnTransformer`` producing a dense float matrix.
+    """
+    skewed = make_pipeline(
+        SimpleImputer(strategy="median"),
+        IQRClipper(k=1.5),
+        FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
+        StandardScaler(),
+    )
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    one_hot = OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=False)
+    target = make_pipeline(
+        TargetEncoder(target_type="binary", cv=KFold(5, shuffle=True, random_state=random_state)),
+        StandardScaler(),
+    )
+    freq = make_pipeline(FrequencyEncoder(), StandardScaler())
+    blocks = [
+        ("skewed", skewed, list(spec.skewed)),
+        ("numeric", numeric, list(spec.numeric)),
+        ("onehot", one_hot, list(spec.one_hot)),
+        ("target", target, list(spec.target)),
+        ("freq", freq, list(spec.frequency)),
+    ]
+    return ColumnTransformer(
+        [block for block in blocks if block[2]],
+        sparse_threshold=0.0,
+        verbose_feature_names_out=True,
+    )
+
+
+def build_feature_pipeline(
+    stations: pd.DataFrame, random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES
+) -> Pipeline:
+    """Raw records → dense encoded feature matrix (no resampling, no selection, no classifier).
+
+    Args:
+        stations: Police stations embedded in the model.
+        random_state: Seed.
+        spec: Which features (default: :data:`DEFAULT_FEATURES`).
+
+    Returns:
+        An unfitted sklearn ``Pipeline``.
+    """
+    return Pipeline([("raw", RawFeatures(stations)), ("encode", build_encoder(random_state, spec))])
+
+
+# --- compiled encoder (prediction fast path) ------------------------------------------------------------------
+
+
+def _lookup(mapping: dict[Any, Any], default: Any, values: np.ndarray, dtype: Any) -> np.ndarray:
+    """``mapping.get(v, default)`` for each value (once per distinct value for many values)."""
+    mapped = map_distinct(
+        values, lambda v: mapping.get(v, default), dtype=dtype, missing=mapping.get(None, default)
+    )
+    if mapped is not None:
+        return mapped
+    return np.fromiter((mapping.get(v, default) for v in values), dtype=dtype, count=len(values))
+
+
+class FastEncoder:
+    """A fitted :func:`build_encoder` ``ColumnTransformer`` compiled to plain numpy and dict lookups.
+
+    scikit-learn's transformers validate and convert their input on every call; for one record that costs
+    ~12 ms, a hundred times the arithmetic. This class applies the same fitted parameters directly and is
+    checked against the original on real rows when built (:meth:`verify`); the model falls back to the
+    ``ColumnTransformer`` if the check fails.
+
+    Args:
+        encoder: The fitted ``ColumnTransformer``.
+
+    Raises:
+        NotImplementedError: When a step type has no compiled equivalent.
+    """
+
+    def __init__(self, encoder: ColumnTransformer) -> None:
+        self.blocks: list[tuple[str, list[str], list[Any]]] = []
+        for name, transformer, columns in encoder.transformers_:
+            if name == "remainder" or transformer == "drop":
+                continue
+            steps = transformer.steps if isinstance(transformer, Pipeline) else [(name, transformer)]
+            self.blocks.append((name, list(columns), [self._compile(step) for _, step in steps]))
+        self.n_features_out = len(encoder.get_feature_names_out())
+
+    @cached_property
+    def input_columns(self) -> tuple[str, ...]:
+        """The :class:`RawFeatures` columns the blocks read (derived once; encoders pickled before it have it too)."""
+        return tuple(dict.fromkeys(c for _, columns, _ in self.blocks for c in columns))
+
+    @staticmethod
+    def _compile(step: Any) -> Any:
+        if isinstance(step, SimpleImputer):
+            return ("impute", np.asarray(step.statistics_, dtype=float))
+        if isinstance(step, IQRClipper):
+            return ("iqr", step)
+        if isinstance(step, FunctionTransformer) and step.func is np.log1p:
+            return ("log1p", None)
+        if isinstance(step, StandardScaler):
+            mean = (
+                np.zeros(step.n_features_in_) if step.mean_ is None else np.asarray(step.mean_, dtype=float)
+            )
+            scale = (
+                np.ones(step.n_features_in_) if step.scale_ is None else np.asarray(step.scale_, dtype=float)
+            )
+            return ("scale", (mean, scale))
+        if isinstance(step, FrequencyEncoder):
+            return (
+                "lookup",
+                ([{str(k): float(v) for k, v in m.items()} for m in step.maps_], [0.0] * len(step.maps_)),
+            )
+        if isinstance(step, TargetEncoder):
+            maps = [
+                {str(c): float(e) for c, e in zip(cats, enc, strict=True)}
+                for cats, enc in zip(step.categories_, step.encodings_, strict=True)
+            ]
+            return ("lookup", (maps, [float(step.target_mean_)] * len(maps)))
+        if isinstance(step, OneHotEncoder):
+            return ("onehot", FastEncoder._one_hot_plan(step))
+        raise NotImplementedError(f"no compiled equivalent for {type(step).__name__}")
+
+    @staticmethod
+    def _one_hot_plan(step: OneHotEncoder) -> tuple[list[dict[str, int]], int]:
+        # Output columns per feature: the frequent categories in order, then one "infrequent" column.
+        maps, offset = [], 0
+        infrequent = getattr(step, "infrequent_categories_", None) or [None] * len(step.categories_)
+        for cats, rare in zip(step.categories_, infrequent, strict=True):
+            rare_set = set() if rare is None else {str(c) for c in rare}
+            frequent = [str(c) for c in cats if str(c) not in rare_set]
+            mapping = {c: offset + i for i, c in enumerate(frequent)}
+            offset += len(frequent)
+            if rare_set:
+                mapping.update({c: offset for c in rare_set})
+                offset += 1
+            maps.append(mapping)
+        return maps, offset
+
+    def block_slice(self, name: str) -> slice:
+        """Output columns of the block ``name`` (e.g. ``"skewed"``, the station distance)."""
+        start = 0
+        for block, columns, ops in self.blocks:
+            width = self._width(columns, ops)
+            if block == name:
+                return slice(start, start + width)
+            start += width
+        raise KeyError(name)
+
+    @staticmethod
+    def _width(columns: list[str], ops: list[Any]) -> int:
+        for kind, params in ops[::-1]:
+            if kind == "onehot":
+                return int(params[1])
+        return len(columns)
+
+    def transform_block(self, name: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Encode one block only (its input columns from ``arrays``)."""
+        for block, columns, ops in self.blocks:
+            if block == name:
+                n = len(arrays[columns[0]])
+                data: Any = [arrays[c] for c in columns]
+                for kind, params in ops:
+                    data = self._apply(kind, params, data, n)
+                return np.asarray(data, dtype=float)
+        raise KeyError(name)
+
+    def transform(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Encode features given as arrays (see :meth:`RawFeatures.transform_arrays`)."""
+        n = len(next(iter(arrays.values())))
+        parts = []
+        for _, columns, ops in self.blocks:
+            data: Any = [arrays[c] for c in columns]
+            for kind, params in ops:
+                data = self._apply(kind, params, data, n)
+            parts.append(data)
+        return np.hstack(parts) if parts else np.empty((n, 0))
+
+    @staticmethod
+    def _apply(kind: str, params: Any, data: Any, n: int) -> Any:
+        if kind == "lookup":
+            maps, default = params
+            return np.column_stack(
+                [_lookup(m, d, col, float) for m, d, col in zip(maps, default, data, strict=True)]
+            )
+        if kind == "onehot":
+            maps, width = params
+            out = np.zeros((n, width))
+            rows = np.arange(n)
+            for mapping, col in zip(maps, data, strict=True):
+                idx = _lookup(mapping, -1, col, np.int64)
+                hit = idx >= 0
+                out[rows[hit], idx[hit]] = 1.0
+            return out
+        arr = np.column_stack(data).astype(float) if isinstance(data, list) else data
+        if kind == "impute":
+            return np.where(np.isnan(arr), params[None, :], arr)
+        if kind == "iqr":
+            return params.transform(arr)
+        if kind == "log1p":
+            return np.log1p(arr)
+        if kind == "scale":
+            mean, scale = params
+            return (arr - mean) / scale
+        raise ValueError(kind)
+
+    def verify(self, encoder: ColumnTransformer, features: pd.DataFrame, atol: float = 1e-9) -> bool:
+        """Whether this encoder reproduces ``encoder`` on ``features`` (a :class:`RawFeatures` frame)."""
+        arrays = {c: features[c].to_numpy() for c in features.columns}
+        expected = np.asarray(encoder.transform(features), dtype=float)
+        got = self.transform(arrays)
+        return got.shape == expected.shape and bool(np.allclose(got, expected, atol=atol, equal_nan=True))

@@ -1,0 +1,91 @@
+"""Compile the pipelines to ``compiled/<name>.yaml`` beside this module (``make compile``); committed.
+
+Every step runs in one image, :data:`chicago_arrest.components.IMAGE` (``ARREST_IMAGE`` when the components are
+imported, else :data:`chicago_arrest.core.names.DEFAULT_IMAGE`): ``make compile IMAGE=...`` sets it. ``image=``
+writes another image into every executor after compiling, for a process whose components are already imported
+(``pipeline run`` on a cluster whose ``make kind-up`` loaded another image).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from kfp import compiler
+
+from chicago_arrest.components import IMAGE
+from chicago_arrest.pipelines.training import PIPELINE_NAME, training_pipeline
+
+COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
+
+
+def executor_images(text: str) -> dict[str, str]:
+    """The image of every container executor of a compiled pipeline (its YAML), by executor name."""
+    images = {}
+    for doc in yaml.safe_load_all(text):  # the pipeline spec, then the platform spec (Kubernetes config)
+        executors = (doc or {}).get("deploymentSpec", {}).get("executors", {})
+        images.update({name: e["container"]["image"] for name, e in executors.items() if "container" in e})
+    return images
+
+
+def compile_training(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
+    """Compile ``chicago-arrest-training`` to ``<out_dir>/chicago-arrest-training.yaml``.
+
+    Args:
+        out_dir: Output folder (created).
+        image: The steps' image (default: :data:`chicago_arrest.components.IMAGE`).
+
+    Returns:
+        The YAML path.
+    """
+    return _compile(training_pipeline, PIPELINE_NAME, out_dir, image)
+
+
+def compile_vertex(out_dir: Path = COMPILED_DIR) -> Path | None:
+    """Compile ``chicago-arrest-vertex-training`` (needs the ``vertex`` extra); ``None`` without GCPC."""
+    import importlib.util
+
+    if importlib.util.find_spec("google_cloud_pipeline_components") is None:
+        return None
+    from chicago_arrest.pipelines.vertex_training import PIPELINE_NAME as VERTEX_NAME
+    from chicago_arrest.pipelines.vertex_training import vertex_training_pipeline
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{VERTEX_NAME}.yaml"
+    compiler.Compiler().compile(vertex_training_pipeline, str(path))
+    return path
+
+
+def compile_batch_scoring(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
+    """Compile ``chicago-arrest-batch-scoring`` (issue 13) to ``<out_dir>/<name>.yaml``."""
+    from chicago_arrest.pipelines.batch_scoring import PIPELINE_NAME as NAME
+    from chicago_arrest.pipelines.batch_scoring import batch_scoring_pipeline
+
+    return _compile(batch_scoring_pipeline, NAME, out_dir, image)
+
+
+def compile_monitoring(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
+    """Compile ``chicago-arrest-monitoring`` (issue 13) to ``<out_dir>/<name>.yaml``."""
+    from chicago_arrest.pipelines.monitoring import PIPELINE_NAME as NAME
+    from chicago_arrest.pipelines.monitoring import monitoring_pipeline
+
+    return _compile(monitoring_pipeline, NAME, out_dir, image)
+
+
+def _compile(pipeline: object, name: str, out_dir: Path, image: str | None) -> Path:
+    """Compile ``pipeline`` to ``<out_dir>/<name>.yaml``; ``image`` (if not the default) in every executor."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.yaml"
+    compiler.Compiler().compile(pipeline, str(path))
+    if image and image != IMAGE:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        for doc in docs:
+            for executor in (doc or {}).get("deploymentSpec", {}).get("executors", {}).values():
+                if "container" in executor:
+                    executor["container"]["image"] = image
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+    return path
+
+
+#: Every committed pipeline: ``make compile`` writes each (the Vertex one only with the ``vertex`` extra).
+COMPILERS = (compile_training, compile_vertex, compile_batch_scoring, compile_monitoring)

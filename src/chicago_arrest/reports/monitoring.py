@@ -1,0 +1,133 @@
+"""The monitoring report (HTML, shown in the KFP UI and logged to MLflow): inline SVG charts, no plotting library.
+
+PSI per field as bars with the threshold line, the reference vs current prediction histograms, the
+calibration curve when labels exist, and the decision table.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chicago_arrest.monitoring.drift import PREDICTION_BINS, MonitorResult
+from chicago_arrest.reports.training import html_page, table_html
+
+_W, _H = 640, 260
+
+
+def _svg(body: str, height: int = _H) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">{body}</svg>'
+    )
+
+
+def psi_bars(psi: dict[str, float], prediction_psi: float, threshold: float) -> str:
+    """Horizontal PSI bars (fields and the prediction) with the threshold as a red line."""
+    items = [("prediction", prediction_psi), *sorted(psi.items(), key=lambda kv: -kv[1])]
+    top = max(threshold * 1.5, *(v for _, v in items))
+    row, left, width = 18, 150, _W - 210
+    height = row * len(items) + 30
+    parts = []
+    for i, (name, value) in enumerate(items):
+        y = 10 + i * row
+        color = "#d62728" if value >= threshold else "#1f77b4"
+        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{html.escape(name)}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y + 2}" width="{width * value / top:.1f}" height="{row - 5}" fill="{color}"/>'
+        )
+        parts.append(f'<text x="{left + width * value / top + 4:.1f}" y="{y + 12}">{value:.3f}</text>')
+    x = left + width * threshold / top
+    parts.append(
+        f'<line x1="{x:.1f}" x2="{x:.1f}" y1="5" y2="{height - 15}" stroke="red" stroke-dasharray="4"/>'
+    )
+    parts.append(f'<text x="{x + 3:.1f}" y="{height - 4}" fill="red">threshold {threshold:g}</text>')
+    return _svg("".join(parts), height)
+
+
+def histograms(reference: list[float], current: list[float]) -> str:
+    """Reference (grey) and current (blue) shares of the predicted probability per bin."""
+    n, left, bottom = len(reference), 40, _H - 30
+    top = max(*reference, *current, 1e-9)
+    step = (_W - left - 10) / n
+    parts = [f'<line x1="{left}" x2="{_W - 10}" y1="{bottom}" y2="{bottom}" stroke="#888"/>']
+    for i, (r, c) in enumerate(zip(reference, current, strict=True)):
+        x = left + i * step
+        for j, (value, color) in enumerate(((r, "#999"), (c, "#1f77b4"))):
+            h = (bottom - 20) * value / top
+            parts.append(
+                f'<rect x="{x + j * step / 2:.1f}" y="{bottom - h:.1f}" width="{step / 2 - 1:.1f}" '
+                f'height="{h:.1f}" fill="{color}"/>'
+            )
+        if i % 4 == 0:
+            parts.append(f'<text x="{x:.1f}" y="{bottom + 14}">{i / n:.1f}</text>')
+    parts.append(f'<text x="{_W - 180}" y="14" fill="#999">■ reference (test window)</text>')
+    parts.append(f'<text x="{_W - 180}" y="28" fill="#1f77b4">■ current</text>')
+    return _svg("".join(parts))
+
+
+def calibration_curve(table: pd.DataFrame) -> str:
+    """Observed arrest rate against the mean predicted probability per bin, with the diagonal."""
+    left, bottom, size = 40, _H - 30, _H - 50
+    parts = [
+        f'<line x1="{left}" y1="{bottom}" x2="{left + size}" y2="{bottom - size}" stroke="#aaa" '
+        'stroke-dasharray="4"/>',
+        f'<rect x="{left}" y="{bottom - size}" width="{size}" height="{size}" fill="none" stroke="#888"/>',
+    ]
+    points = [
+        (left + size * p, bottom - size * o)
+        for p, o in zip(table["mean_predicted"], table["observed_rate"], strict=True)
+    ]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    parts.append(f'<polyline points="{path}" fill="none" stroke="#1f77b4" stroke-width="2"/>')
+    parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1f77b4"/>' for x, y in points)
+    parts.append(f'<text x="{left + size + 10}" y="{bottom}">predicted → (observed ↑)</text>')
+    return _svg("".join(parts))
+
+
+def monitoring_report(
+    result: MonitorResult, *, source: str, calibration: pd.DataFrame | None, retrain_link: str = ""
+) -> str:
+    """The whole report as one HTML page."""
+    t = result.thresholds
+    decision = pd.DataFrame(
+        [
+            {"": "decision", "value": result.decision.upper()},
+            *({"": "reason", "value": r} for r in result.reasons),
+            {"": "model version", "value": result.model_version},
+            {"": "records", "value": f"{result.rows:,} ({source})"},
+            {
+                "": "thresholds",
+                "value": f"PSI >= {t.psi:g}; ROC-AUC drop > {t.max_auc_drop:g}; ECE > {t.max_ece:g}",
+            },
+            {"": "retrain", "value": result.retrain + (f": {retrain_link}" if retrain_link else "")},
+        ]
+    )
+    rows: list[dict[str, Any]] = []
+    for key in ("roc_auc", "pr_auc", "ece"):
+        realised = "pending" if result.realised is None else f"{result.realised[key]:.4f}"
+        reference = result.reference.get(key)
+        rows.append(
+            {
+                "metric": key,
+                "test (reference)": f"{reference:.4f}" if reference is not None else "-",
+                "realised": realised,
+            }
+        )
+    sections = [
+        ("Decision", table_html(decision)),
+        (f"PSI per field (threshold {t.psi:g})", psi_bars(result.psi, result.prediction_psi, t.psi)),
+        (
+            f"Predicted probability: reference vs current ({PREDICTION_BINS} bins)",
+            histograms(result.reference_prediction, result.current_prediction),
+        ),
+        ("Realised performance", table_html(pd.DataFrame(rows))),
+    ]
+    if calibration is not None and len(calibration):
+        sections.append(("Calibration (current records with labels)", calibration_curve(calibration)))
+    psi_table = pd.DataFrame({"field": list(result.psi), "psi": np.round(list(result.psi.values()), 4)})
+    sections.append(("PSI table", table_html(psi_table.sort_values("psi", ascending=False))))
+    return html_page(f"Monitoring: model version {result.model_version}: {result.decision}", sections)
