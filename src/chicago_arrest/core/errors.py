@@ -19,7 +19,12 @@ class ReleaseError(ArrestError):
 
 
 #: Built-in failures that mean a missing file, no permission, a bad value or something not found.
-EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (FileNotFoundError, PermissionError, ValueError, LookupError)
+EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (
+    FileNotFoundError,
+    PermissionError,
+    ValueError,
+    LookupError,
+)
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
