@@ -98,7 +98,8 @@ def _s3_backend(endpoint: str) -> Backend:
         mp.setattr(store._client, "put_object", boom)
 
     def break_commit(mp: pytest.MonkeyPatch) -> None:
-        mp.setattr(store._client, "copy_object", boom)
+        # A large object goes up in parts; the failure comes after they were sent, when the upload completes.
+        mp.setattr(store._client, "_complete_multipart_upload", boom)
 
     return Backend("s3", store, raw_keys, break_upload, break_commit)
 
@@ -188,10 +189,12 @@ def test_failed_put_keeps_old_object_and_leaves_no_temp(
     store = backend.store
     store.put_bytes("raw/crimes/2017-01.parquet", b"old complete month")
     (backend.break_upload if stage == "upload" else backend.break_commit)(monkeypatch)
+    # Over S3's 5 MiB part size: an S3 write of it is a multipart upload.
+    large = b"new month " * 600_000
     with pytest.raises(StoreError):
-        store.put_bytes("raw/crimes/2017-01.parquet", b"new month")
+        store.put_bytes("raw/crimes/2017-01.parquet", large)
     with pytest.raises(StoreError):
-        store.put_bytes("raw/crimes/2017-02.parquet", b"never there")
+        store.put_bytes("raw/crimes/2017-02.parquet", large)
     monkeypatch.undo()
     assert store.get_bytes("raw/crimes/2017-01.parquet") == b"old complete month"
     assert not store.exists("raw/crimes/2017-02.parquet")

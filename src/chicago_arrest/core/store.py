@@ -5,8 +5,8 @@ the old object or the new one, never a partial one, and an interrupted write lea
 that :meth:`ObjectStore.list_keys` would report.
 
 * :class:`LocalStore` writes a temporary file in the target's directory, then ``os.replace`` s it into place.
-* :class:`S3Store` uploads to ``<key>.tmp-<uuid>``, server-side copies that to the key, then deletes the
-  temporary object.
+* :class:`S3Store` makes one ``PutObject`` (a multipart upload for large objects): S3 and MinIO make an object
+  visible only once its upload completed, so a failed or cut upload leaves the previous object in place.
 
 Use :func:`make_store` to build the store the settings ask for.
 """
@@ -31,7 +31,8 @@ from chicago_arrest.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Suffix of in-flight temporary objects (``<key>.tmp-<32 hex>``); never reported by ``list_keys``.
+#: Suffix of a local write's temporary file (``<key>.tmp-<32 hex>``); never reported by ``list_keys`` (nor the
+#: temporary objects earlier versions' S3 writes may have left behind).
 _TMP_RE = re.compile(r"\.tmp-[0-9a-f]{32}$")
 #: S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens, starting and ending alphanumeric.
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -363,43 +364,26 @@ class S3Store:
     # -- ObjectStore -------------------------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        """Upload to a temporary key, server-side copy it to ``key``, delete the temporary key.
+        """Upload ``data`` to ``key`` in one ``put_object`` (S3 makes it visible only once complete).
 
         Args:
             key: Object key.
             data: Content.
 
         Raises:
-            StoreError: On any failure; the previous object at ``key`` (if any) is left intact and the
-                temporary object is removed when the server can still be reached.
+            StoreError: On any failure; the previous object at ``key`` (if any) is left intact (minio aborts a
+                multipart upload that failed part way).
         """
-        from minio.commonconfig import CopySource
-
         validate_key(key)
         self._ready()
-        tmp = key + _tmp_suffix()
-        uploaded = False
-        try:
-            with self._translate(f"writing {self.uri(key)}"):
-                self._client.put_object(
-                    bucket_name=self.bucket,
-                    object_name=tmp,
-                    data=io.BytesIO(data),
-                    length=len(data),
-                    content_type="application/octet-stream",
-                )
-                uploaded = True
-                self._client.copy_object(
-                    bucket_name=self.bucket,
-                    object_name=key,
-                    source=CopySource(bucket_name=self.bucket, object_name=tmp),
-                )
-        finally:
-            if uploaded:
-                try:
-                    self._client.remove_object(bucket_name=self.bucket, object_name=tmp)
-                except Exception as exc:
-                    logger.warning("could not remove temporary object %s: %s", self.uri(tmp), exc)
+        with self._translate(f"writing {self.uri(key)}"):
+            self._client.put_object(
+                bucket_name=self.bucket,
+                object_name=key,
+                data=io.BytesIO(data),
+                length=len(data),
+                content_type="application/octet-stream",
+            )
         logger.debug("wrote %d bytes to %s", len(data), self.uri(key))
 
     def get_bytes(self, key: str) -> bytes:
