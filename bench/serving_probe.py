@@ -22,8 +22,7 @@
   ``--client-gc`` leaves the client's collector on, as the load generator did before
   ``bench.serving_load.no_gc_pauses``, and lists its full collections during the run (when they came, how long).
 * ``--stages``: CPU per call of each stage of a single-record request in process (parse, raw fields, raw
-  features, classifier, model, the whole ``_score``), and XGBoost's ``inplace_predict`` against the direct C call
-  with all trees and with one.
+  features, classifier, model, the whole ``_score``).
 * ``--in-process``: CPU per single-record request through KServe's ASGI app called in process (no HTTP server),
   in ``--rounds`` alternating rounds: this server, with FastAPI's route instead of ``arrest_server.fast_infer``,
   and with every request in a worker thread (``ARREST_SERVER_INLINE_ROWS=0``).
@@ -307,9 +306,7 @@ def steady(
 
 
 def stages(model_dir: Path, calls: int = 2_000) -> None:
-    """CPU per call of each stage of one single-record V2 request, in process (the fourth round's table), and
-    XGBoost's ``inplace_predict`` against the direct C call (``artifact._DensePredictor``) with all its trees
-    and with one."""
+    """CPU per call of each stage of one single-record V2 request, in process (the fourth round's table)."""
     from arrest_server.model import ArrestPredictor, _Scored, setup_process
     from arrest_server.settings import ServerSettings
     from arrest_server.validation import parse_v2
@@ -317,7 +314,7 @@ def stages(model_dir: Path, calls: int = 2_000) -> None:
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
     from chicago_arrest.core.schema import model_input_arrays
-    from chicago_arrest.model.artifact import _DensePredictor, positive_scores
+    from chicago_arrest.model.artifact import positive_scores
 
     settings = ServerSettings(model_dir=model_dir)
     setup_process(settings)
@@ -343,14 +340,6 @@ def stages(model_dir: Path, calls: int = 2_000) -> None:
             request, "stages", served, role, _Scored()
         ),
     }
-    if type(clf).__name__ == "XGBClassifier":
-        booster = clf.get_booster()
-        for trees, label in ((0, "all trees"), (1, "one tree")):
-            direct = _DensePredictor(booster, (0, trees), clf.missing)
-            timed[f"XGBoost inplace_predict, {label}"] = lambda t=trees: booster.inplace_predict(
-                X, iteration_range=(0, t), missing=clf.missing
-            )
-            timed[f"XGBoost direct C call, {label}"] = lambda d=direct: d(X)
     for name, call in timed.items():
         for _ in range(50):
             call()

@@ -74,66 +74,17 @@ def test_xgboost_threads_lift_the_processs_openmp_limit_for_the_call_only(
     assert after == {1}
 
 
-def test_xgboost_small_batches_take_the_direct_c_api_path_with_the_same_scores(data) -> None:
+def test_xgboost_small_batches_are_predict_proba_from_several_threads(data) -> None:
     from concurrent.futures import ThreadPoolExecutor
-
-    from chicago_arrest.model import artifact
 
     X, y = data
     clf = XGBClassifier(n_estimators=60, max_depth=4, n_jobs=1, missing=-999.0).fit(X, y)
-    booster = clf.get_booster()
     for rows in (X[:1], X[:2], X[5:70], X[::7], X[:, :].T.copy().T[:3]):  # contiguous or not
-        expected = np.asarray(booster.inplace_predict(rows, missing=-999.0), dtype=float)
-        assert np.array_equal(positive_scores(clf, rows), expected)
-    direct = artifact._DENSE[clf][(0, 0)]
-    assert isinstance(direct, artifact._DensePredictor)  # checked on the first call and kept
+        assert np.array_equal(positive_scores(clf, rows), clf.predict_proba(rows)[:, 1].astype(float))
 
-    # Each thread has its own proxy DMatrix: concurrent calls never see another thread's rows.
+    # Requests are scored at once on the server's threads: no call sees another's rows.
     chunks = [X[i : i + 1 + i % 5] for i in range(0, 400, 4)]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(direct, chunks * 3))
+        got = list(pool.map(lambda rows: positive_scores(clf, rows), chunks * 3))
     for chunk, scores in zip(chunks * 3, got, strict=True):
-        assert np.array_equal(scores, np.asarray(booster.inplace_predict(chunk, missing=-999.0), dtype=float))
-
-
-def test_xgboost_direct_path_that_disagrees_is_never_used(
-    data, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from chicago_arrest.model import artifact
-
-    X, y = data
-    clf = XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(X, y)
-    monkeypatch.setattr(artifact._DensePredictor, "__call__", lambda self, X: np.zeros(len(X)))
-    with caplog.at_level("WARNING", logger="chicago_arrest.model.artifact"):
-        scores = positive_scores(clf, X[:3])
-    assert np.array_equal(scores, clf.predict_proba(X[:3])[:, 1].astype(float))
-    assert artifact._DENSE[clf][(0, 0)] is None
-    assert "using inplace_predict" in caplog.text
-
-
-def test_xgboost_direct_path_frees_each_threads_proxy(data, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gc
-    import threading
-
-    from xgboost import core
-
-    from chicago_arrest.model import artifact
-
-    X, y = data
-    clf = XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
-    real, freed = core._LIB.XGDMatrixFree, []
-    monkeypatch.setattr(
-        core._LIB, "XGDMatrixFree", lambda handle: (freed.append(handle.value), real(handle))[1]
-    )
-    direct = artifact._DensePredictor(clf.get_booster(), (0, 0), np.nan)
-    worker = threading.Thread(target=direct, args=(X[:2],))
-    worker.start()
-    worker.join()
-    del worker
-    gc.collect()
-    assert len(freed) == 1  # the thread ended: its proxy went with it
-    direct(X[:2])
-    assert len(freed) == 1
-    del direct
-    gc.collect()
-    assert len(freed) == 2  # the predictor was dropped (a model reload): this thread's proxy went too
+        assert np.array_equal(scores, clf.predict_proba(chunk)[:, 1].astype(float))

@@ -10,8 +10,6 @@ the model server and a pickled model need at predict time; the training loop tha
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import json
 import logging
 import threading
 import weakref
@@ -119,8 +117,6 @@ def positive_scores(clf: Any, X: np.ndarray, threads: int | None = None) -> np.n
             iterations = (0, clf.best_iteration + 1)
         except AttributeError:
             iterations = (0, 0)
-        if threads is None and (direct := _dense_predictor(clf, iterations, X)) is not None:
-            return direct(X)
         booster = clf.get_booster() if threads is None else _booster_with_threads(clf, threads)
         with contextlib.nullcontext() if threads is None else _openmp_threads(threads):
             scores = booster.inplace_predict(X, iteration_range=iterations, missing=clf.missing)
@@ -161,94 +157,6 @@ def _booster_with_threads(clf: Any, threads: int) -> Any:
             booster.set_param({"nthread": threads})
             boosters[threads] = booster
         return booster
-
-
-class _Proxy:
-    """One proxy DMatrix, freed with this object: when its thread ends or its predictor is dropped."""
-
-    def __init__(self, lib: Any, check: Any) -> None:
-        self.handle = ctypes.c_void_p()
-        check(lib.XGProxyDMatrixCreate(ctypes.byref(self.handle)))
-        weakref.finalize(self, lib.XGDMatrixFree, self.handle)
-
-
-class _DensePredictor:
-    """``Booster.inplace_predict`` of a dense matrix through XGBoost's C API, with one proxy DMatrix per thread.
-
-    ``inplace_predict`` took ~0.26 ms for one record's two rows with 700 trees, half of it fixed cost: its
-    Python side (imports, type dispatch, a class built per call) and a new proxy DMatrix per call, whose
-    context reads the cgroup CPU-quota files (eleven system calls, XGBoost 3.2). This makes the call
-    ``inplace_predict`` makes, ``XGBoosterPredictFromDense`` of XGBoost's public C API, with the same
-    arguments and a proxy kept per thread: ~0.12 ms. :func:`_dense_predictor` checks it gives the same
-    numbers before using it.
-
-    Args:
-        booster: The classifier's booster (kept alive by the classifier).
-        iterations: ``iteration_range``.
-        missing: The value read as missing.
-    """
-
-    def __init__(self, booster: Any, iterations: tuple[int, int], missing: float) -> None:
-        from xgboost import core  # the loaded library and its error check, as the Booster itself uses them
-
-        self._lib, self._check = core._LIB, core._check_call
-        self._booster = booster
-        config: dict[str, Any] = {"type": 0, "training": False, "iteration_begin": int(iterations[0])}
-        config |= {"iteration_end": int(iterations[1]), "missing": float(missing), "strict_shape": False}
-        self._config = json.dumps({**config, "cache_id": 0}).encode()
-        self._local = threading.local()
-
-    def _proxy(self) -> ctypes.c_void_p:
-        proxy: _Proxy | None = getattr(self._local, "proxy", None)
-        if proxy is None:
-            proxy = self._local.proxy = _Proxy(self._lib, self._check)
-        return proxy.handle
-
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        """P(class 1) per row of ``X`` as ``float64`` (what ``inplace_predict`` returns, widened)."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        shape = ctypes.POINTER(ctypes.c_uint64)()
-        dims, preds = ctypes.c_uint64(), ctypes.POINTER(ctypes.c_float)()
-        self._check(
-            self._lib.XGBoosterPredictFromDense(
-                self._booster.handle,
-                json.dumps(X.__array_interface__).encode(),
-                self._config,
-                self._proxy(),
-                *(ctypes.byref(shape), ctypes.byref(dims), ctypes.byref(preds)),
-            )
-        )
-        size = int(np.prod([shape[i] for i in range(dims.value)]))
-        # The buffer belongs to the booster's thread-local state: copied before the thread predicts again.
-        return np.ctypeslib.as_array(preds, shape=(size,)).astype(np.float64)
-
-
-_DENSE: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], _DensePredictor | None]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _dense_predictor(clf: Any, iterations: tuple[int, int], X: np.ndarray) -> _DensePredictor | None:
-    """The classifier's :class:`_DensePredictor`, or ``None`` when it does not reproduce ``inplace_predict``.
-
-    Built and checked on the first call's rows (the same float32 scores, or it is never used).
-    """
-    with _BOOSTERS_LOCK:
-        known = _DENSE.setdefault(clf, {})
-        if iterations in known:
-            return known[iterations]
-        booster = clf.get_booster()
-        direct: _DensePredictor | None = None
-        try:
-            candidate = _DensePredictor(booster, iterations, clf.missing)
-            expected = booster.inplace_predict(X, iteration_range=iterations, missing=clf.missing)
-            if not np.array_equal(candidate(X), np.asarray(expected, dtype=np.float64)):
-                raise ValueError("scores differ from inplace_predict")
-            direct = candidate
-        except Exception as exc:  # an XGBoost whose C API or module layout changed: its own call is used
-            log.warning("XGBoost's direct prediction path is unavailable (%s): using inplace_predict", exc)
-        known[iterations] = direct
-        return direct
 
 
 def _plain_binary_xgboost(clf: Any) -> bool:
