@@ -88,7 +88,7 @@ def request_log(n: int = 3_000) -> None:
     body = json.loads(v2_body(records(1)))
     parsed = parse_v2(InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL), 10)
     frame = parsed.frame
-    gc.freeze()  # as the server does after loading (arrest_server.model.freeze_heap)
+    gc.freeze()  # as the server does after loading (arrest_server.process.freeze_heap)
     runs = (
         ("columns joined, in slices of 64", 64, parsed.columns),
         ("frames concatenated, in slices of 64 (before)", 64, None),
@@ -307,7 +307,8 @@ def steady(
 
 def stages(model_dir: Path, calls: int = 2_000) -> None:
     """CPU per call of each stage of one single-record V2 request, in process (the fourth round's table)."""
-    from arrest_server.model import ArrestPredictor, _Scored, setup_process
+    from arrest_server.model import ArrestPredictor, _Scored
+    from arrest_server.process import setup_process
     from arrest_server.settings import ServerSettings
     from arrest_server.validation import parse_v2
     from kserve.protocol.infer_type import InferRequest
@@ -356,7 +357,8 @@ def in_process(model_dir: Path, rounds: int) -> None:
     import statistics
 
     from arrest_server import fast_infer
-    from arrest_server.model import ArrestPredictor, setup_process
+    from arrest_server.model import ArrestPredictor
+    from arrest_server.process import setup_process
     from arrest_server.settings import ServerSettings
     from kserve import ModelServer
     from kserve.model_server import app

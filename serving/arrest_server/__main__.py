@@ -115,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kserve import ModelServer
     from kserve.utils.utils import cpu_count
 
-    from arrest_server.model import ArrestPredictor, setup_process
+    from arrest_server.model import ArrestPredictor
+    from arrest_server.process import setup_process
     from chicago_arrest.core.errors import ReleaseError
 
     workers = args.workers or cpu_count()

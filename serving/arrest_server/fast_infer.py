@@ -28,7 +28,7 @@ import orjson
 from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest, InferenceResponse
 
-from arrest_server.guard import ASGIApp, Message, Receive, Scope, Send
+from arrest_server.guard import ASGIApp, Receive, Scope, Send, replay
 
 PREFIX = "/v2/models/"
 SUFFIX = "/infer"
@@ -52,19 +52,6 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 class FastInferMiddleware:
@@ -100,7 +87,9 @@ class FastInferMiddleware:
             request = InferenceRequest.model_validate(orjson.loads(body))
         except (orjson.JSONDecodeError, ValueError):
             # KServe's route gives the error answer (FastAPI's validation, our 400 messages).
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(
+                scope, replay({"type": "http.request", "body": body, "more_body": False}, receive), send
+            )
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers.items()}
         try:

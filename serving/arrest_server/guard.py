@@ -129,7 +129,7 @@ class GuardMiddleware:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([], message), send)
+                await self.app(scope, replay(message, receive), send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -138,25 +138,22 @@ class GuardMiddleware:
                 return
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
-        await self.app(scope, _replay(chunks, None), send)
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, replay(body, receive), send)
 
 
 def _too_large(what: str, limit: int) -> str:
     return f"request body is {what}; at most {limit:,} bytes are accepted (ARREST_SERVER_MAX_BODY_BYTES)"
 
 
-def _replay(chunks: list[bytes], last: Message | None) -> Receive:
-    """A ``receive`` that hands over the buffered body once, then whatever the real one would."""
-    pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-    if last is not None:
-        pending = [last]
+def replay(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that hands over ``first`` (a body already read, or a disconnect) once, then ``receive``'s."""
+    pending = [first]
 
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        return {"type": "http.disconnect"}
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
 
-    return receive
+    return replayed
 
 
 async def too_many_rows_handler(request: Any, exc: TooManyRows) -> Any:

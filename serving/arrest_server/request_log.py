@@ -223,28 +223,20 @@ def _joined_columns(requests: list[pd.DataFrame | Mapping[str, Any]]) -> pd.Data
     return pd.DataFrame(joined)
 
 
-_PER_PROCESS: dict[int, RequestLog | None] = {}
-_OPEN_LOCK = threading.Lock()
+def open_request_log(settings: Any, data_dir: Path) -> RequestLog | None:
+    """The request log of one server process under ``<data_dir>/serving/requests``, or ``None`` when it is off.
 
-
-def process_request_log(settings: object, library_settings: object) -> RequestLog | None:
-    """This process's request log (opened on first use, so each worker has its own; None when off).
+    Each process (the server and every ``--workers`` process) opens its own: the predictor that serves in the
+    process owns it and closes it when it stops.
 
     Args:
         settings: Server settings (``request_log``, ``request_log_max_mb``, ``request_log_flush_s``).
-        library_settings: Library settings (``data_dir``).
+        data_dir: The library's data directory.
     """
-    pid = os.getpid()
-    if pid in _PER_PROCESS:
-        return _PER_PROCESS[pid]
-    with _OPEN_LOCK:
-        if pid not in _PER_PROCESS:
-            opened = None
-            if getattr(settings, "request_log", False):
-                opened = RequestLog(
-                    Path(library_settings.data_dir) / "serving" / "requests",  # type: ignore[attr-defined]
-                    max_bytes=int(getattr(settings, "request_log_max_mb", 256) * 1024 * 1024),
-                    flush_s=float(getattr(settings, "request_log_flush_s", 10.0)),
-                )
-            _PER_PROCESS[pid] = opened
-    return _PER_PROCESS[pid]
+    if not settings.request_log:
+        return None
+    return RequestLog(
+        Path(data_dir) / "serving" / "requests",
+        max_bytes=int(settings.request_log_max_mb * 1024 * 1024),
+        flush_s=float(settings.request_log_flush_s),
+    )

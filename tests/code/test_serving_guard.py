@@ -162,7 +162,8 @@ def test_guard_asks_for_the_token_outside_health_and_metrics() -> None:
 
 @pytest.fixture
 def predictor(tmp_path: Path) -> Any:
-    from arrest_server.model import ArrestPredictor, load_model
+    from arrest_server.loading import load_model
+    from arrest_server.model import ArrestPredictor
     from arrest_server.router import Deployment, DeploymentHolder
 
     from chicago_arrest.core.settings import Settings

@@ -359,7 +359,8 @@ def test_json_formatter_keeps_exceptions() -> None:
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """An ArrestPredictor serving the golden model as champion and challenger (50 %), without a server."""
-    from arrest_server.model import ArrestPredictor, load_model
+    from arrest_server.loading import load_model
+    from arrest_server.model import ArrestPredictor
     from arrest_server.router import Deployment, DeploymentHolder
     from arrest_server.settings import ServerSettings
 
