@@ -18,6 +18,7 @@ from chicago_arrest.core.settings import Settings
 from chicago_arrest.core.store import KeyNotFoundError, LocalStore, ObjectStore, S3Store, read_parquet
 from chicago_arrest.data import ingest as ingest_mod
 from chicago_arrest.data.ingest import (
+    STATIONS_KEY,
     IngestError,
     IngestResult,
     MissingMonthsError,
@@ -263,6 +264,38 @@ def test_socrata_first_run_then_incremental(
     assert later.rows == {"2018-01": 0}
     wheres = {c["where"] for c in fake.calls if "where" in c}
     assert wheres == {"date >= '2018-01-01T00:00:00' AND date < '2018-02-01T00:00:00'"}
+
+
+class NoNetwork:
+    """A crimes source that must not be asked for anything (``make kind-smoke``'s runs: everything is landed)."""
+
+    source = "socrata:test"
+
+    def fetch_crimes(self, start: date, end: date) -> pd.DataFrame:
+        raise AssertionError(f"Socrata asked for crimes {start}..{end}")
+
+    def fetch_stations(self) -> pd.DataFrame:
+        raise AssertionError("Socrata asked for the police stations")
+
+    def fetch_boundaries(self, dataset: str) -> dict[str, Any]:
+        raise AssertionError(f"Socrata asked for boundaries {dataset}")
+
+
+def test_nothing_to_land_asks_socrata_for_nothing(
+    store: LocalStore, crimes: pd.DataFrame, stations: pd.DataFrame
+) -> None:
+    """Issue 25: months and stations landed beforehand + refresh 0 = no call outside the cluster."""
+    ingest_socrata(store, socrata_client(FakeSoda(crimes, stations)), months=12, today=TODAY)
+    before = store.get_bytes(STATIONS_KEY)
+    result = ingest_socrata(store, NoNetwork(), months=12, refresh=0, today=TODAY)  # type: ignore[arg-type]
+    assert (result.landed, result.skipped) == ([], MONTHS_2017)
+    assert store.get_bytes(STATIONS_KEY) == before
+    # a month to land still fetches the stations with it; no stations in the store, neither
+    with pytest.raises(AssertionError, match="police stations"):
+        ingest_socrata(store, NoNetwork(), months=12, refresh=1, today=TODAY)  # type: ignore[arg-type]
+    store.delete(STATIONS_KEY)
+    with pytest.raises(AssertionError, match="police stations"):
+        ingest_socrata(store, NoNetwork(), months=12, refresh=0, today=TODAY)  # type: ignore[arg-type]
 
 
 def test_failure_half_way_then_rerun_gives_every_month_once(

@@ -130,3 +130,88 @@ def test_model_evaluate_and_train_defaults_are_the_pipeline_defaults() -> None:
     assert pipeline["calibration"] == train["calibration"] == config.calibration
     assert pipeline["search_budget_s"] == train["search_budget_s"] == config.search_budget_s
     assert train["random_state"] == config.random_state
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Issue 25: what every task gets on a cluster (pull policy), and the network steps' retries
+# ------------------------------------------------------------------------------------------------------------
+
+#: The pipelines that run on the kind cluster, and their tasks that talk to services over the network.
+CLUSTER_PIPELINES = {
+    "chicago-arrest-training": {"ingest", "register", "deploy"},
+    "chicago-arrest-batch-scoring": {"batch-score"},
+    "chicago-arrest-monitoring": {"monitor"},
+}
+
+
+def _all_tasks(spec: dict) -> dict[str, dict]:
+    """Every task of the pipeline: the root DAG's and those of sub-DAGs (the ParallelFor of train)."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
+def test_every_executor_pulls_the_image_if_not_present() -> None:
+    """A `:latest` IMAGE would mean imagePullPolicy Always: a pull from Docker Hub of an image only kind has."""
+    for name in CLUSTER_PIPELINES:
+        spec = _load(COMPILED_DIR / f"{name}.yaml")
+        executors = spec["deploymentSpec"]["executors"]
+        k8s = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        assert set(k8s) == set(executors), name
+        assert {e.get("imagePullPolicy") for e in k8s.values()} == {"IfNotPresent"}, name
+
+
+def test_network_steps_retry_with_backoff_and_nothing_else_does() -> None:
+    from chicago_arrest.steps.retry import NETWORK
+
+    expected = {
+        "maxRetryCount": NETWORK.retries,
+        "backoffDuration": f"{NETWORK.backoff_s:g}s",
+        "backoffFactor": NETWORK.factor,
+        "backoffMaxDuration": f"{NETWORK.max_backoff_s:g}s",
+    }
+    assert NETWORK.retries >= 1
+    assert NETWORK.backoff_s > 0
+    for name, network in CLUSTER_PIPELINES.items():
+        tasks = _all_tasks(_load(COMPILED_DIR / f"{name}.yaml"))
+        retried = {task for task, spec in tasks.items() if "retryPolicy" in spec}
+        assert retried == network, name
+        for task in network:
+            assert tasks[task]["retryPolicy"] == expected, (name, task)
+            assert tasks[task]["cachingOptions"] == {}, (name, task)  # never served from the cache
+
+
+def test_local_runs_strip_the_retries_and_give_them_back() -> None:
+    from chicago_arrest.pipelines.run import without_retries
+
+    graph = training_pipeline.component_spec.implementation.graph
+
+    def retried() -> set[str]:
+        return {n for n, t in graph.root.dag.tasks.items() if t.HasField("retry_policy")}
+
+    assert retried() == CLUSTER_PIPELINES["chicago-arrest-training"]
+    with without_retries(training_pipeline):
+        assert retried() == set()
+    assert retried() == CLUSTER_PIPELINES["chicago-arrest-training"]
+
+
+def test_run_local_pipeline_runs_without_retries(tmp_path: Path, monkeypatch) -> None:
+    import pytest
+
+    from chicago_arrest.pipelines import run
+
+    seen: list[set[str]] = []
+
+    class Pipeline:
+        component_spec = training_pipeline.component_spec
+
+        def __call__(self, **arguments: object) -> None:
+            graph = self.component_spec.implementation.graph
+            seen.append({n for n, t in graph.root.dag.tasks.items() if t.HasField("retry_policy")})
+            raise RuntimeError("stop here")
+
+    monkeypatch.setenv("ARREST_DATA_DIR", str(tmp_path))
+    with pytest.raises(RuntimeError, match="stop here"):
+        run.run_local_pipeline(Pipeline(), "test", {})
+    assert seen == [set()]

@@ -35,6 +35,7 @@ class FakeClient:
 
     def upload_pipeline(self, path: str, pipeline_name: str) -> Any:
         self._record("upload_pipeline", path=path, pipeline_name=pipeline_name)
+        self.uploaded = Path(path).read_text(encoding="utf-8")
         self.pipeline_id = "p1"
         return Ns(pipeline_id="p1")
 
@@ -173,3 +174,39 @@ def test_cli_schedule_and_unschedule_with_a_fake_kfp(monkeypatch: pytest.MonkeyP
         "deleted" in runner.invoke(cli.app, ["pipeline", "unschedule"], env={"KFP_HOST": "http://kfp"}).stdout
     )
     assert client.runs == []
+
+
+def test_first_schedule_compiles_with_the_clusters_image_into_a_temporary_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 25: `make pipeline-schedule` before any run uploads the recorded image, never the committed YAML."""
+    import json
+
+    import kfp
+
+    from chicago_arrest.pipelines.compile import COMPILED_DIR, executor_images
+
+    committed = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in COMPILED_DIR.glob("*.yaml")}
+    image = "registry.local/chicago-arrest:recorded"
+    client = FakeClient(pipeline_exists=False)
+    monkeypatch.setattr(kfp, "Client", lambda host: client)
+    monkeypatch.setenv("ARREST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("ARREST_IMAGE", raising=False)
+    monkeypatch.delenv("KFP_HOST", raising=False)
+    record = {"cluster_name": "c", "context": "kind-c", "kfp_host": "http://kfp", "image": image}
+    (tmp_path / "cluster.json").write_text(json.dumps(record))
+    for pipeline, name in (("training", PIPELINE_NAME), ("monitoring", "chicago-arrest-monitoring")):
+        client.pipeline_id = None
+        result = runner.invoke(cli.app, ["pipeline", "schedule", "--pipeline", pipeline])
+        assert result.exit_code == 0, result.output
+        upload = [kwargs for method, kwargs in client.calls if method == "upload_pipeline"][-1]
+        assert upload["pipeline_name"] == name
+        assert Path(upload["path"]).parent != COMPILED_DIR
+        assert not Path(upload["path"]).exists()  # the temporary folder is gone
+        assert set(executor_images(client.uploaded).values()) == {image}
+    # IMAGE= (ARREST_IMAGE) wins over the record, as for pipeline-run
+    client.pipeline_id = None
+    result = runner.invoke(cli.app, ["pipeline", "schedule"], env={"ARREST_IMAGE": "other:1"})
+    assert result.exit_code == 0, result.output
+    assert set(executor_images(client.uploaded).values()) == {"other:1"}
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in COMPILED_DIR.glob("*.yaml")} == committed

@@ -210,9 +210,7 @@ def _pipeline_run(values: dict[str, Any]) -> None:
             )
         if arguments["source"]:
             typer.echo("note: on a cluster SOURCE must be a path readable inside the step's pod", err=True)
-        record = resolved.cluster_record
-        image = os.environ.get("ARREST_IMAGE") or (record.image if record else None)
-        run.run_cluster(arguments, host, image=image)
+        run.run_cluster(arguments, host, image=_step_image(resolved))
         return
     try:
         run.run_local(arguments, verbose=verbose)
@@ -221,8 +219,19 @@ def _pipeline_run(values: dict[str, Any]) -> None:
         raise typer.Exit(1) from None
 
 
-def _kfp_client(host: str, target: str | None = None) -> Any:
-    """The KFP client of the resolved target (the recorded cluster's KFP, or ``host``); says the target first."""
+def _step_image(resolved: Any) -> str | None:
+    """The image of the steps on a cluster: ``IMAGE=`` (``ARREST_IMAGE``), else the one `make kind-up` loaded."""
+    import os
+
+    record = resolved.cluster_record
+    return os.environ.get("ARREST_IMAGE") or (record.image if record else None)
+
+
+def _kfp_client(host: str, target: str | None = None) -> tuple[Any, Any]:
+    """The KFP client of the resolved target (the recorded cluster's KFP, or ``host``) and the target itself.
+
+    Says the target first.
+    """
     from chicago_arrest.core.targets import resolve_target
 
     resolved = resolve_target(target, kfp_host=host)
@@ -235,7 +244,7 @@ def _kfp_client(host: str, target: str | None = None) -> Any:
         )
     import kfp
 
-    return kfp.Client(host=host)
+    return kfp.Client(host=host), resolved
 
 
 def _check_cron(value: str | None) -> str | None:
@@ -261,7 +270,9 @@ def schedule(
     schedule = _pipelines("schedule")
     which = schedule.SCHEDULES[pipeline]
     cron = cron or which.cron
-    result = schedule.ensure_recurring_run(_kfp_client(kfp_host, target), cron=cron, pipeline=pipeline)
+    client, resolved = _kfp_client(kfp_host, target)
+    # A pipeline KFP does not have yet is compiled with the image the cluster runs (never into the committed YAML).
+    result = schedule.ensure_recurring_run(client, cron=cron, pipeline=pipeline, image=_step_image(resolved))
     typer.echo(
         f"recurring run {which.job_name!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
         f"{result.pipeline_version_id}, cron {cron!r})"
@@ -274,7 +285,7 @@ def unschedule(
 ) -> None:
     """Delete the recurring run of a pipeline from KFP."""
     schedule = _pipelines("schedule")
-    client = _kfp_client(kfp_host, target)
+    client, _ = _kfp_client(kfp_host, target)
     action = schedule.delete_recurring_run(client, pipeline).action
     typer.echo(f"recurring run {schedule.SCHEDULES[pipeline].job_name!r}: {action}")
 
@@ -353,8 +364,6 @@ def _run_loop_pipeline(
     which: str, arguments: dict[str, Any], target: str | None, kfp_host: str, verbose: bool
 ) -> Any:
     """Run ``pipelines.<which>`` on the resolved target; the local run's folder, or None on a cluster."""
-    import os
-
     from chicago_arrest.core.targets import resolve_target
 
     module, run, compiler = _pipelines(which), _pipelines("run"), _pipelines("compile")
@@ -366,10 +375,12 @@ def _run_loop_pipeline(
         host = resolved.kfp_host(kfp_host)
         if not host:
             raise CommandError("the cluster target needs KFP's address: set KFP_HOST or run make kind-up")
-        record = resolved.cluster_record
-        image = os.environ.get("ARREST_IMAGE") or (record.image if record else None)
         run.run_cluster_pipeline(
-            getattr(compiler, f"compile_{which}"), module.PIPELINE_NAME, arguments, host, image=image
+            getattr(compiler, f"compile_{which}"),
+            module.PIPELINE_NAME,
+            arguments,
+            host,
+            image=_step_image(resolved),
         )
         return None
     try:

@@ -10,7 +10,7 @@ from kfp import dsl
 
 from chicago_arrest.components.batch_score import batch_score
 from chicago_arrest.core.names import BATCH_SCORING_PIPELINE
-from chicago_arrest.pipelines.training import _cluster_config
+from chicago_arrest.pipelines.training import network_step
 
 PIPELINE_NAME = BATCH_SCORING_PIPELINE
 
@@ -27,4 +27,4 @@ def batch_scoring_pipeline(source: str = "", months: str = "", version: str = ""
         months: ``YYYY-MM`` or ``YYYY-MM..YYYY-MM`` landed in the object store.
         version: Registry version; empty = the champion.
     """
-    _cluster_config(batch_score(source=source, months=months, version=version)).set_caching_options(False)
+    network_step(batch_score(source=source, months=months, version=version))

@@ -13,7 +13,7 @@ from kfp import dsl
 from chicago_arrest.components.monitor import monitor
 from chicago_arrest.core.names import MONITORING_PIPELINE
 from chicago_arrest.monitoring.drift import Thresholds
-from chicago_arrest.pipelines.training import _cluster_config
+from chicago_arrest.pipelines.training import network_step
 
 PIPELINE_NAME = MONITORING_PIPELINE
 
@@ -44,7 +44,7 @@ def monitoring_pipeline(
         retrain: ``auto`` (start a training run on drift / degraded) or ``never``.
         training_source: ``source`` of that training run (empty: the training pipeline's default).
     """
-    _cluster_config(
+    network_step(
         monitor(
             source=source,
             months=months,
@@ -55,4 +55,4 @@ def monitoring_pipeline(
             retrain=retrain,
             training_source=training_source,
         )
-    ).set_caching_options(False)
+    )

@@ -9,10 +9,12 @@ pipeline version is uploaded and a run started.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,27 @@ def failure_message(exc: BaseException, arguments: dict[str, Any]) -> str:
 # --- Other pipelines (issue 13: chicago-arrest-batch-scoring, chicago-arrest-monitoring) ----------------------
 
 
+@contextlib.contextmanager
+def without_retries(pipeline: Any) -> Iterator[None]:
+    """Run ``pipeline`` (a compiled ``@dsl.pipeline``) without its tasks' retry policies, then restore them.
+
+    ``kfp.local`` honours ``set_retry`` for every failure (``kfp/local/orchestrator/task_executor.py`` @ kfp
+    2.17.0); a local failure is a deterministic one or a Socrata one its client already retried, so a local run
+    fails at once instead (:mod:`chicago_arrest.steps.retry`). The cluster's compiled YAML keeps the policies.
+    """
+    spec = pipeline.component_spec.implementation.graph
+    saved = type(spec)()
+    saved.CopyFrom(spec)
+    dags = [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
+    for dag in dags:
+        for task in dag.tasks.values():
+            task.ClearField("retry_policy")
+    try:
+        yield
+    finally:
+        spec.CopyFrom(saved)
+
+
 def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, verbose: bool = False) -> Path:
     """Run a one-off pipeline with kfp.local and the quiet progress reporter; return the run's folder.
 
@@ -182,7 +205,7 @@ def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, v
     reporter = LocalRun(root, verbose=verbose)
     reporter.header(name, "local", arguments)
     try:
-        with reporter.capture():
+        with reporter.capture(), without_retries(pipeline):
             pipeline(**arguments)
     except RuntimeError as exc:
         failed = reporter.failed

@@ -110,16 +110,27 @@ SCHEDULES = {
 
 
 def _ensure_pipeline(
-    client: Any, package_path: str | None, which: Recurring | None = None
+    client: Any, package_path: str | None, which: Recurring | None = None, image: str | None = None
 ) -> tuple[str, str]:
+    """The pipeline's id and its newest version, uploading it first when KFP does not have it yet.
+
+    Without ``package_path`` the pipeline is compiled into a temporary folder with ``image`` as every step's
+    image (the image ``make kind-up`` loaded), as ``pipeline run`` does: the committed YAML is never rewritten.
+    """
+    import tempfile
+    from pathlib import Path
+
     import chicago_arrest.pipelines.compile as compiler
 
     which = which or SCHEDULES["training"]
     pipeline_id = client.get_pipeline_id(which.pipeline)
     if pipeline_id is None:
-        if package_path is None:
-            package_path = str(getattr(compiler, which.compile_name)())
-        pipeline_id = client.upload_pipeline(package_path, pipeline_name=which.pipeline).pipeline_id
+        if package_path is not None:
+            pipeline_id = client.upload_pipeline(package_path, pipeline_name=which.pipeline).pipeline_id
+        else:
+            with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
+                path = getattr(compiler, which.compile_name)(Path(tmp), image=image)
+                pipeline_id = client.upload_pipeline(str(path), pipeline_name=which.pipeline).pipeline_id
     return str(pipeline_id), latest_version_id(client, str(pipeline_id))
 
 
@@ -145,6 +156,7 @@ def ensure_recurring_run(
     params: dict[str, Any] | None = None,
     package_path: str | None = None,
     pipeline: str = "training",
+    image: str | None = None,
 ) -> ScheduleResult:
     """Make sure exactly one up-to-date recurring run exists (create, replace, or leave it).
 
@@ -155,6 +167,7 @@ def ensure_recurring_run(
         package_path: Compiled pipeline to upload if the pipeline does not exist yet.
         pipeline: Key of :data:`SCHEDULES` (``training``, ``monitoring``, ``batch-scoring``); its own cron
             replaces the default ``cron`` of the training schedule.
+        image: Every step's image when the pipeline has to be uploaded first (default: the components').
 
     Returns:
         The :class:`ScheduleResult`.
@@ -162,7 +175,7 @@ def ensure_recurring_run(
     which = SCHEDULES[pipeline]
     cron = validate_cron(which.cron if cron == DEFAULT_CRON else cron)
     params = dict(DEFAULT_PARAMS if params is None else params)
-    pipeline_id, version_id = _ensure_pipeline(client, package_path, which)
+    pipeline_id, version_id = _ensure_pipeline(client, package_path, which, image)
     experiment_id = client.create_experiment(EXPERIMENT).experiment_id
     existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == which.job_name]
     if len(existing) == 1 and _matches(existing[0], version_id, cron, params):

@@ -23,6 +23,7 @@ from chicago_arrest.components.split import split
 from chicago_arrest.components.train import train
 from chicago_arrest.components.validate import validate
 from chicago_arrest.core.names import STEP_CONFIG_MAP, STEP_SECRET, TRAINING_PIPELINE
+from chicago_arrest.steps.retry import NETWORK
 
 PIPELINE_NAME = TRAINING_PIPELINE
 #: ConfigMap and Secret (namespace of the pipeline runs) that give steps the object store and MLflow;
@@ -42,11 +43,33 @@ SECRET = STEP_SECRET
 SECRET_KEYS = ("ARREST_S3_ACCESS_KEY", "ARREST_S3_SECRET_KEY")
 
 
+#: ``imagePullPolicy`` of every step's container. The project image is loaded into kind (``kind load``), never
+#: pulled: without a policy Kubernetes takes ``Always`` for an image tagged ``:latest`` (or untagged) and the step
+#: pod pulls from Docker Hub an image that exists only on the node. kfp-kubernetes writes it into the platform
+#: spec (``kfp/kubernetes/image.py`` @ 2.17.0); the 2.17.0 driver sets it on the step's container
+#: (``backend/src/v2/driver/k8s.go`` @ kubeflow/pipelines 2.17.0, ``extendPodSpecPatch``). kfp.local ignores it.
+IMAGE_PULL_POLICY = "IfNotPresent"
+
+
+def on_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """What every task gets on a cluster: :data:`IMAGE_PULL_POLICY` (call it on every task of every pipeline)."""
+    return kubernetes.set_image_pull_policy(task, IMAGE_PULL_POLICY)
+
+
 def _cluster_config(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """Inject settings from the ConfigMap and Secret (ignored by kfp.local, where the environment is used)."""
     kubernetes.use_config_map_as_env(task, CONFIG_MAP, {k: k for k in CONFIG_KEYS})
     kubernetes.use_secret_as_env(task, SECRET, {k: k for k in SECRET_KEYS})
-    return task
+    return on_cluster(task)
+
+
+def network_step(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """A task that talks to services: the cluster settings, no caching, and KFP retries with backoff.
+
+    On KFP 2.17.0 the backend retries such a task only when its pod errored, not when its Python raised; the step
+    retries its own transient failures (:mod:`chicago_arrest.steps.retry`, which also holds :data:`NETWORK`).
+    """
+    return _cluster_config(task).set_caching_options(False).set_retry(**NETWORK.kfp_arguments())
 
 
 @dsl.pipeline(
@@ -91,13 +114,17 @@ def training_pipeline(
         canary_percent: Share of traffic for a passing challenger (0 or 100 = promote directly).
         deploy_target: ``auto``, ``local``, ``cluster`` or ``none``.
     """
-    ingest_task = _cluster_config(
+    ingest_task = network_step(
         ingest(source=source, stations_source=stations_source, months=months, refresh_months=refresh_months)
-    ).set_caching_options(False)
-    validate_task = validate(raw=ingest_task.outputs["raw"])
-    split_task = split(records=validate_task.outputs["valid"], kind=split_kind, test_months=test_months)
+    )
+    validate_task = on_cluster(validate(raw=ingest_task.outputs["raw"]))
+    split_task = on_cluster(
+        split(records=validate_task.outputs["valid"], kind=split_kind, test_months=test_months)
+    )
     # Report branch: the features the model computes, materialised for inspection and the report.
-    enrich_task = enrich(valid=validate_task.outputs["valid"], stations=ingest_task.outputs["stations"])
+    enrich_task = on_cluster(
+        enrich(valid=validate_task.outputs["valid"], stations=ingest_task.outputs["stations"])
+    )
 
     with dsl.ParallelFor(models, parallelism=3) as model_type:
         train_task = train(
@@ -109,17 +136,20 @@ def training_pipeline(
             calibration=calibration,
             search_budget_s=search_budget_s,
         )
+        on_cluster(train_task)
         train_task.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("6G")
 
-    evaluate_task = evaluate(
-        models=dsl.Collected(train_task.outputs["model"]),
-        test=split_task.outputs["test"],
-        ingest_summary=ingest_task.outputs["Output"],
-        validate_summary=validate_task.outputs["Output"],
-        enrich_summary=enrich_task.outputs["Output"],
-        window=split_task.outputs["Output"],
+    evaluate_task = on_cluster(
+        evaluate(
+            models=dsl.Collected(train_task.outputs["model"]),
+            test=split_task.outputs["test"],
+            ingest_summary=ingest_task.outputs["Output"],
+            validate_summary=validate_task.outputs["Output"],
+            enrich_summary=enrich_task.outputs["Output"],
+            window=split_task.outputs["Output"],
+        )
     )
-    register_task = _cluster_config(
+    register_task = network_step(
         register(
             models=dsl.Collected(train_task.outputs["model"]),
             test=split_task.outputs["test"],
@@ -130,7 +160,7 @@ def training_pipeline(
             source=source,
             kfp_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         )
-    ).set_caching_options(False)
+    )
     gate_task = _cluster_config(
         gate(
             registration=register_task.outputs["Output"],
@@ -142,7 +172,7 @@ def training_pipeline(
             max_area_ece=max_area_ece,
         )
     ).set_caching_options(False)
-    _cluster_config(
+    network_step(
         deploy(
             decision=gate_task.outputs["Output"],
             registration=register_task.outputs["Output"],
@@ -150,4 +180,4 @@ def training_pipeline(
             canary_percent=canary_percent,
             target=deploy_target,
         )
-    ).set_caching_options(False)
+    )

@@ -96,6 +96,10 @@ def run_step(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     KFP's executor prints a full stack trace for a user's mistake, such as running without internet access and
     without ``SOURCE``. Bugs keep their traceback.
 
+    In a pod, a step marked :func:`~chicago_arrest.steps.retry.retry_safe` is called again after a transient
+    network failure (:func:`~chicago_arrest.steps.retry.call_with_retries`): KFP 2.17.0's backend does not
+    retry a step whose Python raised (see :mod:`chicago_arrest.steps.retry`).
+
     Args:
         fn: The step function.
         *args: Its positional arguments.
@@ -107,8 +111,12 @@ def run_step(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     Raises:
         SystemExit: With code 1 on an expected failure.
     """
+    from chicago_arrest.steps.retry import RETRY_SAFE, call_with_retries, on_cluster
+
     _setup_logging()
     try:
+        if getattr(fn, RETRY_SAFE, False) and on_cluster():
+            return call_with_retries(fn, *args, **kwargs)
         return fn(*args, **kwargs)
     except expected_errors() as exc:
         log.error("%s: %s", type(exc).__name__, exc)
