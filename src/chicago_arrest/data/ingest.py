@@ -413,7 +413,9 @@ def ingest_socrata(
         len(result.skipped),
     )
     if not to_land and store.exists(STATIONS_KEY):
-        logger.info("nothing to land: keeping the store's police stations (%s), no Socrata call", STATIONS_KEY)
+        logger.info(
+            "nothing to land: keeping the store's police stations (%s), no Socrata call", STATIONS_KEY
+        )
         return result
     land_stations(store, client.fetch_stations())
     _land_socrata_boundaries(store, client)
