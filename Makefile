@@ -24,9 +24,10 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PIPELINE_ARGS = $(if $(SOURCE),--source '$(SOURCE)') $(if $(STATIONS),--stations '$(STATIONS)') \
   $(if $(MONTHS),--months '$(MONTHS)') $(if $(TEST_MONTHS),--test-months '$(TEST_MONTHS)') \
   $(if $(MODELS),--models '$(MODELS)') $(if $(SEARCH_BUDGET_S),--search-budget-s '$(SEARCH_BUDGET_S)')
-# TARGET=vertex (issue 17): Google Cloud project, Vertex AI region and the GCS bucket of the pipeline root.
+# TARGET=vertex (issue 17): Google Cloud project, Vertex AI region, the GCS bucket of the pipeline root and the
+# run's service account (empty: the Compute Engine default service account; docs/vertex.md lists its roles).
 VERTEX_ARGS = $(if $(PROJECT),--project '$(PROJECT)') $(if $(REGION),--region '$(REGION)') \
-  $(if $(BUCKET),--bucket '$(BUCKET)')
+  $(if $(BUCKET),--bucket '$(BUCKET)') $(if $(SERVICE_ACCOUNT),--service-account '$(SERVICE_ACCOUNT)')
 # VERBOSE=1: a local run streams every step's full output (default: one line per step, each step's log in a file).
 VERBOSE_ARG = $(if $(filter-out 0 no false,$(VERBOSE)), --verbose)
 # Serving parameters.
@@ -92,7 +93,7 @@ fmt: $(STAMP) ## Format the code
 compile: $(STAMP) ## Compile the KFP pipeline to src/chicago_arrest/pipelines/compiled/*.yaml (IMAGE= is every step's image; COMPILE_DIR=)
 	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile$(if $(COMPILE_DIR), --out-dir '$(COMPILE_DIR)')
 
-pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET=); SOURCE=crimes.csv ...
+pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET= SERVICE_ACCOUNT=); SOURCE=crimes.csv ...
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG)$(VERBOSE_ARG) $(PIPELINE_ARGS) $(VERTEX_ARGS)
 
 report: $(STAMP) ## Print the newest local run's training report (an .html file) and open it where a browser can

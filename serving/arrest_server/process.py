@@ -84,6 +84,7 @@ def setup_process(settings: ServerSettings) -> None:
     from threadpoolctl import threadpool_limits
 
     from arrest_server.guard import install
+    from arrest_server.vertex import install as install_vertex
 
     configure_kserve_logging()  # KServe's loggers first (a no-op once configured), then ours adjust them
     configure_logging(settings.log_level, settings.access_log)
@@ -97,6 +98,7 @@ def setup_process(settings: ServerSettings) -> None:
     threadpool_limits(limits=settings.threads)
     if settings.fast_infer:
         install_fast_infer(app)  # before the guard: the guard wraps it (token and body limit first)
+    install_vertex(app, settings)  # only under Vertex AI's AIP_* environment (arrest_server.vertex)
     install(app, settings)
     install_metadata_route(app)
 

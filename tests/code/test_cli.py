@@ -210,7 +210,7 @@ def test_status_text_and_json(release: Any) -> None:
 def test_pipeline_run_options_are_the_pipeline_parameters_and_defaults() -> None:
     signature = inspect.signature(training_pipeline.pipeline_func)
     options = {p.name: p for p in run_command().params if p.name != "help"}
-    vertex = {"project", "region", "bucket"}  # --target vertex (issue 17)
+    vertex = {"project", "region", "bucket", "service_account"}  # --target vertex (issues 17, 28)
     assert set(options) == {*signature.parameters, "kfp_host", "target", "verbose", *vertex}
     for name, param in signature.parameters.items():
         default = ",".join(param.default) if isinstance(param.default, list) else param.default

@@ -621,3 +621,59 @@ def test_corrupted_records_with_a_required_column_dropped(crimes: pd.DataFrame) 
     for label in corrupted.index:
         own = expected.get(label)
         assert got[label] == ("missing_column:beat" + (f";{own}" if own else "")), label
+
+
+# -- the hour-of-day rule (issue 28) --------------------------------------------------------------------------
+
+
+def _dated(hours: list[int], n: int) -> pd.DataFrame:
+    """``n`` generated-looking records whose dates cycle through ``hours``."""
+    from chicago_arrest.data.synthetic import generate_crimes
+
+    frame = generate_crimes(n, start="2018-01-01", months=3)
+    days = pd.to_datetime(frame["date"]).dt.normalize()
+    stamps = days + pd.to_timedelta([hours[i % len(hours)] for i in range(n)], unit="h")
+    return frame.assign(date=stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.000").tolist())
+
+
+def test_hour_rule_passes_chicago_like_hours(crimes: pd.DataFrame) -> None:
+    from chicago_arrest.data.validate import check_hours
+
+    result = validate_records(crimes, now=NOW)
+    counts = check_hours(result.valid["date"])
+    assert sum(counts.values()) == result.counts["valid"]
+    assert sum(counts[h] for h in range(13, 24)) > 0.3 * result.counts["valid"]
+
+
+def test_hour_rule_fails_a_12_hour_clock_without_am_pm() -> None:
+    from chicago_arrest.data.validate import ImplausibleHoursError
+
+    frame = _dated(list(range(1, 13)), 600)
+    with pytest.raises(ImplausibleHoursError, match=r"only 0\.0% of 600 dated records.*01, 02.*12\)"):
+        validate_records(frame, now=NOW)
+    assert validate_records(frame, now=NOW, hour_rule=False).counts["valid"] == 600
+
+
+def test_hour_rule_fails_records_without_a_time_of_day() -> None:
+    from chicago_arrest.data.validate import ImplausibleHoursError
+
+    with pytest.raises(ImplausibleHoursError, match="all 600 dated records are at hour 00"):
+        validate_records(_dated([0], 600), now=NOW)
+
+
+def test_hour_rule_gives_no_verdict_on_few_records() -> None:
+    from chicago_arrest.data.validate import HOUR_RULE_MIN_RECORDS
+
+    small = _dated(list(range(1, 13)), HOUR_RULE_MIN_RECORDS - 1)
+    assert validate_records(small, now=NOW).counts["valid"] == HOUR_RULE_MIN_RECORDS - 1
+
+
+def test_hour_rule_counts_only_valid_records() -> None:
+    """Quarantined records (bad dates) do not count towards the rule's sample."""
+    from chicago_arrest.data.validate import check_hours
+
+    frame = _dated(list(range(1, 13)), 600)
+    frame.loc[frame.index[:200], "date"] = "not-a-date"
+    result = validate_records(frame, now=NOW)  # 400 valid: below the rule's minimum
+    assert result.counts["valid"] == 400
+    assert sum(check_hours(result.valid["date"]).values()) == 400

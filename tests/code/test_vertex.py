@@ -1,11 +1,12 @@
-"""The Vertex AI variant (issue 17), pipeline side: golden YAML, wiring, the BigQuery SQL, landing, serving.
+"""The Vertex AI variant (issue 17), pipeline side: golden YAML, wiring, the served model, the components.
 
-Nothing here talks to Google Cloud (test_vertex_submit.py covers the gate, the submit and the one-line errors).
+Nothing here talks to Google Cloud (test_bigquery.py covers the BigQuery source, test_vertex_submit.py the gate,
+the submit and the one-line errors, test_vertex_smoke.py the smoke run, tests/e2e/test_vertex_server.py the
+server under Vertex's environment).
 """
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from chicago_arrest import vertex
 from chicago_arrest.core.names import DEFAULT_IMAGE, ISVC_NAME, MODEL_NAME
-from chicago_arrest.core.schema import RAW_COLUMNS
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.data.synthetic import generate_crimes
 
@@ -164,13 +163,14 @@ def test_upload_and_deploy_wiring() -> None:
     )
     importer = spec["deploymentSpec"]["executors"]["exec-importer"]["importer"]
     container = importer["metadata"]["containerSpec"]
-    assert container["predictRoute"] == f"/v2/models/{ISVC_NAME}/infer"
+    assert container["predictRoute"] == f"/v1/models/{ISVC_NAME}:predict"  # Vertex's predict: instances
     assert container["healthRoute"] == "/v2/health/ready"
     assert container["ports"] == [{"containerPort": 8080}]
     assert container["args"] == [
         "--model_uri=$(AIP_STORAGE_URI)",
         "--model_version=$(AIP_DEPLOYED_MODEL_ID)",
-        "--http_port=8080",
+        "--http_port=$(AIP_HTTP_PORT)",
+        "--enable_grpc=false",
     ]
     assert container["imageUri"] == "{{$.inputs.parameters['metadata']}}"  # the serving_image parameter
     assert (
@@ -199,96 +199,7 @@ def test_upload_and_deploy_wiring() -> None:
     assert any("pipelinechannel--endpoint'] == ''" in c for c in conditions), conditions
 
 
-# -- BigQuery SQL -------------------------------------------------------------------------------------------
-
-EXPORT = "gs://bucket/root/123/bigquery-window/export"
-
-
-def test_window_sql_month_boundaries_are_midnight_in_chicago() -> None:
-    sql = vertex.window_sql(EXPORT, months=3, end_month="2024-03")
-    assert "date >= TIMESTAMP('2024-01-01 00:00:00', 'America/Chicago')" in sql
-    assert "date < TIMESTAMP('2024-04-01 00:00:00', 'America/Chicago')" in sql
-    assert "2024-01..2024-03 (3 months" in sql
-    assert f"uri = '{EXPORT}/crimes-*.parquet'" in sql
-    assert "format = 'PARQUET'" in sql
-    assert "FROM `bigquery-public-data.chicago_crime.crime`" in sql
-
-
-def test_window_sql_across_a_year_and_the_default_last_full_month() -> None:
-    sql = vertex.window_sql(EXPORT, months=2, end_month="2024-01")
-    assert "TIMESTAMP('2023-12-01 00:00:00', 'America/Chicago')" in sql
-    assert "TIMESTAMP('2024-02-01 00:00:00', 'America/Chicago')" in sql
-    default = vertex.window_sql(EXPORT, months=12, today=date(2024, 3, 15))
-    assert "TIMESTAMP('2023-03-01 00:00:00', 'America/Chicago')" in default
-    assert "TIMESTAMP('2024-03-01 00:00:00', 'America/Chicago')" in default
-    assert vertex.window_months(1, today=date(2024, 1, 1)) == ["2023-12"]
-
-
-def test_window_sql_selects_every_raw_field_renamed_as_text_in_socrata_order() -> None:
-    sql = vertex.window_sql(EXPORT, months=1, end_month="2024-03")
-    select = sql.split("SELECT\n", 1)[1].split("\nFROM", 1)[0].splitlines()
-    assert [line.rsplit(" AS ", 1)[1].rstrip(",") for line in select] == list(RAW_COLUMNS)
-    items = {line.rsplit(" AS ", 1)[1].rstrip(","): line.rsplit(" AS ", 1)[0].strip() for line in select}
-    assert items["id"] == "CAST(unique_key AS STRING)"
-    assert items["date"] == "FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E3S', date, 'America/Chicago')"
-    assert items["updated_on"] == "FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E3S', updated_on, 'America/Chicago')"
-    assert items["beat"] == "LPAD(CAST(beat AS STRING), 4, '0')"
-    assert items["district"] == "LPAD(CAST(district AS STRING), 3, '0')"
-    assert items["arrest"] == "CAST(arrest AS STRING)"
-    assert items["iucr"] == "iucr"
-    assert items["ward"] == "CAST(ward AS STRING)"
-    assert "location " not in sql.replace("location_description", "")
-
-
-@pytest.mark.parametrize(
-    ("uri", "months", "end"),
-    [
-        ("/gcs/bucket/x", 1, ""),
-        ("gs://bucket/x' OR 1=1 --", 1, ""),
-        ("gs://bucket/*", 1, ""),
-        (EXPORT, 0, ""),
-        (EXPORT, 1, "2024-13"),
-        (EXPORT, 1, "2024-3"),
-    ],
-)
-def test_window_sql_rejects_bad_input(uri: str, months: int, end: str) -> None:
-    with pytest.raises(ValueError, match=r"export_uri|months|end_month"):
-        vertex.window_sql(uri, months=months, end_month=end)
-
-
-def test_landed_export_passes_the_data_contract(
-    tmp_path: Path, settings: Settings, stations: pd.DataFrame
-) -> None:
-    from chicago_arrest.steps.data import validate_step
-
-    crimes = generate_crimes(1_200, start="2024-01-01", months=3, stations=stations)
-    export = tmp_path / "export"
-    export.mkdir()
-    for k, part in enumerate((crimes.iloc[:500], crimes.iloc[500:])):
-        part.to_parquet(export / f"crimes-{k:012d}.parquet", index=False)
-    stations_file = tmp_path / "stations.parquet"
-    stations.to_parquet(stations_file, index=False)
-    metadata: dict[str, Any] = {}
-    summary = vertex.land_export(
-        export,
-        tmp_path / "raw.parquet",
-        tmp_path / "stations_out.parquet",
-        months=3,
-        stations_source=str(stations_file),
-        settings=settings,
-        raw_metadata=metadata,
-    )
-    assert summary["source"] == "bigquery:bigquery-public-data.chicago_crime.crime"
-    assert summary["shards"] == 2
-    assert summary["window"] == ["2024-01", "2024-02", "2024-03"]
-    assert summary["rows"] == metadata["rows"] == len(pd.read_parquet(tmp_path / "raw.parquet"))
-    counts = validate_step(tmp_path / "raw.parquet", tmp_path / "valid.parquet", tmp_path / "q.parquet")
-    assert counts["valid"] > 0.95 * len(crimes)
-
-
-def test_land_export_without_shards_says_where(tmp_path: Path, settings: Settings) -> None:
-    with pytest.raises(FileNotFoundError, match="no Parquet shard"):
-        vertex.land_export(tmp_path, tmp_path / "r", tmp_path / "s", months=1, settings=settings)
+# -- served model, shared parameters, the components under kfp.local -------------------------------------
 
 
 def test_served_model_is_the_selected_candidate_as_an_mlflow_folder(
@@ -299,6 +210,7 @@ def test_served_model_is_the_selected_candidate_as_an_mlflow_folder(
     from chicago_arrest.data.split import time_split
     from chicago_arrest.model.training import TrainConfig, train_model
     from chicago_arrest.registry.models import load_arrest_model
+    from chicago_arrest.release.vertex import save_served_model
 
     train, test, _ = time_split(generate_crimes(5_000, stations=stations, seed=5))
     model = train_model(train, stations, TrainConfig(model_type="logreg")).model
@@ -309,7 +221,7 @@ def test_served_model_is_the_selected_candidate_as_an_mlflow_folder(
     evaluation = {"selected": "logreg", "selected_index": 1}
     test.to_parquet(tmp_path / "test.parquet", index=False)
     served_dir = tmp_path / "served"
-    assert vertex.save_served_model(paths, evaluation, served_dir, tmp_path / "test.parquet") == "logreg"
+    assert save_served_model(paths, evaluation, served_dir, tmp_path / "test.parquet") == "logreg"
     assert "input_example" in (served_dir / "MLmodel").read_text(encoding="utf-8")
     assert (tmp_path / "served" / "MLmodel").is_file()
     served = load_arrest_model(str(tmp_path / "served"))
@@ -321,11 +233,12 @@ def test_shared_parameters_take_the_training_pipelines_defaults() -> None:
     import inspect
 
     from chicago_arrest.pipelines.training import training_pipeline
+    from chicago_arrest.pipelines.vertex_submit import SHARED_PARAMETERS
     from chicago_arrest.pipelines.vertex_training import vertex_training_pipeline
 
     training = inspect.signature(training_pipeline.pipeline_func).parameters
     mine = inspect.signature(vertex_training_pipeline.pipeline_func).parameters
-    for name in (*vertex.SHARED_PARAMETERS, "stations_source"):
+    for name in (*SHARED_PARAMETERS, "stations_source"):
         assert mine[name].default == training[name].default, name
 
 
@@ -340,12 +253,10 @@ def test_new_components_run_under_kfp_local(
     from chicago_arrest.components.land_bigquery import land_bigquery
     from chicago_arrest.components.validate import validate
     from chicago_arrest.components.vertex_gate import vertex_gate
+    from tests.bigquery_loader import write_export
 
     export = tmp_path / "export"
-    export.mkdir()
-    generate_crimes(600, start="2024-01-01", months=2, stations=stations).to_parquet(
-        export / "crimes-000000000000.parquet", index=False
-    )
+    write_export(generate_crimes(600, start="2024-01-01", months=2, stations=stations), export, bug=False)
     stations.to_parquet(tmp_path / "stations.parquet", index=False)
 
     def landing() -> str:

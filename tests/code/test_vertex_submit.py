@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from chicago_arrest import vertex
+from chicago_arrest.core.errors import VertexError
 from chicago_arrest.core.names import DEFAULT_IMAGE, ISVC_NAME, VERTEX_PIPELINE
 from chicago_arrest.core.settings import Settings
+from chicago_arrest.pipelines import vertex_submit
+from chicago_arrest.release import vertex
 
 pytest.importorskip("google_cloud_pipeline_components")
 
@@ -115,7 +117,7 @@ def test_metric_labels_round_trip() -> None:
 
 
 class FakeAiplatform:
-    """The parts of ``google.cloud.aiplatform`` that :func:`chicago_arrest.vertex.submit` uses, recorded."""
+    """The parts of ``google.cloud.aiplatform`` that :func:`~chicago_arrest.pipelines.vertex_submit.submit` uses."""
 
     def __init__(self, endpoints: list[Any] | None = None, labels: dict[str, str] | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -129,8 +131,8 @@ class FakeAiplatform:
                 self.resource_name = "projects/p/locations/r/pipelineJobs/job-1"
                 fake.jobs.append(self)
 
-            def submit(self) -> None:
-                self.submitted = True
+            def submit(self, service_account: str | None = None) -> None:
+                self.submitted, self.service_account = True, service_account
 
         class Endpoint:
             @staticmethod
@@ -157,7 +159,7 @@ ARGS = {
 
 def test_submit_builds_the_pipeline_job(capsys: pytest.CaptureFixture[str]) -> None:
     fake = FakeAiplatform()
-    job = vertex.submit(
+    job = vertex_submit.submit(
         ARGS,
         project="proj",
         region="europe-west4",
@@ -167,6 +169,7 @@ def test_submit_builds_the_pipeline_job(capsys: pytest.CaptureFixture[str]) -> N
     )
     assert job is fake.jobs[0]
     assert job.submitted
+    assert job.service_account is None  # Vertex's default: the Compute Engine default service account
     kwargs = job.kwargs
     assert kwargs["pipeline_root"] == "gs://my-bucket/pipeline-root"
     assert kwargs["display_name"] == PIPELINE_NAME
@@ -198,6 +201,74 @@ def test_submit_builds_the_pipeline_job(capsys: pytest.CaptureFixture[str]) -> N
     assert "submitted projects/p/locations/r/pipelineJobs/job-1" in capsys.readouterr().out
 
 
+# -- the run's service account (SERVICE_ACCOUNT=) -----------------------------------------------------------
+
+SA = "arrest-pipeline@my-proj.iam.gserviceaccount.com"
+
+
+def test_the_fake_submit_has_the_real_signature() -> None:
+    """What the fake accepts is what google-cloud-aiplatform's PipelineJob.submit takes (installed version)."""
+    import inspect
+
+    aiplatform = pytest.importorskip("google.cloud.aiplatform")
+    real = inspect.signature(aiplatform.PipelineJob.submit).parameters
+    assert "service_account" in real
+    assert real["service_account"].default is None
+    fake = inspect.signature(FakeAiplatform().PipelineJob.submit).parameters
+    assert set(fake) - {"self"} <= set(real)
+
+
+def test_submit_runs_the_job_as_the_service_account(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeAiplatform()
+    job = vertex_submit.submit(
+        ARGS, project="p", region="r", bucket="b", template=GOLDEN, service_account=f" {SA} ", aiplatform=fake
+    )
+    assert job.service_account == SA
+    assert f"run as {SA}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["arrest-pipeline", "me@example.com", "sa@proj.iam.gserviceaccount.com x"])
+def test_a_bad_service_account_stops_before_anything_is_called(bad: str) -> None:
+    fake = FakeAiplatform()
+    with pytest.raises(VertexError, match="SERVICE_ACCOUNT must be a service account's e-mail"):
+        vertex_submit.submit(
+            ARGS, project="p", region="r", bucket="b", template=GOLDEN, service_account=bad, aiplatform=fake
+        )
+    assert fake.calls == []
+    assert fake.jobs == []
+
+
+def test_the_cli_passes_the_service_account(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    fake = FakeAiplatform()
+    monkeypatch.setattr(vertex_submit, "import_aiplatform", lambda: fake)
+    monkeypatch.setattr(vertex_submit, "check_credentials", lambda: None)
+    code, out, err = _cli([*VERTEX_RUN, "--service-account", SA], capsys)
+    assert code == 0, err
+    assert fake.jobs[0].service_account == SA
+    assert f"run as {SA}" in out
+
+
+def test_make_passes_service_account_to_the_cli() -> None:
+    import os
+    import shutil
+    import subprocess
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "IMAGE")}
+    out = subprocess.run(
+        [make, "-n", "--no-print-directory", "-o", ".venv/.synced", "pipeline-run", "TARGET=vertex",
+         "PROJECT=p", "REGION=r", "BUCKET=b", f"SERVICE_ACCOUNT={SA}"],
+        cwd=root, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"--service-account '{SA}'" in out
+    assert "--project 'p' --region 'r' --bucket 'b'" in out
+
+
 def test_submit_passes_the_endpoints_champion() -> None:
     endpoint = SimpleNamespace(
         resource_name="projects/p/locations/r/endpoints/7",
@@ -208,7 +279,7 @@ def test_submit_passes_the_endpoints_champion() -> None:
         ],
     )
     fake = FakeAiplatform([endpoint], labels={"roc_auc_ppm": "881000", "ece_ppm": "21000", "gate": "passed"})
-    job = vertex.submit(
+    job = vertex_submit.submit(
         {**ARGS, "source": "socrata"},
         project="p",
         region="r",
@@ -237,15 +308,17 @@ def test_submit_passes_the_endpoints_champion() -> None:
     [({**ARGS, "source": "crimes.csv"}, "bigquery"), ({**ARGS, "stations_source": "/tmp/s.csv"}, "gs://")],
 )
 def test_submit_rejects_local_files(arguments: dict[str, Any], match: str) -> None:
-    with pytest.raises(vertex.VertexError, match=match):
-        vertex.submit(
+    with pytest.raises(VertexError, match=match):
+        vertex_submit.submit(
             arguments, project="p", region="r", bucket="b", template=GOLDEN, aiplatform=FakeAiplatform()
         )
 
 
 def test_submit_needs_project_region_and_bucket() -> None:
-    with pytest.raises(vertex.VertexError, match="REGION is required"):
-        vertex.submit(ARGS, project="p", region="", bucket="b", template=GOLDEN, aiplatform=FakeAiplatform())
+    with pytest.raises(VertexError, match="REGION is required"):
+        vertex_submit.submit(
+            ARGS, project="p", region="", bucket="b", template=GOLDEN, aiplatform=FakeAiplatform()
+        )
 
 
 def test_run_vertex_submits_the_committed_yaml() -> None:
@@ -274,8 +347,8 @@ def test_missing_extra_is_one_line_naming_uv_sync(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
     monkeypatch.setitem(sys.modules, "google.cloud.aiplatform", None)  # import → ImportError
-    with pytest.raises(vertex.VertexError, match=re.escape("uv sync --extra vertex")):
-        vertex.import_aiplatform()
+    with pytest.raises(VertexError, match=re.escape("uv sync --extra vertex")):
+        vertex_submit.import_aiplatform()
     code, out, err = _cli(VERTEX_RUN, capsys)
     assert code == 1
     assert out.startswith("target: vertex")
@@ -305,7 +378,8 @@ def test_vertex_module_imports_no_google_cloud_package() -> None:
     import subprocess
 
     code = (
-        "import sys, chicago_arrest.vertex, chicago_arrest.components.vertex_gate, "
+        "import sys, chicago_arrest.release.vertex, chicago_arrest.data.bigquery, chicago_arrest.steps.vertex, "
+        "chicago_arrest.pipelines.vertex_submit, chicago_arrest.components.vertex_gate, "
         "chicago_arrest.components.bigquery_window, "
         "chicago_arrest.components.land_bigquery, chicago_arrest.components.serve_model; "
         "bad = [m for m in sys.modules if m.startswith(('google.cloud.aiplatform', 'google_cloud_pipeline'))]; "
@@ -323,6 +397,6 @@ def test_a_champion_without_metric_labels_stops_the_submit() -> None:
         list_models=lambda: [SimpleNamespace(id="111", model="projects/p/locations/r/models/1")],
     )
     fake = FakeAiplatform([endpoint], labels={"team": "x"})
-    with pytest.raises(vertex.VertexError, match="no roc_auc_ppm / ece_ppm labels"):
-        vertex.submit(ARGS, project="p", region="r", bucket="b", template=GOLDEN, aiplatform=fake)
+    with pytest.raises(VertexError, match="no roc_auc_ppm / ece_ppm labels"):
+        vertex_submit.submit(ARGS, project="p", region="r", bucket="b", template=GOLDEN, aiplatform=fake)
     assert fake.jobs == []

@@ -143,13 +143,17 @@ def pipeline_run_function() -> Callable[..., None]:
             inspect.Parameter.KEYWORD_ONLY,
             default="",
             annotation=Annotated[
-                str, typer.Option(f"--{name}", help=f"--target vertex: {text} (make {name.upper()}=)")
+                str,
+                typer.Option(
+                    f"--{name.replace('_', '-')}", help=f"--target vertex: {text} (make {name.upper()}=)"
+                ),
             ],
         )
         for name, text in (
             ("project", "Google Cloud project"),
             ("region", "Vertex AI region, e.g. us-central1"),
             ("bucket", "GCS bucket of the pipeline root (gs://BUCKET/pipeline-root)"),
+            ("service_account", "the run's service account e-mail (empty: the Compute Engine default)"),
         )
     ]
     run.__signature__ = inspect.Signature([*params, host, target, verbose, *vertex])  # type: ignore[attr-defined]
@@ -193,10 +197,12 @@ def _pipeline_run(values: dict[str, Any]) -> None:
     run = _pipelines("run")
     kfp_host = values.pop("kfp_host")
     verbose = values.pop("verbose", False)
-    gcp = {key: values.pop(key, "") for key in ("project", "region", "bucket")}
+    gcp = {key: values.pop(key, "") for key in ("project", "region", "bucket", "service_account")}
     resolved = resolve_target(values.pop("target"), kfp_host=kfp_host)
     typer.echo(resolved.line())
-    if resolved.target == "vertex":  # issue 17: submit the compiled Vertex pipeline (chicago_arrest.vertex)
+    if (
+        resolved.target == "vertex"
+    ):  # issue 17: submit the compiled Vertex pipeline (pipelines/vertex_submit.py)
         run.run_vertex(
             pipeline_arguments(values, on_cluster=True), image=os.environ.get("ARREST_IMAGE", ""), **gcp
         )

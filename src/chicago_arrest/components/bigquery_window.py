@@ -10,6 +10,6 @@ from chicago_arrest.components import IMAGE
 def bigquery_window(months: int, end_month: str, export: Output[Dataset]) -> str:
     """The statement GCPC's BigqueryQueryJobOp runs; BigQuery writes the Parquet shards into ``export``."""
     from chicago_arrest.steps import run_step
-    from chicago_arrest.vertex import window_sql
+    from chicago_arrest.steps.vertex import bigquery_window_step
 
-    return run_step(window_sql, export.uri, months=months, end_month=end_month)
+    return run_step(bigquery_window_step, export.uri, export.path, months=months, end_month=end_month)

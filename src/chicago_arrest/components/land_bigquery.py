@@ -15,13 +15,13 @@ def land_bigquery(
     stations: Output[Dataset],
     metrics: Output[Metrics],
 ) -> dict:
-    """Read the Parquet shards BigQuery exported and land them as Socrata records."""
+    """Read the Parquet shards BigQuery exported (listed through the Cloud Storage API) and land them."""
     from chicago_arrest.steps import run_step
-    from chicago_arrest.vertex import land_export
+    from chicago_arrest.steps.vertex import land_bigquery_step
 
     return run_step(
-        land_export,
-        export.path,
+        land_bigquery_step,
+        export.uri,
         raw.path,
         stations.path,
         months=months,

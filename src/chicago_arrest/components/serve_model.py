@@ -14,7 +14,7 @@ def serve_model(
 ) -> str:
     """Write the selected model to ``served``; return its URI (the model upload's artifact URI)."""
     from chicago_arrest.steps import run_step
-    from chicago_arrest.vertex import save_served_model
+    from chicago_arrest.steps.vertex import serve_model_step
 
-    run_step(save_served_model, [m.path for m in models], evaluation, served.path, test.path)
+    run_step(serve_model_step, [m.path for m in models], evaluation, served.path, test.path)
     return served.uri

@@ -19,10 +19,10 @@ def vertex_gate(
     from collections import namedtuple
 
     from chicago_arrest.steps import run_step
-    from chicago_arrest.vertex import gate_decision
+    from chicago_arrest.steps.vertex import vertex_gate_step
 
     decision = run_step(
-        gate_decision,
+        vertex_gate_step,
         evaluation,
         champion,
         margin=promotion_margin,

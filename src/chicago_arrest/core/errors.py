@@ -18,6 +18,10 @@ class ReleaseError(ArrestError):
     """A release operation that cannot be done or did not finish; the message says why and what to do."""
 
 
+class VertexError(ArrestError):
+    """A Vertex AI run cannot be prepared, submitted or checked (one line says why and what to do)."""
+
+
 #: Built-in failures that mean a missing file, no permission, a bad value or something not found.
 EXPECTED_BUILTINS: tuple[type[BaseException], ...] = (
     FileNotFoundError,

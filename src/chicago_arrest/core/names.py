@@ -33,6 +33,11 @@ SPLIT_CHANGED_TAG = "split_changed_at.{target}"
 ISVC_NAME = "arrest-predictor"
 #: Env var that tells a predictor which registry version it serves.
 MODEL_VERSION_ENV = "ARREST_SERVER_MODEL_VERSION"
+#: KServe's routes of a model (``.format(name=ISVC_NAME)``): V1 predict (``{"instances"}`` in, ``{"predictions"}``
+#: out, Vertex AI's own shape), V2 infer (Open Inference Protocol), and the server's V2 readiness.
+V1_PREDICT_ROUTE = "/v1/models/{name}:predict"
+V2_INFER_ROUTE = "/v2/models/{name}/infer"
+V2_READY_ROUTE = "/v2/health/ready"
 
 # --- Images -------------------------------------------------------------------------------------------------
 #: Repository of the project image (``make image``): every KFP step, the predictor and the MLflow server.

@@ -25,6 +25,13 @@ ends up in exactly one of the two outputs, and the split is asserted in code:
 
 Records without any coordinates are valid (the model flags them) and are counted. Entry point:
 :func:`validate_records`.
+
+One rule looks at the whole input rather than at a record: the hour of day (:func:`check_hours`). A set of
+records whose ``date`` has no afternoon or evening hour (13:00-23:59; 55-58 % of every month of the Socrata data
+2015-2017), or only one hour, cannot be Chicago's crimes: the times were read on a 12-hour clock without AM/PM
+(the public BigQuery table's loader, :data:`chicago_arrest.data.bigquery.LOADER`) or carry no time of day. No
+record is wrong on its own, so nothing is quarantined: :class:`ImplausibleHoursError` stops the run, since the
+model's hour feature would otherwise be silently wrong.
 """
 
 from __future__ import annotations
@@ -34,12 +41,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from chicago_arrest.core.errors import ArrestError
 from chicago_arrest.core.names import CHICAGO_TZ
 from chicago_arrest.core.schema import (
     CHICAGO_LAT,
     CHICAGO_LON,
     CHICAGO_X,
     CHICAGO_Y,
+    DATE,
     FIELD_BY_NAME,
     FIELDS,
     FULL_DATE,
@@ -75,8 +84,21 @@ _ARROW_STRING = pd.StringDtype("pyarrow")
 _NAN_TEXT = r"[+-]?(?i:nan)"
 
 
+#: The hour rule (:func:`check_hours`) judges a set of at least this many dated records (fewer: no verdict).
+HOUR_RULE_MIN_RECORDS = 500
+#: Afternoon and evening: 13:00-23:59. Their share of the records in each month of the Socrata data 2015-2017
+#: is 55-58 %; on a 12-hour clock read without AM/PM they fold onto 01-11 and 12 and the share is 0.
+AFTERNOON_HOURS = range(13, 24)
+#: The rule fails below this share of afternoon and evening records (five times below any month seen).
+HOUR_RULE_MIN_AFTERNOON = 0.10
+
+
 class ContractError(AssertionError):
     """The contract's own bookkeeping is inconsistent (rows lost or duplicated): a bug, never bad data."""
+
+
+class ImplausibleHoursError(ArrestError):
+    """The records' hours of day cannot be Chicago's crimes (a 12-hour clock without AM/PM, or no time)."""
 
 
 @dataclass
@@ -286,7 +308,55 @@ def _check_invariants(rows_in: int, valid: pd.DataFrame, quarantine: pd.DataFram
         raise ContractError("valid records with a null or repeated id")
 
 
-def validate_records(frame: pd.DataFrame, *, now: pd.Timestamp | None = None) -> ValidationResult:
+def hour_counts(dates: pd.Series) -> dict[int, int]:
+    """Records per hour of day (0-23) among the dated ones, every hour listed."""
+    hours = pd.Series(dates).dropna().dt.hour.to_numpy(dtype=int)
+    counts = np.bincount(hours, minlength=24)
+    return {h: int(counts[h]) for h in range(24)}
+
+
+def check_hours(dates: pd.Series, *, min_records: int = HOUR_RULE_MIN_RECORDS) -> dict[int, int]:
+    """The hour-of-day rule: fail loudly when the hours of a set of records are impossible for Chicago's crimes.
+
+    Impossible: fewer than :data:`HOUR_RULE_MIN_AFTERNOON` of the records between 13:00 and 23:59 (what a
+    12-hour clock read without AM/PM gives: every hour 1..12, midnight at 12), or a single hour for every record
+    (no time of day). Fewer than ``min_records`` dated records get no verdict.
+
+    Args:
+        dates: Parsed ``date`` values (naive Chicago time; ``NaT`` ignored).
+        min_records: Smallest number of dated records judged.
+
+    Returns:
+        Records per hour (see :func:`hour_counts`).
+
+    Raises:
+        ImplausibleHoursError: Naming the share seen, the hours present and what to check.
+    """
+    counts = hour_counts(dates)
+    n = sum(counts.values())
+    if n < min_records:
+        return counts
+    present = [h for h, c in counts.items() if c]
+    afternoon = sum(counts[h] for h in AFTERNOON_HOURS) / n
+    if len(present) == 1:
+        raise ImplausibleHoursError(
+            f"date: all {n} dated records are at hour {present[0]:02d}: the timestamps carry no time of day, "
+            "and the model's hour feature would be constant; check how the source writes its timestamps"
+        )
+    if afternoon < HOUR_RULE_MIN_AFTERNOON:
+        raise ImplausibleHoursError(
+            f"date: only {afternoon:.1%} of {n} dated records are between 13:00 and 23:59 (Chicago's crimes: "
+            f"55-58 % in every month of 2015-2017; hours present: {', '.join(f'{h:02d}' for h in present)}): the "
+            "times look read on a 12-hour clock without AM/PM, as the loader of "
+            "bigquery-public-data.chicago_crime.crime does (strptime '%H ... %p'); the hour cannot be recovered "
+            "from such data: train from Socrata instead (SOURCE=socrata); docs/vertex.md has the query to check"
+        )
+    return counts
+
+
+def validate_records(
+    frame: pd.DataFrame, *, now: pd.Timestamp | None = None, hour_rule: bool = True
+) -> ValidationResult:
     """Apply the data contract to raw crime records.
 
     Rules (reasons in the module docstring): every column of :data:`REQUIRED_COLUMNS` must exist (an absent
@@ -304,12 +374,15 @@ def validate_records(frame: pd.DataFrame, *, now: pd.Timestamp | None = None) ->
             dropped.
         now: Reference time for ``future_date``, Chicago local (zone-aware values are converted). Default:
             the current time in America/Chicago.
+        hour_rule: Apply :func:`check_hours` to the valid records' dates (off for sets that are not a sample
+            of Chicago's crimes, such as the requests a model server received).
 
     Returns:
         The valid records, the quarantined records with reasons, and counts.
 
     Raises:
         ContractError: If the bookkeeping ever loses or duplicates a record (a bug, not a data problem).
+        ImplausibleHoursError: When the hour rule fails (:func:`check_hours`).
     """
     n = len(frame)
     now_ts = _chicago_now() if now is None else _naive_chicago(pd.Timestamp(now))
@@ -383,4 +456,6 @@ def validate_records(frame: pd.DataFrame, *, now: pd.Timestamp | None = None) ->
     }
     counts.update({name: int(mask.sum()) for name, mask in rules})
     _check_invariants(n, valid, quarantine)
+    if hour_rule and DATE in valid.columns:
+        check_hours(valid[DATE])
     return ValidationResult(valid=valid, quarantine=quarantine, counts=counts)

@@ -117,16 +117,17 @@ def run_vertex(
     region: str,
     bucket: str,
     image: str = "",
+    service_account: str = "",
     aiplatform: Any = None,
 ) -> Any:
     """Submit the committed ``chicago-arrest-vertex-training`` YAML to Vertex AI Pipelines (issue 17).
 
-    See :func:`chicago_arrest.vertex.submit`: the ``vertex`` extra and Application Default Credentials are
-    checked first (one line each when missing).
+    See :func:`chicago_arrest.pipelines.vertex_submit.submit`: the ``vertex`` extra and Application Default
+    Credentials are checked first (one line each when missing); ``service_account`` is the run's identity.
     """
     from chicago_arrest.core.names import VERTEX_PIPELINE
     from chicago_arrest.pipelines.compile import COMPILED_DIR
-    from chicago_arrest.vertex import submit
+    from chicago_arrest.pipelines.vertex_submit import submit
 
     template = COMPILED_DIR / f"{VERTEX_PIPELINE}.yaml"
     return submit(
@@ -136,6 +137,7 @@ def run_vertex(
         bucket=bucket,
         template=template,
         image=image,
+        service_account=service_account,
         aiplatform=aiplatform,
     )
 

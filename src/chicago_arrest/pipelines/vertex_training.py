@@ -3,12 +3,12 @@
 ingest (BigQuery month window with GCPC's ``BigqueryQueryJobOp``, or Socrata as in the training pipeline) →
 the project's own validate / split / train / evaluate components → the selected model saved for serving →
 gate (the project's promotion rule against the endpoint's champion) → GCPC's ``ModelUploadOp`` to the Vertex
-AI Model Registry (the project image serving the V2 routes) → GCPC's ``EndpointCreateOp`` (first run) and
-``ModelDeployOp`` with the champion / challenger traffic split.
+AI Model Registry (the project image: Vertex's predict on the V1 route, V2 through rawPredict) → GCPC's
+``EndpointCreateOp`` (first run) and ``ModelDeployOp`` with the champion / challenger traffic split.
 
 No MLflow, MinIO or KServe here: the champion is the model with the largest traffic share on the
-``arrest-predictor`` endpoint, found by the submitter (:func:`chicago_arrest.vertex.find_champion`) and passed
-as the ``endpoint`` and ``champion`` parameters. The GCPC components run only on Vertex AI (not under
+``arrest-predictor`` endpoint, found by the submitter (:func:`chicago_arrest.release.vertex.find_champion`) and
+passed as the ``endpoint`` and ``champion`` parameters. The GCPC components run only on Vertex AI (not under
 ``kfp.local``), so this pipeline branches with ``dsl.If``. Submit it with ``make pipeline-run TARGET=vertex``.
 """
 
@@ -32,8 +32,9 @@ from chicago_arrest.components.train import train
 from chicago_arrest.components.validate import validate
 from chicago_arrest.components.vertex_gate import vertex_gate
 from chicago_arrest.core.names import ISVC_NAME, MODEL_NAME, VERTEX_PIPELINE
+from chicago_arrest.data.bigquery import BIGQUERY_LOCATION
 from chicago_arrest.pipelines.training import training_pipeline
-from chicago_arrest.vertex import BIGQUERY_LOCATION, container_spec
+from chicago_arrest.release.vertex import container_spec
 
 PIPELINE_NAME = VERTEX_PIPELINE
 #: The training pipeline's defaults (their one home) for the parameters both pipelines share.
