@@ -10,17 +10,10 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from chicago_arrest.data.areas import (
-    area_key,
-    area_table,
-    area_tables,
-    assign_areas,
-    boundaries,
-    choropleths,
-    gaps_sentence,
-    read_boundaries,
-    worst_area_ece,
-)
+from chicago_arrest.data.areas import area_key, assign_areas, boundaries, name_districts, read_boundaries
+from chicago_arrest.model.areas import area_table, area_tables, largest_gaps, worst_area_ece
+from chicago_arrest.reports.areas import gaps_sentence
+from chicago_arrest.reports.maps import choropleths
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -116,7 +109,7 @@ def test_area_tables_names_and_gaps_sentence() -> None:
     p = np.where(records["community_area"] == "4", 0.9, 0.5)  # community area 4 is badly calibrated
     tables = area_tables(records, y, p, 0.5, shapes)
     assert tables["community_area"].loc["4", "name"] == "D"
-    sentence = gaps_sentence(tables)
+    sentence = gaps_sentence(largest_gaps(tables))
     assert "community area 4 (D)" in sentence
     assert sentence.count("Among") == 2
 
@@ -213,3 +206,29 @@ def test_ingest_lands_the_boundaries_from_socrata_and_next_to_a_file(tmp_path: P
     ingest_file(other, folder / "crimes.csv", months=1)
     assert other.exists(BOUNDARY_STORE_KEYS["district"])
     assert not other.exists(BOUNDARY_STORE_KEYS["community_area"])
+
+
+def test_districts_take_their_station_names_when_the_stations_are_landed(tmp_path: Path) -> None:
+    from chicago_arrest.core.store import LocalStore
+    from chicago_arrest.data.areas import land_boundaries, load_boundaries
+    from chicago_arrest.data.ingest import land_stations
+    from chicago_arrest.data.synthetic import generate_stations
+
+    shape = boundaries(_grid_shapes("district"), "district")
+    stations = pd.DataFrame(
+        {"district": ["001", "2", "Headquarters"], "district_name": ["Central", " ", "HQ"]}
+    )
+    named = name_districts(shape, stations)
+    assert dict(zip(named["area"], named["name"], strict=True)) == {
+        "1": "Central",
+        "2": "B",
+        "3": "C",
+        "4": "D",
+    }
+    assert name_districts(shape, None) is shape
+
+    store = LocalStore(tmp_path / "store")
+    land_boundaries(store, "district", _grid_shapes("district").to_json().encode())
+    assert list(load_boundaries(store)["district"]["name"]) == ["A", "B", "C", "D"]  # no stations yet
+    land_stations(store, generate_stations())
+    assert list(load_boundaries(store)["district"]["name"]) == [f"Station {i}" for i in range(1, 5)]

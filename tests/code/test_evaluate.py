@@ -14,7 +14,8 @@ from chicago_arrest.model.evaluate import (
     roc_points,
     save_charts,
 )
-from chicago_arrest.reports.training import evaluation_sections, html_page
+from chicago_arrest.reports.format import html_page
+from chicago_arrest.reports.training import evaluation_sections
 
 
 def test_ece_of_perfectly_calibrated_and_of_overconfident_predictions() -> None:

@@ -19,10 +19,11 @@ from chicago_arrest.data.split import time_split
 from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 from chicago_arrest.model.evaluate import evaluate_model
 from chicago_arrest.model.training import TrainConfig, train_model
+from chicago_arrest.reports.format import metric
+from chicago_arrest.reports.maps import maps_png
 from chicago_arrest.reports.model_card import (
     CARD_TAG,
     INSIGHTS_JSON,
-    MAPS_PNG,
     SECTIONS,
     build_card,
     insight_sections,
@@ -79,7 +80,7 @@ def test_insights_files(evaluated: tuple[Any, Any, pd.DataFrame, Path]) -> None:
     assert "hour_sin" not in insights["importance"]
     assert list(insights["importance"].values()) == sorted(insights["importance"].values(), reverse=True)
     assert insights["quarantined"] == 10
-    assert (out / MAPS_PNG).read_bytes()[:4] == b"\x89PNG"
+    assert (out / maps_png("community_area")).read_bytes()[:4] == b"\x89PNG"
     district = pd.read_json(out / "areas_district.json", dtype={"area": str})
     assert district["rows"].sum() == len(test)
     # The rows of each district are the test rows with that district.
@@ -89,7 +90,7 @@ def test_insights_files(evaluated: tuple[Any, Any, pd.DataFrame, Path]) -> None:
     assert first["arrest_rate"] == pytest.approx(evaluation.y[mask.to_numpy()].mean())
     headings = [h for h, _ in insight_sections(out)]
     assert headings[0].startswith("Global importance")
-    assert "Maps per community area" in headings
+    assert "Per community area (selected model, test window)" in headings
 
 
 def test_card_has_every_section_in_order(evaluated: tuple[Any, Any, pd.DataFrame, Path]) -> None:
@@ -114,9 +115,9 @@ def test_card_has_every_section_in_order(evaluated: tuple[Any, Any, pd.DataFrame
     assert "quarantined by the data contract: 10." in md
     assert "(2,700 rows)" in md
     low = evaluation.flat_metrics()["test_roc_auc_ci_low"]
-    assert f"{low:.3f}" in md  # the interval is in the metrics table
-    assert "Among districts with at least 5 test rows" in md
-    assert f"![area_maps]({MAPS_PNG})" in md
+    assert metric(low) in md  # the interval is in the metrics table
+    assert "Among police districts with at least 5 test rows" in md
+    assert f"![area maps community area]({maps_png('community_area')})" in md
     page = card.html()
     for section in SECTIONS:
         assert f"<h2>{section}</h2>" in page
@@ -158,7 +159,11 @@ def test_publish_logs_the_card_with_the_version(
         assert lines[-1] == "Gate: not run yet."
         assert lines[-2].startswith(f"Model card: {uri}")
         files = {f.path for f in client.list_artifacts(run.info.run_id, "model_card")}
-        assert {"model_card/model_card.md", "model_card/model_card.html", f"model_card/{MAPS_PNG}"} <= files
+        assert {
+            "model_card/model_card.md",
+            "model_card/model_card.html",
+            f"model_card/{maps_png('community_area')}",
+        } <= files
         md = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/model_card/model_card.md")
         assert md.startswith(f"# Model card: {MODEL_NAME} version {version}")
         assert "<h2>Intended use</h2>" in (tmp_path / "kfp" / "card.html").read_text()

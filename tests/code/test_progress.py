@@ -216,7 +216,7 @@ def test_training_figures() -> None:
     validate = {"Output": {"rows_in": 50000, "valid": 49990, "quarantined": 10}}
     assert figures["validate"]({}, validate) == "49,990 valid, 10 quarantined (of 50,000)"
     train = {"metrics": {"calibration_auc": 0.81234, "fit_seconds": 12.34, "selected_features": 31.0}}
-    assert figures["train"]({}, train) == "calibration ROC-AUC 0.8123, fit 12.3 s, 31 features"
+    assert figures["train"]({}, train) == "calibration ROC-AUC 0.812, fit 12.3 s, 31 features"
     evaluate = {
         "Output": {
             "selected": "xgboost",
@@ -225,18 +225,18 @@ def test_training_figures() -> None:
         }
     }
     assert figures["evaluate"]({}, evaluate) == (
-        "selected xgboost: calibration ROC-AUC logreg 0.8000, xgboost 0.9000; its test ROC-AUC 0.9100, "
+        "selected xgboost: calibration ROC-AUC logreg 0.800, xgboost 0.900; its test ROC-AUC 0.910, "
         "ECE 0.0200"
     )
     evaluate["Output"]["selection"] = "xgboost leads the backtest (mean ROC-AUC 0.9000); logreg trails"
     assert figures["evaluate"]({}, evaluate) == (
-        "selected xgboost: xgboost leads the backtest (mean ROC-AUC 0.9000); its test ROC-AUC 0.9100, ECE 0.0200"
+        "selected xgboost: xgboost leads the backtest (mean ROC-AUC 0.9000); its test ROC-AUC 0.910, ECE 0.0200"
     )
     gate = {"Output": {"passed": True, "promoted": False, "challenger_version": "2", "reason": "better"}}
     assert figures["gate"]({}, gate) == "canary v2: better"
     deploy = {"Output": {"action": "canary", "message": "local serving: champion 1, challenger 2 (10%)"}}
     assert figures["deploy"]({}, deploy) == "canary: local serving: champion 1, challenger 2 (10%)"
-    assert figures["validate"]({}, {}) == "? valid, ? quarantined (of ?)"
+    assert figures["validate"]({}, {}) == "- valid, - quarantined (of -)"
 
 
 def test_generic_figures_show_scalar_outputs() -> None:

@@ -37,74 +37,63 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from chicago_arrest.reports.format import count, metric, number
+
 #: Key figures of a step: ``(input parameters, outputs)`` → one short phrase. ``outputs`` holds the
 #: step's return value under ``Output`` and each output artifact's metadata under the artifact's name.
 Figures = Callable[[dict[str, Any], dict[str, Any]], str]
 
 
-def _n(value: Any) -> str:
-    """An integer with thousands separators (``?`` when missing)."""
-    try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
-        return "?"
-
-
-def _f(value: Any, spec: str = ".4f") -> str:
-    try:
-        return format(float(value), spec)
-    except (TypeError, ValueError):
-        return "?"
-
-
 def _ingest(_: dict[str, Any], out: dict[str, Any]) -> str:
     o = out.get("Output") or {}
     window = o.get("window") or []
-    text = f"{_n(o.get('rows'))} rows in the window"
+    text = f"{count(o.get('rows'))} rows in the window"
     if window:
         text += f" {window[0]}..{window[-1]}"
-    text += f", {len(o.get('landed') or [])} month(s) landed, {_n(o.get('stations'))} police stations"
-    extras = [f"{k.replace('_', ' ')} {_n(o[k])}" for k in ("duplicates_replaced", "undated") if o.get(k)]
+    text += f", {len(o.get('landed') or [])} month(s) landed, {count(o.get('stations'))} police stations"
+    extras = [f"{k.replace('_', ' ')} {count(o[k])}" for k in ("duplicates_replaced", "undated") if o.get(k)]
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
 def _validate(_: dict[str, Any], out: dict[str, Any]) -> str:
     o = out.get("Output") or {}
-    return f"{_n(o.get('valid'))} valid, {_n(o.get('quarantined'))} quarantined (of {_n(o.get('rows_in'))})"
+    return f"{count(o.get('valid'))} valid, {count(o.get('quarantined'))} quarantined (of {count(o.get('rows_in'))})"
 
 
 def _split(_: dict[str, Any], out: dict[str, Any]) -> str:
     o = out.get("Output") or {}
     return (
-        f"{o.get('kind', '?')} split: train {_n(o.get('train_rows'))} rows "
-        f"({o.get('train_start')}..{o.get('train_end')}), test {_n(o.get('test_rows'))} "
+        f"{o.get('kind', '?')} split: train {count(o.get('train_rows'))} rows "
+        f"({o.get('train_start')}..{o.get('train_end')}), test {count(o.get('test_rows'))} "
         f"({o.get('test_start')}..{o.get('test_end')})"
     )
 
 
 def _enrich(_: dict[str, Any], out: dict[str, Any]) -> str:
     o = out.get("Output") or {}
-    return f"{_n(o.get('rows'))} rows, median distance to a police station {_f(o.get('distance_m_p50'), ',.0f')} m"
+    return (
+        f"{count(o.get('rows'))} rows, median distance to a police station {count(o.get('distance_m_p50'))} m"
+    )
 
 
 def _train(_: dict[str, Any], out: dict[str, Any]) -> str:
     m = out.get("metrics") or {}
     return (
-        f"calibration ROC-AUC {_f(m.get('calibration_auc'))}, fit {_f(m.get('fit_seconds'), '.1f')} s, "
-        f"{_n(m.get('selected_features'))} features"
+        f"calibration ROC-AUC {metric(m.get('calibration_auc'))}, fit {number(m.get('fit_seconds'))} s, "
+        f"{count(m.get('selected_features'))} features"
     )
 
 
 def _evaluate(_: dict[str, Any], out: dict[str, Any]) -> str:
     o = out.get("Output") or {}
     candidates = o.get("candidates") or {}
-    by_auc = ", ".join(f"{k} {_f(v.get('calibration_auc'))}" for k, v in candidates.items())
+    by_auc = ", ".join(f"{k} {metric(v.get('calibration_auc'))}" for k, v in candidates.items())
     metrics = o.get("metrics") or {}
     # The selection's first reason (the chosen model's); the others are in the report.
     why = str(o.get("selection") or "").split("; ")[0] or f"calibration ROC-AUC {by_auc}"
     return (
-        f"selected {o.get('selected', '?')}: {why}; its test ROC-AUC {_f(metrics.get('test_roc_auc'))}, "
-        f"ECE {_f(metrics.get('test_ece'))}"
+        f"selected {o.get('selected', '?')}: {why}; its test ROC-AUC {metric(metrics.get('test_roc_auc'))}, "
+        f"ECE {metric(metrics.get('test_ece'))}"
     )
 
 
@@ -127,7 +116,7 @@ def _deploy(_: dict[str, Any], out: dict[str, Any]) -> str:
 def _batch_score(_: dict[str, Any], out: dict[str, Any]) -> str:
     o = out.get("Output") or {}
     return (
-        f"{_n(o.get('scored'))} scored with v{o.get('model_version')}, {_n(o.get('quarantined'))} quarantined "
+        f"{count(o.get('scored'))} scored with v{o.get('model_version')}, {count(o.get('quarantined'))} quarantined "
         f"-> {o.get('predictions')}"
     )
 
@@ -136,7 +125,7 @@ def _monitor(_: dict[str, Any], out: dict[str, Any]) -> str:
     o = out.get("Output") or {}
     reasons = o.get("reasons") or []
     return (
-        f"{str(o.get('decision', '?')).upper()} v{o.get('model_version')} on {_n(o.get('rows'))} records: "
+        f"{str(o.get('decision', '?')).upper()} v{o.get('model_version')} on {count(o.get('rows'))} records: "
         f"{reasons[0] if reasons else ''}; retrain {o.get('retrain')}"
     )
 
@@ -165,7 +154,7 @@ def generic_figures(_: dict[str, Any], out: dict[str, Any]) -> str:
     for name, value in out.items():
         source = value if isinstance(value, dict) else {name: value}
         values.update({k: v for k, v in source.items() if isinstance(v, str | int | float | bool)})
-    shown = [f"{k}={_f(v, '.4g') if isinstance(v, float) else v}" for k, v in list(values.items())[:6]]
+    shown = [f"{k}={number(v, 4) if isinstance(v, float) else v}" for k, v in list(values.items())[:6]]
     return ", ".join(shown)
 
 

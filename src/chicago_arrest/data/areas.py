@@ -1,11 +1,13 @@
-"""Where the model is weaker: per police district and per community area figures on the test window, and maps.
+"""Police districts and community areas: the City's boundaries (read, land, load) and each record's area.
 
-Each record's area comes from its own ``district`` / ``community_area`` field; where that is missing (or not a
-number), from its point (latitude/longitude, else the State Plane x/y) by a geopandas spatial join with the
-City's boundaries (Socrata "Boundaries - Police Districts (current)" and "Boundaries - Community Areas
-(current)", landed next to the police stations). Per area: rows, arrest rate, mean predicted probability,
-ROC-AUC (where both classes occur), expected calibration error, and the false-positive and false-negative
-rates at the serving threshold.
+The boundaries are Socrata's "Boundaries - Police Districts (current)" and "Boundaries - Community Areas
+(current)" GeoJSON exports, landed by ingest next to the police stations (:func:`land_boundaries`) and loaded
+back by the steps that need them (:func:`load_boundaries`). A district's name is its police station's
+(``11`` → ``Harrison``, from the landed stations) when the stations are there, else the boundary file's label
+(``11TH``). Each record's area comes from its own ``district`` / ``community_area`` field; where that is
+missing (or not a number), from its point (latitude/longitude, else the State Plane x/y) by a geopandas spatial
+join with the boundaries (:func:`assign_areas`). The per-area figures are :mod:`chicago_arrest.model.areas`,
+their maps :mod:`chicago_arrest.reports.maps`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
-
-from chicago_arrest.model.evaluate import expected_calibration_error
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -27,6 +26,8 @@ log = logging.getLogger(__name__)
 
 Level = Literal["district", "community_area"]
 LEVELS: tuple[Level, ...] = ("district", "community_area")
+#: What a level is called in a sentence or a heading.
+LEVEL_LABELS: dict[Level, str] = {"district": "police district", "community_area": "community area"}
 #: Key and name columns of the Socrata boundary datasets (their GeoJSON exports).
 BOUNDARY_KEYS: dict[Level, tuple[str, ...]] = {
     "district": ("dist_num", "district"),
@@ -38,9 +39,6 @@ BOUNDARY_NAMES: dict[Level, tuple[str, ...]] = {
 }
 #: Illinois State Plane East (US feet): the crimes' x_coordinate / y_coordinate.
 STATE_PLANE = "EPSG:3435"
-#: Areas with fewer test rows are listed but not named among the largest gaps.
-MIN_ROWS_FOR_GAPS = 30
-AREA_COLUMNS = ("rows", "arrest_rate", "mean_predicted", "roc_auc", "ece", "fpr", "fnr")
 
 
 def area_key(values: Any) -> pd.Series:
@@ -152,163 +150,6 @@ def assign_areas(
     return out
 
 
-def area_table(
-    areas: pd.Series, y: np.ndarray, p: np.ndarray, threshold: float, names: dict[str, str] | None = None
-) -> pd.DataFrame:
-    """Per-area figures.
-
-    Args:
-        areas: Area key per record (NA: unknown, counted under ``"unknown"``).
-        y: 0/1 labels.
-        p: Calibrated probabilities.
-        threshold: The serving threshold (``arrest`` is ``p >= threshold``).
-        names: Area key → display name.
-
-    Returns:
-        One row per area (index ``area``, sorted by number), columns ``name`` and :data:`AREA_COLUMNS`.
-    """
-    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    keys = pd.Series(areas, dtype="string").fillna("unknown").to_numpy()
-    rows = []
-    for area in pd.unique(keys):
-        mask = keys == area
-        ya, pa = y[mask], p[mask]
-        pred = pa >= threshold
-        negatives, positives = int((ya == 0).sum()), int((ya == 1).sum())
-        rows.append(
-            {
-                "area": str(area),
-                "name": (names or {}).get(str(area), str(area)),
-                "rows": int(mask.sum()),
-                "arrest_rate": float(ya.mean()),
-                "mean_predicted": float(pa.mean()),
-                "roc_auc": float(roc_auc_score(ya, pa)) if negatives and positives else float("nan"),
-                "ece": expected_calibration_error(ya, pa),
-                "fpr": float((pred & (ya == 0)).sum() / negatives) if negatives else float("nan"),
-                "fnr": float((~pred & (ya == 1)).sum() / positives) if positives else float("nan"),
-            }
-        )
-    table = pd.DataFrame(rows)
-    order = pd.to_numeric(table["area"], errors="coerce").fillna(np.inf)
-    return table.assign(_order=order).sort_values(["_order", "area"]).drop(columns="_order").set_index("area")
-
-
-def area_tables(
-    records: pd.DataFrame,
-    y: np.ndarray,
-    p: np.ndarray,
-    threshold: float,
-    shapes: dict[Level, gpd.GeoDataFrame | None] | None = None,
-) -> dict[Level, pd.DataFrame]:
-    """:func:`area_table` per district and per community area (areas from :func:`assign_areas`)."""
-    shapes = shapes or {}
-    assigned = assign_areas(records, shapes)
-    out: dict[Level, pd.DataFrame] = {}
-    for level in LEVELS:
-        shape = shapes.get(level)
-        names = dict(zip(shape["area"], shape["name"], strict=True)) if shape is not None else None
-        out[level] = area_table(assigned[level], y, p, threshold, names)
-        spatial = int((assigned[f"{level}_source"] == "spatial").sum())
-        if spatial:
-            log.info("%s: %d record(s) placed by their point (no %s field)", level, spatial, level)
-    return out
-
-
-def worst_area_ece(table: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_GAPS) -> tuple[str, float]:
-    """The area with the largest ECE among those with at least ``min_rows`` rows (``("", nan)`` if none)."""
-    known = table[(table.index != "unknown") & (table["rows"] >= min_rows)]
-    if known.empty or known["ece"].isna().all():
-        return "", float("nan")
-    area = str(known["ece"].idxmax())
-    return area, float(known.loc[area, "ece"])
-
-
-def gaps_sentence(tables: dict[Level, pd.DataFrame], min_rows: int = MIN_ROWS_FOR_GAPS) -> str:
-    """One sentence naming the largest per-area gaps (calibration, ROC-AUC, error rates)."""
-    parts = []
-    label = {"district": "district", "community_area": "community area"}
-    for level, table in tables.items():
-        known = table[(table.index != "unknown") & (table["rows"] >= min_rows)]
-        if known.empty:
-            continue
-
-        def name(area: Any, known: pd.DataFrame = known, level: Level = level) -> str:
-            shown = known.loc[area, "name"]
-            return f"{label[level]} {area}" + (f" ({shown})" if str(shown) != str(area) else "")
-
-        bits = []
-        if known["ece"].notna().any():
-            area = known["ece"].idxmax()
-            bits.append(
-                f"the largest calibration error is in {name(area)} (ECE {known.loc[area, 'ece']:.3f})"
-            )
-        if known["roc_auc"].notna().any():
-            area = known["roc_auc"].idxmin()
-            bits.append(f"the lowest ROC-AUC in {name(area)} ({known.loc[area, 'roc_auc']:.3f})")
-        gap = (known["mean_predicted"] - known["arrest_rate"]).abs()
-        area = gap.idxmax()
-        bits.append(
-            f"the largest gap between predicted and observed arrest rate in {name(area)} "
-            f"({known.loc[area, 'mean_predicted']:.1%} predicted, {known.loc[area, 'arrest_rate']:.1%} observed)"
-        )
-        if known["fnr"].notna().any():
-            area = known["fnr"].idxmax()
-            bits.append(f"the highest false-negative rate in {name(area)} ({known.loc[area, 'fnr']:.1%})")
-        parts.append(f"Among {label[level]}s with at least {min_rows} test rows, " + "; ".join(bits) + ".")
-    return " ".join(parts) if parts else "No area has enough test rows to compare."
-
-
-def choropleths(
-    table: pd.DataFrame,
-    shape: gpd.GeoDataFrame,
-    path: Path,
-    columns: tuple[str, ...] = ("arrest_rate", "mean_predicted", "ece"),
-    title: str = "community area",
-) -> Path:
-    """One PNG with a choropleth per column (arrest rate, mean predicted, ECE per area).
-
-    Args:
-        table: :func:`area_table` output.
-        shape: Boundaries of the same level (:func:`boundaries`).
-        path: PNG to write.
-        columns: Columns mapped.
-        title: Level name in the titles.
-
-    Returns:
-        ``path``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    merged = shape.merge(table[list(columns)], left_on="area", right_index=True, how="left")
-    titles = {"arrest_rate": "arrest rate", "mean_predicted": "mean predicted", "ece": "ECE"}
-    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 6))
-    rates = [c for c in columns if c in ("arrest_rate", "mean_predicted")]
-    # Observed and predicted rates on one colour scale, so the two maps compare directly.
-    shared = (float(merged[rates].min().min()), float(merged[rates].max().max())) if rates else None
-    for ax, column in zip(np.atleast_1d(axes), columns, strict=True):
-        scale = {"vmin": shared[0], "vmax": shared[1]} if shared and column in rates else {}
-        merged.plot(
-            column=column,
-            ax=ax,
-            **scale,
-            legend=True,
-            cmap="viridis" if column != "ece" else "magma_r",
-            missing_kwds={"color": "lightgrey", "label": "no test rows"},
-            edgecolor="white",
-            linewidth=0.3,
-        )
-        ax.set_title(f"{titles.get(column, column)} per {title}")
-        ax.set_axis_off()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
 # -- the boundaries in the object store (landed by ingest like the police stations) ---------------------------
 
 #: Store keys of the boundary GeoJSON files.
@@ -361,11 +202,39 @@ def land_boundary_files(store: Any, folder: Path) -> dict[str, int]:
     return landed
 
 
+def name_districts(shape: gpd.GeoDataFrame, stations: pd.DataFrame | None) -> gpd.GeoDataFrame:
+    """District boundaries named after their police station (``11TH`` → ``Harrison``) where one is known.
+
+    Args:
+        shape: District boundaries (:func:`boundaries`).
+        stations: The police stations (``district`` and ``district_name`` columns), or ``None``.
+
+    Returns:
+        A copy of ``shape`` with ``name`` replaced for each district whose station has a name.
+    """
+    if stations is None or not {"district", "district_name"} <= set(stations.columns):
+        return shape
+    keys = area_key(stations["district"]).to_numpy()
+    names = {
+        str(k): str(n).strip()
+        for k, n in zip(keys, stations["district_name"], strict=True)
+        if not pd.isna(k) and not pd.isna(n) and str(n).strip()
+    }
+    out = shape.copy()
+    out["name"] = [names.get(str(a), n) for a, n in zip(out["area"], out["name"], strict=True)]
+    return out
+
+
 def load_boundaries(store: Any) -> dict[Level, gpd.GeoDataFrame | None]:
-    """The boundaries in the store (``None`` for a level not landed, or unreadable: logged, never raised)."""
+    """The boundaries in the store, districts named after their stations (:func:`name_districts`).
+
+    ``None`` for a level not landed, or unreadable: logged, never raised.
+    """
     import io
 
     import geopandas as gpd
+
+    from chicago_arrest.data.ingest import load_stations
 
     out: dict[Level, gpd.GeoDataFrame | None] = {}
     for level, key in BOUNDARY_STORE_KEYS.items():
@@ -380,6 +249,14 @@ def load_boundaries(store: Any) -> dict[Level, gpd.GeoDataFrame | None]:
                 "%s boundaries at %s unusable (%s): per-area figures use the fields only", level, key, exc
             )
             out[level] = None
+    district = out.get("district")
+    if district is not None:
+        try:
+            stations = load_stations(store)
+        except Exception as exc:  # names are a nicety: the boundary file's labels stay
+            log.info("district names from the boundary file (no police stations: %s)", exc)
+        else:
+            out["district"] = name_districts(district, stations)
     return out
 
 

@@ -2,7 +2,8 @@
 
 The evaluate step computes, for the selected model on the test window, the global importance (mean
 |contribution| per raw field, :func:`chicago_arrest.model.explain.global_importance`), the per-district and
-per-community-area table (:mod:`chicago_arrest.data.areas`) and the choropleth maps, and writes them next to its
+per-community-area tables (:mod:`chicago_arrest.model.areas`) and the choropleth maps
+(:mod:`chicago_arrest.reports.maps`), and writes them next to its
 charts (:func:`write_insights`). The register step turns them, with the version's metrics, into the card
 (:func:`build_card`), logs it with the version's run (``model_card/model_card.md`` and ``.html``), tags the
 version and names the card in its description (:func:`publish_model_card`); the KFP UI shows the HTML.
@@ -10,11 +11,11 @@ version and names the card in its description (:func:`publish_model_card`); the 
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,16 +25,24 @@ import pandas as pd
 
 from chicago_arrest.core.names import MODEL_NAME
 from chicago_arrest.core.schema import ARREST_BASED_TYPES
-from chicago_arrest.data.areas import (
-    AREA_COLUMNS,
-    LEVELS,
-    MIN_ROWS_FOR_GAPS,
-    area_tables,
-    choropleths,
-    gaps_sentence,
-    worst_area_ece,
+from chicago_arrest.data.areas import LEVEL_LABELS, LEVELS
+from chicago_arrest.model.areas import MIN_ROWS_FOR_GAPS, area_tables, largest_gaps, worst_area_ece
+from chicago_arrest.reports.areas import AREA_VIEW, area_note, area_view, gaps_sentence
+from chicago_arrest.reports.format import (
+    COLUMNS,
+    Column,
+    count,
+    html_page,
+    html_table,
+    image_tag,
+    interval,
+    md_table,
+    metric,
+    paragraph,
+    rate,
+    title_name,
 )
-from chicago_arrest.reports.training import html_page, image_tag
+from chicago_arrest.reports.maps import choropleths, maps_png
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -46,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INSIGHTS_JSON = "insights.json"
-MAPS_PNG = "area_maps.png"
 CARD_DIR = "model_card"
 CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
@@ -76,7 +84,7 @@ def write_insights(
         model: The selected model.
         evaluation: Its evaluation on ``test`` (labels, probabilities, threshold).
         test: The raw test records.
-        out_dir: Folder to write into (``insights.json``, ``areas_<level>.json``, ``area_maps.png``).
+        out_dir: Folder to write into (``insights.json``, ``areas_<level>.json``, ``area_maps_<level>.png``).
         shapes: District and community-area boundaries (spatial fallback and maps); ``None``: fields only,
             no maps.
         upstream: Summaries of ingest / validate (rows, quarantined) for the card's data section.
@@ -103,18 +111,24 @@ def write_insights(
     tables = area_tables(test, evaluation.y, evaluation.p, evaluation.threshold, shapes)
     for level, table in tables.items():
         table.reset_index().to_json(out_dir / f"areas_{level}.json", orient="records", indent=1)
-    maps = None
-    shape = (shapes or {}).get("community_area")
-    if shape is not None:
-        maps = choropleths(tables["community_area"], shape, out_dir / MAPS_PNG).name
+    maps = {
+        level: choropleths(
+            tables[level], shape, out_dir / maps_png(level), level=level, min_rows=min_rows
+        ).name
+        for level, shape in (shapes or {}).items()
+        if shape is not None and level in tables
+    }
     worst = {level: worst_area_ece(table, min_rows) for level, table in tables.items()}
     validate = (upstream or {}).get("validate") or {}
     insights = {
         "importance": {k: float(v) for k, v in importance.items()},
         "importance_rows": len(sample),
-        "gaps": gaps_sentence(tables, min_rows),
+        "gaps": gaps_sentence(largest_gaps(tables, min_rows), min_rows),
         "min_rows": min_rows,
-        "worst_area_ece": {level: {"area": a, "ece": e} for level, (a, e) in worst.items()},
+        "worst_area_ece": {
+            level: {"area": a, "name": str(tables[level].loc[a, "name"]) if a else "", "ece": e}
+            for level, (a, e) in worst.items()
+        },
         "ece_worst_area": float(np.nanmax([e for _, e in worst.values()] + [np.nan]))
         if any(not math.isnan(e) for _, e in worst.values())
         else float("nan"),
@@ -127,10 +141,10 @@ def write_insights(
     return insights
 
 
-def _load(out_dir: Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+def _load(out_dir: Path) -> tuple[dict[str, Any], dict[Level, pd.DataFrame]]:
     path = out_dir / INSIGHTS_JSON
     insights = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[Level, pd.DataFrame] = {}
     for level in LEVELS:
         p = out_dir / f"areas_{level}.json"
         if p.is_file():
@@ -138,49 +152,68 @@ def _load(out_dir: Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     return insights, tables
 
 
+def _maps(out_dir: Path, insights: dict[str, Any]) -> dict[Level, Path]:
+    """The maps written by :func:`write_insights` that exist, by level."""
+    maps = insights.get("maps") or {}
+    if isinstance(maps, str):  # an evaluate step of an older release wrote one community-area map
+        maps = {"community_area": maps}
+    return {
+        level: out_dir / maps[level]
+        for level in LEVELS
+        if level in maps and (out_dir / maps[level]).is_file()
+    }
+
+
+#: The importance table.
+IMPORTANCE_VIEW = {
+    "raw field": Column("raw field", "text"),
+    "importance": Column(
+        "mean |contribution|", "metric", "mean absolute log-odds contribution on the test rows"
+    ),
+}
+
+
+def _importance(insights: dict[str, Any]) -> pd.DataFrame:
+    series = pd.Series(insights.get("importance") or {}, dtype=float).sort_values(ascending=False)
+    return pd.DataFrame({"raw field": series.index, "importance": series.to_numpy()})
+
+
 def insight_sections(out_dir: Path) -> list[tuple[str, str]]:
     """Training-report sections (HTML) from :func:`write_insights`' files: importance, areas, maps."""
     insights, tables = _load(out_dir)
+    min_rows = int(insights.get("min_rows", MIN_ROWS_FOR_GAPS))
     sections: list[tuple[str, str]] = []
     if insights.get("importance"):
-        frame = pd.Series(insights["importance"], name="mean |contribution|").rename_axis("raw field")
         sections.append(
             (
-                "Global importance (selected model): mean |contribution| per raw field on the test window",
-                f"<p class='note'>Log-odds of the uncalibrated score, {insights['importance_rows']:,} test "
-                "rows (chicago_arrest.model.explain).</p>"
-                + frame.reset_index().to_html(
-                    index=False, float_format="{:.4f}".format, border=0, classes="t"
-                ),
+                "Global importance of the selected model, largest first",
+                paragraph(
+                    f"Mean |contribution| per raw field to the log-odds of the uncalibrated score, on "
+                    f"{count(insights['importance_rows'])} test rows (chicago_arrest.model.explain).",
+                    "note",
+                )
+                + html_table(_importance(insights), IMPORTANCE_VIEW, legend=False),
             )
         )
-    for level, table in tables.items():
-        sections.append((f"Per {level.replace('_', ' ')} (selected model, test window)", _html_table(table)))
     if insights.get("gaps"):
-        sections.append(("Largest per-area gaps", f"<p>{html.escape(insights['gaps'])}</p>"))
-    if insights.get("maps") and (out_dir / insights["maps"]).is_file():
-        sections.append(("Maps per community area", image_tag(out_dir / insights["maps"])))
+        sections.append(("Largest per-area gaps", paragraph(insights["gaps"])))
+    maps = _maps(out_dir, insights)
+    for level, table in tables.items():
+        body = paragraph(area_note(level, min_rows), "note") + html_table(
+            area_view(table, min_rows), AREA_VIEW
+        )
+        if level in maps:
+            body += image_tag(maps[level], f"maps per {LEVEL_LABELS[level]}")
+        sections.append((f"Per {LEVEL_LABELS[level]} (selected model, test window)", body))
     return sections
 
 
-def _html_table(table: pd.DataFrame) -> str:
-    return (
-        table.reset_index()
-        .to_html(index=False, float_format="{:.3f}".format, border=0, classes="t", na_rep="-")
-        .replace("<img", "&lt;img")
-    )
+@dataclass(frozen=True)
+class Table:
+    """A table of a card: the rows in the order shown and how each column is shown."""
 
-
-def _md_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "-" if math.isnan(v) else f"{v:.{digits}f}"
-        return str(v).replace("|", "\\|")
-
-    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    frame: pd.DataFrame
+    columns: Mapping[str, Column | str] | None = None
 
 
 @dataclass
@@ -188,22 +221,24 @@ class Card:
     """The card's sections, rendered as Markdown and as HTML from the same content."""
 
     title: str
+    summary: str = ""
     sections: list[tuple[str, list[Any]]] = field(default_factory=list)
 
     def add(self, heading: str, *parts: Any) -> None:
-        """A section of paragraphs (str), tables (DataFrame) and images (Path)."""
+        """A section of paragraphs (str), tables (:class:`Table` or DataFrame) and images (Path)."""
         self.sections.append((heading, list(parts)))
 
     def markdown(self) -> str:
         """The card as Markdown (images referenced by file name, next to the card)."""
-        lines = [f"# {self.title}", ""]
+        lines = [f"# {self.title}", ""] + ([f"**{self.summary}**", ""] if self.summary else [])
         for heading, parts in self.sections:
             lines += [f"## {heading}", ""]
             for part in parts:
-                if isinstance(part, pd.DataFrame):
-                    lines += [_md_table(part), ""]
+                if isinstance(part, Table | pd.DataFrame):
+                    table = part if isinstance(part, Table) else Table(part)
+                    lines += [md_table(table.frame, table.columns), ""]
                 elif isinstance(part, Path):
-                    lines += [f"![{part.stem}]({part.name})", ""]
+                    lines += [f"![{part.stem.replace('_', ' ')}]({part.name})", ""]
                 else:
                     lines += [str(part), ""]
         return "\n".join(lines).rstrip() + "\n"
@@ -214,18 +249,15 @@ class Card:
         for heading, parts in self.sections:
             body = []
             for part in parts:
-                if isinstance(part, pd.DataFrame):
-                    body.append(
-                        part.to_html(
-                            index=False, float_format="{:.3f}".format, border=0, classes="t", na_rep="-"
-                        )
-                    )
+                if isinstance(part, Table | pd.DataFrame):
+                    table = part if isinstance(part, Table) else Table(part)
+                    body.append(html_table(table.frame, table.columns))
                 elif isinstance(part, Path):
-                    body.append(image_tag(part) if part.is_file() else "")
+                    body.append(image_tag(part, part.stem.replace("_", " ")) if part.is_file() else "")
                 else:
-                    body.append(f"<p>{html.escape(str(part))}</p>")
+                    body.append(paragraph(str(part)))
             out.append((heading, "\n".join(body)))
-        return html_page(self.title, out)
+        return html_page(self.title, out, self.summary)
 
 
 #: The sections of every card, in order (tested).
@@ -240,6 +272,22 @@ SECTIONS = (
     "Location stands in for neighbourhood demographics",
     "Per area",
 )
+
+
+def _worst_area(insights: dict[str, Any]) -> str:
+    """The worst area's ECE, with the area's number and name: ``0.0412 (community area 25, Austin)``."""
+    worst = insights.get("worst_area_ece") or {}
+    known = [
+        (level, w) for level, w in worst.items() if w.get("area") and _metric(w, "ece") == _metric(w, "ece")
+    ]
+    if not known:
+        return metric(insights.get("ece_worst_area"))
+    level, w = max(known, key=lambda lw: _metric(lw[1], "ece"))
+    name = w.get("name") or ""
+    where = f"{LEVEL_LABELS[level]} {w['area']}" + (
+        f", {title_name(name)}" if name and name != w["area"] else ""
+    )
+    return f"{metric(w['ece'])} ({where})"
 
 
 def _metric(metrics: dict[str, Any], key: str) -> float:
@@ -288,60 +336,50 @@ def build_card(
         "enforcement practice, not guilt, risk or need.",
     )
 
-    def rows(key: str, values: dict[str, Any] = window) -> str:
-        try:  # KFP passes numbers as floats
-            return f"{int(float(values[key])):,}"
-        except (KeyError, TypeError, ValueError):
-            return "?"
-
     card.add(
         SECTIONS[2],
         f"Source: {source or 'City of Chicago, Crimes - 2001 to present (Socrata ijzp-q8t2)'}. Trained on "
-        f"{window.get('train_start', '?')} .. {window.get('train_end', '?')} ({rows('train_rows')} rows), tested "
-        f"on {window.get('test_start', '?')} .. {window.get('test_end', '?')} ({rows('test_rows')} rows; "
-        f"{window.get('kind', '?')} split). Rows read: {rows('rows_in', insights)}; quarantined by the data "
-        f"contract: {rows('quarantined', insights)}.",
+        f"{window.get('train_start', '?')} to {window.get('train_end', '?')} ({count(window.get('train_rows'))} "
+        f"rows), tested on {window.get('test_start', '?')} to {window.get('test_end', '?')} "
+        f"({count(window.get('test_rows'))} rows; {window.get('kind', '?')} split). Rows read: "
+        f"{count(insights.get('rows_in'))}; quarantined by the data contract: {count(insights.get('quarantined'))}.",
     )
-    names = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "ece": "ECE"}
+    headline = [("roc_auc", True), ("pr_auc", True), ("ece", True), ("brier", False)]
+    at_threshold = ("f1", "precision", "recall")
     table = pd.DataFrame(
         [
             {
-                "metric": label,
-                "value": _metric(metrics, f"test_{k}"),
-                "95 % low": _metric(metrics, f"test_{k}_ci_low"),
-                "95 % high": _metric(metrics, f"test_{k}_ci_high"),
+                "metric": COLUMNS[k].header,
+                "value": interval(
+                    _metric(metrics, f"test_{k}"),
+                    _metric(metrics, f"test_{k}_ci_low") if ci else math.nan,
+                    _metric(metrics, f"test_{k}_ci_high") if ci else math.nan,
+                    COLUMNS[k].kind,
+                ),
+                "meaning": COLUMNS[k].legend,
             }
-            for k, label in names.items()
-        ]
-        + [
-            {
-                "metric": label,
-                "value": _metric(metrics, f"test_{k}"),
-                "95 % low": math.nan,
-                "95 % high": math.nan,
-            }
-            for k, label in (
-                ("brier", "Brier"),
-                ("f1", "F1"),
-                ("precision", "precision"),
-                ("recall", "recall"),
-            )
+            for k, ci in [*headline, *((k, False) for k in at_threshold)]
         ]
     )
-    threshold_text = f" at the serving threshold {threshold:.2f}" if threshold is not None else ""
+    threshold_text = f" at the serving threshold {metric(threshold)}" if threshold is not None else ""
+    card.summary = (
+        f"ROC-AUC {metric(_metric(metrics, 'test_roc_auc'))}, ECE {metric(_metric(metrics, 'test_ece'))} on "
+        f"{count(window.get('test_rows'))} test rows ({window.get('test_start', '?')} to "
+        f"{window.get('test_end', '?')}). For aggregate analysis only: never for a decision about a person."
+    )
     card.add(
         SECTIONS[3],
-        f"Percentile bootstrap intervals over the test rows (200 resamples); F1, precision and recall"
-        f"{threshold_text}.",
-        table,
+        f"Value (95 % interval): percentile bootstrap over the test rows (200 resamples); F1, precision and "
+        f"recall{threshold_text}.",
+        Table(table, {"metric": "metric", "value": "value (95 % interval)", "meaning": "meaning"}),
     )
     calibration = charts_dir / "calibration.png"
     card.add(
         SECTIONS[4],
         f"The probability is calibrated (Platt or isotonic, on held-out training rows). ECE "
-        f"{_metric(metrics, 'test_ece'):.4f} on the test window; worst test month "
-        f"{_metric(metrics, 'test_ece_worst_month'):.4f}; worst area "
-        f"{insights.get('ece_worst_area', float('nan')):.4f} (areas with at least "
+        f"{metric(_metric(metrics, 'test_ece'))} on the test window; worst test month "
+        f"{metric(_metric(metrics, 'test_ece_worst_month'))}; worst area "
+        f"{_worst_area(insights)} (areas with at least "
         f"{insights.get('min_rows', MIN_ROWS_FOR_GAPS)} test rows). An area's ECE on a few dozen or hundred rows "
         "is inflated by sampling noise (15 bins): compare areas with each other rather than with the overall ECE.",
         *([calibration] if calibration.is_file() else []),
@@ -350,8 +388,8 @@ def build_card(
         SECTIONS[5],
         f"{', '.join(sorted(ARREST_BASED_TYPES))} are recorded only when someone is arrested: their arrest "
         f"rate is close to 100 % by construction, and they make up "
-        f"{insights.get('arrest_based_share', float('nan')):.1%} of the test rows. Without them: ROC-AUC "
-        f"{_metric(metrics, 'test_no_ab_roc_auc'):.4f}, ECE {_metric(metrics, 'test_no_ab_ece'):.4f}.",
+        f"{rate(insights.get('arrest_based_share'))} of the test rows. Without them: ROC-AUC "
+        f"{metric(_metric(metrics, 'test_no_ab_roc_auc'))}, ECE {metric(_metric(metrics, 'test_no_ab_ece'))}.",
     )
     card.add(
         SECTIONS[6],
@@ -368,11 +406,12 @@ def build_card(
         "attribute. The per-area figures below show where it is weaker.",
     )
     parts: list[Any] = [insights.get("gaps", "No per-area figures were computed.")]
+    maps = _maps(charts_dir, insights)
+    min_rows = int(insights.get("min_rows", MIN_ROWS_FOR_GAPS))
     for level, frame in tables.items():
-        parts += [f"Per {level.replace('_', ' ')}:", frame.reset_index()[["area", "name", *AREA_COLUMNS]]]
-    maps = insights.get("maps")
-    if maps and (charts_dir / maps).is_file():
-        parts.append(charts_dir / maps)
+        parts += [area_note(level, min_rows), Table(area_view(frame, min_rows), AREA_VIEW)]
+        if level in maps:
+            parts.append(maps[level])
     card.add(SECTIONS[8], *parts)
     return card
 
@@ -427,9 +466,8 @@ def publish_model_card(
         folder = Path(tmp)
         (folder / CARD_MD).write_text(card.markdown(), encoding="utf-8")
         (folder / CARD_HTML).write_text(page, encoding="utf-8")
-        insights = _load(charts)[0]
-        if insights.get("maps") and (charts / insights["maps"]).is_file():
-            shutil.copy(charts / insights["maps"], folder / insights["maps"])
+        for path in _maps(charts, _load(charts)[0]).values():
+            shutil.copy(path, folder / path.name)
         if (charts / "calibration.png").is_file():
             shutil.copy(charts / "calibration.png", folder / "calibration.png")
         client.log_artifacts(run_id, str(folder), CARD_DIR)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from chicago_arrest.monitoring.drift import PREDICTION_BINS, MonitorResult
-from chicago_arrest.reports.training import html_page, table_html
+from chicago_arrest.reports.format import COLUMNS, Column, count, html_page, html_table, metric, rate
 
 _W, _H = 640, 260
 
@@ -39,12 +38,12 @@ def psi_bars(psi: dict[str, float], prediction_psi: float, threshold: float) -> 
         parts.append(
             f'<rect x="{left}" y="{y + 2}" width="{width * value / top:.1f}" height="{row - 5}" fill="{color}"/>'
         )
-        parts.append(f'<text x="{left + width * value / top + 4:.1f}" y="{y + 12}">{value:.3f}</text>')
+        parts.append(f'<text x="{left + width * value / top + 4:.1f}" y="{y + 12}">{metric(value)}</text>')
     x = left + width * threshold / top
     parts.append(
         f'<line x1="{x:.1f}" x2="{x:.1f}" y1="5" y2="{height - 15}" stroke="red" stroke-dasharray="4"/>'
     )
-    parts.append(f'<text x="{x + 3:.1f}" y="{height - 4}" fill="red">threshold {threshold:g}</text>')
+    parts.append(f'<text x="{x + 3:.1f}" y="{height - 4}" fill="red">threshold {metric(threshold)}</text>')
     return _svg("".join(parts), height)
 
 
@@ -63,7 +62,7 @@ def histograms(reference: list[float], current: list[float]) -> str:
                 f'height="{h:.1f}" fill="{color}"/>'
             )
         if i % 4 == 0:
-            parts.append(f'<text x="{x:.1f}" y="{bottom + 14}">{i / n:.1f}</text>')
+            parts.append(f'<text x="{x:.1f}" y="{bottom + 14}">{rate(i / n, 0)}</text>')
     parts.append(f'<text x="{_W - 180}" y="14" fill="#999">■ reference (test window)</text>')
     parts.append(f'<text x="{_W - 180}" y="28" fill="#1f77b4">■ current</text>')
     return _svg("".join(parts))
@@ -88,6 +87,16 @@ def calibration_curve(table: pd.DataFrame) -> str:
     return _svg("".join(parts))
 
 
+#: The decision's metrics: the test window's figure and the one realised on labelled current records.
+REALISED_VIEW = {
+    "metric": Column("metric", "text"),
+    "reference": Column("test (reference)", "text", "the served version's figure on its test window"),
+    "realised": Column(
+        "realised", "text", "on the current records whose outcome is known (pending: none yet)"
+    ),
+}
+
+
 def monitoring_report(
     result: MonitorResult, *, source: str, calibration: pd.DataFrame | None, retrain_link: str = ""
 ) -> str:
@@ -98,36 +107,49 @@ def monitoring_report(
             {"": "decision", "value": result.decision.upper()},
             *({"": "reason", "value": r} for r in result.reasons),
             {"": "model version", "value": result.model_version},
-            {"": "records", "value": f"{result.rows:,} ({source})"},
+            {"": "records", "value": f"{count(result.rows)} ({source})"},
             {
                 "": "thresholds",
-                "value": f"PSI >= {t.psi:g}; ROC-AUC drop > {t.max_auc_drop:g}; ECE > {t.max_ece:g}",
+                "value": f"PSI >= {metric(t.psi)}; ROC-AUC drop > {metric(t.max_auc_drop)}; "
+                f"ECE > {metric(t.max_ece)}",
             },
             {"": "retrain", "value": result.retrain + (f": {retrain_link}" if retrain_link else "")},
         ]
     )
     rows: list[dict[str, Any]] = []
     for key in ("roc_auc", "pr_auc", "ece"):
-        realised = "pending" if result.realised is None else f"{result.realised[key]:.4f}"
-        reference = result.reference.get(key)
         rows.append(
             {
-                "metric": key,
-                "test (reference)": f"{reference:.4f}" if reference is not None else "-",
-                "realised": realised,
+                "metric": COLUMNS[key].header,
+                "reference": metric(result.reference.get(key)),
+                "realised": "pending" if result.realised is None else metric(result.realised[key]),
             }
         )
+    psi_table = pd.DataFrame({"field": list(result.psi), "psi": list(result.psi.values())})
+    psi_table = psi_table.sort_values("psi", ascending=False, kind="stable")
+    drifted = psi_table[psi_table["psi"] >= t.psi]["field"].tolist()
+    summary = (
+        f"{result.decision.upper()}: {count(result.rows)} records; "
+        + (f"{len(drifted)} field(s) drifted ({', '.join(drifted[:5])})" if drifted else "no field drifted")
+        + f"; prediction PSI {metric(result.prediction_psi)}."
+    )
     sections = [
-        ("Decision", table_html(decision)),
-        (f"PSI per field (threshold {t.psi:g})", psi_bars(result.psi, result.prediction_psi, t.psi)),
+        ("Decision", html_table(decision, {"": "", "value": "value"})),
+        (
+            f"PSI per field, largest first (threshold {metric(t.psi)})",
+            psi_bars(result.psi, result.prediction_psi, t.psi),
+        ),
         (
             f"Predicted probability: reference vs current ({PREDICTION_BINS} bins)",
             histograms(result.reference_prediction, result.current_prediction),
         ),
-        ("Realised performance", table_html(pd.DataFrame(rows))),
+        ("Realised performance", html_table(pd.DataFrame(rows), REALISED_VIEW)),
     ]
     if calibration is not None and len(calibration):
         sections.append(("Calibration (current records with labels)", calibration_curve(calibration)))
-    psi_table = pd.DataFrame({"field": list(result.psi), "psi": np.round(list(result.psi.values()), 4)})
-    sections.append(("PSI table", table_html(psi_table.sort_values("psi", ascending=False))))
-    return html_page(f"Monitoring: model version {result.model_version}: {result.decision}", sections)
+    sections.append(
+        ("PSI table, largest first", html_table(psi_table, {"field": "field", "psi": COLUMNS["psi"]}))
+    )
+    return html_page(
+        f"Monitoring: model version {result.model_version}: {result.decision}", sections, summary
+    )

@@ -241,6 +241,10 @@ def summary_markdown(
     deployed: dict[str, Any],
 ) -> str:
     """The run's summary as Markdown (shown by the KFP UI and printed by ``make pipeline-run``)."""
+    import pandas as pd
+
+    from chicago_arrest.reports.format import COLUMNS, Column, md_table
+
     m = evaluation["metrics"]
     verdict = (
         "promoted to champion"
@@ -259,9 +263,18 @@ def summary_markdown(
         f"(champion v{deployed['champion']}, challenger {deployed['challenger'] or '-'}, "
         f"canary {deployed['canary_percent']} %)",
         "",
-        "| metric | all crime types | without arrest-based types |",
-        "|---|---|---|",
     ]
-    for key in ("roc_auc", "pr_auc", "f1", "brier", "ece"):
-        lines.append(f"| {key} | {m[f'test_{key}']:.4f} | {m[f'test_no_ab_{key}']:.4f} |")
-    return "\n".join(lines) + "\n"
+    keys = ("roc_auc", "pr_auc", "f1", "brier", "ece")
+    table = pd.DataFrame(
+        {
+            "metric": [COLUMNS[k].header for k in keys],
+            "all": [m.get(f"test_{k}") for k in keys],
+            "no_ab": [m.get(f"test_no_ab_{k}") for k in keys],
+        }
+    )
+    view: dict[str, Column | str] = {
+        "metric": "metric",
+        "all": Column("all crime types", "metric"),
+        "no_ab": Column("without arrest-based types", "metric"),
+    }
+    return "\n".join(lines) + "\n" + md_table(table, view) + "\n"

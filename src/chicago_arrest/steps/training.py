@@ -134,7 +134,7 @@ def evaluate_step(
         intervals).
     """
     from chicago_arrest.model.evaluate import evaluate_model, roc_points, save_charts
-    from chicago_arrest.reports.training import training_report
+    from chicago_arrest.reports.training import candidate_row, training_report
 
     charts = Path(charts_dir)
     charts.mkdir(parents=True, exist_ok=True)
@@ -167,7 +167,7 @@ def evaluate_step(
             )
     candidates = pd.DataFrame(
         [
-            _candidate_row(e, info, reason if i == best else "")
+            candidate_row(e, info, reason if i == best else "")
             for i, (e, info) in enumerate(zip(evaluations, infos, strict=True))
         ]
     )
@@ -236,36 +236,3 @@ def _fold_metrics(info: dict[str, Any]) -> dict[str, float]:
     )
     out.update({k: float(v) for k, v in cost.items()})
     return out
-
-
-def _candidate_row(ev: Any, info: dict[str, Any], selected: str) -> dict[str, Any]:
-    """One row of the report's candidates table: folds, search, cost and test metrics with 95 % intervals."""
-    backtest = info.get("backtest") or {}
-    folds = backtest.get("folds", [])
-    o = ev.overall
-    search = info.get("search") or {}
-
-    def interval(metric: str) -> str:
-        low, high = o.get(f"{metric}_ci_low", float("nan")), o.get(f"{metric}_ci_high", float("nan"))
-        return f"{o[metric]:.4f} [{low:.4f}, {high:.4f}]"
-
-    return {
-        "model": ev.name,
-        "selected": selected,
-        "backtest folds (validate month: ROC-AUC)": ", ".join(
-            f"{f['validate_month']}: {f['roc_auc']:.4f}" for f in folds
-        ),
-        "backtest mean ± sd": f"{backtest.get('mean', float('nan')):.4f} ± {backtest.get('std', float('nan')):.4f}",
-        "search trials": f"{search.get('trials', 0)} ({search.get('pruned', 0)} pruned)"
-        if search
-        else "none",
-        "ms/record": round(float((info.get("cost") or {}).get("ms_per_record", float("nan"))), 2),
-        "size MB": round(float((info.get("cost") or {}).get("size_bytes", float("nan"))) / 1e6, 2),
-        "test ROC-AUC [95 % CI]": interval("roc_auc"),
-        "test PR-AUC [95 % CI]": interval("pr_auc"),
-        "test ECE [95 % CI]": interval("ece"),
-        "worst-month ECE": round(o.get("ece_worst_month", float("nan")), 4),
-        "calibration_auc": info.get("calibration_auc", float("nan")),
-        "fit_seconds": info.get("fit_seconds", float("nan")),
-        "selected_features": len(info.get("selected_features", [])),
-    }
