@@ -70,6 +70,8 @@ MLFLOW_BUCKET="mlflow"
 MODELS_BUCKET="models"
 BUCKETS="${DATA_BUCKET}, ${MLFLOW_BUCKET}, ${MODELS_BUCKET}"
 MLFLOW_IN_CLUSTER_URI="http://mlflow.mlflow.svc.cluster.local:5000"
+# Resources of the predictor that the deploy step applies (chicago_arrest.release.kserve: manifests/overlays/kind).
+SERVING_PROFILE="kind"
 # The image named in manifests/platform, replaced by IMAGE when applying.
 DEFAULT_IMAGE="chicago-arrest:0.1.0"
 # NodePorts that kind-config.yaml maps to localhost (3000, 8180; MinIO's and MLflow's are in manifests/platform).
@@ -577,7 +579,7 @@ apply_pipeline_config() {
     --from-literal=ARREST_S3_SECURE=false \
     "--from-literal=ARREST_MODELS_BUCKET=${MODELS_BUCKET}" \
     "--from-literal=ARREST_SERVING_IMAGE=${IMAGE}" \
-    --from-literal=ARREST_SERVING_PROFILE=kind \
+    "--from-literal=ARREST_SERVING_PROFILE=${SERVING_PROFILE}" \
     "--from-literal=MLFLOW_TRACKING_URI=${MLFLOW_IN_CLUSTER_URI}" \
     --dry-run=client -o yaml | k apply -f -
   apply_secret kubeflow chicago-arrest-s3 ARREST_S3_ACCESS_KEY ARREST_S3_SECRET_KEY steps
@@ -611,6 +613,7 @@ record = {
     "ingress_url": "http://localhost:${KOURIER_HOST_PORT}",
     "s3_endpoint": "localhost:${MINIO_HOST_PORT}",
     "image": "${IMAGE}",
+    "serving_profile": "${SERVING_PROFILE}",
     "recorded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
 }
 with open(sys.argv[1], "w", encoding="utf-8") as out:

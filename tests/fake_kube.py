@@ -1,10 +1,12 @@
 """A throw-away Kubernetes API for tests: a threaded HTTP server on 127.0.0.1 and a kubeconfig pointing at it.
 
-It serves stored objects by URL path (``GET``) and takes server-side applies (``PATCH`` with
-``application/apply-patch+yaml``): the applied object replaces ``metadata.labels/annotations`` and ``spec``,
-the stored ``status`` stays. Any other patch type gets 415, as from a real API server that cannot apply it.
-Every request is recorded (method, path, query, content type, parsed body). ``fail`` makes a path answer an
-error status (a ``Status`` object, as the API server sends).
+It serves stored objects by URL path (``GET``), and a collection path lists the objects under it (as
+``{"kind": "...List", "items": [...]}``, filtered by an equality ``labelSelector``). It takes server-side applies
+(``PATCH`` with ``application/apply-patch+yaml``): the applied object replaces ``metadata.labels/annotations``
+and ``spec``, the stored ``status`` stays; and JSON merge patches (``application/merge-patch+json``, RFC 7386:
+``null`` removes a field) of a stored object. Any other patch type gets 415, as from a real API server that
+cannot apply it. Every request is recorded (method, path, query, content type, parsed body). ``fail`` makes a
+path answer an error status (a ``Status`` object, as the API server sends).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import yaml
 
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
 REVISION_PATH = "/apis/serving.knative.dev/v1/namespaces/{namespace}/revisions/{name}"
+CONFIG_MAP_PATH = "/api/v1/namespaces/{namespace}/configmaps/{name}"
+SECRET_PATH = "/api/v1/namespaces/{namespace}/secrets/{name}"
+POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
 TOKEN = "fake-token"
 
 
@@ -69,6 +74,28 @@ def _status(code: int, path: str) -> dict[str, Any]:
     }
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, ``None`` removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _selected(obj: dict[str, Any], selector: str) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
 def _handler(state: FakeKube) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -103,6 +130,16 @@ def _handler(state: FakeKube) -> type[BaseHTTPRequestHandler]:
             if request.path in state.fail:
                 return self._answer(state.fail[request.path], _status(state.fail[request.path], request.path))
             if request.path not in state.objects:
+                prefix = request.path.rstrip("/") + "/"
+                under = [
+                    obj
+                    for path, obj in sorted(state.objects.items())
+                    if path.startswith(prefix) and "/" not in path[len(prefix) :]
+                ]
+                selector = (request.query.get("labelSelector") or [""])[0]
+                if under or request.path.endswith(("/pods", "/events", "/revisions")):
+                    items = [obj for obj in under if _selected(obj, selector)]
+                    return self._answer(200, {"kind": "List", "apiVersion": "v1", "items": items})
                 return self._answer(404, _status(404, request.path))
             return self._answer(200, state.objects[request.path])
 
@@ -110,6 +147,13 @@ def _handler(state: FakeKube) -> type[BaseHTTPRequestHandler]:
             request = self._record()
             if request.path in state.fail:
                 return self._answer(state.fail[request.path], _status(state.fail[request.path], request.path))
+            if request.content_type == "application/merge-patch+json":
+                if request.path not in state.objects:
+                    return self._answer(404, _status(404, request.path))
+                if "force" in request.query:  # the API server refuses force on anything but an apply
+                    return self._answer(422, _status(422, request.path))
+                state.objects[request.path] = merge_patch(state.objects[request.path], request.body)
+                return self._answer(200, state.objects[request.path])
             if request.content_type != "application/apply-patch+yaml":
                 return self._answer(415, _status(415, request.path))
             stored = copy.deepcopy(state.objects.get(request.path, {}))

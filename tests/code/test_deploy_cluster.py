@@ -196,3 +196,107 @@ def test_ensure_buckets_needs_s3(
     # an unreachable endpoint is one clear line, not a traceback
     assert cli.main(["store", "ensure-buckets", "data"]) == 1
     assert "127.0.0.1:9" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Issue 25: a serving verb run on the host publishes through the cluster's MinIO, or refuses
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _host_cluster(moto_endpoint: str, *, secret: bool = True) -> dict[str, dict[str, Any]]:
+    """A serving InferenceService (version 9 alone) plus the steps' ConfigMap and (optionally) Secret."""
+    import base64
+
+    from chicago_arrest.release import kserve
+    from tests.fake_kube import CONFIG_MAP_PATH, SECRET_PATH
+
+    isvc = kserve.render("9", "s3://models/arrest-predictor/v9/", profile="kind")
+    objects: dict[str, dict[str, Any]] = {
+        ISVC: isvc,
+        CONFIG_MAP_PATH.format(namespace="kubeflow", name=names.STEP_CONFIG_MAP): {
+            "data": {
+                "ARREST_MODELS_BUCKET": "models",
+                "ARREST_SERVING_IMAGE": "registry.local/chicago-arrest:kind",
+                "ARREST_SERVING_PROFILE": "kind",
+            }
+        },
+    }
+    if secret:
+        keys = {"ARREST_S3_ACCESS_KEY": ACCESS, "ARREST_S3_SECRET_KEY": SECRET}
+        objects[SECRET_PATH.format(namespace="kubeflow", name=names.STEP_SECRET)] = {
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in keys.items()}
+        }
+    return objects
+
+
+def test_host_publishes_through_the_clusters_minio(
+    settings: Settings,
+    trained: tuple[Any, pd.DataFrame],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chicago_arrest.core.targets import ClusterRecord
+    from chicago_arrest.registry.state import Split
+    from chicago_arrest.release.kserve import KServeTraffic
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert settings.store_backend == "local"  # the host's own store: never where the predictor reads
+    version = _register(settings, trained)
+    raw = Minio(moto_endpoint, access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
+    if not raw.bucket_exists(bucket_name="models"):
+        raw.make_bucket(bucket_name="models")
+    record = ClusterRecord(cluster_name="c", context="kind-c", kfp_host="http://x", s3_endpoint=moto_endpoint)
+    with fake_kube(_host_cluster(moto_endpoint)) as kube:
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig", context="kind-c")))
+        line = KServeTraffic.from_settings(settings, context="kind-c", record=record).write(Split(version))
+    (applied,) = _applied(kube)
+    assert _env(applied)["STORAGE_URI"] == f"s3://models/arrest-predictor/v{version}/"
+    keys = {
+        o.object_name
+        for o in raw.list_objects(
+            bucket_name="models", prefix=f"arrest-predictor/v{version}/", recursive=True
+        )
+    }
+    assert f"arrest-predictor/v{version}/MLmodel" in keys
+    assert not (settings.store_dir / "models").exists()
+    assert f"serves champion {version}" in line
+
+
+@pytest.mark.parametrize(
+    ("secret", "endpoint", "message"),
+    [
+        (False, True, "cannot read the steps' MinIO keys (Secret kubeflow/chicago-arrest-s3): HTTP 404"),
+        (True, False, "no MinIO endpoint from this host"),
+    ],
+    ids=["no-secret", "no-endpoint"],
+)
+def test_host_refuses_to_publish_without_the_clusters_minio(
+    settings: Settings,
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    secret: bool,
+    endpoint: bool,
+    message: str,
+) -> None:
+    from chicago_arrest.core.errors import ReleaseError
+    from chicago_arrest.core.targets import ClusterRecord
+    from chicago_arrest.registry.state import Split
+    from chicago_arrest.release.kserve import KServeTraffic
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    record = ClusterRecord(
+        cluster_name="c",
+        context="kind-c",
+        kfp_host="http://x",
+        s3_endpoint=moto_endpoint if endpoint else None,
+    )
+    with fake_kube(_host_cluster(moto_endpoint, secret=secret)) as kube:
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig", context="kind-c")))
+        cluster = KServeTraffic.from_settings(settings, context="kind-c", record=record)
+        with pytest.raises(ReleaseError) as info:
+            cluster.write(Split("7"))
+    assert "cannot publish version 7 from this host to s3://models/arrest-predictor/v7/" in str(info.value)
+    assert message in str(info.value)
+    assert _applied(kube) == []  # nothing applied: the predictor never points at a missing prefix

@@ -21,7 +21,13 @@ from chicago_arrest.registry.state import Split
 from chicago_arrest.release import kserve
 from chicago_arrest.release.kserve import KServeTraffic
 from tests.code.test_manifests import crd_errors, rendered
-from tests.fake_kube import ISVC_PATH, REVISION_PATH, fake_kube
+from tests.fake_kube import (
+    CONFIG_MAP_PATH,
+    ISVC_PATH,
+    REVISION_PATH,
+    fake_kube,
+    merge_patch,
+)
 
 IMAGE = "registry.local/chicago-arrest:test"
 
@@ -74,6 +80,8 @@ class RecordingApi:
         self.isvc = copy.deepcopy(isvc)
         self.revisions: dict[str, dict[str, Any]] = {}
         self.applied: list[dict[str, Any]] = []
+        self.patched: list[dict[str, Any]] = []  # merge patches of canaryTrafficPercent alone
+        self.writes: list[str] = []  # "apply" / "patch", in order
         self.kwargs: list[dict[str, Any]] = []
         self.errors: dict[str, int] = {}  # "get" / "apply" / "revisions" -> HTTP status
 
@@ -97,11 +105,19 @@ class RecordingApi:
         return copy.deepcopy(self.isvc)
 
     def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body, **kwargs):
-        self._fail("apply")
         assert (group, version, namespace, plural, name) == (
             "serving.kserve.io", "v1beta1", "models", "inferenceservices", names.ISVC_NAME
         )  # fmt: skip
+        if "force" not in kwargs:  # a JSON merge patch (only an apply is forced)
+            self._fail("patch")
+            assert self.isvc is not None
+            self.patched.append(copy.deepcopy(body))
+            self.writes.append("patch")
+            self.isvc = merge_patch(self.isvc, body)
+            return self.isvc
+        self._fail("apply")
         self.applied.append(copy.deepcopy(body))
+        self.writes.append("apply")
         self.kwargs.append(kwargs)
         status = (self.isvc or {}).get("status")
         self.isvc = copy.deepcopy(body) | ({"status": status} if status else {})
@@ -170,38 +186,64 @@ def test_canary_widen_rollback_promote() -> None:
     api.roll_out(REV[2], REV[1], 10)
     assert cluster.read() == Split("1", "2", 10)
 
-    # widen: the same model, only the percentage changes (no new copy, no new revision)
+    # widen: the same model, only the percentage changes: canaryTrafficPercent alone is patched (no new copy,
+    # no new revision whatever this process's image or profile)
+    applies = len(api.applied)
     cluster.write(Split("1", "2", 50))
     assert publish.versions == ["1", "2"]
-    assert api.applied[-1]["spec"]["predictor"]["canaryTrafficPercent"] == 50
-    assert _env(api.applied[-1])[names.MODEL_VERSION_ENV] == "2"
+    assert api.patched[-1] == {"spec": {"predictor": {"canaryTrafficPercent": 50}}}
     api.roll_out(REV[2], REV[1], 50)
     assert cluster.read() == Split("1", "2", 50)
 
     # rollback: p = 0, everything back to the champion's revision
     cluster.write(Split("1", "2", 0))
-    assert api.applied[-1]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert api.patched[-1] == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
     api.roll_out(REV[2], REV[1], 0)
     assert cluster.read() == Split("1", "2", 0)
 
-    # promote: the challenger serves alone; canaryTrafficPercent is left out (server-side apply removes it)
+    # promote: the challenger (already the spec) serves alone: canaryTrafficPercent is removed (null)
     cluster.write(Split("2"))
-    assert "canaryTrafficPercent" not in api.applied[-1]["spec"]["predictor"]
-    assert _env(api.applied[-1])[names.MODEL_VERSION_ENV] == "2"
+    assert api.patched[-1] == {"spec": {"predictor": {"canaryTrafficPercent": None}}}
+    assert "canaryTrafficPercent" not in api.isvc["spec"]["predictor"]
+    assert _env(api.isvc)[names.MODEL_VERSION_ENV] == "2"
     assert publish.versions == ["1", "2"]
+    assert len(api.applied) == applies  # no apply since the canary started: the template never changed
     api.roll_out(REV[2], None, None)
     assert cluster.read() == Split("2")
     for body in api.applied:
         assert crd_errors(body) == []
+    assert crd_errors(api.isvc | {"status": {}}) == []
 
 
-def test_writing_the_split_in_force_applies_the_same_object() -> None:
+def test_writing_the_split_in_force_sends_nothing() -> None:
     api = RecordingApi()
     cluster = traffic(api)
     cluster.write(Split("1"))
     api.roll_out(REV[1], None, None)
     cluster.write(Split("1"))
-    assert api.applied[0] == api.applied[1]
+    assert len(api.applied) == 1
+    assert api.patched == []
+
+
+def test_an_apply_over_a_patched_percentage_states_100() -> None:
+    """A percentage last set by a merge patch (or `kubectl patch`) is not owned by the apply, which then would not
+    remove it: a champion-alone apply over it says 100, which KServe routes like no field at all."""
+    api = RecordingApi()
+    cluster = traffic(api)
+    cluster.write(Split("1"))
+    api.roll_out(REV[1], None, None)
+    cluster.write(Split("1", "2", 10))
+    api.roll_out(REV[2], REV[1], 10)
+    cluster.write(Split("1", "2", 30))  # a patch
+    api.roll_out(REV[2], REV[1], 30)
+    cluster.write(Split("3"))  # a pinned version: a new model, so an apply
+    body = api.applied[-1]
+    assert body["spec"]["predictor"]["canaryTrafficPercent"] == 100
+    assert _env(body)[names.MODEL_VERSION_ENV] == "3"
+    assert crd_errors(body) == []
+    api.roll_out(REV[3], None, None)
+    assert cluster.read() == Split("3")
+    assert cluster.details()["canary_percent"] == 100
 
 
 def test_standard_profile_and_names() -> None:
@@ -347,7 +389,8 @@ def _settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings()
 
 
-def test_from_settings_sends_server_side_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_settings_patches_only_the_percentage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Widening a canary from the host: one merge patch of canaryTrafficPercent, nothing else read or sent."""
     settings = _settings(monkeypatch)
     with fake_kube(_canary_objects()) as kube:
         monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "config", context="kind-test")))
@@ -357,16 +400,60 @@ def test_from_settings_sends_server_side_apply(tmp_path: Path, monkeypatch: pyte
         cluster.write(Split("1", "2", 50))  # the spec already serves v2: nothing to publish
         assert cluster.details()["canary_percent"] == 50
     path = ISVC_PATH.format(namespace="models", name=names.ISVC_NAME)
-    patch = next(r for r in kube.requests if r.method == "PATCH")
+    (patch,) = [r for r in kube.requests if r.method == "PATCH"]
     assert patch.path == path
-    assert patch.content_type == "application/apply-patch+yaml"
-    # the Python client spells it True; the API server takes any case (apimachinery's bool conversion)
-    assert {k: [v.lower() for v in vs] for k, vs in patch.query.items()} == {
-        "fieldManager": ["chicago-arrest"],
-        "force": ["true"],
-    }
-    assert patch.body["spec"]["predictor"]["canaryTrafficPercent"] == 50
+    assert patch.content_type == "application/merge-patch+json"
+    assert patch.query == {
+        "fieldManager": ["chicago-arrest"]
+    }  # no force: the API refuses it on a merge patch
+    assert patch.body == {"spec": {"predictor": {"canaryTrafficPercent": 50}}}
     assert [r.method for r in kube.requests if r.path == path] == ["GET", "PATCH", "GET"]
+    assert not any("/configmaps/" in r.path or "/secrets/" in r.path for r in kube.requests)
+
+
+def _step_config(image: str, profile: str = "kind") -> dict[str, Any]:
+    path = CONFIG_MAP_PATH.format(namespace=names.KFP_NAMESPACE, name=names.STEP_CONFIG_MAP)
+    data = {
+        "ARREST_SERVING_IMAGE": image,
+        "ARREST_SERVING_PROFILE": profile,
+        "ARREST_MODELS_BUCKET": "models",
+    }
+    return {path: {"apiVersion": "v1", "kind": "ConfigMap", "data": data}}
+
+
+@pytest.mark.parametrize("source", ["configmap", "record"])
+def test_host_applies_take_image_and_profile_from_the_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """Issue 25: a host's settings (profile standard, image chicago-arrest:<version>) never reach the template."""
+    from chicago_arrest.core.targets import ClusterRecord
+
+    for key in ("ARREST_SERVING_IMAGE", "ARREST_SERVING_PROFILE", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(key, raising=False)
+    settings = Settings()
+    assert (settings.serving_image, settings.serving_profile) == (names.DEFAULT_IMAGE, "standard")
+    objects = _canary_objects()
+    record = ClusterRecord(
+        cluster_name="test", context="kind-test", kfp_host="http://x", image="registry.local/from-record:2"
+    )
+    if source == "configmap":
+        objects |= _step_config("registry.local/from-configmap:1")
+        record = record.model_copy(update={"serving_profile": "standard"})  # the ConfigMap wins
+    else:
+        record = record.model_copy(update={"serving_profile": "kind"})
+    with fake_kube(objects) as kube:
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "config", context="kind-test")))
+        cluster = KServeTraffic.from_settings(settings, context="kind-test", record=record)
+        cluster.publish = Publisher()
+        cluster.write(Split("3"))  # a pinned version: a new model, an apply
+    (apply,) = [r for r in kube.requests if r.method == "PATCH"]
+    assert apply.content_type == "application/apply-patch+yaml"
+    container = apply.body["spec"]["predictor"]["containers"][0]
+    expected = "registry.local/from-configmap:1" if source == "configmap" else "registry.local/from-record:2"
+    assert container["image"] == expected
+    assert container["resources"] == kserve.kind_resources()
+    assert apply.body["spec"]["predictor"]["canaryTrafficPercent"] == 100  # a canary was live: see kserve.py
+    assert crd_errors(apply.body) == []
 
 
 def test_from_settings_without_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

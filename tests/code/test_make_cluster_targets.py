@@ -195,13 +195,24 @@ def sandbox(tmp_path: Path, kube: FakeKube) -> Sandbox:
     return box
 
 
-def _patches(kube: FakeKube) -> list[dict[str, Any]]:
-    """The bodies of the server-side applies the fake API received (asserting that they are)."""
+def _patches(kube: FakeKube, kind: str = "apply") -> list[dict[str, Any]]:
+    """The bodies of the PATCH requests the fake API received, asserting they are all of ``kind``.
+
+    ``apply``: server-side applies of the whole object; ``percent``: JSON merge patches of
+    ``spec.predictor.canaryTrafficPercent`` alone (a change of the split that keeps the model: no new revision).
+    """
     patches = [r for r in kube.requests if r.method == "PATCH"]
     for request in patches:
         assert request.path == ISVC
-        assert request.content_type == "application/apply-patch+yaml"
         assert request.query["fieldManager"] == ["chicago-arrest"]
+        if kind == "apply":
+            assert request.content_type == "application/apply-patch+yaml"
+        else:
+            assert request.content_type == "application/merge-patch+json"
+            assert "force" not in request.query
+            assert list(request.body) == ["spec"]
+            assert list(request.body["spec"]) == ["predictor"]
+            assert list(request.body["spec"]["predictor"]) == ["canaryTrafficPercent"]
     return [r.body for r in patches]
 
 
@@ -217,12 +228,12 @@ def _env(body: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("args", "percent"),
     [
-        (["canary", "PERCENT=10", "TARGET=cluster"], 10),
+        (["canary", "PERCENT=20", "TARGET=cluster"], 20),
         (["canary", "PERCENT=50", "TARGET=cluster"], 50),
         (["rollback", "TARGET=cluster"], 0),
         (["canary", "PERCENT=50", "TARGET=cluster", f"KUBE_CONTEXT={CONTEXT}"], 50),
     ],
-    ids=["canary-10", "canary-50", "rollback", "canary-50-context"],
+    ids=["canary-20", "canary-50", "rollback", "canary-50-context"],
 )
 def test_traffic_targets_apply_the_inference_service(
     sandbox: Sandbox, kube: FakeKube, args: list[str], percent: int
@@ -230,10 +241,22 @@ def test_traffic_targets_apply_the_inference_service(
     # the registry behind the 10 % canary (a rollback reads the challenger alias to know a canary is under way)
     result = sandbox.make(*args, env=seed_registry(sandbox))
     assert result.returncode == 0, result.stderr
-    (body,) = _patches(kube)
+    (body,) = _patches(
+        kube, "percent"
+    )  # issue 25: only the percentage, whatever the host's profile and image
     assert body["spec"]["predictor"]["canaryTrafficPercent"] == percent
-    assert _env(body)[names.MODEL_VERSION_ENV] == "2"  # the challenger stays the spec: no new revision
+    spec = kube.objects[ISVC]["spec"]["predictor"]
+    assert (
+        spec["containers"] == canary_objects()[ISVC]["spec"]["predictor"]["containers"]
+    )  # template untouched
+    assert _env(kube.objects[ISVC])[names.MODEL_VERSION_ENV] == "2"  # the challenger stays the spec
     assert f"canaryTrafficPercent {percent}" in result.stdout
+
+
+def test_the_split_in_force_sends_no_patch(sandbox: Sandbox, kube: FakeKube) -> None:
+    result = sandbox.make("canary", "PERCENT=10", "TARGET=cluster", env=seed_registry(sandbox))
+    assert result.returncode == 0, result.stderr
+    assert {r.method for r in kube.requests} == {"GET"}
 
 
 def test_kube_context_picks_the_context(sandbox: Sandbox, kube: FakeKube) -> None:
@@ -245,7 +268,7 @@ def test_kube_context_picks_the_context(sandbox: Sandbox, kube: FakeKube) -> Non
     sandbox.kubeconfig.write_text(json.dumps(config))
     result = sandbox.make("canary", "PERCENT=30", "TARGET=cluster", f"KUBE_CONTEXT={CONTEXT}")
     assert result.returncode == 0, result.stderr
-    (body,) = _patches(kube)
+    (body,) = _patches(kube, "percent")
     assert body["spec"]["predictor"]["canaryTrafficPercent"] == 30
     result = sandbox.make("canary", "PERCENT=30", "TARGET=cluster")
     assert result.returncode != 0
@@ -302,13 +325,37 @@ def test_promote_moves_the_champion_alias_then_serves_the_challenger_alone(
 ) -> None:
     result = sandbox.make("promote", "TARGET=cluster", env=seed_registry(sandbox))
     assert result.returncode == 0, result.stderr
-    (body,) = _patches(kube)
-    assert "canaryTrafficPercent" not in body["spec"]["predictor"]
-    assert _env(body)[names.MODEL_VERSION_ENV] == "2"
+    (body,) = _patches(kube, "percent")  # the spec already runs version 2: the percentage goes, nothing else
+    assert body["spec"]["predictor"] == {"canaryTrafficPercent": None}
+    assert "canaryTrafficPercent" not in kube.objects[ISVC]["spec"]["predictor"]
+    assert _env(kube.objects[ISVC])[names.MODEL_VERSION_ENV] == "2"
     lines = result.stdout.splitlines()
     registry_line = next(i for i, line in enumerate(lines) if "champion alias -> version 2 (was 1)" in line)
     traffic_line = next(i for i, line in enumerate(lines) if "serves champion 2" in line)
     assert registry_line < traffic_line
+
+
+_SEED_PASSED = """\
+from mlflow.tracking import MlflowClient
+from chicago_arrest.core.names import GATE_TAG, MODEL_NAME
+MlflowClient().set_model_version_tag(MODEL_NAME, "1", GATE_TAG, "passed")
+"""
+
+
+def test_promote_of_another_version_refuses_without_the_clusters_minio(
+    sandbox: Sandbox, kube: FakeKube
+) -> None:
+    """Issue 25: the host cannot publish version 1 where STORAGE_URI points (no record, so no MinIO endpoint):
+    one line says so, and the InferenceService is not pointed at a prefix that may not exist."""
+    registry = seed_registry(sandbox)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARREST_", "MLFLOW_"))} | registry
+    subprocess.run([str(VENV_PYTHON), "-c", _SEED_PASSED], cwd=sandbox.root, env=env, check=True)
+    result = sandbox.make("promote", "VERSION=1", "TARGET=cluster", env=registry)
+    assert result.returncode != 0
+    assert "cannot publish version 1 from this host to s3://models/arrest-predictor/v1/" in result.stderr
+    assert "no MinIO endpoint from this host" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _patches(kube) == []
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -511,7 +558,7 @@ def test_after_kind_up_the_verbs_go_to_the_recorded_cluster(
     # the record's context, although the kubeconfig's current context is another (dead) server
     assert {r.path for r in kube.requests} >= {ISVC}
     if verb[0] == "canary":
-        (body,) = _patches(kube)
+        (body,) = _patches(kube, "percent")
         assert body["spec"]["predictor"]["canaryTrafficPercent"] == 30
 
 

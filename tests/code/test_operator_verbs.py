@@ -126,14 +126,19 @@ def world(request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytes
     return World(request.param, settings, client, release, api)
 
 
-def applied_versions(world: World) -> list[tuple[str, int | None]]:
-    """(model version, canaryTrafficPercent) of every InferenceService the cluster target applied."""
+def applied_versions(world: World) -> list[tuple[str, str | None, int | None]]:
+    """Every write of the cluster target: ``("apply", model version, canaryTrafficPercent)`` of an applied
+    InferenceService, ``("patch", None, canaryTrafficPercent)`` of a patch of the percentage alone."""
     assert world.api is not None
-    out = []
-    for body in world.api.applied:
-        predictor = body["spec"]["predictor"]
+    applies, patches = iter(world.api.applied), iter(world.api.patched)
+    out: list[tuple[str, str | None, int | None]] = []
+    for kind in world.api.writes:
+        if kind == "patch":
+            out.append(("patch", None, next(patches)["spec"]["predictor"]["canaryTrafficPercent"]))
+            continue
+        predictor = next(applies)["spec"]["predictor"]
         env = {e["name"]: e["value"] for e in predictor["containers"][0]["env"]}
-        out.append((env[names.MODEL_VERSION_ENV], predictor.get("canaryTrafficPercent")))
+        out.append(("apply", env[names.MODEL_VERSION_ENV], predictor.get("canaryTrafficPercent")))
     return out
 
 
@@ -200,13 +205,14 @@ def test_canary_promote_rollback(world: World) -> None:
     )
     assert report["notes"] == []
     if world.api is not None:
-        # canary 10, widen 50, promote (same model: no new revision), then a NEW revision with version 1
+        # canary 10, widen 50, promote (same model: the percentage alone, no new revision), then a NEW revision
+        # with version 1
         assert applied_versions(world) == [
-            (first, None),
-            (second, 10),
-            (second, 50),
-            (second, None),
-            (first, None),
+            ("apply", first, None),
+            ("apply", second, 10),
+            ("patch", None, 50),
+            ("patch", None, None),
+            ("apply", first, None),
         ]
         cluster = world.release.traffic
         assert isinstance(cluster, ClusterTraffic)
@@ -286,7 +292,7 @@ def test_a_promote_interrupted_half_way_is_finished_by_a_rerun(
 
     monkeypatch.setattr(local, "save_state", full_disk)
     if world.api is not None:
-        world.api.errors["apply"] = 503
+        world.api.errors["apply"] = world.api.errors["patch"] = 503
     with pytest.raises(
         ReleaseError, match=r"promote did not finish: .*Run `make promote( TARGET=cluster)?` again"
     ):

@@ -125,6 +125,7 @@ def _release(
         context=resolved.context(context),
         namespace=namespace,
         name=name,
+        record=resolved.cluster_record,
     )
 
 

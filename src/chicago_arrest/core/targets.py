@@ -43,6 +43,8 @@ class ClusterRecord(BaseModel):
         ingress_url: Kourier (the Knative ingress) from the host.
         s3_endpoint: ``host:port`` of MinIO's S3 API from the host.
         image: The project image ``up.sh`` loaded (the KFP steps' image of ``pipeline run`` on this cluster).
+        serving_profile: The predictor's resource profile the deploy step uses on this cluster (``kind``; the
+            ConfigMap ``chicago-arrest-config`` holds the same, and wins).
         recorded_at: When ``up.sh`` finished (ISO 8601, UTC).
     """
 
@@ -55,6 +57,7 @@ class ClusterRecord(BaseModel):
     ingress_url: str | None = None
     s3_endpoint: str | None = None
     image: str | None = None
+    serving_profile: str | None = None
     recorded_at: str | None = None
 
 

@@ -7,6 +7,16 @@ profile, the resources (the values of ``manifests/overlays/kind``). It is sent w
 manager ``chicago-arrest``, forced), so a field that a write leaves out (``canaryTrafficPercent`` once a
 challenger is promoted) is removed, not inherited.
 
+A write that does not change the model (a canary's percentage, a rollback to 0 %, promoting the challenger the
+spec already runs) patches ``spec.predictor.canaryTrafficPercent`` alone (a JSON merge patch; ``null`` removes
+it): KServe puts the percentage only into the Knative Service's traffic, not into its revision template
+(``pkg/controller/v1beta1/inferenceservice/reconcilers/knative/ksvc_reconciler.go`` @ kserve v0.20.0), so no
+revision is created whatever the host's settings say. Such a patch owns the field afterwards as an update, not
+as the apply: a later apply that leaves the field out would not remove it, so a champion-alone apply over a
+spec that has one sets ``canaryTrafficPercent: 100``, which KServe routes exactly like no field at all (100 %
+to the latest ready revision, the same file). The same holds after a ``kubectl patch`` of the percentage.
+On the host the image and profile of an apply come from the cluster (:mod:`chicago_arrest.release.cluster`).
+
 How KServe (v0.20, Knative mode) splits traffic: every change of the model creates a Knative revision;
 ``canaryTrafficPercent`` P sends P % to that latest revision (the challenger) and the rest to the last revision
 that was rolled out at 100 % (the champion). Without the field the latest revision gets everything.
@@ -43,8 +53,9 @@ GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 KNATIVE_GROUP, KNATIVE_VERSION, REVISIONS = "serving.knative.dev", "v1", "revisions"
 #: Owner of the fields this module applies (``metadata.managedFields``).
 FIELD_MANAGER = "chicago-arrest"
-#: Content type of a server-side apply request.
+#: Content type of a server-side apply request, and of a JSON merge patch.
 APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
 STORAGE_URI_ENV = "STORAGE_URI"
 #: ``(connect, read)`` seconds per API request.
 REQUEST_TIMEOUT = (10, 60)
@@ -228,6 +239,10 @@ class KServeTraffic:
         image: The project image the predictor runs; ``None`` keeps the base's.
         profile: ``kind`` trims the resources like ``manifests/overlays/kind``.
         where: The cluster, for messages (a kubeconfig context).
+        merge_api: The same API whose PATCH requests are JSON merge patches (the percentage alone); default
+            ``api`` (a stand-in tells them apart by ``force``, which only an apply sends).
+        template: Returns ``(image, profile)`` when an apply needs them (overrides ``image`` / ``profile``;
+            on the host it reads the cluster's ConfigMap, once).
     """
 
     target: Target = "cluster"
@@ -242,10 +257,21 @@ class KServeTraffic:
         image: str | None = None,
         profile: Literal["standard", "kind"] = "standard",
         where: str = "the current kubeconfig context",
+        merge_api: Any = None,
+        template: Callable[[], tuple[str | None, Literal["standard", "kind"]]] | None = None,
     ) -> None:
         self.name, self.namespace = check_name(name, namespace)
         self.api, self.publish = api, publish
+        self.merge_api = merge_api if merge_api is not None else api
         self.image, self.profile, self.where = image, profile, where
+        self._template_fn = template
+
+    def template(self) -> tuple[str | None, Literal["standard", "kind"]]:
+        """The image and profile an apply uses (asked for once, when the first apply needs them)."""
+        if self._template_fn is not None:
+            self.image, self.profile = self._template_fn()
+            self._template_fn = None
+        return self.image, self.profile
 
     @classmethod
     def from_settings(
@@ -255,10 +281,14 @@ class KServeTraffic:
         context: str | None = None,
         namespace: str | None = None,
         name: str | None = None,
+        record: Any = None,
     ) -> KServeTraffic:
         """The real client: the kubeconfig ``context`` (in a pod without one: the in-cluster config).
 
-        Publishing uses the MLflow registry and the store of ``settings`` (``models_bucket``).
+        Publishing uses the MLflow registry and, in a pod, the store of ``settings`` (``models_bucket``). On the
+        host (:mod:`chicago_arrest.release.cluster`) image and profile come from the cluster's ConfigMap (else
+        the cluster ``record``), and a version is published to the cluster's MinIO through the record's
+        ``s3_endpoint`` with the steps' keys, or the write is refused.
 
         Raises:
             ReleaseError: If no Kubernetes configuration can be loaded.
@@ -271,6 +301,14 @@ class KServeTraffic:
             def select_header_content_type(self, content_types: list[str]) -> str:
                 if "application/merge-patch+json" in content_types:
                     return APPLY_PATCH
+                return str(super().select_header_content_type(content_types))
+
+        class MergePatchClient(client.ApiClient):
+            """Sends every PATCH as a JSON merge patch (RFC 7386: ``null`` removes a field)."""
+
+            def select_header_content_type(self, content_types: list[str]) -> str:
+                if "application/merge-patch+json" in content_types:
+                    return MERGE_PATCH
                 return str(super().select_header_content_type(content_types))
 
         configuration = client.Configuration()
@@ -290,14 +328,36 @@ class KServeTraffic:
                 f"no Kubernetes configuration ({source}): {exc} (set KUBECONFIG, pass --context, or make kind-up)"
             ) from exc
 
+        from chicago_arrest.release import cluster
+
+        core = client.CoreV1Api(client.ApiClient(configuration))
+        config_cache: list[cluster.StepConfig] = []
+
+        def step_config() -> cluster.StepConfig:
+            if not config_cache:
+                config_cache.append(cluster.read_step_config(core))
+            return config_cache[0]
+
         def publish(version: str) -> str:
             from chicago_arrest.core.store import make_store
             from chicago_arrest.registry import models as registry
 
             prefix = model_prefix(version)
-            store = make_store(settings, bucket=settings.models_bucket)
+            if in_cluster:
+                store, bucket = make_store(settings, bucket=settings.models_bucket), settings.models_bucket
+            else:
+                try:
+                    store, bucket = cluster.host_models_store(settings, core, step_config, record)
+                except ReleaseError as exc:
+                    raise ReleaseError(
+                        f"cannot publish version {version} from this host to s3://{settings.models_bucket}/"
+                        f"{prefix}/, where the predictor would read it: {exc}"
+                    ) from exc
             registry.publish_model_version(registry.configure_mlflow(settings), str(version), store, prefix)
-            return f"s3://{settings.models_bucket}/{prefix}/"
+            return f"s3://{bucket}/{prefix}/"
+
+        def template() -> tuple[str | None, Literal["standard", "kind"]]:
+            return cluster.host_template(settings, step_config, record)
 
         return cls(
             client.CustomObjectsApi(ServerSideApplyClient(configuration)),
@@ -307,6 +367,8 @@ class KServeTraffic:
             image=settings.serving_image,
             profile=settings.serving_profile,
             where="in-cluster" if in_cluster else f"context {context}" if context else "the current context",
+            merge_api=client.CustomObjectsApi(MergePatchClient(configuration)),
+            template=None if in_cluster else template,
         )
 
     # --- API calls ------------------------------------------------------------------------------------------
@@ -348,6 +410,13 @@ class KServeTraffic:
         kwargs = {"field_manager": FIELD_MANAGER, "force": True}
         applied: Obj = self._call("apply", patch, *self._where_isvc(), obj, **kwargs)
         return applied
+
+    def _patch_percent(self, percent: int | None) -> Obj:
+        """Patch ``spec.predictor.canaryTrafficPercent`` alone (``None`` removes it): traffic moves, no revision."""
+        body = {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
+        patch = self.merge_api.patch_namespaced_custom_object
+        patched: Obj = self._call("patch", patch, *self._where_isvc(), body, field_manager=FIELD_MANAGER)
+        return patched
 
     def _where_isvc(self) -> tuple[str, str, str, str, str]:
         return GROUP, VERSION, self.namespace, PLURAL, self.name
@@ -428,21 +497,29 @@ class KServeTraffic:
 
     def _write(self, isvc: Obj | None, split: Split) -> str:
         version = split.challenger or split.champion
+        percent = split.canary_percent if split.challenger else None
         served = summarize(isvc) if isvc is not None else {}
+        live = served.get("canary_percent")
+        live = None if live is None or int(live) >= 100 else int(live)  # 100: the champion alone, as no field
         if served.get("spec_model_version") == version and served.get("storage_uri"):
-            storage_uri = served["storage_uri"]  # already published and served: no copy
+            storage_uri = served["storage_uri"]  # already published and served: no copy, no new revision
+            if live != percent:
+                self._patch_percent(percent)
         else:
             storage_uri = self.publish(version)
-        obj = render(
-            version,
-            storage_uri,
-            canary_percent=split.canary_percent if split.challenger else None,
-            name=self.name,
-            namespace=self.namespace,
-            image=self.image,
-            profile=self.profile,
-        )
-        self._apply(obj)
+            image, profile = self.template()
+            obj = render(
+                version,
+                storage_uri,
+                canary_percent=percent,
+                name=self.name,
+                namespace=self.namespace,
+                image=image,
+                profile=profile,
+            )
+            if percent is None and served.get("canary_percent") is not None:
+                obj["spec"]["predictor"]["canaryTrafficPercent"] = 100  # owned by a patch: see the module doc
+            self._apply(obj)
         where = f"InferenceService {self.namespace}/{self.name}"
         if split.challenger is None:
             return f"{where}: serves champion {version} ({storage_uri}), 100%"

@@ -411,6 +411,7 @@ def open_release(
     context: str | None = None,
     namespace: str | None = None,
     name: str | None = None,
+    record: Any = None,
 ) -> Release:
     """The release operations of ``target`` with the registry of ``settings``.
 
@@ -420,6 +421,8 @@ def open_release(
         context: kubeconfig context (cluster only; default: the current one, or in-cluster config in a pod).
         namespace: Namespace of the InferenceService (cluster only).
         name: InferenceService name (cluster only).
+        record: The :class:`~chicago_arrest.core.targets.ClusterRecord` of ``make kind-up`` (cluster only, from
+            the host: MinIO's host address for publishing, the image as a fallback).
 
     Raises:
         ReleaseError: On an unknown target.
@@ -433,7 +436,9 @@ def open_release(
     if target == "cluster":
         from chicago_arrest.release.kserve import KServeTraffic
 
-        traffic = KServeTraffic.from_settings(settings, context=context, namespace=namespace, name=name)
+        traffic = KServeTraffic.from_settings(
+            settings, context=context, namespace=namespace, name=name, record=record
+        )
         return Release(traffic, aliases)
     raise ReleaseError(f"unknown release target {target!r}: use 'local' or 'cluster'")
 
