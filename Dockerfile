@@ -73,8 +73,11 @@ LABEL org.opencontainers.image.title="chicago-arrest" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 WORKDIR /home/app
-# Numeric, so Kubernetes can enforce runAsNonRoot.
-USER ${APP_UID}:${APP_UID}
+# Numeric, so Kubernetes can enforce runAsNonRoot. RUN_AS=0 (make vertex-image IMAGE_USER=0) builds the same image
+# running as root: the fallback for Vertex AI Pipelines should its /gcs mount (Cloud Storage FUSE, by default owned
+# by the mounting user, 0644/0755, no allow_other) refuse uid 10001 (docs/vertex.md, "The image").
+ARG RUN_AS=${APP_UID}
+USER ${RUN_AS}:${RUN_AS}
 
 # KServe model server: HTTP (REST, V1 and V2) and gRPC.
 EXPOSE 8080 8081

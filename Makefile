@@ -58,7 +58,8 @@ IMAGE_ENV = $(if $(filter-out default file,$(origin IMAGE)),ARREST_IMAGE='$(IMAG
 CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
-        promote rollback status image kind-load kind-up kind-down kind-smoke bench lock clean report mlflow-ui \
+        promote rollback status image kind-load kind-up kind-down kind-smoke vertex-image vertex-smoke bench lock \
+        clean report mlflow-ui \
         batch-score monitor
 
 help: ## Show the targets
@@ -163,6 +164,19 @@ kind-down: ## Delete the kind cluster
 
 kind-smoke: $(STAMP) ## After kind-up: PASS/FAIL checks of the cluster (components, two runs, canary via Kourier)
 	CLUSTER_NAME=$(CLUSTER_NAME) PYTHON=$(PY) kind-cluster/smoke.sh
+
+# Vertex AI (issue 28). The image Vertex pulls: Artifact Registry in REGION, repository chicago-arrest (created once:
+# docs/vertex.md), the name pipelines/vertex_submit.default_image expects. Built for linux/amd64 (Vertex's machines);
+# IMAGE_USER=0 runs it as root, the fallback should Vertex's /gcs mount refuse the image's user (uid 10001).
+VERTEX_IMAGE = $(REGION)-docker.pkg.dev/$(PROJECT)/chicago-arrest/chicago-arrest:$(PROJECT_VERSION)
+
+vertex-image: ## Build the image for Vertex AI (linux/amd64) and push it to Artifact Registry (PROJECT= REGION=; IMAGE_USER=0: run as root)
+	@test -n '$(PROJECT)' -a -n '$(REGION)' || { echo "error: PROJECT= and REGION= are required (the image goes to REGION-docker.pkg.dev/PROJECT/chicago-arrest)" >&2; exit 1; }
+	docker build --platform linux/amd64$(if $(IMAGE_USER), --build-arg RUN_AS=$(IMAGE_USER)) -t $(VERTEX_IMAGE) .
+	docker push $(VERTEX_IMAGE)
+
+vertex-smoke: $(STAMP) ## On a real Google Cloud project: PASS/FAIL of image, bucket, account, endpoint (PROJECT= REGION= BUCKET= SERVICE_ACCOUNT=); deletes what it created
+	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline vertex-smoke $(VERTEX_ARGS)
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (results go to docs/benchmarks.md by hand)
 	$(PY) -m bench.run_all

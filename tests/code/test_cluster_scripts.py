@@ -198,7 +198,10 @@ def test_dockerfile_runtime_settings() -> None:
     from_lines = re.findall(r"^FROM (\S+)", text, flags=re.M)
     assert from_lines == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
     runtime = text.split("AS runtime", 1)[1]
-    assert re.search(r"^USER \$\{APP_UID\}:\$\{APP_UID\}$", runtime, flags=re.M)
+    # The user is APP_UID unless the build asks for RUN_AS (the Vertex root fallback, make vertex-image IMAGE_USER=0).
+    assert re.search(r"^ARG RUN_AS=\$\{APP_UID\}$", runtime, flags=re.M)
+    assert re.search(r"^USER \$\{RUN_AS\}:\$\{RUN_AS\}$", runtime, flags=re.M)
+    assert runtime.index("ARG APP_UID=10001") < runtime.index("ARG RUN_AS=")
     assert "ARG APP_UID=10001" in runtime
     assert "PYTHONUNBUFFERED=1" in runtime
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -171,3 +171,46 @@ def test_the_v2_route_is_unchanged(vertex: Server) -> None:
 def test_the_container_listens_only_on_aip_http_port(vertex: Server) -> None:
     """gRPC is off (--enable_grpc=false): Vertex uses one port, the first of containerSpec.ports."""
     assert "gRPC off" in vertex.output()
+
+
+def test_the_smoke_runs_requests_are_answered_by_the_real_server(vertex: Server) -> None:
+    """``make vertex-smoke``'s predict and rawPredict checks, sent to this server the way Vertex forwards them."""
+    from types import SimpleNamespace
+
+    from chicago_arrest.cli.vertex_smoke import Smoke
+    from tests.vertex_fakes import FakeStorage, FakeVertex, task
+
+    def forward_predict(
+        instances: list[Any],
+    ) -> Any:  # PredictionService.Predict: {"instances"} in, predictions out
+        r = vertex.session.post(vertex.url + PREDICT_ROUTE, json={"instances": instances}, timeout=30)
+        assert r.status_code == 200, r.text
+        return SimpleNamespace(predictions=r.json()["predictions"], deployed_model_id=DEPLOYED_MODEL_ID)
+
+    def forward_raw(body: bytes, headers: dict[str, str]) -> Any:  # RawPredict: the body as it is
+        return vertex.session.post(vertex.url + PREDICT_ROUTE, data=body, headers=headers, timeout=30)
+
+    storage = FakeStorage()
+
+    def on_run(job: Any) -> None:
+        params = job.kwargs["parameter_values"]
+        storage.put(
+            "gs://" + params["probe_dir"].removeprefix("/gcs/") + "/probe.json",
+            b'{"uid": 10001, "version": "x"}',
+        )
+        job.tasks = [task("vertex-smoke-probe", "SUCCEEDED")]
+        fake.add("model", 1, params["labels"])
+        fake.add("endpoint", 2, params["labels"], {DEPLOYED_MODEL_ID: 100})
+
+    fake = FakeVertex(on_run, forward_predict, forward_raw)
+    lines: list[str] = []
+    smoke = Smoke(
+        fake, storage, project="p", region="r", bucket="b", image="img", poll_s=0, echo=lines.append
+    )
+    assert smoke.run() == 0, "\n".join(lines)
+    assert any(
+        line.startswith("PASS  predict") and f"deployed model {DEPLOYED_MODEL_ID}" in line for line in lines
+    )
+    assert any(
+        line.startswith("PASS  rawPredict: a V2 body: V2 outputs arrest_probability") for line in lines
+    )

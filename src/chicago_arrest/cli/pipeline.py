@@ -296,6 +296,41 @@ def unschedule(
     typer.echo(f"recurring run {schedule.SCHEDULES[pipeline].job_name!r}: {action}")
 
 
+@pipeline_app.command("vertex-smoke")
+def vertex_smoke(
+    project: Annotated[str, typer.Option("--project", help="Google Cloud project (make PROJECT=)")] = "",
+    region: Annotated[
+        str, typer.Option("--region", help="Vertex AI region, e.g. us-central1 (make REGION=)")
+    ] = "",
+    bucket: Annotated[
+        str, typer.Option("--bucket", help="GCS bucket of the pipeline root (make BUCKET=)")
+    ] = "",
+    service_account: Annotated[
+        str, typer.Option("--service-account", help="the run's service account (make SERVICE_ACCOUNT=)")
+    ] = "",
+    timeout: Annotated[int, typer.Option("--timeout", help="seconds to wait for the pipeline")] = 3600,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="keep the endpoint, model and objects it created")
+    ] = False,
+) -> None:
+    """On a real Google Cloud project: PASS/FAIL checks of the image, the bucket, the account and an endpoint."""
+    import os
+
+    from chicago_arrest.cli.vertex_smoke import run_smoke
+
+    code = run_smoke(
+        project=project,
+        region=region,
+        bucket=bucket,
+        service_account=service_account,
+        image=os.environ.get("ARREST_IMAGE", ""),
+        timeout_s=timeout,
+        keep=keep,
+    )
+    if code:
+        raise typer.Exit(code)
+
+
 @pipeline_app.command("compile")
 def compile_pipeline(
     out_dir: Annotated[

@@ -71,6 +71,8 @@ BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET)
 TRAINING_PIPELINE = "chicago-arrest-training"
 #: The Vertex AI Pipelines variant (``pipelines/vertex_training.py``, ``make pipeline-run TARGET=vertex``).
 VERTEX_PIPELINE = "chicago-arrest-vertex-training"
+#: ``make vertex-smoke`` (issue 28): one step in the project image, a tiny model uploaded and deployed.
+VERTEX_SMOKE_PIPELINE = "chicago-arrest-vertex-smoke"
 #: Issue 13: bulk scoring into the object store, and drift / realised-performance monitoring.
 BATCH_SCORING_PIPELINE = "chicago-arrest-batch-scoring"
 MONITORING_PIPELINE = "chicago-arrest-monitoring"

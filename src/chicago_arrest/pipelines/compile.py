@@ -56,6 +56,21 @@ def compile_vertex(out_dir: Path = COMPILED_DIR) -> Path | None:
     return path
 
 
+def compile_vertex_smoke(out_dir: Path = COMPILED_DIR) -> Path | None:
+    """Compile ``chicago-arrest-vertex-smoke`` (issue 28; needs the ``vertex`` extra); ``None`` without GCPC."""
+    import importlib.util
+
+    if importlib.util.find_spec("google_cloud_pipeline_components") is None:
+        return None
+    from chicago_arrest.pipelines.vertex_smoke import PIPELINE_NAME as SMOKE_NAME
+    from chicago_arrest.pipelines.vertex_smoke import vertex_smoke_pipeline
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{SMOKE_NAME}.yaml"
+    compiler.Compiler().compile(vertex_smoke_pipeline, str(path))
+    return path
+
+
 def compile_batch_scoring(out_dir: Path = COMPILED_DIR, image: str | None = None) -> Path:
     """Compile ``chicago-arrest-batch-scoring`` (issue 13) to ``<out_dir>/<name>.yaml``."""
     from chicago_arrest.pipelines.batch_scoring import PIPELINE_NAME as NAME
@@ -87,5 +102,11 @@ def _compile(pipeline: object, name: str, out_dir: Path, image: str | None) -> P
     return path
 
 
-#: Every committed pipeline: ``make compile`` writes each (the Vertex one only with the ``vertex`` extra).
-COMPILERS = (compile_training, compile_vertex, compile_batch_scoring, compile_monitoring)
+#: Every committed pipeline: ``make compile`` writes each (the Vertex ones only with the ``vertex`` extra).
+COMPILERS = (
+    compile_training,
+    compile_vertex,
+    compile_vertex_smoke,
+    compile_batch_scoring,
+    compile_monitoring,
+)

@@ -59,6 +59,43 @@ def container_spec(image: str) -> dict[str, Any]:
     }
 
 
+def input_example(records: Any) -> Any:
+    """The first three records' model inputs as text (MLflow's input example of the saved folder)."""
+    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS
+
+    head = records.head(3)
+    example = head[[c for c in MODEL_INPUT_COLUMNS if c in head.columns]].astype(object)
+    return example.where(example.notna(), None).astype(str).replace({"None": ""})
+
+
+def save_model_folder(model: Any, out_dir: str | Path, example: Any = None) -> None:
+    """Save an ``ArrestModel`` as the MLflow pyfunc folder the serving container loads (``--model_uri``).
+
+    Args:
+        model: The trained ``ArrestModel``.
+        out_dir: The folder to create (on Vertex the ``/gcs/...`` path of an output artifact).
+        example: Model inputs kept as MLflow's input example (text frame), or ``None``.
+    """
+    import joblib
+    import mlflow.pyfunc
+
+    from chicago_arrest.registry.models import ArrestPyfunc, model_signature
+
+    model.set_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.joblib"
+        joblib.dump(model, path)
+        mlflow.pyfunc.save_model(
+            str(out_dir),
+            python_model=ArrestPyfunc(),
+            artifacts={"model": str(path)},
+            signature=model_signature(),
+            input_example=example,
+            pip_requirements=[f"chicago-arrest=={__version__}"],
+            metadata={"threshold": model.threshold, "model_type": (model.info or {}).get("model_type")},
+        )
+
+
 def save_served_model(
     model_paths: list[str],
     evaluation: Mapping[str, Any],
@@ -77,31 +114,10 @@ def save_served_model(
         The model type saved.
     """
     import joblib
-    import mlflow.pyfunc
     import pandas as pd
 
-    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS
-    from chicago_arrest.registry.models import ArrestPyfunc, model_signature
-
-    example = None
-    if test_path is not None:
-        head = pd.read_parquet(test_path).head(3)
-        example = head[[c for c in MODEL_INPUT_COLUMNS if c in head.columns]].astype(object)
-        example = example.where(example.notna(), None).astype(str).replace({"None": ""})
-    model = joblib.load(model_paths[int(evaluation["selected_index"])])
-    model.set_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.joblib"
-        joblib.dump(model, path)
-        mlflow.pyfunc.save_model(
-            str(out_dir),
-            python_model=ArrestPyfunc(),
-            artifacts={"model": str(path)},
-            signature=model_signature(),
-            input_example=example,
-            pip_requirements=[f"chicago-arrest=={__version__}"],
-            metadata={"threshold": model.threshold, "model_type": (model.info or {}).get("model_type")},
-        )
+    example = input_example(pd.read_parquet(test_path)) if test_path is not None else None
+    save_model_folder(joblib.load(model_paths[int(evaluation["selected_index"])]), out_dir, example)
     return str(evaluation["selected"])
 
 

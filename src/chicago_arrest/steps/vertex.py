@@ -139,3 +139,66 @@ def vertex_gate_step(
     )
     log.info("vertex gate: %s (%s)", decision["action"], decision["reason"])
     return decision
+
+
+#: Records the smoke step trains its tiny model on (generated: the smoke run checks the path, not the model).
+SMOKE_ROWS = 3_000
+
+
+def smoke_probe_step(
+    probe_dir: str | Path, model_out: str | Path, *, rows: int = SMOKE_ROWS
+) -> dict[str, Any]:
+    """``make vertex-smoke``'s one step in the project image: write through ``/gcs``, then a tiny servable model.
+
+    ``probe.json`` (the process's uid and gid, the library version) is written to ``probe_dir`` and read back,
+    so the smoke run can check from outside that the image ran and that its user can write to the bucket
+    through Vertex's ``/gcs`` mount. Then a logistic regression on ``rows`` generated records is saved as the
+    MLflow folder the serving container loads (:func:`chicago_arrest.release.vertex.save_model_folder`).
+
+    Args:
+        probe_dir: A ``/gcs/BUCKET/...`` folder (on Vertex), created if missing.
+        model_out: The output artifact's folder for the model.
+        rows: Generated records to train on.
+
+    Returns:
+        What the probe wrote, with the model's type and the records it was trained on.
+
+    Raises:
+        VertexError: When the image's user cannot write to ``probe_dir`` (the hint names the root image).
+    """
+    import json
+    import os
+
+    from chicago_arrest import __version__
+    from chicago_arrest.core.errors import VertexError
+    from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+    from chicago_arrest.model.training import TrainConfig, train_model
+    from chicago_arrest.release.vertex import input_example, save_model_folder
+
+    uid, gid = os.getuid(), os.getgid()
+    probe = Path(probe_dir) / "probe.json"
+    written = {"uid": uid, "gid": gid, "version": __version__, "probe": str(probe)}
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text(json.dumps(written), encoding="utf-8")
+        read_back = json.loads(probe.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise VertexError(
+            f"uid {uid} cannot write {probe} ({type(exc).__name__}: {exc}): the image's user cannot write to "
+            "Vertex's /gcs mount; push the image built to run as root (make vertex-image IMAGE_USER=0, "
+            "docs/vertex.md) or give the run's service account roles/storage.objectAdmin on the bucket"
+        ) from None
+    if read_back != written:
+        raise VertexError(f"{probe} reads back {read_back}, not what was written ({written})")
+    stations = generate_stations()
+    records = generate_crimes(rows, stations=stations, seed=28)
+    model = train_model(records, stations, TrainConfig(model_type="logreg")).model
+    save_model_folder(model, model_out, input_example(records))
+    log.info(
+        "probe %s written and read back as uid %d; model of %d records saved to %s",
+        probe,
+        uid,
+        rows,
+        model_out,
+    )
+    return {**written, "model_type": "logreg", "rows": rows}
