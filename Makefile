@@ -58,9 +58,8 @@ IMAGE_ENV = $(if $(filter-out default file,$(origin IMAGE)),ARREST_IMAGE='$(IMAG
 CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
-        promote rollback status image kind-load kind-up kind-down kind-smoke vertex-image vertex-smoke bench lock \
-        clean report mlflow-ui \
-        batch-score monitor
+        promote rollback status image kind-load kind-up kind-down kind-smoke kind-diagnose vertex-image vertex-smoke \
+        bench lock clean report mlflow-ui batch-score monitor
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -164,6 +163,9 @@ kind-down: ## Delete the kind cluster
 
 kind-smoke: $(STAMP) ## After kind-up: PASS/FAIL checks of the cluster (components, two runs, canary via Kourier)
 	CLUSTER_NAME=$(CLUSTER_NAME) PYTHON=$(PY) kind-cluster/smoke.sh
+
+kind-diagnose: ## One archive (.data/diagnostics/) of nodes, pods, events, the InferenceService, KFP runs, logs of pods not ready
+	CLUSTER_NAME=$(CLUSTER_NAME) PYTHON=$(PY) kind-cluster/diagnose.sh
 
 # Vertex AI (issue 28). The image Vertex pulls: Artifact Registry in REGION, repository chicago-arrest (created once:
 # docs/vertex.md), the name pipelines/vertex_submit.default_image expects. Built for linux/amd64 (Vertex's machines);

@@ -3,8 +3,10 @@
 Run with the project's interpreter from the repository root (smoke.sh does), after ``make kind-up`` recorded the
 cluster (``.data/cluster.json``, :mod:`chicago_arrest.core.targets`)::
 
+    python kind-cluster/smoke.py quiet                # no KFP run active (waits for them, names them)
     python kind-cluster/smoke.py land --seed 1        # generated records -> the data bucket (host port of MinIO)
     python kind-cluster/smoke.py run --seed 1         # a KFP run on the cluster, waited for
+    python kind-cluster/smoke.py settle               # the newest predictor revision runs the spec and is ready
     python kind-cluster/smoke.py traffic --expect 10  # V2 requests through Kourier, split vs the stated one
 
 ``land`` needs the pipeline steps' MinIO keys in ``ARREST_S3_ACCESS_KEY`` / ``ARREST_S3_SECRET_KEY`` (smoke.sh
@@ -12,9 +14,15 @@ reads them from Secret kubeflow/chicago-arrest-s3, never from a command line). E
 line and exits 0 on success, 1 otherwise.
 
 Why land first: a step's ``source`` must be a file inside the step's pod, which a generated file on the host is
-not. The generated months are landed into the data bucket, exactly where the ingest step keeps them, and the run
-uses ``refresh_months=0`` so the step lands nothing new; it still fetches the 23 police stations from the
-Socrata API (data.cityofchicago.org), the one outside call of the smoke test.
+not. The generated months and their police stations are landed into the data bucket, exactly where the ingest
+step keeps them, and the run uses ``refresh_months=0``: with nothing to land and the stations in the store the
+ingest step makes no Socrata call (:func:`chicago_arrest.data.ingest.ingest_socrata`), so the smoke test depends
+on nothing outside the cluster.
+
+Why ``quiet`` first: a run that ``make pipeline-run`` started shares the registry, the InferenceService and the
+months with the smoke test; its canary would land in the middle of the split checks. Why ``settle`` after each
+serving change: KServe moves traffic to a new revision only once it is ready, and the status names the split
+meant, not the one served (:mod:`chicago_arrest.release.rollout`).
 """
 
 from __future__ import annotations
@@ -112,6 +120,75 @@ def run(seed: int, canary_percent: int, timeout_s: int) -> int:
     return 0 if state.endswith("SUCCEEDED") else 1
 
 
+def _run_line(run: Any) -> str:
+    return (
+        f"{getattr(run, 'display_name', '?')} ({getattr(run, 'run_id', '?')}, {getattr(run, 'state', '?')})"
+    )
+
+
+def quiet(timeout_s: float, poll_s: float = 30.0, client: Any = None) -> int:
+    """Wait until no KFP run is active (at most ``timeout_s``); 0 when none is, 1 naming those still active."""
+    from chicago_arrest.pipelines.run import active_runs
+
+    if client is None:
+        import kfp
+
+        client = kfp.Client(host=_record().kfp_host)
+    deadline = time.monotonic() + timeout_s
+    waited: dict[str, str] = {}
+    while True:
+        runs = active_runs(client)
+        if not runs:
+            after = f" after waiting for {', '.join(waited.values())}" if waited else ""
+            print(f"no KFP run active{after}")
+            return 0
+        waited.update({str(getattr(r, "run_id", "?")): _run_line(r) for r in runs})
+        if time.monotonic() >= deadline:
+            print(
+                f"{len(runs)} KFP run(s) still active after {timeout_s:.0f} s: "
+                f"{'; '.join(_run_line(r) for r in runs)}: they change the registry and the InferenceService the "
+                "smoke test checks; wait for them or terminate them in the KFP UI"
+            )
+            return 1
+        sleep = min(poll_s, max(deadline - time.monotonic(), 0.0))
+        print(
+            f"waiting for {len(runs)} active KFP run(s): {'; '.join(_run_line(r) for r in runs)}", flush=True
+        )
+        time.sleep(sleep)
+
+
+def runs(last: int, client: Any = None) -> int:
+    """Print the ``last`` KFP runs, newest first: name, id, state, created, and the error of a failed one."""
+    if client is None:
+        import kfp
+
+        client = kfp.Client(host=_record().kfp_host)
+    page = client.list_runs(page_size=last, sort_by="created_at desc")
+    for item in page.runs or []:
+        error = getattr(getattr(item, "error", None), "message", None) or ""
+        print(
+            f"{_run_line(item)} created {getattr(item, 'created_at', '?')}{'  error: ' + error if error else ''}"
+        )
+    print(f"{len(page.runs or [])} run(s) shown, newest first")
+    return 0
+
+
+def settle(timeout_s: float, poll_s: float = 5.0) -> int:
+    """Wait until the predictor's newest revision runs the spec and is ready; 0, or 1 with its pods' state."""
+    from chicago_arrest.core.errors import ReleaseError
+    from chicago_arrest.core.settings import get_settings
+    from chicago_arrest.release.kserve import KServeTraffic
+    from chicago_arrest.release.rollout import wait_for_rollout
+
+    traffic = KServeTraffic.from_settings(get_settings(), context=_record().context, record=_record())
+    try:
+        print(wait_for_rollout(traffic.watch(), timeout_s, poll_s=poll_s))
+    except ReleaseError as exc:
+        print(exc)
+        return 1
+    return 0
+
+
 def stated_split() -> dict[str, Any]:
     """The split ``chicago-arrest serving status --target cluster`` reports (KServe + registry)."""
     from chicago_arrest.core.targets import resolve_target
@@ -201,6 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--seed", type=int, required=True)
     p_run.add_argument("--canary-percent", type=int, default=10)
     p_run.add_argument("--timeout", type=int, default=1800)
+    p_quiet = sub.add_parser("quiet", help="wait until no KFP run is active")
+    p_quiet.add_argument("--timeout", type=float, default=1800)
+    p_quiet.add_argument("--poll", type=float, default=30)
+    p_runs = sub.add_parser("runs", help="the last KFP runs (make kind-diagnose)")
+    p_runs.add_argument("--last", type=int, default=20)
+    p_settle = sub.add_parser("settle", help="wait until the newest predictor revision is ready")
+    p_settle.add_argument("--timeout", type=float, default=600)
+    p_settle.add_argument("--poll", type=float, default=5)
     p_traffic = sub.add_parser("traffic")
     p_traffic.add_argument("--host-header", required=True)
     p_traffic.add_argument("--requests", type=int, default=200)
@@ -216,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             return land(args.seed, args.rows, args.endpoint)
         if args.command == "run":
             return run(args.seed, args.canary_percent, args.timeout)
+        if args.command == "runs":
+            return runs(args.last)
+        if args.command == "quiet":
+            return quiet(args.timeout, args.poll)
+        if args.command == "settle":
+            return settle(args.timeout, args.poll)
         return traffic(
             args.host_header, args.requests, args.expect, args.expect_champion, args.attempts, args.state
         )

@@ -6,17 +6,25 @@
 # Checks, in order:
 #   1. every component is ready (cert-manager, KFP, Knative + Kourier, KServe, MinIO, MLflow, the bucket Job),
 #      and the apps' MinIO keys are not the root keys;
-#   2. the pipeline, run on the cluster on generated records (kind-cluster/smoke.py land: 3 months landed in the
-#      data bucket through MinIO's host port): first run -> a champion serving 100 %;
-#   3. a second run on other generated records -> a challenger at 10 % (promotion margin -1, so it always passes);
-#   4. V2 requests through Kourier: the versions answering match the stated split (4 standard deviations);
-#   5. `serving canary --percent 50`, `serving promote`, `serving rollback` (no --target: the recorded cluster),
+#   2. no KFP run is active: a run `make pipeline-run` started would change the registry and the
+#      InferenceService under the checks (smoke.py quiet waits up to ACTIVE_RUNS_TIMEOUT, then names them);
+#   3. the pipeline, run on the cluster on generated records (kind-cluster/smoke.py land: 3 months and their
+#      police stations landed in the data bucket through MinIO's host port, so no step calls Socrata): first
+#      run -> a champion serving 100 %;
+#   4. a second run on other generated records -> a challenger at 10 % (promotion margin -1, so it always passes);
+#   5. V2 requests through Kourier: the versions answering match the stated split (4 standard deviations);
+#   6. `serving canary --percent 50`, `serving promote`, `serving rollback` (no --target: the recorded cluster),
 #      each followed by requests that show the effect.
+# After each run and each serving verb, `smoke.py settle` waits until the predictor's newest revision runs the
+# spec and is ready (latestCreatedRevision == latestReadyRevision; SETTLE_TIMEOUT), else names the revision and
+# its pods' state. On any FAIL, kind-cluster/diagnose.sh writes one archive and the last line says where.
 #
 # Usage:   make kind-smoke                (or: CLUSTER_NAME=... PYTHON=.venv/bin/python kind-cluster/smoke.sh)
 # Needs:   kubectl, curl, the project's Python (.venv), and the record of make kind-up (.data/cluster.json).
 # Environment: CLUSTER_NAME (default chicago-arrest), PYTHON (default .venv/bin/python), REQUESTS per sample
-#   (default 200), RUN_TIMEOUT seconds per pipeline run (default 1800), WAIT_TIMEOUT (default 600s).
+#   (default 200), RUN_TIMEOUT seconds per pipeline run (default 1800), ACTIVE_RUNS_TIMEOUT seconds to wait for
+#   runs already active (default 1800), SETTLE_TIMEOUT seconds per revision (default 600), WAIT_TIMEOUT (600s),
+#   SKIP_DIAGNOSE=1 (no archive on failure).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +34,10 @@ CONTEXT="kind-${CLUSTER_NAME}"
 PYTHON="${PYTHON:-${REPO_ROOT}/.venv/bin/python}"
 REQUESTS="${REQUESTS:-200}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-1800}"
+ACTIVE_RUNS_TIMEOUT="${ACTIVE_RUNS_TIMEOUT:-1800}"
+SETTLE_TIMEOUT="${SETTLE_TIMEOUT:-600}"
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-600s}"
+SKIP_DIAGNOSE="${SKIP_DIAGNOSE:-0}"
 ISVC="arrest-predictor"
 RECORD="${ARREST_DATA_DIR:-${REPO_ROOT}/.data}/cluster.json"
 
@@ -117,6 +128,25 @@ traffic() {
     --state "${STATE}" "$@"
 }
 
+settle() {
+  "${PYTHON}" "${HERE}/smoke.py" settle --timeout "${SETTLE_TIMEOUT}"
+}
+
+diagnose() {
+  # One archive with what a person needs (kind-cluster/diagnose.sh); its last line says where it is.
+  if [[ "${SKIP_DIAGNOSE}" == "1" ]]; then
+    printf '    diagnostics: skipped (SKIP_DIAGNOSE=1); make kind-diagnose writes them\n'
+    return
+  fi
+  local line
+  line="$(CLUSTER_NAME="${CLUSTER_NAME}" PYTHON="${PYTHON}" "${HERE}/diagnose.sh" 2>&1 | tail -n 1)" || true
+  if [[ "${line}" == diagnostics:* ]]; then
+    printf '%s\n' "${line}"
+  else
+    printf 'diagnostics: not written (%s); try make kind-diagnose\n' "${line}"
+  fi
+}
+
 serving() {
   # The make targets' command, without --target: the recorded cluster is the target (chicago_arrest.core.targets).
   "${PYTHON}" -m chicago_arrest.cli serving "$@"
@@ -154,25 +184,35 @@ main() {
   local runs="kubectl --context ${CONTEXT} -n kubeflow get workflows; KFP UI: see .data/cluster.json kfp_host"
   local isvc_hint="kubectl --context ${CONTEXT} -n models describe isvc ${ISVC}; kubectl --context ${CONTEXT} -n models get revisions,pods"
   local split_hint="${PYTHON} -m chicago_arrest.cli serving status; kubectl --context ${CONTEXT} -n models get isvc ${ISVC} -o yaml"
-  if check "data: generated records landed (seed 1)" "kubectl --context ${CONTEXT} -n minio logs deploy/minio" land 1 &&
+  local rev_hint="kubectl --context ${CONTEXT} -n models get revisions,pods -o wide; ${PYTHON} -m chicago_arrest.cli serving status"
+  if check "KFP: no run active" "${PYTHON} ${HERE}/smoke.py runs; ${runs}" \
+    "${PYTHON}" "${HERE}/smoke.py" quiet --timeout "${ACTIVE_RUNS_TIMEOUT}" &&
+    check "data: generated records landed (seed 1)" "kubectl --context ${CONTEXT} -n minio logs deploy/minio" land 1 &&
     check "pipeline run 1 (champion)" "${runs}" "${PYTHON}" "${HERE}/smoke.py" run --seed 1 --timeout "${RUN_TIMEOUT}" &&
     check "serving: InferenceService ready" "${isvc_hint}" isvc_ready &&
+    check "serving: newest revision ready (run 1)" "${rev_hint}" settle &&
     check "serving: V2 ready through Kourier" "${isvc_hint}" v2_ready &&
     check "traffic: champion alone" "${split_hint}" traffic --expect 0 &&
     check "data: other generated records landed (seed 2)" "kubectl --context ${CONTEXT} -n minio logs deploy/minio" land 2 &&
     check "pipeline run 2 (challenger at 10 %)" "${runs}" "${PYTHON}" "${HERE}/smoke.py" run --seed 2 --timeout "${RUN_TIMEOUT}" &&
-    check "serving: InferenceService ready" "${isvc_hint}" isvc_ready &&
+    check "serving: newest revision ready (run 2)" "${rev_hint}" settle &&
     check "traffic: challenger at about 10 %" "${split_hint}" traffic --expect 10 &&
     check "canary 50" "${split_hint}" serving canary --percent 50 &&
+    check "serving: newest revision ready (canary 50)" "${rev_hint}" settle &&
     check "traffic: challenger at about 50 %" "${split_hint}" traffic --expect 50 &&
     check "promote" "${split_hint}" serving promote &&
+    check "serving: newest revision ready (promote)" "${rev_hint}" settle &&
     check "traffic: the former challenger alone" "${split_hint}" traffic --expect 0 --expect-champion previous-challenger &&
     check "rollback" "${split_hint}" serving rollback &&
+    check "serving: newest revision ready (rollback)" "${rev_hint}" settle &&
     check "traffic: one version, as status states" "${split_hint}" traffic --expect 0; then
     :
   fi
 
   printf '==> %d passed, %d failed\n' "${passed}" "${failed}"
+  if ((failed > 0)); then
+    diagnose
+  fi
   ((failed == 0))
 }
 

@@ -31,6 +31,8 @@
 #                     MLflow, KServe's storage-initializer) gets its own MinIO user, keys in minio/minio-users.
 #   WAIT_TIMEOUT      per-wait timeout (default 600s); KFP_WAIT_TIMEOUT for KFP's deployments (default 900s)
 #   ARREST_DATA_DIR   where cluster.json is written (default: .data in the repository)
+#   SKIP_DIAGNOSE     1: on a failure once the cluster exists, do not write the diagnostics archive
+#                     (kind-cluster/diagnose.sh, `make kind-diagnose`; its path is the last line printed)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,6 +50,7 @@ WAIT_TIMEOUT="${WAIT_TIMEOUT:-600s}"
 KFP_WAIT_TIMEOUT="${KFP_WAIT_TIMEOUT:-900s}"
 KEEP_KFP_MLFLOW_PLUGIN="${KEEP_KFP_MLFLOW_PLUGIN:-0}"
 SKIP_PORT_CHECK="${SKIP_PORT_CHECK:-0}"
+SKIP_DIAGNOSE="${SKIP_DIAGNOSE:-0}"
 # Seconds between polls (the Knative webhook's endpoints).
 POLL_SECONDS="${POLL_SECONDS:-3}"
 CONTEXT="kind-${CLUSTER_NAME}"
@@ -97,6 +100,27 @@ die() {
 }
 # kubectl pinned to this cluster's context, so a changed current-context never receives these objects.
 k() { kubectl --context "${CONTEXT}" "$@"; }
+
+# Temporary files removed on exit, whatever happens.
+TEMP_FILES=()
+
+on_exit() {
+  # On a failure once the cluster exists: one archive of what is not ready (kind-cluster/diagnose.sh).
+  local status=$?
+  rm -f ${TEMP_FILES[@]+"${TEMP_FILES[@]}"}
+  if ((status != 0)) && [[ "${SKIP_DIAGNOSE}" != "1" ]] && [[ "${CLUSTER_CREATED:-0}" == "1" ]]; then
+    printf '\n==> up.sh failed (exit %d): collecting diagnostics (SKIP_DIAGNOSE=1 skips this)\n' "${status}" >&2
+    local line
+    line="$(CLUSTER_NAME="${CLUSTER_NAME}" ARREST_DATA_DIR="${DATA_DIR}" "${HERE}/diagnose.sh" 2>&1 | tail -n 1)" || true
+    if [[ "${line}" == diagnostics:* ]]; then
+      printf '%s\n' "${line}" >&2
+    else
+      printf 'diagnostics: not written (%s); try make kind-diagnose\n' "${line}" >&2
+    fi
+  fi
+  return "${status}"
+}
+trap on_exit EXIT
 
 # retry ATTEMPTS DELAY_SECONDS COMMAND...: for webhooks that are not serving yet and CRDs not yet established.
 retry() {
@@ -280,11 +304,12 @@ create_cluster() {
     check_host_ports
     local config
     config="$(mktemp "${TMPDIR:-/tmp}/kind-config.XXXXXX")"
-    # shellcheck disable=SC2064 # expand now: the path is local
-    trap "rm -f '${config}'" EXIT
+    TEMP_FILES+=("${config}")
     render_kind_config "${config}"
+    CLUSTER_CREATED=1
     kind create cluster --name "${CLUSTER_NAME}" --image "${KIND_NODE_IMAGE}" --config "${config}" --wait 180s
   fi
+  CLUSTER_CREATED=1
   kind export kubeconfig --name "${CLUSTER_NAME}" >/dev/null
   k wait --for=condition=Ready node --all --timeout="${WAIT_TIMEOUT}"
   KFP_HOST_PORT="$(actual_host_port "${KFP_UI_NODE_PORT}" "${KFP_HOST_PORT}")"

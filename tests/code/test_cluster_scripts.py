@@ -76,7 +76,7 @@ def _shellcheck() -> str | None:
 
 
 def test_scripts_exist_and_are_executable() -> None:
-    assert [p.name for p in SCRIPTS] == ["down.sh", "load-image.sh", "smoke.sh", "up.sh"]
+    assert [p.name for p in SCRIPTS] == ["diagnose.sh", "down.sh", "load-image.sh", "smoke.sh", "up.sh"]
     for script in SCRIPTS:
         assert os.access(script, os.X_OK), f"chmod +x {script}"
         text = script.read_text()

@@ -37,6 +37,8 @@ case "${name}" in
   kubectl)
     if [[ "${args}" == *"jsonpath={.status.url}"* ]]; then
       printf 'http://arrest-predictor.models.example.com'
+    elif [[ "${args}" == *" get pods -o jsonpath="* && "${args}" == *" -n models "* ]]; then
+      printf '%b' "${STUB_PODS:-}"
     elif [[ "${args}" == *" get secret minio-root "* ]]; then
       printf 'admin-0001'
     elif [[ "${args}" == *" get secret "* ]]; then
@@ -121,20 +123,25 @@ CHECKS = [
     "ready: mlflow",
     "ready: bucket Job",
     "MinIO: per-app users",
+    "KFP: no run active",
     "data: generated records landed (seed 1)",
     "pipeline run 1 (champion)",
     "serving: InferenceService ready",
+    "serving: newest revision ready (run 1)",
     "serving: V2 ready through Kourier",
     "traffic: champion alone",
     "data: other generated records landed (seed 2)",
     "pipeline run 2 (challenger at 10 %)",
-    "serving: InferenceService ready",
+    "serving: newest revision ready (run 2)",
     "traffic: challenger at about 10 %",
     "canary 50",
+    "serving: newest revision ready (canary 50)",
     "traffic: challenger at about 50 %",
     "promote",
+    "serving: newest revision ready (promote)",
     "traffic: the former challenger alone",
     "rollback",
+    "serving: newest revision ready (rollback)",
     "traffic: one version, as status states",
 ]
 
@@ -158,17 +165,26 @@ def test_smoke_dry_run_passes_every_check_in_order(stubs: tuple[Path, dict[str, 
     assert all(c.startswith("kubectl --context kind-test ") for c in calls if c.startswith("kubectl"))
     python = [c.split(" ", 1)[1] for c in calls if c.startswith("python ")]
     smoke = [c for c in python if "smoke.py" in c]
+    # issue 25: no run active first; after each run and serving verb the newest revision is waited for
     assert [c.split("smoke.py ", 1)[1].split(" --")[0] for c in smoke] == [
+        "quiet",
         "land",
         "run",
+        "settle",
         "traffic",
         "land",
         "run",
+        "settle",
         "traffic",
+        "settle",
         "traffic",
+        "settle",
         "traffic",
+        "settle",
         "traffic",
     ]
+    assert all("--timeout 600" in c for c in smoke if " settle" in c)
+    assert not list(Path(env["ARREST_DATA_DIR"]).glob("diagnostics/*")), "no archive when everything passed"
     traffic = [c for c in smoke if " traffic " in c]
     assert [c.split("--expect ", 1)[1].split()[0] for c in traffic] == ["0", "10", "50", "0", "0"]
     assert all("--host-header arrest-predictor.models.example.com" in c for c in traffic)
@@ -197,6 +213,22 @@ def test_smoke_fail_names_the_command_to_look_closer(stubs: tuple[Path, dict[str
     # what depends on the failed check is not run
     assert not any("canary" in c for c in _calls(state))
     assert "passed, 1 failed" in result.stdout
+    # issue 25: one diagnostics archive, its path on the last line
+    last = lines[-1]
+    assert last.startswith("diagnostics: ")
+    archive = Path(last.split(": ", 1)[1])
+    assert archive.parent == Path(env["ARREST_DATA_DIR"]) / "diagnostics"
+    assert archive.is_file()
+    assert any("smoke.py runs --last 20" in c for c in _calls(state))
+
+
+def test_smoke_refuses_while_a_kfp_run_is_active(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    result = _run("smoke.sh", env | {"STUB_FAIL": "smoke.py quiet", "SKIP_DIAGNOSE": "1"})
+    assert result.returncode == 1
+    (fail,) = [line for line in _results(result.stdout) if line.startswith("FAIL")]
+    assert fail.startswith("FAIL  KFP: no run active")
+    assert not any("smoke.py land" in c or "smoke.py run " in c for c in _calls(state))
 
 
 def test_smoke_reports_root_keys_in_an_app_secret(stubs: tuple[Path, dict[str, str]]) -> None:
@@ -369,3 +401,106 @@ def test_smoke_py_help_runs_without_a_cluster() -> None:
     )
     assert result.returncode == 0
     assert all(command in result.stdout for command in ("land", "run", "traffic"))
+
+
+class _Kfp:
+    """A kfp.Client stand-in: ``pages`` answers list_runs in turn (the last one again when they run out)."""
+
+    def __init__(self, *pages: list[Any]) -> None:
+        self.pages = list(pages)
+        self.filters: list[dict[str, Any]] = []
+
+    def list_runs(
+        self, page_token: str = "", page_size: int = 10, sort_by: str = "", filter: str = ""
+    ) -> Any:
+        from types import SimpleNamespace
+
+        self.filters.append(json.loads(filter) if filter else {})
+        runs = self.pages.pop(0) if len(self.pages) > 1 else self.pages[0]
+        return SimpleNamespace(runs=runs, next_page_token="")
+
+
+def _kfp_run(name: str, state: str) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(display_name=name, run_id=f"id-{name}", state=state, created_at="t", error=None)
+
+
+def test_quiet_waits_for_active_runs_and_names_them(
+    smoke: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(smoke.time, "sleep", lambda s: None)
+    client = _Kfp([_kfp_run("chicago-arrest-training-1", "RUNNING")], [])
+    assert smoke.quiet(60, poll_s=0, client=client) == 0
+    out = capsys.readouterr().out
+    assert (
+        "waiting for 1 active KFP run(s): chicago-arrest-training-1 (id-chicago-arrest-training-1, RUNNING)"
+        in out
+    )
+    assert out.strip().endswith("no KFP run active after waiting for chicago-arrest-training-1 "
+                                "(id-chicago-arrest-training-1, RUNNING)")  # fmt: skip
+    (predicate,) = client.filters[0]["predicates"]
+    assert predicate == {
+        "operation": "IN",
+        "key": "state",
+        "stringValues": {"values": ["PENDING", "RUNNING", "CANCELING", "PAUSED"]},
+    }
+
+
+def test_quiet_fails_naming_the_runs_still_active(
+    smoke: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(smoke.time, "sleep", lambda s: None)
+    # the server filters by state; a finished run in the answer is still ignored
+    client = _Kfp([_kfp_run("a", "PENDING"), _kfp_run("b", "SUCCEEDED")])
+    assert smoke.quiet(0, poll_s=0, client=client) == 1
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert out.startswith("1 KFP run(s) still active after 0 s: a (id-a, PENDING)")
+    assert "b (" not in out
+
+
+def test_runs_lists_the_last_runs_with_errors(smoke: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    failed = _kfp_run("x", "FAILED")
+    failed.error = SimpleNamespace(message="step ingest failed")
+    assert smoke.runs(5, client=_Kfp([failed, _kfp_run("y", "SUCCEEDED")])) == 0
+    out = capsys.readouterr().out
+    assert "x (id-x, FAILED) created t  error: step ingest failed" in out
+    assert "2 run(s) shown" in out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# diagnose.sh (make kind-diagnose)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_diagnose_writes_one_archive_with_logs_of_pods_not_ready(stubs: tuple[Path, dict[str, str]]) -> None:
+    import tarfile
+
+    state, env = stubs
+    pods = "ready-1 Running true true\\nbroken-1 Running false true\\npending-1 Pending\\ndone-1 Succeeded false\\n"
+    result = _run("diagnose.sh", env | {"STUB_PODS": pods})
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("diagnostics: ")
+    archive = Path(last.split(": ", 1)[1])
+    assert archive.parent == Path(env["ARREST_DATA_DIR"]) / "diagnostics"
+    with tarfile.open(archive) as tar:
+        members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
+    for namespace in ("cert-manager", "kubeflow", "knative-serving", "kourier-system", "kserve", "minio",
+                      "mlflow", "models"):  # fmt: skip
+        assert {f"{namespace}/resources.txt", f"{namespace}/pods.yaml", f"{namespace}/events.txt"} <= members
+    assert {"cluster.json", "nodes.txt", "kfp-runs.txt", "commands.txt", "models/inferenceservice.yaml",
+            "models/revisions.yaml", "models/describe.txt"} <= members  # fmt: skip
+    assert {
+        "models/logs/broken-1.log",
+        "models/logs/pending-1.log",
+        "models/logs/broken-1.previous.log",
+    } <= members
+    assert not any("ready-1" in m or "done-1" in m for m in members)
+    calls = _calls(state)
+    assert all(c.startswith("kubectl --context kind-test ") for c in calls if c.startswith("kubectl"))
+    assert not any(verb in c for c in calls for verb in (" apply ", " delete ", " patch ", " create "))
+    assert any("smoke.py runs --last 20" in c for c in calls)
+    assert "-n models logs broken-1 --all-containers" in "\n".join(calls)

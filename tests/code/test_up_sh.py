@@ -30,6 +30,10 @@ STUB = r"""#!/usr/bin/env bash
 name="$(basename "$0")"
 printf '%s %s\n' "${name}" "$*" >>"${STUB_DIR}/calls.log"
 args=" $* "
+if [[ -n "${STUB_FAIL:-}" && "${args}" == *"${STUB_FAIL}"* ]]; then
+  echo "stub failure: ${STUB_FAIL}" >&2
+  exit 1
+fi
 if [[ "${args}" == *" -f - "* ]]; then
   n="$(find "${STUB_DIR}" -name 'stdin-*' | wc -l | tr -d ' ')"
   cat >"${STUB_DIR}/stdin-$(printf '%03d' "${n}").yaml"
@@ -573,3 +577,34 @@ def test_down_sh_removes_the_record_of_its_cluster(stubs: tuple[Path, dict[str, 
     assert result.returncode == 0, result.stderr
     assert not record.exists()
     assert "run locally again" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Issue 25: a failure once the cluster exists writes the diagnostics archive and says where
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_up_sh_failure_writes_diagnostics_and_prints_where(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    env |= {"STUB_FAIL": "rollout status deployment/mlflow", "PYTHON": str(Path(env["HOME"]) / "no-python")}
+    result = _run("up.sh", env)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("diagnostics: "), result.stderr
+    archive = Path(last.split(": ", 1)[1])
+    assert archive.is_file()
+    assert archive.parent == Path(env["ARREST_DATA_DIR"]) / "diagnostics"
+    assert any(c.startswith("kubectl --context kind-test-cluster describe nodes") for c in _calls(state))
+    assert not list(Path(env["TMPDIR"]).glob("kind-config.*")), "the rendered config is removed"
+    # before the cluster exists there is nothing to diagnose; SKIP_DIAGNOSE=1 skips it
+    (state / "calls.log").unlink()
+    assert _run("up.sh", env | {"SKIP_DIAGNOSE": "1"}).returncode != 0
+    assert not any("describe nodes" in c for c in _calls(state))
+
+
+def test_up_sh_failure_before_the_cluster_writes_no_diagnostics(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    result = _run("up.sh", env | {"STUB_NO_IMAGE": "1"})
+    assert result.returncode != 0
+    assert "diagnostics" not in result.stderr
+    assert not (Path(env["ARREST_DATA_DIR"]) / "diagnostics").exists()

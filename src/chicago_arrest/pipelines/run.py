@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -89,6 +90,28 @@ def print_local_summary(run_dir: Path, seconds: float) -> None:
             print(f"  champion         {line}")
     print(f"  serving state    {settings.serving_config_path}  (make serve)")
     print("=" * 100)
+
+
+#: KFP run states of a run that is not finished (``kfp_server_api`` ``V2beta1RuntimeState`` @ 2.17).
+ACTIVE_STATES = ("PENDING", "RUNNING", "CANCELING", "PAUSED")
+
+
+def active_runs(client: Any) -> list[Any]:
+    """Every run of every experiment that has not finished yet (the KFP API's ``state IN (...)`` filter).
+
+    The server maps the filter key ``state`` to the run's stored v2 state (``backend/src/apiserver/model/run.go``
+    @ kubeflow/pipelines 2.17.0) and supports ``IN`` with ``stringValues`` (``backend/api/v2beta1/filter.proto``).
+    """
+    predicate = {"operation": "IN", "key": "state", "stringValues": {"values": list(ACTIVE_STATES)}}
+    query = json.dumps({"predicates": [predicate]})
+    runs: list[Any] = []
+    token = ""
+    while True:
+        page = client.list_runs(page_token=token, page_size=100, sort_by="created_at desc", filter=query)
+        runs.extend(r for r in page.runs or [] if str(getattr(r, "state", "")).upper() in ACTIVE_STATES)
+        token = page.next_page_token or ""
+        if not token:
+            return runs
 
 
 def latest_version_id(client: Any, pipeline_id: str, name: str = PIPELINE_NAME) -> str:

@@ -243,6 +243,7 @@ class KServeTraffic:
             ``api`` (a stand-in tells them apart by ``force``, which only an apply sends).
         template: Returns ``(image, profile)`` when an apply needs them (overrides ``image`` / ``profile``;
             on the host it reads the cluster's ConfigMap, once).
+        core: A ``CoreV1Api``, to read the pods of a revision that is not ready (:meth:`watch`).
     """
 
     target: Target = "cluster"
@@ -259,9 +260,10 @@ class KServeTraffic:
         where: str = "the current kubeconfig context",
         merge_api: Any = None,
         template: Callable[[], tuple[str | None, Literal["standard", "kind"]]] | None = None,
+        core: Any = None,
     ) -> None:
         self.name, self.namespace = check_name(name, namespace)
-        self.api, self.publish = api, publish
+        self.api, self.publish, self.core = api, publish, core
         self.merge_api = merge_api if merge_api is not None else api
         self.image, self.profile, self.where = image, profile, where
         self._template_fn = template
@@ -369,7 +371,14 @@ class KServeTraffic:
             where="in-cluster" if in_cluster else f"context {context}" if context else "the current context",
             merge_api=client.CustomObjectsApi(MergePatchClient(configuration)),
             template=None if in_cluster else template,
+            core=core,
         )
+
+    def watch(self) -> Any:
+        """A :class:`~chicago_arrest.release.rollout.RolloutWatch` of this InferenceService (rollout waits)."""
+        from chicago_arrest.release.rollout import RolloutWatch
+
+        return RolloutWatch(self.api, self.core, self.name, self.namespace)
 
     # --- API calls ------------------------------------------------------------------------------------------
 
@@ -535,6 +544,9 @@ class KServeTraffic:
             return {"name": self.name, "namespace": self.namespace, "exists": False, "where": self.where}
         versions, notes = self._revision_versions(isvc)
         summary = summarize(isvc, versions)
+        if summary["latest_created_revision"] != summary["latest_ready_revision"]:
+            # the newest revision is not serving yet: say why (its conditions, its pods' state)
+            summary["pending"] = self.watch().check()[1]
         summary["notes"] = notes
         summary["where"] = self.where
         return summary
