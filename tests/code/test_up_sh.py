@@ -603,7 +603,7 @@ def test_up_sh_failure_writes_diagnostics_and_prints_where(stubs: tuple[Path, di
 
 
 def test_up_sh_failure_before_the_cluster_writes_no_diagnostics(stubs: tuple[Path, dict[str, str]]) -> None:
-    state, env = stubs
+    _state, env = stubs
     result = _run("up.sh", env | {"STUB_NO_IMAGE": "1"})
     assert result.returncode != 0
     assert "diagnostics" not in result.stderr

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chicago_arrest.core import names
@@ -93,7 +93,7 @@ def _container_state(status: Mapping[str, Any], init: bool) -> str | None:
     return None
 
 
-def pod_states(pods: list[Mapping[str, Any]]) -> list[str]:
+def pod_states(pods: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per pod: its phase, an unschedulable reason, and every init or app container that is stuck."""
     lines = []
     for pod in pods:
@@ -109,7 +109,7 @@ def pod_states(pods: list[Mapping[str, Any]]) -> list[str]:
 
 
 def describe(
-    isvc: Mapping[str, Any], revision: Mapping[str, Any] | None, pods: list[Mapping[str, Any]] | None
+    isvc: Mapping[str, Any], revision: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]] | None
 ) -> str:
     """``pending(...)`` plus the revision's failing conditions and its pods' states, in one line."""
     why = pending(isvc, revision) or "ready"
