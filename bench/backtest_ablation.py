@@ -115,9 +115,10 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
     from xgboost import XGBClassifier
 
     from chicago_arrest.core.runtime import available_cpus
+    from chicago_arrest.core.schema import labels
     from chicago_arrest.model.backtest import walk_forward_folds
     from chicago_arrest.model.features import DEFAULT_FEATURES, RawFeatures
-    from chicago_arrest.model.training import DEFAULT_PARAMS, labels
+    from chicago_arrest.model.training import DEFAULT_PARAMS
 
     raw = RawFeatures(stations).fit(train).transform(train)
     spec = DEFAULT_FEATURES
@@ -125,7 +126,7 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
     frame = raw[[*spec.skewed, *spec.numeric, *categorical]].copy()
     for column in categorical:
         frame[column] = frame[column].astype("category")
-    y = labels(train)
+    y = labels(train).values
     splits = []
     for fold in walk_forward_folds(train, folds):
         x_tr, x_va = frame.iloc[fold.train].copy(), frame.iloc[fold.validate].copy()
@@ -161,15 +162,15 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
 
 def later_months(valid: pd.DataFrame, stations: pd.DataFrame, models: list[str]) -> list[dict]:
     """Train on January–June, score every month of July–December, with and without month features."""
-    from chicago_arrest.core.schema import parse_timestamp
+    from chicago_arrest.core.schema import labels, parse_timestamps
     from chicago_arrest.model.evaluate import classification_metrics
     from chicago_arrest.model.features import DEFAULT_FEATURES, LEGACY_FEATURES
-    from chicago_arrest.model.training import TrainConfig, labels, train_model
+    from chicago_arrest.model.training import TrainConfig, train_model
 
-    month = parse_timestamp(valid["date"]).dt.month
+    month = pd.DatetimeIndex(parse_timestamps(valid["date"]).values).month.to_numpy()
     train, later = valid[month <= 6], valid[month >= 7]
-    later_month = parse_timestamp(later["date"]).dt.month.to_numpy()
-    y = labels(later)
+    later_month = month[month >= 7]
+    y = labels(later).values
     rows = []
     for features_name, spec in (("served", DEFAULT_FEATURES), ("with month/season", LEGACY_FEATURES)):
         for model_type in models:
@@ -211,9 +212,9 @@ def main() -> None:
 
     crimes, stations, source = load_sample()
     valid = valid_records(crimes)
-    from chicago_arrest.core.schema import parse_timestamp
+    from chicago_arrest.core.schema import parse_timestamps
 
-    months = parse_timestamp(valid["date"]).dt.to_period("M")
+    months = pd.Series(parse_timestamps(valid["date"]).values, index=valid.index).dt.to_period("M")
     window = valid[months < months.max()]
     out: dict[str, Any] = {"source": source, "machine": machine(), "rows": len(valid)}
     if args.native:

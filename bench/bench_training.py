@@ -44,7 +44,8 @@ def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, rep
     from imblearn.under_sampling import RandomUnderSampler
 
     from chicago_arrest.core.runtime import available_cpus
-    from chicago_arrest.model.training import TrainConfig, labels, make_classifier, train_model
+    from chicago_arrest.core.schema import labels
+    from chicago_arrest.model.training import TrainConfig, make_classifier, train_model
 
     totals, clf_fits, phases = [], [], []
     for _ in range(repeats):
@@ -57,7 +58,7 @@ def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, rep
         pipe = result.model.pipeline
         steps = pipe.named_steps
         x = steps["encode"].transform(pipe.steps[0][1].transform(train))
-        y = labels(train)
+        y = labels(train).values
         x_res, y_res = SMOTE(sampling_strategy=info["smote_ratio"], random_state=0).fit_resample(x, y)
         x_res, y_res = RandomUnderSampler(
             sampling_strategy=info["undersample_ratio"], random_state=0

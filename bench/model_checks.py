@@ -43,14 +43,15 @@ def moved(records: pd.DataFrame, dx_m: float, dy_m: float) -> pd.DataFrame:
 
 def main() -> dict[str, Any]:
     """Run the checks and print them."""
+    from chicago_arrest.core.schema import labels
     from chicago_arrest.data.split import time_split
     from chicago_arrest.model.evaluate import evaluate_model, expected_calibration_error
-    from chicago_arrest.model.training import TrainConfig, labels, train_model
+    from chicago_arrest.model.training import TrainConfig, train_model
 
     crimes, stations, source = load_sample()
     train, test, window = time_split(crimes)
     model = train_model(train, stations, TrainConfig(model_type="xgboost")).model
-    y = labels(test)
+    y = labels(test).values
     raw = model.raw_scores(test)
     calibrated = model.predict_arrest_probability(test)
     calibration = {

@@ -94,7 +94,8 @@ def with_interactions(names: set[str]) -> None:
 def with_block_features() -> None:
     """Add ``block`` (normalised text) to the raw feature columns (``block_type`` is a :data:`EXTRA_INTERACTIONS`)."""
     import chicago_arrest.model.features as features
-    from chicago_arrest.core.schema import category_array
+    from chicago_arrest.core.schema import FIELD_BY_NAME
+    from chicago_arrest.model.inputs import category_array
 
     if "block" in features.ALL_COLUMNS:
         return
@@ -103,7 +104,7 @@ def with_block_features() -> None:
     def model_input_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         out = inputs(frame)
         column = frame["block"] if "block" in frame.columns else pd.Series([None] * len(frame), dtype=object)
-        out["block"] = category_array(column, "string")
+        out["block"] = category_array(column, FIELD_BY_NAME["block"])
         return out
 
     features.model_input_arrays = model_input_arrays
@@ -155,10 +156,11 @@ def ensemble(train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) ->
     """Test-month ROC-AUC, PR-AUC and ECE of the mean log-odds of the default models (not a served model)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    from chicago_arrest.core.schema import labels
     from chicago_arrest.model.evaluate import expected_calibration_error
-    from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, labels, train_model
+    from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, train_model
 
-    y = labels(test)
+    y = labels(test).values
     probabilities = {
         m: train_model(
             train, stations, TrainConfig(model_type=m, backtest_folds=0)
@@ -221,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     with_interactions(extra)
     crimes, stations, source = load_sample()
     valid = valid_records(crimes)
-    dates = pd.to_datetime(valid["date"])
+    from chicago_arrest.core.schema import parse_timestamps
+
+    dates = pd.Series(parse_timestamps(valid["date"]).values, index=valid.index)
     train = valid[dates < "2017-11-01"].reset_index(drop=True)
     test = valid[dates >= "2017-11-01"].reset_index(drop=True)
     if args.ensemble:

@@ -314,8 +314,8 @@ def stages(model_dir: Path, calls: int = 2_000) -> None:
     from kserve.protocol.infer_type import InferRequest
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-    from chicago_arrest.core.schema import model_input_arrays
     from chicago_arrest.model.artifact import positive_scores
+    from chicago_arrest.model.inputs import model_input_arrays
 
     settings = ServerSettings(model_dir=model_dir)
     setup_process(settings)

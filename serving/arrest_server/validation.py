@@ -1,18 +1,24 @@
 """Strict request parsing: V2 (Open Inference Protocol, ``content_type: "pd"``) and V1 rows → a typed raw frame.
 
 Every problem with a request raises :class:`kserve.errors.InvalidInput` (HTTP 400) with a message that names
-the field, never a 500; more rows than ``max_rows`` raise :class:`TooManyRows` (HTTP 413). What is accepted,
-per raw field (:data:`chicago_arrest.core.schema.FIELDS`):
+the field, never a 500; more rows than ``max_rows`` raise :class:`TooManyRows` (HTTP 413). Values are read by the
+parsers of :mod:`chicago_arrest.core.schema`, the ones the data contract uses: a value the contract would
+quarantine as ``bad_<kind>:<field>`` is a 400 here. What is accepted, per raw field
+(:data:`chicago_arrest.core.schema.FIELDS`):
 
 ========================  ==================================  ============================================
 field kind                V2 datatypes                         values
 ========================  ==================================  ============================================
-datetime (``date``)       BYTES                                ISO-8601 text, Chicago local time if naive
+datetime (``date``)       BYTES                                text starting with a full calendar date,
+                                                               Chicago local time if naive (``now``,
+                                                               ``2017``, ``2017-13-01``: 400)
 string                    BYTES                                text
-code (iucr, beat, ...)    BYTES, INT8..INT64, UINT8..UINT64    text or integers (``486`` → ``"0486"``)
-bool (``domestic``)       BOOL, BYTES                          ``true``/``false`` (BYTES: also t/f/1/0)
-int / float               FP64, FP32, INT8..INT64, UINT*,      numbers; BYTES must parse as numbers
-                          BYTES
+code (iucr, beat, ...)    BYTES, INT8..INT64, UINT8..UINT64    text or integers (``486`` → ``"0486"``) of
+                                                               the field's shape once zero-padded
+bool (``domestic``)       BOOL, BYTES                          booleans (BYTES and V1: also true/false/t/f/
+                                                               1/0 text and the integers 0 and 1)
+int / float               FP64, FP32, INT8..INT64, UINT*,      finite numbers (int fields: whole ones);
+                          BYTES                                BYTES must read as such numbers
 ========================  ==================================  ============================================
 
 Nulls (JSON ``null``, NaN, empty text) are accepted in every optional field. ``date``, ``primary_type`` and
@@ -36,13 +42,14 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from chicago_arrest.core.schema import (
-    FALSE_TEXT,
     FIELD_BY_NAME,
     MODEL_INPUT_COLUMNS,
     PREDICTION_REQUIRED,
-    TRUE_TEXT,
     FieldSpec,
-    timestamp_array,
+    parse_bools,
+    parse_codes,
+    parse_numbers,
+    parse_timestamps,
 )
 
 #: Output tensors of a V2 response.
@@ -116,10 +123,6 @@ def _rows_list(rows: Sequence[int]) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
-
-
 def _check_required(name: str, values: Sequence[Any]) -> None:
     types = set(map(type, values))
     if types == {int} or (types == {str} and "" not in values and not any(map(str.isspace, values))):
@@ -163,88 +166,60 @@ def _text_column(name: str, values: Sequence[Any], *, allow_int: bool) -> np.nda
     return out
 
 
+def _reject(
+    name: str, values: Sequence[Any] | np.ndarray, bad: np.ndarray, lead: str, tail: str = ""
+) -> None:
+    """Raise ``field '<name>' <lead> <first bad value> in row(s) ...<tail>`` when any value is ``bad``."""
+    rows = [int(i) for i in np.flatnonzero(bad)]
+    if rows:
+        raise InvalidInput(f"field '{name}' {lead} {values[rows[0]]!r} in row(s) {_rows_list(rows)}{tail}")
+
+
 def _date_column(name: str, values: Sequence[Any]) -> np.ndarray:
     text = _text_column(name, values, allow_int=False)
-    parsed = timestamp_array(text)
-    bad = [int(i) for i in np.flatnonzero(np.isnat(parsed)) if not _is_missing(text[i])]
-    if bad:
-        raise InvalidInput(
-            f"field '{name}' has a value that is not a timestamp: {text[bad[0]]!r} in row(s) {_rows_list(bad)}; "
-            "expected ISO-8601 such as 2017-03-01T13:05:00.000 (Chicago local time)"
-        )
-    return parsed
+    parsed = parse_timestamps(text)
+    _reject(
+        name,
+        text,
+        parsed.bad,
+        "has a value that is not a timestamp:",
+        "; expected ISO-8601 such as 2017-03-01T13:05:00.000 (Chicago local time)",
+    )
+    return parsed.values
 
 
 def _bool_column(name: str, values: Sequence[Any], *, allow_text: bool) -> Any:
-    if set(map(type, values)) <= _BOOL_TYPES:
+    types = set(map(type, values))
+    if types <= _BOOL_TYPES:
         return np.asarray(values, dtype=bool)
-    out: list[bool | None] = []
-    bad: list[int] = []
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            out.append(None)
-        elif isinstance(v, bool | np.bool_):
-            out.append(bool(v))
-        elif allow_text and isinstance(v, str):
-            key = v.strip().lower()
-            if key in TRUE_TEXT:
-                out.append(True)
-            elif key in FALSE_TEXT:
-                out.append(False)
-            elif key == "":
-                out.append(None)
-            else:
-                bad.append(i)
-                out.append(None)
-        else:
-            bad.append(i)
-            out.append(None)
-    if bad:
-        raise InvalidInput(
-            f"field '{name}' must be a boolean (true/false); got {values[bad[0]]!r} in row(s) {_rows_list(bad)}"
-        )
-    if any(v is None for v in out):
-        return pd.array(out, dtype="boolean")
-    return np.asarray(out, dtype=bool)
+    if not allow_text:  # a BOOL tensor carries booleans and nulls; text and 0/1 are for BYTES and V1 rows
+        other = [
+            not (v is None or isinstance(v, bool | np.bool_) or (type(v) is float and v != v)) for v in values
+        ]
+        _reject(name, values, np.array(other), "must be a boolean (the input is declared BOOL); got")
+    parsed = parse_bools(list(values))
+    _reject(name, values, parsed.bad, "must be a boolean (true/false); got")
+    if parsed.values.isna().any():
+        return parsed.values
+    return parsed.values.to_numpy(dtype=bool)
 
 
-def _number_column(name: str, values: Sequence[Any]) -> np.ndarray:
-    if set(map(type, values)) <= _NUMBER_TYPES:
-        return _finite(name, np.asarray(values, dtype=np.float64))  # None becomes NaN
-    out = np.empty(len(values), dtype=np.float64)
-    bad: list[int] = []
-    for i, v in enumerate(values):
-        if v is None:
-            out[i] = np.nan
-        elif isinstance(v, bool | np.bool_):
-            bad.append(i)
-        elif isinstance(v, int | float | np.integer | np.floating):
-            out[i] = float(v)
-        elif isinstance(v, str):
-            text = v.strip()
-            if not text:
-                out[i] = np.nan
-                continue
-            try:
-                out[i] = float(text)
-            except ValueError:
-                bad.append(i)
-        else:
-            bad.append(i)
-    if bad:
-        raise InvalidInput(
-            f"field '{name}' must be a number; got {values[bad[0]]!r} in row(s) {_rows_list(bad)}"
-        )
-    return _finite(name, out)
+def _number_column(spec: FieldSpec, values: Sequence[Any]) -> np.ndarray:
+    if spec.kind == "float" and set(map(type, values)) <= _NUMBER_TYPES:
+        out = np.asarray(values, dtype=np.float64)  # None becomes NaN: the usual case, checked at C speed
+        if not np.isinf(out).any():
+            return out
+    parsed = parse_numbers(list(values), integral=spec.kind == "int")
+    whole = " whole" if spec.kind == "int" else ""
+    _reject(spec.name, values, parsed.bad, f"must be a finite{whole} number; got")
+    return parsed.values
 
 
-def _finite(name: str, out: np.ndarray) -> np.ndarray:
-    inf = np.flatnonzero(np.isinf(out))
-    if len(inf):
-        raise InvalidInput(
-            f"field '{name}' must be finite; got {out[inf[0]]} in row(s) {_rows_list([int(i) for i in inf])}"
-        )
-    return out
+def _code_column(spec: FieldSpec, values: Sequence[Any]) -> np.ndarray:
+    text = _text_column(spec.name, values, allow_int=True)
+    parsed = parse_codes(text, spec.pad, spec.pattern)
+    _reject(spec.name, text, parsed.bad, f"must be a code of the shape {spec.pattern} once zero-padded; got")
+    return parsed.values
 
 
 def _column(spec: FieldSpec, values: Sequence[Any], datatype: str | None) -> Any:
@@ -256,12 +231,12 @@ def _column(spec: FieldSpec, values: Sequence[Any], datatype: str | None) -> Any
     if spec.kind == "string":
         return _text_column(spec.name, values, allow_int=False)
     if spec.kind == "code":
-        return _text_column(spec.name, values, allow_int=True)
+        return _code_column(spec, values)
     if spec.kind == "bool":
         return _bool_column(spec.name, values, allow_text=datatype in (None, "BYTES"))
     if datatype == "BYTES" and not set(map(type, values)) <= _TEXT_TYPES:
         raise InvalidInput(f"field '{spec.name}' is declared BYTES, so its values must be text")
-    return _number_column(spec.name, values)
+    return _number_column(spec, values)
 
 
 # ------------------------------------------------------------------------------------------------------------

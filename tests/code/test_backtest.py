@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from chicago_arrest.core.schema import parse_timestamp
+from chicago_arrest.core.schema import parse_timestamps
 from chicago_arrest.data.synthetic import generate_crimes
 from chicago_arrest.model.backtest import Candidate, select_candidate, walk_forward_folds
 
@@ -17,7 +17,7 @@ def crimes() -> pd.DataFrame:
 
 @pytest.mark.parametrize("n_folds", [1, 3, 5])
 def test_every_fold_validates_after_all_its_training_rows(crimes: pd.DataFrame, n_folds: int) -> None:
-    stamps = parse_timestamp(crimes["date"])
+    stamps = pd.Series(parse_timestamps(crimes["date"]).values, index=crimes["date"].index)
     folds = walk_forward_folds(crimes, n_folds)
     assert len(folds) == n_folds
     for fold in folds:
@@ -34,7 +34,9 @@ def test_every_fold_validates_after_all_its_training_rows(crimes: pd.DataFrame, 
 
 
 def test_short_window_gives_fewer_folds(crimes: pd.DataFrame) -> None:
-    three_months = crimes[parse_timestamp(crimes["date"]).dt.month <= 3]
+    three_months = crimes[
+        pd.Series(parse_timestamps(crimes["date"]).values, index=crimes["date"].index).dt.month <= 3
+    ]
     folds = walk_forward_folds(three_months, 5)
     assert [f.validate_month for f in folds] == ["2017-03"]  # two training months at the least
     assert walk_forward_folds(three_months.head(150), 3) == []  # too few rows per fold

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import requests
 
-from chicago_arrest.core.schema import RAW_COLUMNS
+from chicago_arrest.core.schema import RAW_COLUMNS, parse_timestamps
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.core.store import KeyNotFoundError, LocalStore, ObjectStore, S3Store, read_parquet
 from chicago_arrest.data import ingest as ingest_mod
@@ -414,7 +414,7 @@ def test_month_of_other_timestamp_spellings_is_local_time(store: LocalStore, tmp
         "02/01/2017 12:30:00 AM",
         "2017-02-01T06:30:00Z",  # zone-aware: 00:30 in Chicago
     ]
-    assert ingest_mod.local_times(pd.Series(values)).tolist() == [pd.Timestamp("2017-02-01 00:30")] * 5
+    assert parse_timestamps(pd.Series(values)).values.tolist() == [pd.Timestamp("2017-02-01 00:30").value] * 5
     rows = pd.DataFrame({"id": [str(i) for i in range(5)], "date": values})
     folder = tmp_path / "src"
     path = write_source(folder, rows, pd.DataFrame({"district": ["1"]}))

@@ -228,6 +228,25 @@ def test_batch_scoring_writes_predictions_and_quarantine_idempotently(
     assert len(files) == 2, files
 
 
+def test_batch_scoring_and_monitoring_quarantine_unreadable_dates(
+    registered: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    """``now``, ``2017``, ``2017-13-01``, blanks ... (tests/code/test_bad_dates.py): quarantined with the field
+    named, never scored with the clock's date, counted."""
+    from chicago_arrest.steps.monitoring import batch_score_step, monitor_step
+    from tests.code.test_bad_dates import BAD_DATES, EMPTY, with_dates
+
+    source = with_dates(registered["test"], BAD_DATES)
+    path = tmp_path / "bad_dates.csv"
+    source.to_csv(path, index=False)
+    scored = batch_score_step(source=str(path), settings=settings)
+    assert scored["reasons"] == {"bad_date:date": len(BAD_DATES) - len(EMPTY), "null:date": len(EMPTY)}
+    assert scored["scored"] == len(source) - len(BAD_DATES)
+    monitored = monitor_step(tmp_path / "report.html", source=str(path), retrain="never", settings=settings)
+    assert monitored["quarantined"] == len(BAD_DATES)
+    assert monitored["rows"] == len(source) - len(BAD_DATES)
+
+
 def test_bad_inputs_are_one_error_and_write_nothing(
     registered: dict[str, Any], settings: Settings, tmp_path: Path
 ) -> None:

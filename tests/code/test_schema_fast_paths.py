@@ -1,4 +1,4 @@
-"""The raw-record coercion's fast paths give what the value-by-value rules give, and are safe in threads."""
+"""The parsers' fast paths give what the value-by-value rules give, and are safe in threads."""
 
 from __future__ import annotations
 
@@ -14,7 +14,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chicago_arrest.core import schema
-from chicago_arrest.core.schema import DISTINCT_FROM, category_array, map_distinct, parse_timestamp
+from chicago_arrest.core.schema import (
+    DISTINCT_FROM,
+    FIELD_BY_NAME,
+    map_distinct,
+    parse_field,
+    parse_timestamps,
+)
+from chicago_arrest.model.inputs import category_array
+
+#: One field of each kind the model reads as a category (``ward`` is ``int``, ``beat`` a padded code).
+CATEGORY_FIELDS = {
+    kind: FIELD_BY_NAME[name]
+    for kind, name in (("code", "beat"), ("int", "ward"), ("bool", "domestic"), ("string", "description"))
+}
+
+
+def parse_timestamp(values: pd.Series) -> pd.Series:
+    return pd.Series(parse_timestamps(values).values, index=values.index)
+
 
 VALUES = st.one_of(
     st.none(),
@@ -27,22 +45,51 @@ VALUES = st.one_of(
 )
 
 
-def _value_by_value(values: list[object], kind: schema.FieldKind, pad: int) -> list[object]:
+def _value_by_value(values: list[object], kind: str) -> tuple[list[object], list[bool], list[object]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(schema, "DISTINCT_FROM", 10**9)
-        return list(category_array(np.array(values, dtype=object), kind, pad))
+        patch.setattr(schema, "VECTOR_FROM", 10**9)
+        return _read(values, kind)
+
+
+def _read(values: list[object], kind: str) -> tuple[list[object], list[bool], list[object]]:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    spec = CATEGORY_FIELDS[kind]
+    parsed = parse_field(spec, array)
+    return (
+        list(pd.Series(parsed.values, dtype=object).fillna("<missing>")),
+        list(parsed.bad),
+        list(category_array(array, spec)),
+    )
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     values=st.lists(VALUES, min_size=DISTINCT_FROM, max_size=3 * DISTINCT_FROM),
-    kind=st.sampled_from(["code", "int", "bool", "string"]),
-    pad=st.sampled_from([0, 3]),
+    kind=st.sampled_from(sorted(CATEGORY_FIELDS)),
 )
-def test_distinct_values_path_equals_the_value_by_value_path(values: list[object], kind, pad: int) -> None:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    assert list(category_array(array, kind, pad)) == _value_by_value(values, kind, pad)
+def test_distinct_values_path_equals_the_value_by_value_path(values: list[object], kind: str) -> None:
+    assert _read(values, kind) == _value_by_value(values, kind)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["", " a ", "b\x1f", "\u3000c"])),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_arrow_text_path_equals_the_value_by_value_path(values: list[object]) -> None:
+    many = values * (schema.VECTOR_FROM // len(values) + 1)
+    for upper in (False, True):
+        fast = schema.parse_text(many, upper=upper).values[: len(values)]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(schema, "VECTOR_FROM", 10**9)
+            patch.setattr(schema, "DISTINCT_FROM", 10**9)
+            slow = schema.parse_text(values, upper=upper).values
+        assert list(fast) == list(slow)
 
 
 @settings(max_examples=100, deadline=None)
@@ -69,7 +116,7 @@ def test_map_distinct_declines_few_values_and_colliding_types() -> None:
     assert map_distinct(np.array(["a"] * (DISTINCT_FROM - 1), dtype=object), str) is None
     mixed = np.array([True, 1, 1.0] * DISTINCT_FROM, dtype=object)  # equal across types: one hash bucket
     assert map_distinct(mixed, str) is None
-    assert list(category_array(mixed, "string"))[:3] == ["TRUE", "1", "1.0"]
+    assert list(category_array(mixed, FIELD_BY_NAME["description"]))[:3] == ["TRUE", "1", "1.0"]
 
 
 def test_socrata_timestamps_parse_without_touching_the_warning_filters() -> None:
@@ -135,16 +182,22 @@ TIMESTAMPS = st.one_of(
         lambda d: d.isoformat(timespec="milliseconds")
     ),
     st.sampled_from(["2017-03-01 13:05", "2017-03-01", "now", "2017", "20170105", "03/01/2017 01:05:00 PM"]),
+    st.sampled_from(["9999-12-31T00:00:00", "1600-01-01", "2017-02-30", "2017-03-01T24:00:00", " ", "today"]),
     st.sampled_from(["2017-03-01T13:05:00Z", "2017-03-01T13:05:00-05:00", " 2017-03-01T13:05:00", "garbage"]),
 )
 
 
 @settings(max_examples=150, deadline=None)
 @given(values=st.lists(TIMESTAMPS, min_size=1, max_size=8))
-def test_timestamp_array_parses_like_parse_timestamp(values: list[object]) -> None:
+def test_timestamps_of_an_array_of_a_series_and_of_many_parse_alike(values: list[object]) -> None:
+    """The value-by-value plain check (one request), the Arrow one (a year of records) and pandas agree."""
     array = np.empty(len(values), dtype=object)
     array[:] = values
-    got = schema.timestamp_array(array)
-    assert got.dtype == np.dtype("datetime64[ns]")
-    expected = parse_timestamp(pd.Series(array, dtype=object)).to_numpy(dtype="datetime64[ns]")
-    np.testing.assert_array_equal(got, expected)
+    got = parse_timestamps(array)
+    assert got.values.dtype == np.dtype("datetime64[ns]")
+    series = parse_timestamps(pd.Series(array, dtype="string"))
+    np.testing.assert_array_equal(got.values, series.values)
+    np.testing.assert_array_equal(got.bad, series.bad)
+    many = parse_timestamps(np.concatenate([array] * (schema.VECTOR_FROM // len(array) + 1)))
+    np.testing.assert_array_equal(many.values[: len(array)], got.values)
+    np.testing.assert_array_equal(many.bad[: len(array)], got.bad)

@@ -29,7 +29,14 @@ from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from chicago_arrest.core.schema import FALSE_TEXT, MODEL_INPUT_COLUMNS, TRUE_TEXT, category_array, parse_bool
+from chicago_arrest.core.schema import (
+    FALSE_TEXT,
+    FIELD_BY_NAME,
+    MODEL_INPUT_COLUMNS,
+    TRUE_TEXT,
+    parse_bools,
+)
+from chicago_arrest.model.inputs import category_array
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 
@@ -126,6 +133,17 @@ BAD_V2: list[tuple[str, dict[str, Any], str]] = [
     ("null iucr", edit(golden_request(), "iucr", data=[None] * 6), "iucr"),
     ("number not parsable", one_row(latitude=("BYTES", "north")), "latitude"),
     ("bool not parsable", one_row(domestic=("BYTES", "maybe")), "domestic"),
+    (
+        "code of the wrong shape",
+        one_row(iucr=("BYTES", "08200")),
+        r"field 'iucr' must be a code of the shape",
+    ),
+    (
+        "whole number with a fraction",
+        one_row(ward=("FP64", 2.5)),
+        r"field 'ward' must be a finite whole number",
+    ),
+    ("number with an underscore", one_row(latitude=("BYTES", "41_8")), "latitude"),
     ("BOOL with a number", one_row(domestic=("BOOL", 3)), "domestic"),
     ("infinite coordinate", one_row(x_coordinate=("FP64", float("inf"))), "x_coordinate"),
     ("text field with a number", one_row(description=("BYTES", 12)), "description"),
@@ -194,9 +212,12 @@ def test_column_vectors_and_nested_data_are_accepted() -> None:
     assert parse_v2(infer_request(body), max_rows=10).rows == 1
 
 
-def test_int_codes_are_padded_by_the_model() -> None:
-    parsed = parse_v2(infer_request(one_row(iucr=("INT64", 486))), max_rows=10)
-    assert parsed.frame["iucr"].tolist() == ["486"]  # the model's coercion zero-pads to "0486"
+def test_int_codes_are_read_by_the_code_parser() -> None:
+    parsed = parse_v2(infer_request(one_row(iucr=("INT64", 486), beat=("BYTES", " 111 "))), max_rows=10)
+    assert parsed.frame["iucr"].tolist() == [
+        "0486"
+    ]  # zero-padded, as the data contract and the model read it
+    assert parsed.frame["beat"].tolist() == ["0111"]
 
 
 def test_grpc_style_parameters() -> None:
@@ -440,8 +461,10 @@ def test_invalid_input_is_counted_and_reraised(predictor: Any) -> None:
 @pytest.mark.parametrize("text", sorted({*TRUE_TEXT, *FALSE_TEXT, "TRUE", " F ", "yes", "2"}))
 def test_server_contract_and_model_share_the_boolean_spellings(text: str) -> None:
     """One rule (chicago_arrest.core.schema): a spelling the data contract accepts, the server and model accept."""
-    expected = {"true": True, "false": False}.get(category_array(pd.Series([text]), "bool")[0])
-    contract, bad = parse_bool(pd.Series([text]))
+    expected = {"true": True, "false": False}.get(
+        category_array(pd.Series([text]), FIELD_BY_NAME["domestic"])[0]
+    )
+    contract, bad = parse_bools(pd.Series([text]))
     assert bool(bad[0]) is (expected is None)
     body = infer_request(one_row(domestic=("BYTES", text)))
     if expected is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS, model_input_arrays, record_count
+from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS, record_count
 from chicago_arrest.model.artifact import ArrestModel
 from chicago_arrest.model.features import ALL_COLUMNS
+from chicago_arrest.model.inputs import model_input_arrays
 
 
 def _messy(test: pd.DataFrame) -> pd.DataFrame:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.core.schema import parse_timestamp
+from chicago_arrest.core.schema import labels, parse_timestamps
 from chicago_arrest.data.synthetic import generate_crimes
 from chicago_arrest.model.features import LEGACY_FEATURES
-from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, labels, train_model
+from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, train_model
 
 #: 26 weeks: the same weekday and clock time, half a year earlier.
 SHIFT = pd.Timedelta(weeks=26)
@@ -24,7 +24,7 @@ SHIFT = pd.Timedelta(weeks=26)
 def year(stations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """January–May (training) and July–December (later, never seen) of a generated, season-free year."""
     crimes = generate_crimes(14_000, stations=stations, seed=5)
-    month = parse_timestamp(crimes["date"]).dt.month
+    month = pd.Series(parse_timestamps(crimes["date"]).values, index=crimes["date"].index).dt.month
     return crimes[month <= 5].reset_index(drop=True), crimes[month >= 7].reset_index(drop=True)
 
 
@@ -34,7 +34,7 @@ def redated(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     Rows landing on or leaving the first of a month change ``is_first_of_month`` legitimately (a feature every
     month has), so only the other rows must keep their probability exactly.
     """
-    stamps = parse_timestamp(records["date"])
+    stamps = pd.Series(parse_timestamps(records["date"]).values, index=records["date"].index)
     moved = records.copy()
     moved["date"] = (stamps - SHIFT).dt.strftime("%Y-%m-%dT%H:%M:%S.000")
     same = ((stamps.dt.day != 1) & ((stamps - SHIFT).dt.day != 1)).to_numpy()
@@ -45,8 +45,8 @@ def redated(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 def test_calibrated_in_months_never_seen(model_type: str, year, stations) -> None:
     train, later = year
     model = train_model(train, stations, TrainConfig(model_type=model_type, n_jobs=1, backtest_folds=2)).model
-    y, p = labels(later), model.predict_arrest_probability(later)
-    month = parse_timestamp(later["date"]).dt.month.to_numpy()
+    y, p = labels(later).values, model.predict_arrest_probability(later)
+    month = pd.Series(parse_timestamps(later["date"]).values, index=later["date"].index).dt.month.to_numpy()
     gaps = {int(m): float(p[month == m].mean() - y[month == m].mean()) for m in np.unique(month)}
     assert sorted(gaps) == [7, 8, 9, 10, 11, 12]
     # ~1,170 records a month at a ~25 % rate: the observed rate alone has a standard error of ~0.013.

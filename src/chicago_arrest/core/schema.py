@@ -1,7 +1,31 @@
-"""The raw record schema: Socrata API field names of "Crimes - 2001 to present" (ijzp-q8t2).
+"""The raw record schema: Socrata API field names of "Crimes - 2001 to present" (ijzp-q8t2), and how each is read.
 
 One declaration used by ingest (column order), the data contract (types, required fields), the model (which
-raw fields it reads) and the server (V2 input names and datatypes).
+raw fields it reads) and the server (V2 input names and datatypes); and one parser per field kind, used by every
+place that reads raw values: ingest (month grouping, dedupe, order, window), the data contract, the split, the
+model's raw-record coercion, the model server's requests, batch scoring, monitoring and the Vertex landing.
+
+Each parser takes raw values (a series, an array or a list; text as landed, or already typed) and returns a
+:class:`Parsed`: the values in the kind's canonical form, missing where a value is absent or unreadable, and
+``bad``, the mask of values that are there but could not be read. What a caller does with ``bad`` is its own
+rule (the contract quarantines, the server answers 400, ingest keeps the record out of every month, the model
+treats the value as missing); what counts as readable is decided here only:
+
+============  ==========================================  ===============================================
+kind          reads                                       missing / bad
+============  ==========================================  ===============================================
+``datetime``  a full calendar date first (``2017-03-01``  missing: empty or blank; bad: anything else
+              or ``03/01/2017``), then the time; naive    (``now``, ``today``, ``2017``, ``20170105``,
+              = Chicago local, zone-aware converted       ``2017-13-01``, ``02/30/2017 10:00:00 AM``)
+``bool``      real booleans, ``true/false/t/f/1/0`` (any  missing: empty; bad: other text, other numbers
+              case), the integers 0 and 1
+``code``      text or integers, upper-cased, ``24.0`` ->  missing: empty; bad: not the field's
+              ``24``, zero-padded to the field's width    :attr:`FieldSpec.pattern` after padding
+``int``       finite integral numbers (text or numbers)   missing: empty, ``nan``; bad: other text,
+``float``     finite numbers (text or numbers)            booleans, ``inf``, ``1_000``, ``2.5`` for int
+``string``    text, stripped                              missing: empty or blank; never bad
+label         ``arrest`` read as ``bool``: :func:`labels`  unknown: missing or bad
+============  ==========================================  ===============================================
 """
 
 from __future__ import annotations
@@ -10,11 +34,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import pandas as pd
 
+from chicago_arrest.core.errors import ArrestError
 from chicago_arrest.core.names import CHICAGO_TZ
 
 FieldKind = Literal["int", "float", "string", "code", "bool", "datetime"]
@@ -28,6 +53,7 @@ class FieldSpec:
         name: Socrata API field name.
         kind: Logical type. ``code`` is text with significant leading zeros (``"0486"``, ``"005"``).
         pad: Width to zero-pad a numeric-looking ``code`` to (0 = no padding).
+        pattern: Shape of a ``code`` after upper-casing and zero-padding (full match); other shapes are bad.
         nullable: Whether an empty value is acceptable in a valid record.
         model_input: Whether the model reads it.
         v2_datatype: Open Inference Protocol datatype of the field as a V2 input tensor.
@@ -36,6 +62,7 @@ class FieldSpec:
     name: str
     kind: FieldKind
     pad: int = 0
+    pattern: str = ""
     nullable: bool = True
     model_input: bool = False
     v2_datatype: str = "BYTES"
@@ -46,17 +73,17 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("case_number", "string"),
     FieldSpec("date", "datetime", nullable=False, model_input=True),
     FieldSpec("block", "string"),
-    FieldSpec("iucr", "code", pad=4, nullable=False, model_input=True),
+    FieldSpec("iucr", "code", pad=4, pattern="[0-9A-Z]{4}", nullable=False, model_input=True),
     FieldSpec("primary_type", "string", nullable=False, model_input=True),
     FieldSpec("description", "string", model_input=True),
     FieldSpec("location_description", "string", model_input=True),
     FieldSpec("arrest", "bool", nullable=False, v2_datatype="BOOL"),
     FieldSpec("domestic", "bool", nullable=False, model_input=True, v2_datatype="BOOL"),
-    FieldSpec("beat", "code", pad=4, model_input=True),
-    FieldSpec("district", "code", pad=3, model_input=True),
+    FieldSpec("beat", "code", pad=4, pattern="[0-9]{4}", model_input=True),
+    FieldSpec("district", "code", pad=3, pattern="[0-9]{3}", model_input=True),
     FieldSpec("ward", "int", model_input=True, v2_datatype="INT64"),
     FieldSpec("community_area", "int", model_input=True, v2_datatype="INT64"),
-    FieldSpec("fbi_code", "code", pad=2, model_input=True),
+    FieldSpec("fbi_code", "code", pad=2, pattern="[0-9]{2}[A-Z]?", model_input=True),
     FieldSpec("x_coordinate", "float", model_input=True, v2_datatype="FP64"),
     FieldSpec("y_coordinate", "float", model_input=True, v2_datatype="FP64"),
     FieldSpec("year", "int", v2_datatype="INT64"),
@@ -72,6 +99,7 @@ MODEL_INPUT_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.model_i
 PREDICTION_REQUIRED: tuple[str, ...] = ("date", "primary_type", "iucr")
 #: Fields every valid stored record must carry (the data contract).
 CONTRACT_REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.nullable)
+#: The label: whether the crime ended in an arrest (a ``bool`` field, read by :func:`labels`).
 LABEL = "arrest"
 ID = "id"
 DATE = "date"
@@ -99,175 +127,335 @@ CHICAGO_Y = (1_800_000.0, 1_955_000.0)
 #: Socrata floating timestamps are Chicago local time without a zone.
 SOCRATA_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
-#: The spellings of true and false (after strip and lower-case) accepted everywhere: the data contract, the
-#: model's raw-record coercion and the model server's requests.
+# -- parsers: one per field kind ----------------------------------------------------------------------------
+
+#: The spellings of true and false (after strip and lower-case); the integers 0 and 1 are read too.
 TRUE_TEXT = frozenset({"true", "t", "1"})
 FALSE_TEXT = frozenset({"false", "f", "0"})
 #: A timestamp's text starts with a full calendar date, 2017-03-01... (ISO / Socrata) or 03/01/2017... (the CSV
 #: export), then ends or goes on with the time: pandas and numpy would also read "now", "2017" or "20170105".
 FULL_DATE = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?:$|[T ])")
-#: Local timestamps numpy parses exactly and without a warning (no zone, no trailing blank, at most ns).
-NUMPY_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d(?::\d\d(?::\d\d(?:\.\d{1,9})?)?)?)?\Z")
+#: Local timestamps numpy parses exactly and without a warning (no zone, no blank, at most ns), in the years
+#: 1700-2199: numpy wraps a year outside ``datetime64[ns]`` (9999 became 1816) where pandas says NaT.
+NUMPY_TIMESTAMP = re.compile(
+    r"(?:1[7-9]|2[01])\d\d-\d\d-\d\d(?:[T ]\d\d(?::\d\d(?::\d\d(?:\.\d{1,9})?)?)?)?\Z"
+)
+_ZONED = r"(?:Z|[+-]\d\d:?\d\d)$"
+#: From this many values on, text is checked with Arrow kernels instead of a Python loop.
+VECTOR_FROM = 4096
+#: From this many values on, per-value work runs once per distinct value (:func:`map_distinct`).
+DISTINCT_FROM = 64
+#: Python's whitespace (what ``str.strip`` removes), for Arrow's trim to remove the same characters.
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+_FLOAT_INT = re.compile(r"(\d+)\.0+")
+# A per-value reader's answer for a value that is there but unreadable (``None`` means missing).
+_BAD: Any = object()
 
 
-def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse booleans in the encodings seen in the wild (``true``/``false``, ``TRUE``/``FALSE``, bools, 0/1).
+class FieldError(ArrestError, ValueError):
+    """A field's values cannot be used; the message names the field and the reason.
+
+    Attributes:
+        field: The field's name.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"field '{field}' {reason}")
+        self.field = field
+
+
+class Parsed(NamedTuple):
+    """A field's raw values as its parser read them.
+
+    Attributes:
+        values: The kind's canonical form, missing where a value is absent or unreadable: ``datetime64[ns]``
+            (NaT, Chicago local time), ``float64`` (NaN), a pandas ``BooleanArray`` (NA), or an ``object``
+            array of ``str`` (``None``) for codes and text.
+        bad: Mask of values that are there but could not be read.
+    """
+
+    values: Any
+    bad: np.ndarray
+
+    @property
+    def missing(self) -> np.ndarray:
+        """Mask of values that are absent (empty, blank, null): neither read nor :attr:`bad`."""
+        return np.asarray(pd.isna(self.values), dtype=bool) & ~self.bad
+
+    @property
+    def given(self) -> np.ndarray:
+        """Mask of values that are there, read or :attr:`bad`."""
+        return ~self.missing
+
+
+def parse_field(spec: FieldSpec, values: Any) -> Parsed:
+    """Read the raw values (series, array or list) of the field ``spec`` with its kind's parser."""
+    if spec.kind == "datetime":
+        return parse_timestamps(values)
+    if spec.kind == "bool":
+        return parse_bools(values)
+    if spec.kind == "code":
+        return parse_codes(values, spec.pad, spec.pattern)
+    if spec.kind in ("int", "float"):
+        return parse_numbers(values, integral=spec.kind == "int")
+    return parse_text(values)
+
+
+def parse_timestamps(values: Any) -> Parsed:
+    """Read timestamps as naive Chicago local times.
+
+    A value must start with a full calendar date (:data:`FULL_DATE`): ``2017-03-01T13:05:00.000`` (Socrata),
+    other ISO-8601 spellings, ``03/01/2017 01:05:00 PM`` (the CSV export). Naive = Chicago local time; zone-aware
+    values are converted. ``now``, ``2017``, ``20170105``, ``2017-13-01`` and years outside ``datetime64[ns]`` are
+    bad. Values of the plain local shape (:data:`NUMPY_TIMESTAMP`, nearly all) are parsed by numpy, ~3x faster
+    than pandas (their shape checked value by value for one request, with Arrow kernels for a year of records);
+    the rest by pandas. No warnings filter is touched (process-wide, and the server parses in several threads).
 
     Args:
-        values: Raw values.
+        values: Text, datetimes (zone-aware ones are converted) or ``datetime64`` values.
 
     Returns:
-        ``(parsed, bad)``: a nullable ``boolean`` series (``<NA>`` where empty) and a mask of values that are
-        present but not a recognised boolean.
+        ``datetime64[ns]`` values (NaT where missing or bad) and the mask of bad values.
     """
-    if pd.api.types.is_bool_dtype(values):
-        parsed = values.astype("boolean")
-        return parsed, pd.Series(False, index=values.index)
-    text = values.astype("string").str.strip().str.lower()
-    is_true = text.isin(TRUE_TEXT)
-    is_false = text.isin(FALSE_TEXT)
-    empty = text.isna() | (text == "")
-    parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
-    parsed[is_true.fillna(False).to_numpy(bool)] = True
-    parsed[is_false.fillna(False).to_numpy(bool)] = False
-    bad = ~(is_true.fillna(False) | is_false.fillna(False) | empty)
-    return parsed, bad.astype(bool)
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        local = pd.Series(values).dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None)
+        return Parsed(local.to_numpy(dtype="datetime64[ns]"), np.zeros(len(local), dtype=bool))
+    if isinstance(dtype, np.dtype) and dtype.kind == "M":
+        return Parsed(np.asarray(values, dtype="datetime64[ns]"), np.zeros(len(values), dtype=bool))
+    raw = _objects(values)
+    n = len(raw)
+    plain = _plain_timestamp_mask(raw)
+    if plain.all():
+        try:
+            return Parsed(raw.astype("datetime64[ns]"), np.zeros(n, dtype=bool))
+        except (ValueError, TypeError):  # an impossible date of the plain shape (2017-02-30)
+            plain[:] = False
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if plain.any():
+        try:
+            out[plain] = raw[plain].astype("datetime64[ns]")
+        except (ValueError, TypeError):
+            plain[:] = False
+    rest = ~plain
+    text = np.array(
+        [None if _is_missing(v) else (_as_text(v).strip() or None) for v in raw[rest]], dtype=object
+    )
+    out[rest] = _timestamps_of_text(text)
+    bad = np.zeros(n, dtype=bool)
+    bad[rest] = pd.notna(text) & np.isnat(out[rest])
+    return Parsed(out, bad)
 
 
-def timestamp_array(values: np.ndarray) -> np.ndarray:
-    """:func:`parse_timestamp` for an ``object`` array: ``datetime64[ns]``, ``NaT`` where empty or unparsable.
+def _plain_timestamp_mask(raw: np.ndarray) -> np.ndarray:
+    """Mask of values that are missing or of :data:`NUMPY_TIMESTAMP`'s shape."""
+    if len(raw) >= VECTOR_FROM:
+        text = _arrow_text(raw)
+        if text is not None:
+            import pyarrow.compute as pc
 
-    The usual request (every value of the plain local shape) is parsed without building a series, which for
-    one record costs more than the parsing.
-    """
-    plain = _plain_timestamps(values)
-    if plain is not None:
-        return plain
-    return parse_timestamp(pd.Series(values, dtype=object)).to_numpy(dtype="datetime64[ns]")
-
-
-def _plain_timestamps(raw: np.ndarray) -> np.ndarray | None:
-    """``raw`` parsed by numpy when every value is missing or of the plain local shape, else ``None``.
-
-    numpy's ISO-8601 parser is ~3x faster than pandas' and exact for the Socrata format, but it also takes
-    "now", "2017" or "20170105", and it converts zone offsets with a warning: only values of the plain local
-    shape (:data:`NUMPY_TIMESTAMP`) go through it. No warnings filter is involved: ``warnings.catch_warnings``
-    is process-wide, and the server calls this from several threads.
-    """
-    if not all(v is None or (isinstance(v, str) and (not v or NUMPY_TIMESTAMP.match(v))) for v in raw):
-        return None
-    try:
-        return np.asarray(raw, dtype=object).astype("datetime64[ns]")
-    except (ValueError, TypeError):
-        return None
+            shape = "^" + NUMPY_TIMESTAMP.pattern.removesuffix(r"\Z") + "$"
+            ok = pc.or_kleene(pc.equal(text, ""), pc.match_substring_regex(text, shape))
+            return np.asarray(pc.fill_null(ok, True).to_numpy(zero_copy_only=False), dtype=bool)
+    match = NUMPY_TIMESTAMP.match
+    return np.fromiter(
+        (v is None or (type(v) is str and (not v or match(v) is not None)) for v in raw),
+        dtype=bool,
+        count=len(raw),
+    )
 
 
-def parse_timestamp(values: pd.Series) -> pd.Series:
-    """Parse Socrata floating timestamps (and ISO-8601 variants) to naive Chicago-local datetimes.
-
-    Args:
-        values: Strings like ``2017-03-01T13:05:00.000`` or datetimes.
-
-    Returns:
-        ``datetime64[ns]`` series with ``NaT`` where a value is empty or unparsable. Zone-aware inputs are
-        converted to America/Chicago and made naive.
-    """
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None).astype("datetime64[ns]")
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values.astype("datetime64[ns]")
-    plain = _plain_timestamps(values.to_numpy(dtype=object))
-    if plain is not None:
-        return pd.Series(plain, index=values.index)
-    text = values.astype("string").str.strip()
+def _timestamps_of_text(text: np.ndarray) -> np.ndarray:
+    """Stripped text (``None`` where missing) → ``datetime64[ns]`` through pandas, NaT where unreadable."""
+    series = pd.Series(text, dtype=object)
     # A full calendar date must lead: pandas would otherwise read "now", "2017" or "20170105" as dates.
-    text = text.where(text.str.match(FULL_DATE).fillna(False).astype(bool))
-    out = pd.to_datetime(text, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
-    missing = (out.isna() & text.notna()).to_numpy()
+    series = series.where(series.str.match(FULL_DATE, na=False).astype(bool))
+    out = pd.to_datetime(series, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
+    missing = (out.isna() & series.notna()).to_numpy()
     if missing.any():
-        rest = text[missing]
+        rest = series[missing]
         out = out.copy()
         # Naive values are Chicago local time as they are; only explicit zones are converted.
-        zoned = rest.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False).to_numpy(bool)
+        zoned = rest.str.contains(_ZONED, regex=True, na=False).to_numpy(bool)
         if (~zoned).any():
             naive = rest[~zoned]
             out.loc[naive.index] = pd.to_datetime(naive, format="mixed", errors="coerce")
         if zoned.any():
             aware = pd.to_datetime(rest[zoned], format="mixed", errors="coerce", utc=True)
             out.loc[aware.index] = aware.dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None)
-    return out.astype("datetime64[ns]")
+    return out.to_numpy(dtype="datetime64[ns]")
 
 
-def normalize_code(values: pd.Series, pad: int) -> pd.Series:
-    """Return codes as upper-case text, zero-padded to ``pad`` when numeric-looking (``"486"`` -> ``"0486"``).
+def parse_bools(values: Any) -> Parsed:
+    """Read booleans: real booleans, ``true/false/t/f/1/0`` in any case, and the integers 0 and 1.
 
     Args:
-        values: Raw codes (text or numbers).
-        pad: Target width; 0 leaves the width alone.
+        values: Raw values.
 
     Returns:
-        A ``string`` series with ``<NA>`` for empty values.
+        A pandas ``BooleanArray`` (NA where missing or bad) and the mask of bad values.
     """
-    text = values.astype("string").str.strip().str.upper()
-    # Integers that went through a float column come back as "24.0".
-    text = text.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
-    text = text.mask(text == "")
-    if pad:
-        text = text.str.zfill(pad)
-    return text
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and pd.api.types.is_bool_dtype(dtype):
+        parsed = pd.array(values, dtype="boolean")
+        return Parsed(parsed, np.zeros(len(parsed), dtype=bool))
+    raw = _objects(values)
+    if set(map(type, raw)) <= _BOOL_TYPES:
+        data = raw.astype(bool)
+        return Parsed(
+            pd.arrays.BooleanArray(data, np.zeros(len(raw), dtype=bool)), np.zeros(len(raw), dtype=bool)
+        )
+    read, bad = _read_each(raw, _read_bool)
+    missing = pd.isna(read)
+    data = np.zeros(len(raw), dtype=bool)
+    data[~missing] = read[~missing].astype(bool)
+    return Parsed(pd.arrays.BooleanArray(data, missing), bad)
 
 
-def to_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse numbers; return ``(float64 values, mask of present-but-unparsable values)``."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.astype("float64"), pd.Series(False, index=values.index)
-    filled = values.to_numpy(dtype=object).copy()
-    filled[pd.isna(filled)] = "nan"
-    filled[filled == ""] = "nan"
-    try:
-        # Fast path for clean text; pd.to_numeric below handles (and reports) anything else.
-        num = pd.Series(filled.astype("float64"), index=values.index)
-        return num, pd.Series(False, index=values.index)
-    except (ValueError, TypeError):
-        pass
-    text = values.astype("string").str.strip()
-    num = pd.to_numeric(text, errors="coerce").astype("float64")
-    bad = num.isna() & text.notna() & (text != "")
-    return num, bad.astype(bool)
+def parse_codes(values: Any, pad: int = 0, pattern: str = "") -> Parsed:
+    """Read codes: upper-cased text, zero-padded to ``pad`` (``"486"`` -> ``"0486"``; ``24.0`` -> ``"24"``).
+
+    Args:
+        values: Text or integers (integral floats, as a float column holds integers, are read as integers).
+        pad: Width to zero-pad to; 0 leaves the width alone.
+        pattern: Shape of a readable code after padding (full match); empty accepts any text.
+
+    Returns:
+        An ``object`` array of ``str`` (``None`` where missing or bad) and the mask of bad values.
+    """
+    return Parsed(*_read_each(_objects(values), lambda v: _read_code(v, pad, pattern)))
 
 
-@lru_cache(maxsize=1 << 16)
-def _clean_code(text: str, pad: int) -> str | None:
-    value = text.strip().upper()
-    if not value:
-        return None
-    match = _FLOAT_INT.fullmatch(value)
-    if match:
-        value = match.group(1)
-    return value.zfill(pad) if pad else value
+def parse_numbers(values: Any, *, integral: bool = False) -> Parsed:
+    """Read finite numbers from numbers or text; ``nan`` text is missing, booleans, ``inf`` and ``1_000`` are bad.
+
+    Args:
+        values: Raw values.
+        integral: Whether a number must be a whole number (``2.5`` is bad).
+
+    Returns:
+        ``float64`` values (NaN where missing or bad) and the mask of bad values.
+    """
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        if isinstance(values, np.ndarray):
+            arr = values.astype(np.float64)
+        else:
+            arr = pd.array(values).to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.zeros(len(arr), dtype=bool)
+    else:
+        raw = _objects(values)
+        arr, bad = _numbers_of_objects(raw)
+    given = ~np.isnan(arr)
+    bad = bad | (given & ~np.isfinite(arr))
+    if integral:
+        with np.errstate(invalid="ignore"):
+            bad |= given & (arr != np.round(arr))
+    if bad.any():
+        arr = np.where(bad, np.nan, arr)
+    return Parsed(arr, bad)
 
 
-@lru_cache(maxsize=1 << 16)
-def _clean_text(text: str) -> str | None:
-    value = text.strip().upper()
-    return value or None
+def _numbers_of_objects(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    types = set(map(type, raw))
+    if types <= _NUMBER_TYPES:
+        try:
+            return np.array(raw, dtype=np.float64), np.zeros(len(raw), dtype=bool)  # None becomes NaN
+        except OverflowError:  # an integer beyond float64
+            pass
+    elif types <= _TEXT_TYPES:
+        # Fast path for clean text: float() strips blanks and reads "nan" as NaN, as the rules below do.
+        filled = raw.copy()
+        filled[pd.isna(filled) | (filled == "")] = "nan"
+        try:
+            arr = filled.astype(np.float64)
+        except (ValueError, TypeError, OverflowError):
+            pass
+        else:
+            if "_" not in "".join(filled):  # float() reads "1_000"; a raw value never means that
+                return arr, np.zeros(len(raw), dtype=bool)
+    read, bad = _read_each(raw, _read_number)
+    return np.where(pd.isna(read), np.nan, read).astype(np.float64), bad
 
 
-@lru_cache(maxsize=256)
-def _clean_bool(text: str) -> str | None:
-    value = text.strip().lower()
-    if value in TRUE_TEXT:
-        return "true"
-    if value in FALSE_TEXT:
-        return "false"
-    return None
+def parse_text(values: Any, *, upper: bool = False) -> Parsed:
+    """Read free text: stripped, blank = missing; never bad.
+
+    Args:
+        values: Raw values (booleans read as ``true``/``false``, other non-text values as their ``str``).
+        upper: Upper-case as well (the model's categories).
+
+    Returns:
+        An ``object`` array of ``str`` (``None`` where missing) and an all-false mask.
+    """
+    raw = _objects(values)
+    if len(raw) >= VECTOR_FROM:
+        text = _arrow_text(raw)
+        if text is not None:
+            import pyarrow.compute as pc
+
+            text = pc.utf8_trim(text, characters=_WHITESPACE)
+            if upper:
+                text = pc.utf8_upper(text)
+            text = pc.if_else(pc.equal(text, ""), None, text)
+            out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+            return Parsed(out, np.zeros(len(raw), dtype=bool))
+    clean = _clean_upper if upper else _clean_text
+    return Parsed(*_read_each(raw, lambda v: clean(_as_text(v))))
 
 
-_FLOAT_INT = re.compile(r"(\d+)\.0+")
+def labels(records: Records, *, strict: bool = True) -> Parsed:
+    """The label (:data:`LABEL`, ``arrest``) of each record, read as a ``bool`` field.
+
+    Args:
+        records: Records with the label field.
+        strict: Raise when a label is unknown (training and evaluation need every label).
+
+    Returns:
+        ``int64`` 0/1 values (0 where unknown) and the mask of unknown labels (missing or unreadable).
+
+    Raises:
+        FieldError: When the records have no label field, or ``strict`` and some label is unknown.
+    """
+    if LABEL not in records:
+        raise FieldError(LABEL, "is missing: the records carry no label")
+    parsed = parse_bools(records[LABEL])
+    unknown = np.asarray(pd.isna(parsed.values), dtype=bool)
+    if strict:
+        require_values(LABEL, records[LABEL], unknown, "expected true or false")
+    return Parsed(parsed.values.to_numpy(dtype=np.int64, na_value=0), unknown)
+
+
+def require_values(field: str, values: Any, unknown: np.ndarray, expected: str) -> None:
+    """Raise :class:`FieldError` naming ``field``, how many values are unknown and the first of them.
+
+    Args:
+        field: The field's name.
+        values: Its raw values (for the message).
+        unknown: Mask of the values that are missing or unreadable.
+        expected: What a value should look like (the end of the message).
+
+    Raises:
+        FieldError: When any value is unknown.
+    """
+    rows = np.flatnonzero(unknown)
+    if len(rows):
+        shown = ", ".join(repr(v) for v in _objects(values)[rows[:3]])
+        raise FieldError(
+            field,
+            f"is missing or unreadable in {len(rows)} of {len(unknown)} record(s) ({shown}); {expected}",
+        )
+
+
+# -- per-value readers (cached: one request's values are nearly always ones seen before) ------------------------
+
+_BOOL_TYPES = frozenset({bool, np.bool_})
+_NUMBER_TYPES = frozenset({int, float, np.float64, np.float32, np.int64, np.int32, type(None)})
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
 
 
 def _as_text(value: object) -> str:
@@ -276,11 +464,145 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
-#: From this many values on, per-value work runs once per distinct value (:func:`map_distinct`).
-DISTINCT_FROM = 64
+def _read_bool(value: object) -> Any:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, str):
+        return _bool_text(value)
+    if isinstance(value, int | np.integer) and value in (0, 1):
+        return bool(value)
+    return _BAD
+
+
+@lru_cache(maxsize=256)
+def _bool_text(text: str) -> Any:
+    key = text.strip().lower()
+    if key in TRUE_TEXT:
+        return True
+    if key in FALSE_TEXT:
+        return False
+    return _BAD if key else None
+
+
+def _read_code(value: object, pad: int, pattern: str) -> Any:
+    if isinstance(value, str):
+        return _code_text(value, pad, pattern)
+    if isinstance(value, bool | np.bool_):
+        return _BAD
+    if isinstance(value, int | np.integer):
+        return _code_text(str(int(value)), pad, pattern)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return _code_text(str(int(value)), pad, pattern)
+    return _BAD
+
+
+@lru_cache(maxsize=1 << 16)
+def _code_text(text: str, pad: int, pattern: str) -> Any:
+    value = text.strip().upper()
+    if not value:
+        return None
+    match = _FLOAT_INT.fullmatch(value)  # integers that went through a float column: "24.0"
+    if match:
+        value = match.group(1)
+    if pad:
+        value = value.zfill(pad)
+    if pattern and not _compiled(pattern).fullmatch(value):
+        return _BAD
+    return value
+
+
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _read_number(value: object) -> Any:
+    if isinstance(value, bool | np.bool_):
+        return _BAD
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if "_" in text:
+            return _BAD
+    elif not isinstance(value, int | float | np.integer | np.floating):
+        return _BAD
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return _BAD
+    return None if number != number else number
+
+
+@lru_cache(maxsize=1 << 16)
+def _clean_text(text: str) -> str | None:
+    return text.strip() or None
+
+
+@lru_cache(maxsize=1 << 16)
+def _clean_upper(text: str) -> str | None:
+    return text.strip().upper() or None
+
+
+# -- array plumbing -----------------------------------------------------------------------------------------------
+
 # Types whose values are equal only to values of the same type (True == 1 == 1.0 would merge in a hash table).
 _NON_COLLIDING = frozenset({str, float, type(None), type(pd.NA)})
 _MISSING_TYPES = frozenset({type(None), type(pd.NA)})
+
+
+def _objects(values: Any) -> np.ndarray:
+    """Raw values as a 1-D ``object`` array (the caller's own when it is one; missing as ``None`` otherwise)."""
+    if isinstance(values, np.ndarray):
+        return values if values.dtype == object else values.astype(object)
+    if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
+        return np.asarray(values.to_numpy(dtype=object, na_value=None), dtype=object)
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _arrow_text(raw: np.ndarray) -> Any:
+    """``raw`` as an Arrow string array when every value is text or missing, else ``None``."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(raw, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _distinct_ok(values: np.ndarray) -> bool:
+    """Whether one hash table keeps ``values`` apart: one type (and missing), or only str, float and missing."""
+    types = set(map(type, values))
+    return types <= _NON_COLLIDING or len(types - _MISSING_TYPES) <= 1
+
+
+def _read_each(raw: np.ndarray, read: Callable[[Any], Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``read`` of every non-missing value → ``(values, bad)``: ``None`` where missing or ``_BAD``.
+
+    Many values are read once per distinct value (:data:`DISTINCT_FROM`), few value by value.
+    """
+    n = len(raw)
+    if n >= DISTINCT_FROM and _distinct_ok(raw):
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        answers = [read(u) for u in uniques]
+        table = np.empty(len(answers) + 1, dtype=object)  # the last entry answers code -1 (missing)
+        for i, answer in enumerate(answers):
+            table[i] = None if answer is _BAD else answer
+        unreadable = np.array([a is _BAD for a in answers] + [False], dtype=bool)
+        return table[codes], unreadable[codes]
+    out = np.empty(n, dtype=object)
+    bad = np.zeros(n, dtype=bool)
+    for i, value in enumerate(raw):
+        if _is_missing(value):
+            continue
+        answer = read(value)
+        if answer is _BAD:
+            bad[i] = True
+        else:
+            out[i] = answer
+    return out, bad
 
 
 def map_distinct(
@@ -290,7 +612,7 @@ def map_distinct(
 
     Returns ``None`` (the caller maps value by value) below :data:`DISTINCT_FROM` values, where hashing costs
     more than it saves, and when the values mix types that compare equal across types (``True``, ``1``,
-    ``1.0``), which one hash table would merge: values of one type (and None), or of str, float and None only.
+    ``1.0``), which one hash table would merge.
 
     Args:
         values: One-dimensional ``object`` array.
@@ -301,45 +623,14 @@ def map_distinct(
     Returns:
         The mapped array, or ``None``.
     """
-    if len(values) < DISTINCT_FROM:
-        return None
-    types = set(map(type, values))
-    if not (types <= _NON_COLLIDING or len(types - _MISSING_TYPES) == 1):
+    if len(values) < DISTINCT_FROM or not _distinct_ok(values):
         return None
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = np.array([*(fn(u) for u in uniques), missing], dtype=dtype)
     return mapped[codes]  # code -1 (missing) takes the last entry
 
 
-def category_array(values: pd.Series | np.ndarray, kind: FieldKind, pad: int = 0) -> np.ndarray:
-    """Normalised categorical values as an object array (``None`` where missing or unparsable).
-
-    Codes are upper-cased and zero-padded like :func:`normalize_code`; numbers that went through a float
-    (``24.0``) come back as integers (``24``); booleans become ``"true"``/``"false"``. Per-value work is
-    cached and, for many values, done once per distinct value, so this costs microseconds for one record and
-    scales linearly for millions.
-
-    Args:
-        values: Raw values.
-        kind: ``code``/``int`` (codes), ``bool`` or anything else (free text).
-        pad: Zero-padding width for codes.
-
-    Returns:
-        ``object`` array of ``str`` or ``None``.
-    """
-    raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
-    clean: Callable[[Any], str | None]
-    if kind in ("code", "int"):
-        clean = lambda v: _clean_code(_as_text(v), pad)  # noqa: E731
-    elif kind == "bool":
-        clean = lambda v: _clean_bool(_as_text(v))  # noqa: E731
-    else:
-        clean = lambda v: _clean_text(_as_text(v))  # noqa: E731
-    mapped = map_distinct(raw, clean)
-    if mapped is not None:
-        return mapped
-    return np.array([None if _is_missing(v) else clean(v) for v in raw], dtype=object)
-
+# -- the model's view of raw records ----------------------------------------------------------------------------
 
 #: Raw records: a frame with Socrata field names, or the same columns as arrays of equal length by field name
 #: (how the model server holds a parsed request: building a frame for one record costs more than scoring
@@ -354,60 +645,7 @@ def record_count(records: Records) -> int:
     return len(next(iter(records.values()), ()))
 
 
-def model_input_arrays(records: Records) -> dict[str, np.ndarray]:
-    """Raw records → one array per model input field, leniently typed (never raises on values).
-
-    ``date`` becomes ``datetime64[ns]`` (NaT where unparsable), coordinates ``float64`` (NaN), and every other
-    field a normalised categorical object array (see :func:`category_array`). Missing fields are all-missing.
-
-    Args:
-        records: Raw records with Socrata field names, as a frame or as columns (extra fields are ignored).
-
-    Returns:
-        Field name → array of ``record_count(records)`` values.
-    """
-    n = record_count(records)
-    out: dict[str, np.ndarray] = {}
-    for name in MODEL_INPUT_COLUMNS:
-        spec = FIELD_BY_NAME[name]
-        col = records[name] if name in records else np.full(n, None, dtype=object)
-        if spec.kind == "datetime":
-            if isinstance(col, np.ndarray) and col.dtype.kind == "M":
-                out[name] = col.astype("datetime64[ns]")  # parsed already (the model server's columns)
-            else:
-                out[name] = parse_timestamp(_series(col)).to_numpy(dtype="datetime64[ns]")
-        elif spec.kind == "float":
-            out[name] = number_array(col)
-        else:
-            out[name] = category_array(
-                col if isinstance(col, np.ndarray) else _series(col), spec.kind, spec.pad
-            )
-    return out
-
-
-def _series(values: Any) -> pd.Series:
-    # A list stays object: the converters above decide what its values mean, not pandas' inference.
-    return (
-        values if isinstance(values, pd.Series) else pd.Series(values, dtype=getattr(values, "dtype", object))
-    )
-
-
-def number_array(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Numbers as a ``float64`` array, NaN where missing or unparsable (the fast path of :func:`to_number`)."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
-        return values.astype(float)
-    values = _series(values)
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.to_numpy(dtype=float, na_value=np.nan)
-    filled = values.to_numpy(dtype=object).copy()
-    filled[pd.isna(filled)] = "nan"
-    filled[filled == ""] = "nan"
-    try:
-        return filled.astype("float64")
-    except (ValueError, TypeError):
-        return to_number(values)[0].to_numpy(dtype=float, na_value=np.nan)
-
-
-def arrest_based_mask(primary_type: pd.Series) -> np.ndarray:
+def arrest_based_mask(primary_type: Any) -> np.ndarray:
     """Return a boolean mask of records whose crime type is recorded only upon arrest."""
-    return primary_type.astype("string").str.upper().isin(ARREST_BASED_TYPES).fillna(False).to_numpy(bool)
+    types = parse_text(primary_type, upper=True).values
+    return np.fromiter((t in ARREST_BASED_TYPES for t in types), dtype=bool, count=len(types))

@@ -22,8 +22,8 @@ from chicago_arrest.core.schema import (
     CHICAGO_LON,
     CHICAGO_X,
     CHICAGO_Y,
-    parse_timestamp,
-    to_number,
+    parse_numbers,
+    parse_timestamps,
 )
 
 #: One US survey foot in metres (EPSG:3435 is in US survey feet).
@@ -97,7 +97,7 @@ def project_points(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         if name not in frame.columns:
             return np.full(n if rows is None else int(rows.sum()), np.nan)
         values = frame[name] if rows is None else frame.loc[rows, name]
-        return to_number(values)[0].to_numpy(dtype=float, na_value=np.nan)
+        return parse_numbers(values).values
 
     lat, lon = col("latitude"), col("longitude")
     ok = (lat >= CHICAGO_LAT[0]) & (lat <= CHICAGO_LAT[1]) & (lon >= CHICAGO_LON[0]) & (lon <= CHICAGO_LON[1])
@@ -260,7 +260,7 @@ def temporal_features(dates: pd.Series) -> pd.DataFrame:
         is_first_of_month (report times that are often estimated or backdated), sin/cos encodings of hour (with
         minutes), weekday and month, and the categoricals season and part_of_day. Rows with no date get NaN.
     """
-    block, season, part = temporal_arrays(parse_timestamp(dates).to_numpy(dtype="datetime64[ns]"))
+    block, season, part = temporal_arrays(parse_timestamps(dates).values)
     out = pd.DataFrame(block, columns=list(_TEMPORAL_NUMERIC), index=dates.index)
     out["season"] = pd.Categorical.from_codes(season, categories=list(SEASONS))
     out["part_of_day"] = pd.Categorical.from_codes(part, categories=list(PARTS_OF_DAY))

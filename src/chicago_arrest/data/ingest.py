@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from chicago_arrest.core.errors import ArrestError
 from chicago_arrest.core.names import CHICAGO_TZ
-from chicago_arrest.core.schema import DATE, ID, RAW_COLUMNS, SOCRATA_TIMESTAMP_FORMAT
+from chicago_arrest.core.schema import DATE, ID, RAW_COLUMNS, parse_numbers, parse_timestamps
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.core.store import KeyNotFoundError, ObjectStore, make_store, read_parquet, write_parquet
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 CRIMES_PREFIX = "raw/crimes/"
 STATIONS_KEY = "raw/police_stations.parquet"
-#: Records of the last file ingest whose ``date`` could not be read (they belong to no month).
+#: Records of the last file ingest whose ``date`` is missing, unreadable or after now (they belong to no month).
 UNDATED_KEY = "raw/undated/crimes.parquet"
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _MONTH_KEY_RE = re.compile(r"^raw/crimes/(\d{4}-(?:0[1-9]|1[0-2]))\.parquet$")
@@ -85,8 +86,10 @@ class IngestResult:
         rows: Rows written per landed month.
         source: Where the records came from (``socrata:...`` or ``file:...``).
         duplicates: Records replaced by a later version with the same ``id`` (Socrata's primary key).
-        undated: File records without a parsable ``date``: kept under :data:`UNDATED_KEY` and exported with
-            the window, so that the data contract quarantines them with a reason instead of losing them.
+        undated: File records whose ``date`` is missing or unreadable: kept under :data:`UNDATED_KEY` and
+            exported with the window, so that the data contract quarantines them with a reason instead of losing
+            them.
+        future: File records dated after now, kept and exported like the undated ones.
         outside_window: File records older than the window (not landed, counted).
     """
 
@@ -97,6 +100,7 @@ class IngestResult:
     source: str = ""
     duplicates: int = 0
     undated: int = 0
+    future: int = 0
     outside_window: int = 0
 
 
@@ -173,41 +177,6 @@ def plan_months(
 # -- landing ------------------------------------------------------------------------------------------------
 
 
-def local_times(values: pd.Series) -> pd.Series:
-    """Parse timestamps as naive Chicago local times (for month grouping, dedupe and ordering only).
-
-    Socrata floating timestamps (``2017-01-01T13:05:00.000``) are parsed fast; other spellings (ISO without
-    milliseconds, ``01/01/2017 01:05:00 PM``) are taken as local times too, and zone-aware values are
-    converted to America/Chicago. The stored values are never changed.
-
-    Args:
-        values: Text values.
-
-    Returns:
-        ``datetime64[ns]`` series, ``NaT`` where empty or unparsable.
-    """
-    text = values.astype("string")
-    out = pd.to_datetime(text, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
-    retry = out.isna() & text.notna()
-    if retry.any():
-        out = out.copy()
-        fixed = pd.Series([_one_local_time(v) for v in text[retry]], index=out.index[retry], dtype="object")
-        out[retry] = pd.to_datetime(fixed)
-    return out.astype("datetime64[ns]")
-
-
-def _one_local_time(value: str) -> pd.Timestamp | None:
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    if pd.isna(stamp):
-        return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert(_CHICAGO).tz_localize(None)
-    return stamp
-
-
 def to_raw_strings(frame: pd.DataFrame, leading: tuple[str, ...] = ()) -> pd.DataFrame:
     """Return ``frame`` with every column as pandas ``string`` (``''`` and nulls -> ``<NA>``).
 
@@ -258,17 +227,17 @@ def land_month(store: ObjectStore, month: str, frame: pd.DataFrame) -> int:
     if missing and len(frame):
         raise ValueError(f"month {month}: records lack column(s) {', '.join(missing)}")
     raw = to_raw_strings(frame, RAW_COLUMNS)
-    dates = local_times(raw[DATE])
-    outside = dates.notna() & (dates.dt.strftime("%Y-%m") != month)
+    dates = parse_timestamps(raw[DATE]).values
+    outside = ~np.isnat(dates) & (dates.astype("datetime64[M]") != np.datetime64(month, "M"))
     if outside.any():
         sample = raw.loc[outside, DATE].head(3).tolist()
         raise ValueError(
             f"month {month}: {int(outside.sum())} record(s) dated outside the month, e.g. {sample}"
         )
     raw = _dedupe(raw)
-    dates = local_times(raw[DATE])
-    ids = pd.to_numeric(raw[ID], errors="coerce")
-    order = pd.DataFrame({"d": dates, "n": ids, "s": raw[ID]}).sort_values(
+    dates = parse_timestamps(raw[DATE]).values
+    ids = parse_numbers(raw[ID], integral=True).values
+    order = pd.DataFrame({"d": dates, "n": ids, "s": raw[ID]}, index=raw.index).sort_values(
         ["d", "n", "s"], kind="stable", na_position="last"
     )
     raw = raw.loc[order.index].reset_index(drop=True)
@@ -283,7 +252,9 @@ def _dedupe(raw: pd.DataFrame) -> pd.DataFrame:
     if not raw.loc[has_id, ID].duplicated().any():
         return raw
     keyed = raw[has_id]
-    rank = pd.DataFrame({"u": local_times(keyed["updated_on"]), "pos": range(len(keyed))}, index=keyed.index)
+    rank = pd.DataFrame(
+        {"u": parse_timestamps(keyed["updated_on"]).values, "pos": range(len(keyed))}, index=keyed.index
+    )
     rank = rank.sort_values(["u", "pos"], kind="stable", na_position="first")
     keep = keyed.loc[rank.index].drop_duplicates(subset=[ID], keep="last").index
     dropped = int(has_id.sum()) - len(keep)
@@ -369,6 +340,11 @@ def load_stations(store: ObjectStore) -> pd.DataFrame:
 
 def _today_in_chicago() -> date:
     return datetime.now(_CHICAGO).date()
+
+
+def _now_in_chicago() -> datetime:
+    """The current wall-clock time in Chicago, naive (like the records' ``date``)."""
+    return datetime.now(_CHICAGO).replace(tzinfo=None)
 
 
 def ingest_socrata(
@@ -498,8 +474,11 @@ def ingest_file(
     """Land the records of a local CSV / Parquet file in the Socrata schema, one object per month.
 
     The window is the last ``months`` calendar months present in the file; each window month is landed
-    (replacing what the store had). Records outside the window, or without a parsable ``date``, are not
-    landed (logged as a warning).
+    (replacing what the store had). ``date`` is read by
+    :func:`~chicago_arrest.core.schema.parse_timestamps`: records whose ``date`` is missing or unreadable
+    (``now``, ``2017``, ``2017-13-01``, ...) or after now belong to no month; they move neither the window nor
+    any month object and are kept under :data:`UNDATED_KEY` for the data contract, which quarantines them.
+    Records older than the window are not landed (logged as a warning).
 
     Args:
         store: The object store.
@@ -512,7 +491,7 @@ def ingest_file(
         What was landed.
 
     Raises:
-        IngestError: When the file lacks ``id`` / ``date``, has no dated record, or no stations are available.
+        IngestError: When the file lacks ``id`` / ``date``, has no readable date, or no stations are available.
         FileNotFoundError: When a file does not exist.
     """
     if months < 1:
@@ -527,11 +506,16 @@ def ingest_file(
         )
     stations = _find_stations(path, Path(stations_path) if stations_path is not None else None, store)
 
-    month_of = local_times(frame[DATE]).dt.strftime("%Y-%m")
-    undated = int(month_of.isna().sum())
+    dates = parse_timestamps(frame[DATE])
+    # A date after now (Chicago time) is no month of the store either: one such value (a typo, a clock) must
+    # not move the window to its month; the data contract quarantines it as future_date.
+    future = dates.values > np.datetime64(_now_in_chicago())
+    dated = ~np.isnat(dates.values) & ~future
+    month_of = pd.Series(dates.values.astype("datetime64[M]").astype(str), index=frame.index).where(dated)
+    undated = int((~dated & ~future).sum())
     present = sorted(month_of.dropna().unique())
     if not present:
-        raise IngestError(f"{path}: no record has a parsable date")
+        raise IngestError(f"{path}: no record has a readable date (unreadable: {int(dates.bad.sum())})")
     window = present[-months:]
     outside = int((month_of.notna() & ~month_of.isin(window)).sum())
     if outside:
@@ -543,22 +527,29 @@ def ingest_file(
             window[-1],
         )
     result = IngestResult(
-        window=window, source=f"file:{path.resolve()}", undated=undated, outside_window=outside
+        window=window,
+        source=f"file:{path.resolve()}",
+        undated=undated,
+        future=int(future.sum()),
+        outside_window=outside,
     )
     if stations is not None:
         land_stations(store, stations)
     from chicago_arrest.data.areas import land_boundary_files
 
     land_boundary_files(store, path.parent)  # police_districts / community_areas .geojson next to the file
-    # Undated records belong to no month: keep them for the data contract, which quarantines them.
-    if undated:
+    # Undated and future-dated records belong to no month: kept for the data contract, which quarantines them.
+    if not dated.all():
         logger.warning(
-            "%s: %d record(s) without a parsable date kept in %s for the data contract",
+            "%s: %d record(s) without a readable date (%d unreadable) and %d dated after now kept in %s "
+            "for the data contract",
             path,
             undated,
+            int(dates.bad.sum()),
+            result.future,
             store.uri(UNDATED_KEY),
         )
-        write_parquet(store, UNDATED_KEY, to_raw_strings(frame[month_of.isna()], RAW_COLUMNS))
+        write_parquet(store, UNDATED_KEY, to_raw_strings(frame[~dated], RAW_COLUMNS))
     elif store.exists(UNDATED_KEY):
         store.delete(UNDATED_KEY)
     for month, group in frame.groupby(month_of, sort=True):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from chicago_arrest.core.schema import DATE, LABEL, parse_bool, parse_timestamp
+from chicago_arrest.core.schema import DATE, labels, parse_timestamps, require_values
 
 SplitKind = Literal["time", "random"]
 
@@ -40,17 +41,28 @@ class DataWindow:
         return asdict(self)
 
 
+def dates_of(frame: pd.DataFrame) -> np.ndarray:
+    """The records' ``date`` (``datetime64[ns]``), every one readable.
+
+    Raises:
+        FieldError: Naming ``date`` when a record has no readable date: split the records the data contract
+            passed (it quarantines them), a record of no month belongs to neither side.
+    """
+    if DATE not in frame.columns:
+        raise KeyError(f"records to split need the {DATE!r} field")
+    dates = parse_timestamps(frame[DATE]).values
+    require_values(DATE, frame[DATE], np.isnat(dates), "split the records the data contract passed")
+    return dates
+
+
 def _window(kind: SplitKind, train: pd.DataFrame, test: pd.DataFrame) -> DataWindow:
-    tr, te = parse_timestamp(train[DATE]), parse_timestamp(test[DATE])
-    day = "%Y-%m-%d"
+    tr, te = dates_of(train), dates_of(test)
+
+    def day(values: np.ndarray, pick: str) -> str:
+        return str(getattr(values, pick)().astype("datetime64[D]")) if len(values) else ""
+
     return DataWindow(
-        kind,
-        tr.min().strftime(day),
-        tr.max().strftime(day),
-        te.min().strftime(day),
-        te.max().strftime(day),
-        len(train),
-        len(test),
+        kind, day(tr, "min"), day(tr, "max"), day(te, "min"), day(te, "max"), len(train), len(test)
     )
 
 
@@ -66,18 +78,19 @@ def time_split(frame: pd.DataFrame, test_months: int = 1) -> tuple[pd.DataFrame,
 
     Raises:
         ValueError: When there are not more months than ``test_months``.
+        FieldError: When a record has no readable ``date`` (see :func:`dates_of`).
     """
     if test_months < 1:
         raise ValueError(f"test_months must be >= 1, got {test_months}")
-    months = parse_timestamp(frame[DATE]).dt.to_period("M")
-    distinct = sorted(months.dropna().unique())
+    months = dates_of(frame).astype("datetime64[M]")
+    distinct = np.unique(months)
     if len(distinct) <= test_months:
         raise ValueError(
             f"time split needs more than {test_months} month(s) of data, found {len(distinct)}: "
             f"{[str(m) for m in distinct]}"
         )
     cutoff = distinct[-test_months]
-    is_test = (months >= cutoff).to_numpy()
+    is_test = months >= cutoff
     train, test = frame[~is_test], frame[is_test]
     return train, test, _window("time", train, test)
 
@@ -94,8 +107,12 @@ def random_split(
 
     Returns:
         ``(train, test, window)``.
+
+    Raises:
+        FieldError: When a record has no readable ``date`` or label.
     """
-    y = parse_bool(frame[LABEL])[0].fillna(False).astype(bool)
+    dates_of(frame)
+    y = labels(frame).values
     train, test = train_test_split(frame, test_size=test_size, stratify=y, random_state=random_state)
     train, test = train.sort_index(), test.sort_index()
     return train, test, _window("random", train, test)

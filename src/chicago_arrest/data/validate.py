@@ -1,8 +1,10 @@
 """The data contract: raw crime records in, canonical valid records and a quarantine with reasons out.
 
 Raw records arrive as landed by ingest (every value text, missing = empty or ``<NA>``); typed frames (for
-example the ``valid`` frame of an earlier run) are accepted too and give the same result. Every input row
-ends up in exactly one of the two outputs, and the split is asserted in code:
+example the ``valid`` frame of an earlier run) are accepted too and give the same result. Each field is read by
+the parser of its kind in :mod:`chicago_arrest.core.schema` (:func:`~chicago_arrest.core.schema.parse_field`),
+the same one ingest, the model and the server use: what it cannot read is quarantined as ``bad_<kind>:<field>``.
+Every input row ends up in exactly one of the two outputs, and the split is asserted in code:
 
 * ``valid``: the records that pass every rule, in canonical dtypes (``id`` ``Int64``, timestamps
   ``datetime64[ns]`` Chicago local time, codes zero-padded ``string``, flags ``boolean``, ``ward`` /
@@ -13,10 +15,12 @@ ends up in exactly one of the two outputs, and the split is asserted in code:
   ==========================  ==========================================================================
   ``missing_column:<field>``  a required column is absent from the whole frame (every row carries it)
   ``null:<field>``            a non-nullable field is empty
-  ``bad_number:<field>``      not a (finite) number; for integer fields also a non-integral number
-  ``bad_date:<field>``        not a timestamp with a full calendar date
-  ``bad_bool:<field>``        not one of true/false, t/f, 1/0 (any case) or a real boolean
-  ``bad_code:<field>``        a code of the wrong shape after zero-padding (see :data:`CODE_PATTERNS`)
+  ``bad_number:<field>``      not a finite number (``inf``, ``1_000``, text, a boolean); for integer fields
+                              also a non-integral number (``nan`` text is empty, not bad)
+  ``bad_date:<field>``        not a timestamp that starts with a full calendar date (``now``, ``today``,
+                              ``2017``, ``20170105``, ``2017-13-01``, ``02/30/2017 10:00:00 AM``)
+  ``bad_bool:<field>``        not one of true/false, t/f, 1/0 (any case), the integers 0/1 or a boolean
+  ``bad_code:<field>``        a code of the wrong shape after zero-padding (the field's ``pattern``)
   ``future_date``             ``date`` later than ``now``
   ``partial_coordinates``     only one of latitude/longitude (or of x/y) is given
   ``outside_chicago``         a coordinate pair outside Chicago's bounding box
@@ -51,27 +55,16 @@ from chicago_arrest.core.schema import (
     DATE,
     FIELD_BY_NAME,
     FIELDS,
-    FULL_DATE,
     ID,
     RAW_COLUMNS,
     FieldSpec,
-    normalize_code,
-    parse_bool,
-    parse_timestamp,
-    to_number,
+    parse_field,
 )
 
 #: Nullable fields the model does not read: absent columns are added as nulls, nothing is quarantined.
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.nullable and not f.model_input)
 #: Columns a frame must have (the contract's non-nullable fields and every model input).
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c not in OPTIONAL_COLUMNS)
-#: Shape of each code after upper-casing and zero-padding (full match).
-CODE_PATTERNS: dict[str, str] = {
-    "iucr": r"[0-9A-Z]{4}",
-    "beat": r"[0-9]{4}",
-    "district": r"[0-9]{3}",
-    "fbi_code": r"[0-9]{2}[A-Z]?",
-}
 REASON = "reason"
 REASON_SEPARATOR = ";"
 FUTURE_DATE = "future_date"
@@ -80,8 +73,6 @@ OUTSIDE_CHICAGO = "outside_chicago"
 DUPLICATE_ID = "duplicate_id"
 #: The totals in :attr:`ValidationResult.counts`; every other key is a reason.
 TOTALS: tuple[str, ...] = ("rows_in", "valid", "quarantined", "rows_without_coordinates")
-_ARROW_STRING = pd.StringDtype("pyarrow")
-_NAN_TEXT = r"[+-]?(?i:nan)"
 
 
 #: The hour rule (:func:`check_hours`) judges a set of at least this many dated records (fewer: no verdict).
@@ -167,20 +158,6 @@ def _naive_chicago(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert(CHICAGO_TZ).tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def _text(values: pd.Series) -> pd.Series | None:
-    """Stripped text (Arrow-backed, fast string kernels) with ``<NA>`` for blanks; ``None`` if not text."""
-    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
-        return None
-    text = values.astype(_ARROW_STRING).str.strip()
-    return text.mask(text == "")
-
-
-def _given(values: pd.Series, text: pd.Series | None) -> np.ndarray:
-    """Mask of values that are there: not null and, for text, not blank."""
-    present = values.notna() if text is None else text.notna()
-    return present.to_numpy(dtype=bool, na_value=False)
-
-
 @dataclass
 class _Parsed:
     value: pd.Series  # canonical dtype; null where missing or bad
@@ -188,71 +165,18 @@ class _Parsed:
     bad: np.ndarray  # given but breaks the field's type
 
 
-def _parse_code(spec: FieldSpec, values: pd.Series, text: pd.Series | None) -> _Parsed:
-    """Codes via :func:`normalize_code`, skipping the (identity) work on values already canonical."""
-    pattern = CODE_PATTERNS.get(spec.name, f"[0-9A-Z]{{{max(spec.pad, 1)},}}")
-    if text is None:
-        code = normalize_code(values, spec.pad)
-        ok = code.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
-    else:
-        ok = text.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
-        code = text.astype(pd.StringDtype())
-        rest = text.notna().to_numpy(dtype=bool) & ~ok
-        if rest.any():
-            fixed = normalize_code(values[rest], spec.pad)
-            code[rest] = fixed
-            ok[rest] = fixed.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
-    given = code.notna().to_numpy(dtype=bool)
-    bad = given & ~ok
-    return _Parsed(code.mask(pd.Series(bad, index=values.index)), given, bad)
-
-
 def _parse_field(spec: FieldSpec, values: pd.Series) -> _Parsed:
-    """Parse one raw column to its canonical dtype with masks of given and bad values."""
+    """Read one raw column with its field's parser (:func:`~chicago_arrest.core.schema.parse_field`)."""
+    parsed = parse_field(spec, values)
     index = values.index
-    if spec.kind == "bool":
-        parsed, bad_mask = parse_bool(values)
-        bad = bad_mask.to_numpy(dtype=bool)
-        return _Parsed(parsed.astype("boolean"), parsed.notna().to_numpy(dtype=bool) | bad, bad)
-    if spec.kind in ("int", "float"):
-        text = _text(values)
-        odd = np.zeros(len(values), dtype=bool)
-        if text is not None:
-            # to_number's fast path (Python float()) and its pandas fallback disagree on "nan" (missing vs bad)
-            # and "1_000" (1000 vs bad), so the outcome would depend on the other rows: settle both here.
-            nan_like = text.str.fullmatch(_NAN_TEXT).to_numpy(dtype=bool, na_value=False)
-            if nan_like.any():
-                values = values.mask(pd.Series(nan_like, index=index))
-            odd = text.str.contains("_", regex=False).to_numpy(dtype=bool, na_value=False)
-        num, bad_mask = to_number(values)
-        arr = num.to_numpy(dtype=float, na_value=np.nan, copy=True)
-        # Given = parsed to a number (inf included) or present but unparsable; blanks and "nan" are missing.
-        given = ~np.isnan(arr) | bad_mask.to_numpy(dtype=bool) | odd
-        bad = bad_mask.to_numpy(dtype=bool) | odd | (given & ~np.isfinite(arr))
-        if spec.kind == "int":
-            with np.errstate(invalid="ignore"):
-                bad |= given & np.isfinite(arr) & (arr != np.round(arr))
-        arr[bad | ~given] = np.nan
-        if spec.kind == "int":
-            return _Parsed(pd.Series(arr, index=index).astype("Int64"), given, bad)
-        return _Parsed(pd.Series(arr, index=index, dtype="float64"), given, bad)
-    text = _text(values)
-    given = _given(values, text)
-    if spec.kind == "datetime":
-        ts = parse_timestamp(values).astype("datetime64[ns]")
-        bad = given & ts.isna().to_numpy()
-        if text is not None:
-            # numpy's ISO parser (parse_timestamp's fast path) reads "now"/"today" as the clock, "2017" as a
-            # date, and overflows on digit runs ("20170105" -> 1821-03-12): require a full calendar date.
-            bad |= given & ~text.str.match(FULL_DATE.pattern).to_numpy(dtype=bool, na_value=False)
-            ts = ts.mask(pd.Series(bad, index=index))
-        return _Parsed(ts, given, bad)
-    if spec.kind == "code":
-        return _parse_code(spec, values, text)
-    if text is None:
-        text = values.astype("string").str.strip()
-        text = text.mask(text == "")
-    return _Parsed(text.astype(pd.StringDtype()), given, np.zeros(len(values), dtype=bool))
+    value: pd.Series
+    if spec.kind == "int":
+        value = pd.Series(parsed.values, index=index).astype("Int64")
+    elif spec.kind in ("code", "string"):
+        value = pd.Series(parsed.values, index=index, dtype=pd.StringDtype())
+    else:
+        value = pd.Series(parsed.values, index=index)
+    return _Parsed(value, parsed.given, parsed.bad)
 
 
 def _duplicates(ids: pd.Series, otherwise_ok: np.ndarray, updated_on: pd.Series) -> np.ndarray:

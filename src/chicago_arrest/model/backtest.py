@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.schema import DATE, parse_timestamp
+from chicago_arrest.core.schema import DATE, parse_timestamps
 
 #: Rows a fold's validation month and training months need at the least.
 MIN_FOLD_ROWS = 200
@@ -67,7 +67,7 @@ def walk_forward_folds(frame: pd.DataFrame, n_folds: int, min_train_months: int 
     Returns:
         The folds, oldest validation month first (possibly empty).
     """
-    months = parse_timestamp(frame[DATE]).dt.to_period("M")
+    months = pd.Series(parse_timestamps(frame[DATE]).values).dt.to_period("M")
     distinct = sorted(months.dropna().unique())
     positions = np.arange(len(frame))
     month_values = months.to_numpy()

@@ -26,7 +26,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from chicago_arrest.core.schema import DATE, arrest_based_mask, parse_timestamp
+from chicago_arrest.core.schema import DATE, arrest_based_mask, labels, parse_timestamps
 
 if TYPE_CHECKING:
     from chicago_arrest.model.artifact import ArrestModel
@@ -142,9 +142,10 @@ def bootstrap_intervals(
 
 def per_month_table(dates: pd.Series, y: np.ndarray, p: np.ndarray, threshold: float) -> pd.DataFrame:
     """Per calendar month of the test window: rows, observed and mean predicted rate, ROC-AUC and ECE."""
-    months = parse_timestamp(dates).dt.to_period("M").astype(str).to_numpy()
+    stamps = parse_timestamps(dates).values
+    months = stamps.astype("datetime64[M]").astype(str)
     rows = []
-    for month in sorted(set(months)):
+    for month in sorted(set(months[~np.isnat(stamps)])):
         sel = months == month
         m = classification_metrics(y[sel], p[sel], threshold)
         rows.append(
@@ -295,9 +296,7 @@ def evaluate_model(model: ArrestModel, test: pd.DataFrame, name: str | None = No
     Returns:
         The :class:`Evaluation`.
     """
-    from chicago_arrest.model.training import labels
-
-    y = labels(test)
+    y = labels(test).values
     p = model.predict_arrest_probability(test)
     label = name or str((model.info or {}).get("model_type", "model"))
     return evaluate_predictions(label, test, y, p, model.threshold)

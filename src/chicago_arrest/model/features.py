@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from chicago_arrest.core.schema import Records, map_distinct, model_input_arrays
+from chicago_arrest.core.schema import Records, map_distinct
 from chicago_arrest.data.enrich import (
     DISTANCE,
     HAS_COORDINATES,
@@ -36,6 +36,7 @@ from chicago_arrest.data.enrich import (
     project_arrays,
     temporal_arrays,
 )
+from chicago_arrest.model.inputs import model_input_arrays
 
 #: Interactions of two raw fields (``"THEFT|DEPARTMENT STORE"``): a shoplifter is caught far more often than a
 #: thief on the street. Built from raw fields, target-encoded like the other high-cardinality columns.

@@ -31,7 +31,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from chicago_arrest.core.runtime import available_cpus
-from chicago_arrest.core.schema import DATE, LABEL, parse_bool, parse_timestamp
+from chicago_arrest.core.schema import DATE, labels, parse_timestamps
 from chicago_arrest.model.artifact import ArrestModel, CalibrationMethod, Calibrator
 from chicago_arrest.model.backtest import Backtest, Fold, walk_forward_folds
 from chicago_arrest.model.features import (
@@ -165,20 +165,6 @@ class TrainResult:
     backtest: dict[str, Any] = field(default_factory=dict)
 
 
-def labels(frame: pd.DataFrame) -> np.ndarray:
-    """The label (``arrest``) as a 0/1 int array.
-
-    Raises:
-        ValueError: When the label column is missing or has empty / unknown values.
-    """
-    if LABEL not in frame.columns:
-        raise ValueError(f"training data needs the label column {LABEL!r}")
-    parsed, bad = parse_bool(frame[LABEL])
-    if bad.any() or parsed.isna().any():
-        raise ValueError(f"{LABEL!r} has {int(bad.sum() + parsed.isna().sum())} empty or non-boolean values")
-    return parsed.astype(bool).to_numpy().astype(int)
-
-
 def calibration_split(
     frame: pd.DataFrame, split: Literal["time", "random"], fraction: float, random_state: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -192,9 +178,12 @@ def calibration_split(
     """
     positions = np.arange(len(frame))
     if split == "time":
-        months = parse_timestamp(frame[DATE]).dt.to_period("M")
-        last = months.max()
-        cal = (months == last).to_numpy()
+        months = parse_timestamps(frame[DATE]).values.astype("datetime64[M]")
+        dated = months[
+            ~np.isnat(months)
+        ]  # a record of no month (unreadable date) is fitted on, never held out
+        last = dated.max() if len(dated) else np.datetime64("NaT", "M")
+        cal = months == last
         if cal.sum() < 200 or (~cal).sum() < 200:
             raise ValueError(
                 f"time split needs at least two months with 200+ rows each in the training data; "
@@ -202,7 +191,7 @@ def calibration_split(
             )
         return positions[~cal], positions[cal]
     fit, cal = train_test_split(
-        positions, test_size=fraction, stratify=labels(frame), random_state=random_state
+        positions, test_size=fraction, stratify=labels(frame).values, random_state=random_state
     )
     return np.sort(fit), np.sort(cal)
 
@@ -285,7 +274,7 @@ def train_model(
     """
     start = time.perf_counter()
     n_jobs = config.n_jobs or available_cpus()
-    y = labels(train)
+    y = labels(train).values
     fit_pos, cal_pos = calibration_split(train, split, config.calibration_fraction, config.random_state)
     fit_frame, cal_frame = train.iloc[fit_pos], train.iloc[cal_pos]
     y_fit, y_cal = y[fit_pos], y[cal_pos]

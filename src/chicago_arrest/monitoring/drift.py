@@ -28,9 +28,9 @@ from chicago_arrest.core.schema import (
     FIELD_BY_NAME,
     LABEL,
     MODEL_INPUT_COLUMNS,
-    model_input_arrays,
-    parse_bool,
+    labels,
 )
+from chicago_arrest.model.inputs import model_input_arrays
 
 #: Artifact path of the profile on the model version's MLflow run.
 PROFILE_ARTIFACT = "monitoring/reference_profile.json"
@@ -257,9 +257,9 @@ def realised_metrics(records: pd.DataFrame, probabilities: np.ndarray) -> dict[s
 
     if LABEL not in records.columns:
         return None
-    labels, bad = parse_bool(records[LABEL].reset_index(drop=True))
-    known = ~bad.to_numpy(bool) & labels.notna().to_numpy(bool)
-    y = labels[known].to_numpy(dtype=bool).astype(int)
+    y, unknown = labels(records, strict=False)
+    known = ~unknown
+    y = y[known]
     p = np.asarray(probabilities, dtype=float)[known]
     if len(np.unique(y)) < 2:
         return None

@@ -60,7 +60,7 @@ def ingest_step(
         stations_path=stations_source or None,
     )
     store = make_store(settings)
-    # Undated records travel with the window so that the data contract quarantines them (never lost).
+    # Undated (and future-dated) records travel with the window: the data contract quarantines them, never lost.
     raw = pd.concat([load_window(store, result.window), load_undated(store)], ignore_index=True)
     stations = load_stations(store)
     write_dataset(raw, raw_out)
@@ -89,6 +89,7 @@ def ingest_step(
             "store": store.uri(),
             "duplicates_replaced": result.duplicates,
             "undated": result.undated,
+            "future_dated": result.future,
             "outside_window": result.outside_window,
         }
     )

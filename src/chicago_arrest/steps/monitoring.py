@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from chicago_arrest.core.names import CHAMPION, MODEL_NAME
-from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED
+from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED, labels
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.monitoring.drift import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics
@@ -233,7 +233,7 @@ def batch_score_step(
     probabilities = model.predict_arrest_probability(valid)
     predictions = pd.DataFrame(
         {
-            "id": pd.to_numeric(valid[ID]).astype("int64").to_numpy(),
+            "id": valid[ID].to_numpy(dtype="int64"),  # the contract's Int64, never null in valid records
             "arrest_probability": probabilities,
             "arrest": probabilities >= model.threshold,
             "model_version": version,
@@ -366,11 +366,8 @@ def monitor_step(
     result = monitor(profile, frame, probabilities, Thresholds(psi_threshold, max_auc_drop, max_ece))
     calibration = None
     if result.realised is not None and LABEL in frame.columns:
-        from chicago_arrest.core.schema import parse_bool
-
-        labels, _ = parse_bool(frame[LABEL].reset_index(drop=True))
-        known = labels.notna().to_numpy(bool)
-        calibration = calibration_table(labels[known].to_numpy(dtype=bool).astype(int), probabilities[known])
+        y, unknown = labels(frame, strict=False)
+        calibration = calibration_table(y[~unknown], probabilities[~unknown])
     if retrain == "never":
         result.retrain = "disabled"
     elif result.decision != "ok":
