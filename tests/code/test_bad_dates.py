@@ -220,19 +220,21 @@ def test_the_server_reads_a_zoned_date_as_chicago_time() -> None:
 def test_the_vertex_landing_keeps_its_window(
     settings: Settings, stations: pd.DataFrame, tmp_path: Path
 ) -> None:
-    from chicago_arrest import vertex
+    """A BigQuery export read by the same parser (UTC fields as the wall clock, data/bigquery.py): an unreadable
+    value is kept as given for the contract, never turned into the clock's time."""
+    from chicago_arrest.steps.vertex import land_bigquery_step
 
     crimes = with_dates(
         generate_crimes(900, start="2024-01-01", months=3, stations=stations),
-        (*BAD_DATES, "2024-03-01T05:30:00Z"),  # 2024-02-29 23:30 in Chicago
+        (*BAD_DATES, "2024-03-01T05:30:00Z"),  # the export's UTC fields: 2024-03-01 05:30, March
     )
     export = tmp_path / "export"
     export.mkdir()
     for k, part in enumerate((crimes.iloc[:400], crimes.iloc[400:])):
         part.to_parquet(export / f"crimes-{k:012d}.parquet", index=False)
     stations.to_parquet(tmp_path / "stations.parquet", index=False)
-    summary = vertex.land_export(
-        export,
+    summary = land_bigquery_step(
+        str(export),
         tmp_path / "raw.parquet",
         tmp_path / "stations_out.parquet",
         months=3,
@@ -245,6 +247,8 @@ def test_the_vertex_landing_keeps_its_window(
     assert summary["rows"] == len(crimes)
     assert summary["outside_window"] == 0
     raw = pd.read_parquet(tmp_path / "raw.parquet")
+    assert set(UNREADABLE) <= set(raw["date"])  # kept as given for the data contract
     stamps = pd.Series(parse_timestamps(raw["date"]).values)
-    assert stamps.max() < pd.Timestamp("2024-04-01")  # what the window exports, undated rows aside
+    assert stamps.max() < pd.Timestamp("2024-04-01")
     assert stamps.isna().sum() == len(BAD_DATES)
+    assert "2024-03-01T05:30:00.000" in set(raw["date"])

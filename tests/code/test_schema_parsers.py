@@ -170,3 +170,26 @@ def test_contract_server_and_model_read_a_field_alike(field: str, crimes: pd.Dat
     assert contract_bad == server_bad == model_missing, (contract_bad, server_bad, model_missing)
     assert any(contract_bad)
     assert not all(contract_bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "chicago", "utc"),
+    [
+        ("2017-01-01T06:30:00Z", "2017-01-01 00:30", "2017-01-01 06:30"),
+        ("2017-01-01 06:30:00 UTC", "2017-01-01 00:30", "2017-01-01 06:30"),
+        ("2017-01-01T06:30:00.000+0000", "2017-01-01 00:30", "2017-01-01 06:30"),
+        ("2017-01-01 01:30:00-05", "2017-01-01 00:30", "2017-01-01 06:30"),
+        ("01/01/2017 12:30:00 AM", "2017-01-01 00:30", "2017-01-01 00:30"),  # naive: local time as it is
+        ("2017-01-01 00:30:00 CST", None, None),  # a zone name: which one? unreadable
+        ("2017-01-01T00:30:00 America/Chicago", None, None),
+        ("2017-01-01 now", None, None),
+    ],
+)
+def test_zones_are_explicit_offsets_converted_to_the_local_zone(
+    raw: str, chicago: str | None, utc: str | None
+) -> None:
+    for tz, expected in (("America/Chicago", chicago), ("UTC", utc)):
+        parsed = parse_timestamps([raw], tz=tz)
+        assert bool(parsed.bad[0]) is (expected is None)
+        if expected is not None:
+            assert parsed.values[0] == pd.Timestamp(expected)

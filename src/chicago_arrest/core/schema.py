@@ -124,8 +124,10 @@ CHICAGO_LON = (-87.96, -87.50)
 CHICAGO_X = (1_085_000.0, 1_210_000.0)
 CHICAGO_Y = (1_800_000.0, 1_955_000.0)
 
-#: Socrata floating timestamps are Chicago local time without a zone.
+#: Socrata floating timestamps are Chicago local time without a zone; the portal's CSV export spells them
+#: ``03/01/2017 01:05:00 PM``.
 SOCRATA_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+EXPORT_TIMESTAMP_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 
 # -- parsers: one per field kind ----------------------------------------------------------------------------
 
@@ -140,7 +142,10 @@ FULL_DATE = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?:$|[T 
 NUMPY_TIMESTAMP = re.compile(
     r"(?:1[7-9]|2[01])\d\d-\d\d-\d\d(?:[T ]\d\d(?::\d\d(?::\d\d(?:\.\d{1,9})?)?)?)?\Z"
 )
-_ZONED = r"(?:Z|[+-]\d\d:?\d\d)$"
+#: An explicit zone at the end of a timestamp: ``Z``, ``UTC``, ``GMT`` or a numeric offset (``+01``, ``-05:00``).
+_ZONE = re.compile(r"\s*(?:Z|UTC|GMT|[+-]\d\d(?::?\d\d)?)$", re.IGNORECASE)
+#: What may follow a timestamp's calendar date besides a zone: the time, ``T``, and AM/PM (no zone names).
+_LOCAL_TIME = re.compile(r"[0-9T:./ -]*(?:\s*[AP]M)?", re.IGNORECASE)
 #: From this many values on, text is checked with Arrow kernels instead of a Python loop.
 VECTOR_FROM = 4096
 #: From this many values on, per-value work runs once per distinct value (:func:`map_distinct`).
@@ -201,25 +206,27 @@ def parse_field(spec: FieldSpec, values: Any) -> Parsed:
     return parse_text(values)
 
 
-def parse_timestamps(values: Any) -> Parsed:
-    """Read timestamps as naive Chicago local times.
+def parse_timestamps(values: Any, *, tz: str = CHICAGO_TZ) -> Parsed:
+    """Read timestamps as naive local times (Chicago's by default).
 
     A value must start with a full calendar date (:data:`FULL_DATE`): ``2017-03-01T13:05:00.000`` (Socrata),
-    other ISO-8601 spellings, ``03/01/2017 01:05:00 PM`` (the CSV export). Naive = Chicago local time; zone-aware
-    values are converted. ``now``, ``2017``, ``20170105``, ``2017-13-01`` and years outside ``datetime64[ns]`` are
-    bad. Values of the plain local shape (:data:`NUMPY_TIMESTAMP`, nearly all) are parsed by numpy, ~3x faster
+    other ISO-8601 spellings, ``03/01/2017 01:05:00 PM`` (the CSV export); a zone, if any, as ``Z``, ``UTC``,
+    ``GMT`` or an offset. Naive values are local time as they are; zone-aware ones are converted to ``tz``.
+    ``now``, ``2017``, ``20170105``, ``2017-13-01``, zone names (``CST``) and years outside ``datetime64[ns]``
+    are bad. Values of the plain local shape (:data:`NUMPY_TIMESTAMP`, nearly all) are parsed by numpy, ~3x faster
     than pandas (their shape checked value by value for one request, with Arrow kernels for a year of records);
     the rest by pandas. No warnings filter is touched (process-wide, and the server parses in several threads).
 
     Args:
         values: Text, datetimes (zone-aware ones are converted) or ``datetime64`` values.
+        tz: The zone of the local times (``UTC`` reads a zone-aware value's UTC fields).
 
     Returns:
         ``datetime64[ns]`` values (NaT where missing or bad) and the mask of bad values.
     """
     dtype = getattr(values, "dtype", None)
     if isinstance(dtype, pd.DatetimeTZDtype):
-        local = pd.Series(values).dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None)
+        local = pd.Series(values).dt.tz_convert(tz).dt.tz_localize(None)
         return Parsed(local.to_numpy(dtype="datetime64[ns]"), np.zeros(len(local), dtype=bool))
     if isinstance(dtype, np.dtype) and dtype.kind == "M":
         return Parsed(np.asarray(values, dtype="datetime64[ns]"), np.zeros(len(values), dtype=bool))
@@ -241,7 +248,7 @@ def parse_timestamps(values: Any) -> Parsed:
     text = np.array(
         [None if _is_missing(v) else (_as_text(v).strip() or None) for v in raw[rest]], dtype=object
     )
-    out[rest] = _timestamps_of_text(text)
+    out[rest] = _timestamps_of_text(text, tz)
     bad = np.zeros(n, dtype=bool)
     bad[rest] = pd.notna(text) & np.isnat(out[rest])
     return Parsed(out, bad)
@@ -265,25 +272,36 @@ def _plain_timestamp_mask(raw: np.ndarray) -> np.ndarray:
     )
 
 
-def _timestamps_of_text(text: np.ndarray) -> np.ndarray:
+def _timestamps_of_text(text: np.ndarray, tz: str) -> np.ndarray:
     """Stripped text (``None`` where missing) → ``datetime64[ns]`` through pandas, NaT where unreadable."""
-    series = pd.Series(text, dtype=object)
-    # A full calendar date must lead: pandas would otherwise read "now", "2017" or "20170105" as dates.
-    series = series.where(series.str.match(FULL_DATE, na=False).astype(bool))
-    out = pd.to_datetime(series, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
-    missing = (out.isna() & series.notna()).to_numpy()
-    if missing.any():
-        rest = series[missing]
-        out = out.copy()
-        # Naive values are Chicago local time as they are; only explicit zones are converted.
-        zoned = rest.str.contains(_ZONED, regex=True, na=False).to_numpy(bool)
-        if (~zoned).any():
-            naive = rest[~zoned]
-            out.loc[naive.index] = pd.to_datetime(naive, format="mixed", errors="coerce")
-        if zoned.any():
-            aware = pd.to_datetime(rest[zoned], format="mixed", errors="coerce", utc=True)
-            out.loc[aware.index] = aware.dt.tz_convert(CHICAGO_TZ).dt.tz_localize(None)
-    return out.to_numpy(dtype="datetime64[ns]")
+    out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
+    naive: dict[int, str] = {}
+    zoned: dict[int, str] = {}
+    for i, value in enumerate(text):
+        if value is None:
+            continue
+        zone = _ZONE.search(value)
+        body = value[: zone.start()] if zone else value
+        # A full calendar date must lead: pandas would otherwise read "now", "2017" or "20170105" as dates.
+        date = FULL_DATE.match(body)
+        if date and _LOCAL_TIME.fullmatch(body, date.end()):
+            (zoned if zone else naive)[i] = value
+    if naive:
+        rows = np.fromiter(naive, dtype=np.int64, count=len(naive))
+        series = pd.Series(list(naive.values()), dtype=object)
+        parsed = pd.to_datetime(series, format=SOCRATA_TIMESTAMP_FORMAT, errors="coerce")
+        for spelling in (EXPORT_TIMESTAMP_FORMAT, "mixed"):  # exact formats first: "mixed" is per value
+            retry = parsed.isna().to_numpy()
+            if retry.any():
+                parsed[retry] = pd.to_datetime(series[retry], format=spelling, errors="coerce")
+        out[rows] = parsed.to_numpy(dtype="datetime64[ns]")
+    if zoned:
+        rows = np.fromiter(zoned, dtype=np.int64, count=len(zoned))
+        aware = pd.to_datetime(
+            pd.Series(list(zoned.values()), dtype=object), format="mixed", errors="coerce", utc=True
+        )
+        out[rows] = aware.dt.tz_convert(tz).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    return out
 
 
 def parse_bools(values: Any) -> Parsed:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from chicago_arrest.core.schema import parse_numbers
+
 if TYPE_CHECKING:
     import geopandas as gpd
 
@@ -42,10 +44,14 @@ STATE_PLANE = "EPSG:3435"
 
 
 def area_key(values: Any) -> pd.Series:
-    """Normalise district / community-area codes to the text of an integer (``"005"`` → ``"5"``; bad → NA)."""
-    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-    valid = numbers.notna() & (numbers == numbers.round()) & (numbers >= 0)
-    out = pd.Series(pd.NA, index=numbers.index, dtype="string")
+    """Normalise district / community-area codes to the text of an integer (``"005"`` → ``"5"``; bad → NA).
+
+    Read as whole numbers by the schema's number parser (``inf``, ``2.5`` or text are no area).
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    numbers = parse_numbers(series, integral=True).values
+    valid = ~np.isnan(numbers) & (numbers >= 0)
+    out = pd.Series(pd.NA, index=series.index, dtype="string")
     out[valid] = numbers[valid].astype(np.int64).astype(str)
     return out
 
@@ -88,7 +94,7 @@ def read_boundaries(path: Path, level: Level) -> gpd.GeoDataFrame:
 def _column(records: pd.DataFrame, name: str) -> pd.Series:
     if name not in records.columns:
         return pd.Series(np.nan, index=records.index)
-    return pd.to_numeric(records[name], errors="coerce")
+    return pd.Series(parse_numbers(records[name]).values, index=records.index)
 
 
 def _points(records: pd.DataFrame) -> gpd.GeoSeries:

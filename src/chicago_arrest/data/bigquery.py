@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from chicago_arrest.core.schema import FIELD_BY_NAME, RAW_COLUMNS, SOCRATA_TIMESTAMP_FORMAT
+from chicago_arrest.core.schema import FIELD_BY_NAME, RAW_COLUMNS, SOCRATA_TIMESTAMP_FORMAT, parse_timestamps
 
 #: The public table (project ``bigquery-public-data``, dataset ``chicago_crime``), multi-region ``US``.
 BIGQUERY_TABLE = "bigquery-public-data.chicago_crime.crime"
@@ -164,7 +164,8 @@ def loader_wall_clock(values: pd.Series) -> pd.Series:
     Whatever type the Parquet export gives (zone-aware UTC, naive, or text such as ``2017-01-01 01:05:00 UTC``),
     the value's UTC fields are kept as they are (``2017-01-01T01:05:00.000``): the loader never converted a zone
     (:data:`LOADER`), so converting to America/Chicago would move every record 5 or 6 hours back. Missing values
-    stay missing; text that does not parse is kept as it is (the data contract then quarantines it).
+    stay missing; text the schema's parser cannot read (``now``, ``2017``, ...) is kept as it is (the data
+    contract then quarantines it, and ingest lands it in no month).
 
     Args:
         values: One exported TIMESTAMP column.
@@ -172,22 +173,14 @@ def loader_wall_clock(values: pd.Series) -> pd.Series:
     Returns:
         Text (pandas ``string``) in Socrata's spelling ``YYYY-MM-DDTHH:MM:SS.mmm``.
     """
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        naive = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        unparsed = None
-    elif pd.api.types.is_datetime64_any_dtype(values):
-        naive = values
-        unparsed = None
-    else:
-        text = values.astype("string").str.strip()
-        parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
-        naive = parsed.dt.tz_localize(None)
-        unparsed = text.where(parsed.isna() & text.notna() & (text != ""))
+    # The schema's timestamp parser, with UTC as the local zone: a zone-aware value keeps its UTC fields.
+    parsed = parse_timestamps(values, tz="UTC")
+    stamps = pd.Series(parsed.values, index=values.index)
     out = (
-        naive.dt.strftime(SOCRATA_TIMESTAMP_FORMAT).str[:-3].astype("string")
+        stamps.dt.strftime(SOCRATA_TIMESTAMP_FORMAT).str[:-3].astype("string")
     )  # microseconds -> milliseconds
-    if unparsed is not None:
-        out = out.fillna(unparsed)
+    if parsed.bad.any():  # kept as given: the data contract quarantines it (bad_date)
+        out[parsed.bad] = values[parsed.bad].astype("string").to_numpy()
     return out
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from chicago_arrest.core.schema import parse_numbers
 from chicago_arrest.data.areas import LEVELS, Level, assign_areas
 from chicago_arrest.model.evaluate import expected_calibration_error
 
@@ -66,7 +67,8 @@ def area_table(
             }
         )
     table = pd.DataFrame(rows)
-    order = pd.to_numeric(table["area"], errors="coerce").fillna(np.inf)
+    keys = parse_numbers(table["area"]).values
+    order = np.where(np.isnan(keys), np.inf, keys)  # numbered areas first, in order
     return table.assign(_order=order).sort_values(["_order", "area"]).drop(columns="_order").set_index("area")
 
 
