@@ -62,6 +62,7 @@ def test_ingest_keeps_the_window_of_a_2017_file_with_five_unreadable_dates(
     Before the fix: window 2017-02..2026-12, a month object for the month of the run, and January's records
     left out as "older than the window".
     """
+    from chicago_arrest.cli.progress import FIGURES
     from chicago_arrest.core.store import make_store
     from chicago_arrest.data.ingest import months_in_store
     from chicago_arrest.steps.data import ingest_step, validate_step
@@ -82,6 +83,9 @@ def test_ingest_keeps_the_window_of_a_2017_file_with_five_unreadable_dates(
     assert summary["undated"] == 5
     assert summary["outside_window"] == 0
     assert summary["rows"] == len(crimes)  # nothing lost: the undated rows travel to the data contract
+    line = FIGURES["ingest"]({}, {"Output": summary})  # what `make pipeline-run` prints for the step
+    assert line.startswith("1,204 rows in the window 2017-01..2017-12, 12 month(s) landed"), line
+    assert line.endswith("(undated 5)"), line
     counts = validate_step(raw, tmp_path / "valid.parquet", tmp_path / "quarantine.parquet")
     assert counts["bad_date:date"] == 5
     quarantine = pd.read_parquet(tmp_path / "quarantine.parquet")

@@ -51,7 +51,11 @@ def _ingest(_: dict[str, Any], out: dict[str, Any]) -> str:
     if window:
         text += f" {window[0]}..{window[-1]}"
     text += f", {len(o.get('landed') or [])} month(s) landed, {count(o.get('stations'))} police stations"
-    extras = [f"{k.replace('_', ' ')} {count(o[k])}" for k in ("duplicates_replaced", "undated") if o.get(k)]
+    extras = [
+        f"{k.replace('_', ' ')} {count(o[k])}"
+        for k in ("duplicates_replaced", "undated", "future_dated")
+        if o.get(k)
+    ]
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
