@@ -1,4 +1,5 @@
-"""The quiet console of a local run (:mod:`chicago_arrest.cli.progress`): step lines, log files, live line, failure.
+"""The quiet console of a local run (:mod:`chicago_arrest.pipelines.progress`): step lines, log files, live line,
+failure.
 
 A small pipeline that is not the training pipeline runs under the real ``kfp.local`` here (the mechanism is
 generic); the training pipeline itself is covered end to end in tests/e2e/test_pipeline_local.py.
@@ -8,6 +9,7 @@ import builtins
 import io
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from kfp import dsl, local
 from typer.testing import CliRunner
 
 from chicago_arrest.cli import main as cli
-from chicago_arrest.cli import progress
-from chicago_arrest.cli.progress import LocalRun, Step, generic_figures, latest_reports, progress_message
+from chicago_arrest.cli import pipeline as cli_pipeline
+from chicago_arrest.cli.pipeline import latest_reports
+from chicago_arrest.pipelines.progress import LocalRun, Step, progress_message
 from chicago_arrest.pipelines.run import StepFailedError, failure_message
+from chicago_arrest.steps import SUMMARY_PREFIX, log_summary
 
 # ------------------------------------------------------------------------------------------ a small pipeline
 
@@ -28,7 +32,10 @@ from chicago_arrest.pipelines.run import StepFailedError, failure_message
 def count(rows: int, metrics: dsl.Output[dsl.Metrics], page: dsl.Output[dsl.HTML]) -> dict:
     import logging
 
+    from chicago_arrest.steps import log_summary
+
     logging.getLogger("demo").info("counted %d rows", rows)
+    log_summary(f"{rows:,} rows counted (demo)")
     metrics.log_metric("rows", rows)
     with open(page.path, "w") as handle:
         handle.write("<html><body>demo</body></html>")
@@ -78,8 +85,8 @@ def test_quiet_run_prints_one_line_per_step(demo: tuple[LocalRun, str, str]) -> 
     lines = console.splitlines()
     assert [line.split()[0] for line in lines] == ["count", "square", "square"]
     assert sorted(line.split()[1] for line in lines[1:]) == ["#0", "#1"]
-    assert "rows=3" in lines[0]
-    assert "kind=demo" in lines[0]
+    assert re.fullmatch(r"  count +\d+\.\d s  3 rows counted \(demo\)", lines[0])
+    assert re.fullmatch(r"  square #[01] +\d+\.\d s", lines[1])  # it logged no summary
     assert leaked == ""
     assert "executor_input" not in console
     assert "KFP Executor" not in console
@@ -173,11 +180,11 @@ def test_live_line_shows_running_steps_and_their_last_message(tmp_path: Path) ->
     output_file = tmp_path / "run-1" / "slow" / "executor_output.json"
     output_file.parent.mkdir(parents=True)
     script = (
-        "import sys, time, json, pathlib\n"
+        "import time\n"
         "print('[KFP Executor 2026-01-01 10:00:00,000 INFO]: Got executor_input:', flush=True)\n"
         "print('10:00:01 INFO chicago_arrest.data.socrata: crimes: page 2, 100000 rows so far', flush=True)\n"
         "time.sleep(1.2)\n"
-        f"pathlib.Path({str(output_file)!r}).write_text(json.dumps({{'parameterValues': {{'Output': 7}}}}))\n"
+        f"print('10:00:02 INFO chicago_arrest.steps: {SUMMARY_PREFIX}7 pages', flush=True)\n"
     )
     executor_input = {"outputs": {"outputFile": str(output_file)}, "inputs": {"parameterValues": {}}}
     with reporter.capture():
@@ -185,12 +192,14 @@ def test_live_line_shows_running_steps_and_their_last_message(tmp_path: Path) ->
             [sys.executable, "-c", script, "--executor_input", json.dumps(executor_input)]
         )
     assert code == 0
-    text = stream.getvalue()
-    assert "\r\x1b[K  … slow " in text
-    assert "| crimes: page 2, 100000 rows so far" in text
-    last = text.rsplit("\r\x1b[K", 1)[-1]
-    assert last.startswith("  slow ")
-    assert last.rstrip().endswith("Output=7")
+    raw = stream.getvalue()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)  # the terminal's cursor and erase sequences
+    assert "\x1b[2K" in raw  # rich redrew the live line in place
+    assert re.search(r"  … slow \d s  \| crimes: page 2, 100000 rows so far", text)
+    assert "Got executor_input" not in text
+    assert re.search(r"  slow +\d+\.\d s  7 pages\n", text)
+    assert reporter.steps[0].summary == "7 pages"
+    assert reporter.steps[0].last_line == "crimes: page 2, 100000 rows so far"
 
 
 def test_progress_message_keeps_step_messages_only() -> None:
@@ -202,47 +211,16 @@ def test_progress_message_keeps_step_messages_only() -> None:
     assert progress_message('    "rows": 2747.0') is None
 
 
-# ------------------------------------------------------------------------------------------- key figures
+# ------------------------------------------------------------------------------------------- the summary
 
 
-def test_training_figures() -> None:
-    figures = progress.FIGURES
-    ingest = {
-        "Output": {"rows": 50000, "window": ["2025-01", "2025-12"], "landed": ["2025-12"], "stations": 23}
-    }
-    assert figures["ingest"]({}, ingest) == (
-        "50,000 rows in the window 2025-01..2025-12, 1 month(s) landed, 23 police stations"
-    )
-    validate = {"Output": {"rows_in": 50000, "valid": 49990, "quarantined": 10}}
-    assert figures["validate"]({}, validate) == "49,990 valid, 10 quarantined (of 50,000)"
-    train = {"metrics": {"calibration_auc": 0.81234, "fit_seconds": 12.34, "selected_features": 31.0}}
-    assert figures["train"]({}, train) == "calibration ROC-AUC 0.812, fit 12.3 s, 31 features"
-    evaluate = {
-        "Output": {
-            "selected": "xgboost",
-            "candidates": {"logreg": {"calibration_auc": 0.8}, "xgboost": {"calibration_auc": 0.9}},
-            "metrics": {"test_roc_auc": 0.91, "test_ece": 0.02},
-        }
-    }
-    assert figures["evaluate"]({}, evaluate) == (
-        "selected xgboost: calibration ROC-AUC logreg 0.800, xgboost 0.900; its test ROC-AUC 0.910, "
-        "ECE 0.0200"
-    )
-    evaluate["Output"]["selection"] = "xgboost leads the backtest (mean ROC-AUC 0.9000); logreg trails"
-    assert figures["evaluate"]({}, evaluate) == (
-        "selected xgboost: xgboost leads the backtest (mean ROC-AUC 0.9000); its test ROC-AUC 0.910, ECE 0.0200"
-    )
-    gate = {"Output": {"passed": True, "promoted": False, "challenger_version": "2", "reason": "better"}}
-    assert figures["gate"]({}, gate) == "canary v2: better"
-    deploy = {"Output": {"action": "canary", "message": "local serving: champion 1, challenger 2 (10%)"}}
-    assert figures["deploy"]({}, deploy) == "canary: local serving: champion 1, challenger 2 (10%)"
-    assert figures["validate"]({}, {}) == "- valid, - quarantined (of -)"
-
-
-def test_generic_figures_show_scalar_outputs() -> None:
-    assert generic_figures({}, {"Output": 4}) == "Output=4"
-    out = {"Output": {"a": 1, "b": [1, 2], "c": 0.123456}, "metrics": {"auc": 0.5}}
-    assert generic_figures({}, out) == "a=1, c=0.1235, auc=0.5"
+def test_a_steps_summary_is_its_logged_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="chicago_arrest.steps"):
+        log_summary("5,996 valid, 3 quarantined (of 5,999)")
+    (message,) = [r.getMessage() for r in caplog.records]
+    line = f"[KFP Executor 2026-11-29 21:02:11,105 INFO]: {message}"
+    assert progress_message(line) == "summary: 5,996 valid, 3 quarantined (of 5,999)"
+    assert progress_message(f"21:02:11 INFO chicago_arrest.steps: {message}") == progress_message(line)
 
 
 def test_a_step_in_a_loop_is_named_by_its_parameter(tmp_path: Path) -> None:
@@ -251,7 +229,7 @@ def test_a_step_in_a_loop_is_named_by_its_parameter(tmp_path: Path) -> None:
         "outputs": {"outputFile": str(tmp_path / "run-1" / "for-loop-1-iteration-2" / "train" / "x.json")},
         "inputs": {"parameterValues": {"model_type": "xgboost"}},
     }
-    step, _ = reporter._start(executor_input)
+    step = reporter._start(executor_input)
     assert isinstance(step, Step)
     assert step.label == "train xgboost"
     assert step.log == tmp_path / "run-1" / "logs" / "train-xgboost.log"
@@ -264,13 +242,13 @@ def test_browser_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert progress.browser_command() is None
-    assert progress.open_in_browser(Path("x.html")) is False
+    assert cli_pipeline.browser_command() is None
+    assert cli_pipeline.open_in_browser(Path("x.html")) is False
     monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setattr(progress.shutil, "which", lambda name: f"/usr/bin/{name}")
-    assert progress.browser_command() == ["xdg-open"]
+    monkeypatch.setattr(cli_pipeline.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert cli_pipeline.browser_command() == ["xdg-open"]
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert progress.browser_command() == ["open"]
+    assert cli_pipeline.browser_command() == ["open"]
 
 
 def test_pipeline_report_prints_the_newest_training_report(

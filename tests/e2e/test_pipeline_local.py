@@ -122,7 +122,7 @@ def test_quiet_output_is_one_line_per_step(first_run) -> None:
     selected = outputs(run_dir, "evaluate")["parameterValues"]["Output"]["selected"]
     assert f"  selected {selected}: " in evaluate
     (train,) = (line for line in lines if line.startswith("  train logreg "))
-    assert re.search(r"calibration ROC-AUC 0\.\d{4}, fit \d+\.\d s", train)
+    assert re.search(r"calibration ROC-AUC 0\.\d{3}, fit [\d.,]+ s, \d+ features$", train)
     (gate,) = (line for line in lines if line.startswith("  gate "))
     assert "promote v1: first model" in gate
     assert f"step logs        {run_dir / 'logs'}" in proc.stdout
@@ -136,7 +136,7 @@ def test_every_step_has_its_full_log(first_run) -> None:
         [*(f"{s.replace(' ', '-')}.log" for s in STEPS), "kfp.log"]
     )
     assert "Got executor_input" in (logs / "ingest.log").read_text()
-    assert "validate: 5999 in" in (logs / "validate.log").read_text()
+    assert "summary: 5,996 valid, 3 quarantined (of 5,999)" in (logs / "validate.log").read_text()
     assert "xgboost trained in" in (logs / "train-xgboost.log").read_text()
 
 

@@ -9,12 +9,15 @@ models and the resampling depend on (the cause of the gap between the two paths 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
 
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.data.synthetic import generate_crimes, generate_stations
+from chicago_arrest.steps import SUMMARY_PREFIX
 from chicago_arrest.steps.data import enrich_step, ingest_step, split_step, validate_step
 from chicago_arrest.steps.experiment import COLUMNS, evaluate_file
 from chicago_arrest.steps.training import evaluate_step, train_step
@@ -60,9 +63,29 @@ def pipeline_steps(source: Path, work: Path) -> dict:
     ) | {"window": window, "rows_in": counts["rows_in"], "valid": counts["valid"]}
 
 
-def test_model_evaluate_gives_the_pipeline_metrics(files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_model_evaluate_gives_the_pipeline_metrics(
+    files: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     sorted_file, shuffled_file = files
-    pipeline = pipeline_steps(sorted_file, tmp_path)
+    with caplog.at_level(logging.INFO, logger="chicago_arrest.steps"):
+        pipeline = pipeline_steps(sorted_file, tmp_path)
+    # Each step logs its one-line summary: a local run's console line for it.
+    summaries = [
+        r.getMessage().removeprefix(SUMMARY_PREFIX)
+        for r in caplog.records
+        if r.getMessage().startswith(SUMMARY_PREFIX)
+    ]
+    patterns = [
+        r"4,000 rows in the window \d{4}-\d\d\.\.\d{4}-\d\d, \d+ month\(s\) landed, \d+ police stations",
+        r"3,999 valid, 1 quarantined \(of 4,000\)",
+        r"time split: train [\d,]+ rows \(\d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d\), test [\d,]+ \(.+\)",
+        r"3,999 rows, median distance to a police station [\d,]+ m",
+        *[r"calibration ROC-AUC 0\.\d{3}, fit [\d.,]+ s, \d+ features"] * len(MODELS),
+        rf"selected {pipeline['selected']}: .+; its test ROC-AUC 0\.\d{{3}}, ECE 0\.\d{{3,4}}",
+    ]
+    assert len(summaries) == len(patterns), summaries
+    for pattern, summary in zip(patterns, summaries, strict=True):
+        assert re.fullmatch(pattern, summary), (pattern, summary)
     assert pipeline["rows_in"] == pipeline["valid"] + 1
     table, window = evaluate_file(shuffled_file, models=MODELS, output=tmp_path / "table.json")
     assert window == pipeline["window"]

@@ -2,7 +2,7 @@
 
 Locally every step runs as a subprocess of this Python (``SubprocessRunner(use_venv=False)``), MLflow uses a
 SQLite store under the data directory, and the deploy step updates the local serving state that
-``make serve`` reads. The console shows one line per step (:class:`chicago_arrest.cli.progress.LocalRun`), every
+``make serve`` reads. The console shows one line per step (:class:`chicago_arrest.pipelines.progress.LocalRun`), every
 step's full log is in ``<run folder>/logs/``, and ``verbose`` streams it all. With ``KFP_HOST`` set, a new
 pipeline version is uploaded and a run started.
 """
@@ -44,7 +44,7 @@ class StepFailedError(RuntimeError):
 def run_local(arguments: dict[str, Any], *, verbose: bool = False) -> Path:
     """Run the whole pipeline with kfp.local; return the run's output folder.
 
-    Quiet by default (:class:`chicago_arrest.cli.progress.LocalRun`: one line per step, every step's log in
+    Quiet by default (:class:`chicago_arrest.pipelines.progress.LocalRun`: one line per step, every step's log in
     ``<run>/logs/``); ``verbose`` streams every step's output as kfp.local does.
 
     Raises:
@@ -218,7 +218,7 @@ def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, v
     """
     from kfp import local
 
-    from chicago_arrest.cli.progress import LocalRun
+    from chicago_arrest.pipelines.progress import LocalRun
 
     data_dir = get_settings().data_dir.resolve()
     os.environ["ARREST_DATA_DIR"] = str(data_dir)  # steps are subprocesses: give them absolute paths
@@ -246,9 +246,13 @@ def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, v
 
 def step_output(run_dir: Path, task: str) -> dict[str, Any]:
     """The return value (``Output``) of a finished task of a local run."""
-    from chicago_arrest.cli.progress import _task_outputs
+    import json
 
-    return dict(_task_outputs(run_dir / task / "executor_output.json").get("Output") or {})
+    try:
+        output = json.loads((run_dir / task / "executor_output.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return dict((output.get("parameterValues") or {}).get("Output") or {})
 
 
 def run_cluster_pipeline(

@@ -6,7 +6,7 @@
 
 Every component in :mod:`chicago_arrest.components` is one call,
 ``run_step(step_function, artifact paths..., params...)``: :func:`run_step` sets up logging and turns expected
-failures into one line and exit code 1. A step also fills
+failures into one line and exit code 1. A step logs its one-line summary (:func:`log_summary`) and fills
 the KFP metrics and artifact metadata it is handed (any object with ``log_metric`` and a plain ``dict``), so
 everything here is plain Python, unit-tested without KFP, and runs the same under ``kfp.local``, on a cluster
 and in ``chicago-arrest model evaluate`` (:mod:`chicago_arrest.steps.experiment`).
@@ -71,6 +71,16 @@ def log_metrics(sink: MetricsSink | None, values: dict[str, Any]) -> None:
     for key, value in values.items():
         if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
             sink.log_metric(key, float(value))
+
+
+#: How a step's one-line summary starts in its log; a local run's console shows the rest as the step's line
+#: (:mod:`chicago_arrest.pipelines.progress`).
+SUMMARY_PREFIX = "summary: "
+
+
+def log_summary(text: str) -> None:
+    """Log the step's one-line result for a person: its key figures (a local run's console line)."""
+    log.info("%s%s", SUMMARY_PREFIX, text)
 
 
 def _setup_logging() -> None:

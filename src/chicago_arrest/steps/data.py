@@ -7,7 +7,6 @@ inspection and the report.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ import numpy as np
 import pandas as pd
 
 from chicago_arrest.core.settings import Settings, get_settings
-from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, read_dataset, write_dataset
-
-log = logging.getLogger(__name__)
+from chicago_arrest.reports.format import count
+from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, log_summary, read_dataset, write_dataset
 
 
 def ingest_step(
@@ -65,13 +63,16 @@ def ingest_step(
     stations = load_stations(store)
     write_dataset(raw, raw_out)
     write_dataset(stations, stations_out)
-    log.info(
-        "ingest: window %s..%s, %d rows, %d stations (landed %s)",
-        result.window[0],
-        result.window[-1],
-        len(raw),
-        len(stations),
-        result.landed or "nothing new",
+    counted = (
+        ("duplicates replaced", result.duplicates),
+        ("undated", result.undated),
+        ("future dated", result.future),
+    )
+    extras = [f"{what} {count(n)}" for what, n in counted if n]
+    log_summary(
+        f"{count(len(raw))} rows in the window {result.window[0]}..{result.window[-1]}, {len(result.landed)}"
+        f" month(s) landed, {count(len(stations))} police stations"
+        + (f" ({', '.join(extras)})" if extras else "")
     )
     if raw_metadata is not None:
         raw_metadata.update(
@@ -129,8 +130,8 @@ def validate_step(
     quarantine = result.quarantine.astype({c: "string" for c in result.quarantine.columns if c != "reason"})
     write_dataset(quarantine, quarantine_out)
     counts = {k: (int(v) if isinstance(v, int | np.integer) else v) for k, v in result.counts.items()}
-    log.info(
-        "validate: %d in, %d valid, %d quarantined", counts["rows_in"], counts["valid"], counts["quarantined"]
+    log_summary(
+        f"{count(counts['valid'])} valid, {count(counts['quarantined'])} quarantined (of {count(counts['rows_in'])})"
     )
     log_metrics(metrics, counts)
     if valid_metadata is not None:
@@ -177,7 +178,9 @@ def enrich_step(
         "distance_m_p95": float(dist.quantile(0.95)) if len(dist) else float("nan"),
         "stations": len(index.names),
     }
-    log.info("enrich: %s", summary)
+    log_summary(
+        f"{count(len(enriched))} rows, median distance to a police station {count(summary['distance_m_p50'])} m"
+    )
     log_metrics(metrics, summary)
     if enriched_metadata is not None:
         enriched_metadata["rows"] = summary["rows"]
@@ -213,7 +216,11 @@ def split_step(
     train, test, window = split_records(read_dataset(records_path), kind=kind, test_months=test_months)  # type: ignore[arg-type]
     write_dataset(train, train_out)
     write_dataset(test, test_out)
-    log.info("split: %s", window)
+    w = window
+    log_summary(
+        f"{w.kind} split: train {count(w.train_rows)} rows ({w.train_start}..{w.train_end}), test {count(w.test_rows)}"
+        f" ({w.test_start}..{w.test_end})"
+    )
     for part, meta in (("train", train_metadata), ("test", test_metadata)):
         if meta is not None:
             meta.update({k: getattr(window, f"{part}_{k}") for k in ("rows", "start", "end")})

@@ -28,7 +28,8 @@ from chicago_arrest.core.names import CHAMPION, MODEL_NAME
 from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED, labels
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.monitoring.drift import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
-from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics
+from chicago_arrest.reports.format import count
+from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, log_summary
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +261,9 @@ def batch_score_step(
         "arrest_rate": float(np.mean(predictions["arrest"])),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    log.info(
-        "batch score: %d scored, %d quarantined -> %s",
-        len(predictions),
-        len(quarantine),
-        result["predictions"],
+    log_summary(
+        f"{count(len(predictions))} scored with v{version}, {count(len(quarantine))} quarantined"
+        f" -> {result['predictions']}"
     )
     log_metrics(metrics, result)
     return kfp_safe(result)
@@ -381,12 +380,9 @@ def monitor_step(
     summary = result.summary()
     if summary_out:
         Path(summary_out).expanduser().write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    log.info(
-        "monitor v%s: %s (%s); retrain %s",
-        version,
-        result.decision,
-        "; ".join(result.reasons),
-        result.retrain,
+    log_summary(
+        f"{result.decision.upper()} v{version} on {count(result.rows)} records: "
+        f"{result.reasons[0] if result.reasons else ''}; retrain {result.retrain}"
     )
     if metrics is not None:
         log_metrics(metrics, {f"psi_{k}": v for k, v in result.psi.items()})

@@ -8,7 +8,6 @@ and the traffic of the local serving state or the InferenceService.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -17,9 +16,7 @@ import joblib
 
 from chicago_arrest.core.names import CHAMPION, MODEL_NAME
 from chicago_arrest.core.settings import Settings, get_settings
-from chicago_arrest.steps import MetricsSink, kfp_safe, read_dataset
-
-log = logging.getLogger(__name__)
+from chicago_arrest.steps import MetricsSink, kfp_safe, log_summary, read_dataset
 
 
 def register_step(
@@ -86,6 +83,7 @@ def register_step(
         threshold=float(chosen.threshold),
         card_out=card_out,
     )
+    log_summary(f"registered {run.get('model_uri') or 'version ' + str(run.get('version'))}")
     return kfp_safe({**run, "tracking_uri": settings.resolved_tracking_uri()})
 
 
@@ -151,6 +149,8 @@ def gate_step(
                 metrics.log_metric(f"{role}_{key}", float(value))
         metrics.log_metric("passed", float(decision["passed"]))
         metrics.log_metric("promoted", float(decision["promoted"]))
+    verdict = "promote" if decision["promoted"] else "canary" if decision["passed"] else "reject"
+    log_summary(f"{verdict} v{decision['challenger_version']}: {decision.get('reason', '')}")
     return kfp_safe(decision)
 
 
@@ -226,7 +226,7 @@ def deploy_step(
             champion=champion, challenger=challenger, canary_percent=percent
         )
         result["message"] = outcome.message()
-    log.info("deploy (%s, %s): %s", where, action, result["message"])
+    log_summary(f"{action}: {result['message']}")
     if summary_out:
         Path(summary_out).write_text(
             summary_markdown(registration, evaluation, decision, result), encoding="utf-8"

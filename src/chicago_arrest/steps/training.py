@@ -11,7 +11,8 @@ import joblib
 import pandas as pd
 
 from chicago_arrest.model.backtest import Candidate, select_candidate
-from chicago_arrest.steps import MetricsSink, log_metrics, read_dataset
+from chicago_arrest.reports.format import count, metric, number
+from chicago_arrest.steps import MetricsSink, log_metrics, log_summary, read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ def train_step(
             for k in ("calibration_auc", "backtest_mean", "backtest_std", "fit_seconds", "selected_features")
         }
         | {"threshold": summary["threshold"]},
+    )
+    log_summary(
+        f"calibration ROC-AUC {metric(result.calibration_auc)}, fit {number(result.fit_seconds)} s,"
+        f" {count(summary['selected_features'])} features"
     )
     return summary
 
@@ -186,6 +191,11 @@ def evaluate_step(
         classification.log_confusion_matrix(
             ["no arrest", "arrest"], [[int(o["tn"]), int(o["fp"])], [int(o["fn"]), int(o["tp"])]]
         )
+    # The selection's first reason (the chosen model's); the others are in the report.
+    log_summary(
+        f"selected {chosen_eval.name}: {reason.split('; ')[0]}; its test ROC-AUC"
+        f" {metric(selected_metrics['test_roc_auc'])}, ECE {metric(selected_metrics['test_ece'])}"
+    )
     return {
         "selected": chosen_eval.name,
         "selected_index": best,
