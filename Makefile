@@ -80,11 +80,12 @@ lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 test: $(STAMP) ## Run the whole test suite (unit, data, model, end-to-end)
 	$(PY) -m pytest
 
-lint: $(STAMP) ## ruff, mypy and shellcheck
+lint: $(STAMP) ## ruff, mypy, shellcheck and actionlint (.github/workflows)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/shellcheck kind-cluster/*.sh
+	$(VENV)/bin/actionlint -shellcheck=$(VENV)/bin/shellcheck -pyflakes= .github/workflows/*.yml
 
 fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff check --fix .

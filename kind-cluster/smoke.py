@@ -112,7 +112,7 @@ def run(seed: int, canary_percent: int, timeout_s: int) -> int:
         "max_ece": 1.0,  # a few thousand generated rows: calibration is not what this checks
         "canary_percent": canary_percent,
     }
-    url = run_cluster(arguments, record.kfp_host, image=record.image)
+    url = run_cluster(arguments, record.kfp_host, image=record.image, profile=record.cluster_profile)
     run_id = url.rstrip("/").rsplit("/", 1)[-1]
     result = kfp.Client(host=record.kfp_host).wait_for_run_completion(run_id, timeout=timeout_s)
     state = str(getattr(result, "state", "UNKNOWN"))

@@ -189,9 +189,9 @@ def test_serving_verbs_open_the_release_of_the_target(release: Any) -> None:
     )
     assert fake.calls == [("canary", 30), ("promote", None), ("rollback", None)]
     assert opened == [
-        {"target": "local", "context": None, "namespace": None, "name": None},
-        {"target": "cluster", "context": "kind-x", "namespace": None, "name": None},
-        {"target": "cluster", "context": None, "namespace": "ns", "name": "isvc"},
+        {"target": "local", "context": None, "namespace": None, "name": None, "record": None},
+        {"target": "cluster", "context": "kind-x", "namespace": None, "name": None, "record": None},
+        {"target": "cluster", "context": None, "namespace": "ns", "name": "isvc", "record": None},
     ]
 
 
@@ -231,7 +231,9 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
         lambda arguments, verbose=False: calls.append(("local-verbose" if verbose else "local", arguments)),
     )
     monkeypatch.setattr(
-        pipeline_run, "run_cluster", lambda arguments, host, image=None: calls.append((host, arguments))
+        pipeline_run,
+        "run_cluster",
+        lambda arguments, host, image=None, profile=None: calls.append((host, arguments)),
     )
     monkeypatch.delenv("KFP_HOST", raising=False)
     return calls

@@ -215,3 +215,30 @@ def test_run_local_pipeline_runs_without_retries(tmp_path: Path, monkeypatch) ->
     with pytest.raises(RuntimeError, match="stop here"):
         run.run_local_pipeline(Pipeline(), "test", {})
     assert seen == [set()]
+
+
+def test_small_profile_lowers_only_the_train_requests(tmp_path: Path) -> None:
+    """Issue 25: on a 4 vCPU runner the platform requests ~3 CPUs: a train pod asking for 1 CPU never runs."""
+    from chicago_arrest.pipelines.training import TRAIN_RESOURCES
+
+    small = _load(compile_training(tmp_path / "small", profile="small"))
+    laptop = _load(compile_training(tmp_path / "laptop", profile="laptop"))
+    assert laptop == _load(GOLDEN)
+    resources = small["deploymentSpec"]["executors"]["exec-train"]["container"].pop("resources")
+    golden = laptop["deploymentSpec"]["executors"]["exec-train"]["container"].pop("resources")
+    assert small == laptop  # nothing else changes
+    assert resources == {
+        "cpuLimit": 2.0,
+        "cpuRequest": 0.25,
+        "memoryLimit": 4.0,
+        "memoryRequest": 1.0,
+        "resourceCpuLimit": "2",
+        "resourceCpuRequest": "250m",
+        "resourceMemoryLimit": "4G",
+        "resourceMemoryRequest": "1G",
+    }
+    assert golden["resourceCpuRequest"] == TRAIN_RESOURCES["laptop"]["cpu_request"] == "1"
+    import pytest
+
+    with pytest.raises(ValueError, match="cluster profile must be one of laptop, small"):
+        compile_training(tmp_path / "x", profile="huge")

@@ -210,3 +210,28 @@ def test_first_schedule_compiles_with_the_clusters_image_into_a_temporary_folder
     assert result.exit_code == 0, result.output
     assert set(executor_images(client.uploaded).values()) == {"other:1"}
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in COMPILED_DIR.glob("*.yaml")} == committed
+
+
+def test_pipeline_run_on_a_small_cluster_compiles_with_its_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 25: `make kind-up CLUSTER_PROFILE=small` is recorded; pipeline run compiles the train requests for it."""
+    import json
+
+    from chicago_arrest.pipelines import run
+
+    seen: dict[str, Any] = {}
+
+    def run_cluster(arguments: dict[str, Any], host: str, **kwargs: Any) -> str:
+        seen.update(host=host, **kwargs)
+        return "http://kfp/#/runs/details/r1"
+
+    monkeypatch.setattr(run, "run_cluster", run_cluster)
+    monkeypatch.setenv("ARREST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("ARREST_IMAGE", raising=False)
+    monkeypatch.delenv("KFP_HOST", raising=False)
+    record = {"cluster_name": "c", "context": "kind-c", "kfp_host": "http://kfp", "image": "x:1"}
+    (tmp_path / "cluster.json").write_text(json.dumps(record | {"cluster_profile": "small"}))
+    result = runner.invoke(cli.app, ["pipeline", "run"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"host": "http://kfp", "image": "x:1", "profile": "small"}

@@ -57,7 +57,11 @@ case "${name}" in
   docker)
     case "$1" in
       info)
-        if [[ "${args}" == *NCPU* ]]; then echo 8; elif [[ "${args}" == *MemTotal* ]]; then echo 17179869184; fi
+        if [[ "${args}" == *NCPU* ]]; then
+          echo "${STUB_NCPU:-8}"
+        elif [[ "${args}" == *MemTotal* ]]; then
+          echo "${STUB_MEM:-17179869184}"
+        fi
         ;;
       image) [[ -z "${STUB_NO_IMAGE:-}" ]] || exit 1 ;;
       port) [[ -z "${STUB_DOCKER_PORT:-}" ]] || printf '127.0.0.1:%s\n' "${STUB_DOCKER_PORT}" ;;
@@ -608,3 +612,38 @@ def test_up_sh_failure_before_the_cluster_writes_no_diagnostics(stubs: tuple[Pat
     assert result.returncode != 0
     assert "diagnostics" not in result.stderr
     assert not (Path(env["ARREST_DATA_DIR"]) / "diagnostics").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Issue 25: the small profile (a 4 vCPU / 16 GB hosted runner) keeps the resource check, with its own numbers
+# ------------------------------------------------------------------------------------------------------------
+
+RUNNER = {"STUB_NCPU": "4", "STUB_MEM": str(16_000_000_000)}  # what Docker reports on a 16 GB runner: 14 GiB
+
+
+def test_up_sh_small_profile_checks_a_runners_resources_and_records_the_profile(
+    stubs: tuple[Path, dict[str, str]],
+) -> None:
+    _state, env = stubs
+    laptop = _run("up.sh", env | RUNNER)
+    assert laptop.returncode == 0, laptop.stdout + laptop.stderr
+    assert "Docker has 4 CPUs / 14 GiB: 8 CPUs / 16 GB are recommended" in laptop.stderr
+    record = json.loads((Path(env["ARREST_DATA_DIR"]) / "cluster.json").read_text())
+    assert record["cluster_profile"] == "laptop"
+    small = _run("up.sh", env | RUNNER | {"CLUSTER_PROFILE": "small"})
+    assert small.returncode == 0, small.stdout + small.stderr
+    assert "Docker has" not in small.stderr
+    assert "profile small: the small profile needs 4 CPUs / 16 GB" in small.stdout
+    record = json.loads((Path(env["ARREST_DATA_DIR"]) / "cluster.json").read_text())
+    assert (record["cluster_profile"], record["serving_profile"]) == ("small", "kind")
+    # the check is kept, not skipped: a smaller machine still gets the warning
+    tiny = _run("up.sh", env | {"STUB_NCPU": "2", "STUB_MEM": str(8 * 1024**3), "CLUSTER_PROFILE": "small"})
+    assert "Docker has 2 CPUs / 8 GiB: the small profile needs 4 CPUs / 16 GB" in tiny.stderr
+
+
+def test_up_sh_refuses_an_unknown_profile(stubs: tuple[Path, dict[str, str]]) -> None:
+    state, env = stubs
+    result = _run("up.sh", env | {"CLUSTER_PROFILE": "huge"})
+    assert result.returncode != 0
+    assert "CLUSTER_PROFILE=huge is not one of laptop, small" in result.stderr
+    assert not any(c.startswith("kind create") for c in _calls(state))

@@ -221,13 +221,19 @@ def _pipeline_run(values: dict[str, Any]) -> None:
             )
         if arguments["source"]:
             typer.echo("note: on a cluster SOURCE must be a path readable inside the step's pod", err=True)
-        run.run_cluster(arguments, host, image=_step_image(resolved))
+        run.run_cluster(arguments, host, image=_step_image(resolved), profile=_cluster_profile(resolved))
         return
     try:
         run.run_local(arguments, verbose=verbose)
     except RuntimeError as exc:  # kfp.local reports a failed task as RuntimeError after streaming its log
         typer.echo(run.failure_message(exc, arguments), err=True)
         raise typer.Exit(1) from None
+
+
+def _cluster_profile(resolved: Any) -> str | None:
+    """The cluster profile `make kind-up` recorded (``small`` on a hosted runner), for the train tasks' requests."""
+    record = resolved.cluster_record
+    return record.cluster_profile if record else None
 
 
 def _step_image(resolved: Any) -> str | None:
@@ -283,7 +289,13 @@ def schedule(
     cron = cron or which.cron
     client, resolved = _kfp_client(kfp_host, target)
     # A pipeline KFP does not have yet is compiled with the image the cluster runs (never into the committed YAML).
-    result = schedule.ensure_recurring_run(client, cron=cron, pipeline=pipeline, image=_step_image(resolved))
+    result = schedule.ensure_recurring_run(
+        client,
+        cron=cron,
+        pipeline=pipeline,
+        image=_step_image(resolved),
+        profile=_cluster_profile(resolved),
+    )
     typer.echo(
         f"recurring run {which.job_name!r}: {result.action} (id {result.recurring_run_id}, pipeline version "
         f"{result.pipeline_version_id}, cron {cron!r})"
@@ -479,6 +491,7 @@ def _run_loop_pipeline(
             arguments,
             host,
             image=_step_image(resolved),
+            profile=_cluster_profile(resolved),
         )
         return None
     try:

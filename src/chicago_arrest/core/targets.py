@@ -45,6 +45,8 @@ class ClusterRecord(BaseModel):
         image: The project image ``up.sh`` loaded (the KFP steps' image of ``pipeline run`` on this cluster).
         serving_profile: The predictor's resource profile the deploy step uses on this cluster (``kind``; the
             ConfigMap ``chicago-arrest-config`` holds the same, and wins).
+        cluster_profile: ``laptop`` or ``small`` (``CLUSTER_PROFILE`` of ``make kind-up``): the train tasks'
+            requests of the pipelines compiled for this cluster (``pipelines.training.TRAIN_RESOURCES``).
         recorded_at: When ``up.sh`` finished (ISO 8601, UTC).
     """
 
@@ -58,6 +60,7 @@ class ClusterRecord(BaseModel):
     s3_endpoint: str | None = None
     image: str | None = None
     serving_profile: str | None = None
+    cluster_profile: str | None = None
     recorded_at: str | None = None
 
 

@@ -122,15 +122,21 @@ def latest_version_id(client: Any, pipeline_id: str, name: str = PIPELINE_NAME) 
     return str(page.pipeline_versions[0].pipeline_version_id)
 
 
-def run_cluster(arguments: dict[str, Any], host: str, client: Any = None, image: str | None = None) -> str:
+def run_cluster(
+    arguments: dict[str, Any],
+    host: str,
+    client: Any = None,
+    image: str | None = None,
+    profile: str | None = None,
+) -> str:
     """Upload a new pipeline version to KFP at ``host``, start a run, and return its UI address.
 
     The pipeline is compiled into a temporary folder (the committed YAML is left alone), with ``image`` as
-    every step's image when given.
+    every step's image when given and the train tasks' requests of cluster ``profile`` (``small``: a hosted runner).
     """
     from chicago_arrest.pipelines.compile import compile_training
 
-    return run_cluster_pipeline(compile_training, PIPELINE_NAME, arguments, host, client, image)
+    return run_cluster_pipeline(compile_training, PIPELINE_NAME, arguments, host, client, image, profile)
 
 
 def run_vertex(
@@ -262,6 +268,7 @@ def run_cluster_pipeline(
     host: str,
     client: Any = None,
     image: str | None = None,
+    profile: str | None = None,
 ) -> str:
     """Upload a new version of a pipeline (compiled by ``compile_fn``) to KFP, start a run, return its URL."""
     import tempfile
@@ -271,7 +278,7 @@ def run_cluster_pipeline(
     client = client or kfp.Client(host=host)
     version_name = f"{name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
     with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
-        path = compile_fn(Path(tmp), image=image)
+        path = compile_fn(Path(tmp), image=image, profile=profile)
         pipeline_id = client.get_pipeline_id(name)
         if pipeline_id is None:
             pipeline_id = client.upload_pipeline(str(path), pipeline_name=name).pipeline_id

@@ -110,7 +110,11 @@ SCHEDULES = {
 
 
 def _ensure_pipeline(
-    client: Any, package_path: str | None, which: Recurring | None = None, image: str | None = None
+    client: Any,
+    package_path: str | None,
+    which: Recurring | None = None,
+    image: str | None = None,
+    profile: str | None = None,
 ) -> tuple[str, str]:
     """The pipeline's id and its newest version, uploading it first when KFP does not have it yet.
 
@@ -129,7 +133,7 @@ def _ensure_pipeline(
             pipeline_id = client.upload_pipeline(package_path, pipeline_name=which.pipeline).pipeline_id
         else:
             with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
-                path = getattr(compiler, which.compile_name)(Path(tmp), image=image)
+                path = getattr(compiler, which.compile_name)(Path(tmp), image=image, profile=profile)
                 pipeline_id = client.upload_pipeline(str(path), pipeline_name=which.pipeline).pipeline_id
     return str(pipeline_id), latest_version_id(client, str(pipeline_id))
 
@@ -157,6 +161,7 @@ def ensure_recurring_run(
     package_path: str | None = None,
     pipeline: str = "training",
     image: str | None = None,
+    profile: str | None = None,
 ) -> ScheduleResult:
     """Make sure exactly one up-to-date recurring run exists (create, replace, or leave it).
 
@@ -168,6 +173,7 @@ def ensure_recurring_run(
         pipeline: Key of :data:`SCHEDULES` (``training``, ``monitoring``, ``batch-scoring``); its own cron
             replaces the default ``cron`` of the training schedule.
         image: Every step's image when the pipeline has to be uploaded first (default: the components').
+        profile: The cluster profile of the train tasks' requests then (default ``laptop``).
 
     Returns:
         The :class:`ScheduleResult`.
@@ -175,7 +181,7 @@ def ensure_recurring_run(
     which = SCHEDULES[pipeline]
     cron = validate_cron(which.cron if cron == DEFAULT_CRON else cron)
     params = dict(DEFAULT_PARAMS if params is None else params)
-    pipeline_id, version_id = _ensure_pipeline(client, package_path, which, image)
+    pipeline_id, version_id = _ensure_pipeline(client, package_path, which, image, profile)
     experiment_id = client.create_experiment(EXPERIMENT).experiment_id
     existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == which.job_name]
     if len(existing) == 1 and _matches(existing[0], version_id, cron, params):

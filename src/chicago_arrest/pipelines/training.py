@@ -51,6 +51,17 @@ SECRET_KEYS = ("ARREST_S3_ACCESS_KEY", "ARREST_S3_SECRET_KEY")
 IMAGE_PULL_POLICY = "IfNotPresent"
 
 
+#: Requests and limits of each train task, per cluster profile (``make kind-up CLUSTER_PROFILE=...``, recorded in
+#: ``.data/cluster.json``). The pipeline is defined with ``laptop``; ``pipeline run`` on a cluster recorded as
+#: ``small`` compiles with the other (:func:`chicago_arrest.pipelines.compile.compile_training`). ``small`` is a
+#: 4 vCPU / 16 GB hosted runner, where the platform alone requests about 3 CPUs (kind-cluster/README.md): one
+#: train pod asking for 1 CPU would never be scheduled.
+TRAIN_RESOURCES = {
+    "laptop": {"cpu_request": "1", "cpu_limit": "2", "memory_request": "2G", "memory_limit": "6G"},
+    "small": {"cpu_request": "250m", "cpu_limit": "2", "memory_request": "1G", "memory_limit": "4G"},
+}
+
+
 def on_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """What every task gets on a cluster: :data:`IMAGE_PULL_POLICY` (call it on every task of every pipeline)."""
     return kubernetes.set_image_pull_policy(task, IMAGE_PULL_POLICY)
@@ -137,7 +148,9 @@ def training_pipeline(
             search_budget_s=search_budget_s,
         )
         on_cluster(train_task)
-        train_task.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("6G")
+        laptop = TRAIN_RESOURCES["laptop"]
+        train_task.set_cpu_request(laptop["cpu_request"]).set_cpu_limit(laptop["cpu_limit"])
+        train_task.set_memory_request(laptop["memory_request"]).set_memory_limit(laptop["memory_limit"])
 
     evaluate_task = on_cluster(
         evaluate(
