@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from chicago_arrest.data.areas import LEVEL_LABELS, Level
-from chicago_arrest.reports.format import metric, rate, title_name
+from chicago_arrest.reports.format import number, title_name
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -64,7 +64,8 @@ def choropleths(
     shared = (float(merged[rates].min().min()), float(merged[rates].max().max())) if rates else None
     for ax, column in zip(np.atleast_1d(axes), columns, strict=True):
         scale = {"vmin": shared[0], "vmax": shared[1]} if shared and column in rates else {}
-        shown = rate if column in rates else metric
+        # Tick labels: percentages for rates (10 %, 12.5 %), plain numbers otherwise (0.04, 0.1).
+        shown = (lambda v: f"{number(v * 100)} %") if column in rates else number
         merged.plot(
             column=column,
             ax=ax,

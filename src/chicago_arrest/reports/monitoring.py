@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from chicago_arrest.monitoring.drift import PREDICTION_BINS, MonitorResult
-from chicago_arrest.reports.format import COLUMNS, Column, count, html_page, html_table, metric, rate
+from chicago_arrest.reports.format import COLUMNS, Column, count, html_page, html_table, metric, number, rate
 
 _W, _H = 640, 260
 
@@ -43,7 +43,7 @@ def psi_bars(psi: dict[str, float], prediction_psi: float, threshold: float) -> 
     parts.append(
         f'<line x1="{x:.1f}" x2="{x:.1f}" y1="5" y2="{height - 15}" stroke="red" stroke-dasharray="4"/>'
     )
-    parts.append(f'<text x="{x + 3:.1f}" y="{height - 4}" fill="red">threshold {metric(threshold)}</text>')
+    parts.append(f'<text x="{x + 3:.1f}" y="{height - 4}" fill="red">threshold {number(threshold)}</text>')
     return _svg("".join(parts), height)
 
 
@@ -110,8 +110,8 @@ def monitoring_report(
             {"": "records", "value": f"{count(result.rows)} ({source})"},
             {
                 "": "thresholds",
-                "value": f"PSI >= {metric(t.psi)}; ROC-AUC drop > {metric(t.max_auc_drop)}; "
-                f"ECE > {metric(t.max_ece)}",
+                "value": f"PSI >= {number(t.psi)}; ROC-AUC drop > {number(t.max_auc_drop)}; "
+                f"ECE > {number(t.max_ece)}",
             },
             {"": "retrain", "value": result.retrain + (f": {retrain_link}" if retrain_link else "")},
         ]
@@ -136,7 +136,7 @@ def monitoring_report(
     sections = [
         ("Decision", html_table(decision, {"": "", "value": "value"})),
         (
-            f"PSI per field, largest first (threshold {metric(t.psi)})",
+            f"PSI per field, largest first (threshold {number(t.psi)})",
             psi_bars(result.psi, result.prediction_psi, t.psi),
         ),
         (

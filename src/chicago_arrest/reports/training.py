@@ -39,7 +39,6 @@ METRIC_KEYS = ("roc_auc", "pr_auc", "ece", "brier", "f1", "precision", "recall",
 #: The candidates table (:func:`candidate_row`'s keys).
 CANDIDATE_VIEW: dict[str, Column] = {
     "model": Column("model", "text"),
-    "selected": Column("selected", "text"),
     "backtest": Column(
         "backtest", "text", "ROC-AUC over the rolling-origin folds: mean ± standard deviation"
     ),
@@ -84,9 +83,13 @@ def contract_report(counts: dict[str, Any], quarantined: pd.DataFrame) -> str:
         if pd.api.types.is_float_dtype(shown[column].dtype):
             shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:,.6g}")
     sections = [("Counts", html_table(table, {"count": "what", "rows": COLUMNS["rows"]}, legend=False))]
+    total_q = counts.get("quarantined")
+    heading = "Quarantined rows"
+    if len(quarantined) and (total_q is None or len(quarantined) < float(total_q)):
+        heading += f" (the first {count(len(quarantined))} of {count(total_q)})"
     sections.append(
         (
-            f"Quarantined rows (first {count(len(quarantined))})",
+            heading,
             html_table(shown.astype(object).where(shown.notna(), None), list(map(str, shown.columns)))
             if len(shown)
             else paragraph("None.", "note"),
