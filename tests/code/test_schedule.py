@@ -39,6 +39,17 @@ class FakeClient:
         self.pipeline_id = "p1"
         return Ns(pipeline_id="p1")
 
+    def upload_pipeline_version(self, path: str, pipeline_version_name: str, pipeline_id: str) -> Any:
+        self._record(
+            "upload_pipeline_version", path=path, name=pipeline_version_name, pipeline_id=pipeline_id
+        )
+        self.uploaded = Path(path).read_text(encoding="utf-8")
+        return Ns(pipeline_version_id="v-new")
+
+    def run_pipeline(self, **kwargs: Any) -> Any:
+        self._record("run_pipeline", **kwargs)
+        return Ns(run_id="run-1")
+
     def list_pipeline_versions(self, pipeline_id: str, sort_by: str, page_size: int) -> Any:
         self._record("list_pipeline_versions", pipeline_id=pipeline_id, sort_by=sort_by, page_size=page_size)
         return Ns(pipeline_versions=[Ns(pipeline_version_id=self.version)])
@@ -235,3 +246,44 @@ def test_pipeline_run_on_a_small_cluster_compiles_with_its_profile(
     result = runner.invoke(cli.app, ["pipeline", "run"])
     assert result.exit_code == 0, result.output
     assert seen == {"host": "http://kfp", "image": "x:1", "profile": "small"}
+
+
+def test_a_cluster_run_uploads_the_pipeline_and_starts_it_in_the_experiment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``pipeline run`` on a cluster: a new version of a known pipeline, or the pipeline itself the first time."""
+    from chicago_arrest.core.names import KFP_EXPERIMENT
+    from chicago_arrest.pipelines.run import run_cluster_pipeline
+
+    def compile_fn(folder: Path, image: str | None = None, profile: str | None = None) -> Path:
+        path = folder / "pipeline.yaml"
+        path.write_text(f"image: {image}\n", encoding="utf-8")
+        return path
+
+    known = FakeClient()
+    url = run_cluster_pipeline(
+        compile_fn, PIPELINE_NAME, {"months": 3}, "http://kfp:3000/", known, image="img:1"
+    )
+    assert names(known) == ["get_pipeline_id", "upload_pipeline_version", "create_experiment", "run_pipeline"]
+    assert known.uploaded == "image: img:1\n"
+    calls = dict(known.calls)
+    assert calls["upload_pipeline_version"]["name"].startswith(f"{PIPELINE_NAME}-")
+    assert calls["create_experiment"] == {"name": KFP_EXPERIMENT}
+    run = calls["run_pipeline"]
+    assert (run["pipeline_id"], run["version_id"], run["experiment_id"]) == ("p1", "v-new", "e1")
+    assert run["params"] == {"months": 3}
+    assert run["job_name"] == calls["upload_pipeline_version"]["name"]
+    assert run["enable_caching"] is False
+    assert url == "http://kfp:3000/#/runs/details/run-1"
+    assert url in capsys.readouterr().out
+
+    first = FakeClient(pipeline_exists=False)
+    run_cluster_pipeline(compile_fn, PIPELINE_NAME, {}, "http://kfp:3000", first)
+    assert names(first) == [
+        "get_pipeline_id",
+        "upload_pipeline",
+        "list_pipeline_versions",
+        "create_experiment",
+        "run_pipeline",
+    ]
+    assert dict(first.calls)["run_pipeline"]["version_id"] == "v2"

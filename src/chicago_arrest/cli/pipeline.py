@@ -259,9 +259,9 @@ def _kfp_client(host: str, target: str | None = None) -> tuple[Any, Any]:
             "recurring runs need a KFP cluster: run make kind-up, or set KFP_HOST (e.g. http://localhost:3000). "
             "Locally, run `make pipeline-run` instead."
         )
-    import kfp
+    from chicago_arrest.core import kfp_api
 
-    return kfp.Client(host=host), resolved
+    return kfp_api.client(host), resolved
 
 
 def _check_cron(value: str | None) -> str | None:

@@ -68,6 +68,8 @@ MODELS_BUCKET = "models"
 BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET)
 
 # --- Pipelines ----------------------------------------------------------------------------------------------
+#: KFP experiment of every run and recurring run the project starts (``pipeline run``, schedules, retraining).
+KFP_EXPERIMENT = "chicago-arrest"
 TRAINING_PIPELINE = "chicago-arrest-training"
 #: The Vertex AI Pipelines variant (``pipelines/vertex_training.py``, ``make pipeline-run TARGET=vertex``).
 VERTEX_PIPELINE = "chicago-arrest-vertex-training"

@@ -1,10 +1,10 @@
 """Start a training run when monitoring says ``drift`` or ``degraded``: locally, or through the KFP API.
 
 - Inside a KFP step pod (``KUBERNETES_SERVICE_HOST`` set): a run of the newest version of the
-  ``chicago-arrest-training`` pipeline through the KFP API (``ml-pipeline.kubeflow:8888`` unless
-  ``KFP_API_HOST`` says otherwise). In multi-user KFP the API authorizes the step's ServiceAccount
-  (``pipeline-runner``) against ``pipelines.kubeflow.org`` (the Role in ``manifests/platform/models.yaml``);
-  its projected token is sent when it exists.
+  ``chicago-arrest-training`` pipeline through the KFP API (:func:`chicago_arrest.core.kfp_api.client`:
+  ``ml-pipeline.kubeflow:8888`` unless ``KFP_API_HOST`` says otherwise). In multi-user KFP the API authorizes
+  the step's ServiceAccount (``pipeline-runner``) against ``pipelines.kubeflow.org`` (the Role in
+  ``manifests/platform/models.yaml``); its projected token is sent when it exists.
 - Elsewhere: ``chicago-arrest pipeline run --target local`` as a detached process, its output in
   ``<data dir>/retrain/<timestamp>.log``.
 """
@@ -16,17 +16,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from chicago_arrest.core import kfp_api
 from chicago_arrest.core.names import TRAINING_PIPELINE
 from chicago_arrest.core.settings import Settings, get_settings
-
-#: In-cluster KFP API of the platform-agnostic install.
-IN_CLUSTER_KFP = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
-#: Experiment of runs started by monitoring (the same as ``make pipeline-run``'s).
-EXPERIMENT = "chicago-arrest"
-_TOKEN = Path("/var/run/secrets/kubeflow/pipelines/token")
 
 
 def on_cluster() -> bool:
@@ -47,27 +41,10 @@ def start_cluster_run(params: dict[str, Any], client: Any = None) -> str:
     Raises:
         LookupError: When the training pipeline was never uploaded.
     """
-    if client is None:
-        import kfp
-
-        token = _TOKEN.read_text(encoding="utf-8").strip() if _TOKEN.is_file() else None
-        client = kfp.Client(host=os.environ.get("KFP_API_HOST", IN_CLUSTER_KFP), existing_token=token)
-    pipeline_id = client.get_pipeline_id(TRAINING_PIPELINE)
-    if pipeline_id is None:
-        raise LookupError(f"pipeline {TRAINING_PIPELINE!r} is not on KFP: run make pipeline-run once")
-    page = client.list_pipeline_versions(pipeline_id=pipeline_id, sort_by="created_at desc", page_size=1)
-    if not page.pipeline_versions:
-        raise LookupError(f"pipeline {TRAINING_PIPELINE!r} has no versions")
-    experiment = client.create_experiment(EXPERIMENT)
-    run = client.run_pipeline(
-        experiment_id=experiment.experiment_id,
-        job_name=f"{TRAINING_PIPELINE}-retrain-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}",
-        pipeline_id=pipeline_id,
-        version_id=page.pipeline_versions[0].pipeline_version_id,
-        params=params,
-        enable_caching=False,
-    )
-    return f"kfp run {run.run_id}"
+    client = client or kfp_api.client()
+    ids = kfp_api.pipeline_version(client, TRAINING_PIPELINE)
+    job_name = f"{TRAINING_PIPELINE}-retrain-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    return f"kfp run {kfp_api.start_run(client, job_name, ids, params)}"
 
 
 def start_local_run(

@@ -19,12 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chicago_arrest.core import kfp_api
 from chicago_arrest.core.names import CHALLENGER, CHAMPION, MODEL_NAME
 from chicago_arrest.core.names import TRAINING_PIPELINE as PIPELINE_NAME
 from chicago_arrest.core.runtime import OMP_WAIT_POLICY, available_cpus
 from chicago_arrest.core.settings import get_settings
-
-EXPERIMENT = "chicago-arrest"
 
 
 def latest_run_dir(root: Path, after: float) -> Path | None:
@@ -112,14 +111,6 @@ def active_runs(client: Any) -> list[Any]:
         token = page.next_page_token or ""
         if not token:
             return runs
-
-
-def latest_version_id(client: Any, pipeline_id: str, name: str = PIPELINE_NAME) -> str:
-    """Id of the newest version of a KFP pipeline."""
-    page = client.list_pipeline_versions(pipeline_id=pipeline_id, sort_by="created_at desc", page_size=1)
-    if not page.pipeline_versions:
-        raise LookupError(f"pipeline {name!r} ({pipeline_id}) has no versions")
-    return str(page.pipeline_versions[0].pipeline_version_id)
 
 
 def run_cluster(
@@ -273,30 +264,16 @@ def run_cluster_pipeline(
     """Upload a new version of a pipeline (compiled by ``compile_fn``) to KFP, start a run, return its URL."""
     import tempfile
 
-    import kfp
-
-    client = client or kfp.Client(host=host)
+    client = client or kfp_api.client(host)
     version_name = f"{name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
     with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
-        path = compile_fn(Path(tmp), image=image, profile=profile)
-        pipeline_id = client.get_pipeline_id(name)
-        if pipeline_id is None:
-            pipeline_id = client.upload_pipeline(str(path), pipeline_name=name).pipeline_id
-            version_id = latest_version_id(client, pipeline_id, name)
-        else:
-            version = client.upload_pipeline_version(
-                str(path), pipeline_version_name=version_name, pipeline_id=pipeline_id
-            )
-            version_id = version.pipeline_version_id
-    experiment = client.create_experiment(EXPERIMENT)
-    run = client.run_pipeline(
-        experiment_id=experiment.experiment_id,
-        job_name=version_name,
-        pipeline_id=pipeline_id,
-        version_id=version_id,
-        params=arguments,
-        enable_caching=False,
-    )
-    url = f"{host.rstrip('/')}/#/runs/details/{run.run_id}"
-    print(f"started run {run.run_id} of {name} (version {version_name}): {url}")
+        ids = kfp_api.pipeline_version(
+            client,
+            name,
+            lambda: compile_fn(Path(tmp), image=image, profile=profile),
+            new_version=version_name,
+        )
+    run_id = kfp_api.start_run(client, version_name, ids, arguments)
+    url = f"{host.rstrip('/')}/#/runs/details/{run_id}"
+    print(f"started run {run_id} of {name} (version {version_name}): {url}")
     return url

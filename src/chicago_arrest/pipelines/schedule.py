@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chicago_arrest.core import kfp_api
 from chicago_arrest.core.names import BATCH_SCORING_PIPELINE, MONITORING_PIPELINE
 from chicago_arrest.core.names import TRAINING_PIPELINE as PIPELINE_NAME
-from chicago_arrest.pipelines.run import EXPERIMENT, latest_version_id
 
 JOB_NAME = "chicago-arrest-monthly-retrain"
 DEFAULT_CRON = "0 0 2 8 * *"
@@ -127,15 +127,13 @@ def _ensure_pipeline(
     import chicago_arrest.pipelines.compile as compiler
 
     which = which or SCHEDULES["training"]
-    pipeline_id = client.get_pipeline_id(which.pipeline)
-    if pipeline_id is None:
-        if package_path is not None:
-            pipeline_id = client.upload_pipeline(package_path, pipeline_name=which.pipeline).pipeline_id
-        else:
-            with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
-                path = getattr(compiler, which.compile_name)(Path(tmp), image=image, profile=profile)
-                pipeline_id = client.upload_pipeline(str(path), pipeline_name=which.pipeline).pipeline_id
-    return str(pipeline_id), latest_version_id(client, str(pipeline_id))
+    if package_path is not None:
+        return kfp_api.pipeline_version(client, which.pipeline, lambda: package_path)
+    with tempfile.TemporaryDirectory(prefix="chicago-arrest-compiled-") as tmp:
+        compile_one = getattr(compiler, which.compile_name)
+        return kfp_api.pipeline_version(
+            client, which.pipeline, lambda: compile_one(Path(tmp), image=image, profile=profile)
+        )
 
 
 def _matches(run: Any, version_id: str, cron: str, params: dict[str, Any]) -> bool:
@@ -182,7 +180,7 @@ def ensure_recurring_run(
     cron = validate_cron(which.cron if cron == DEFAULT_CRON else cron)
     params = dict(DEFAULT_PARAMS if params is None else params)
     pipeline_id, version_id = _ensure_pipeline(client, package_path, which, image, profile)
-    experiment_id = client.create_experiment(EXPERIMENT).experiment_id
+    experiment_id = kfp_api.experiment_id(client)
     existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == which.job_name]
     if len(existing) == 1 and _matches(existing[0], version_id, cron, params):
         return ScheduleResult("unchanged", str(existing[0].recurring_run_id), version_id)
@@ -206,7 +204,7 @@ def ensure_recurring_run(
 def delete_recurring_run(client: Any, pipeline: str = "training") -> ScheduleResult:
     """Delete every recurring run of ``pipeline`` (a :data:`SCHEDULES` key) in the experiment (none: no error)."""
     job_name = SCHEDULES[pipeline].job_name
-    experiment_id = client.create_experiment(EXPERIMENT).experiment_id
+    experiment_id = kfp_api.experiment_id(client)
     existing = [r for r in _list_recurring_runs(client, experiment_id) if r.display_name == job_name]
     for run in existing:
         client.delete_recurring_run(run.recurring_run_id)
