@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARREST_SHARED_DATA", REPO.parent / "shared" / "data"))
 MLSERVER_VENV = REPO / "bench" / ".mlserver-venv"
@@ -104,15 +106,6 @@ def loadavg() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:  # pragma: no cover
         return []
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -48,7 +48,6 @@ from bench.bench_serving import (
     SHARED,
     Running,
     child_env,
-    cpu_model,
     free_port,
     loadavg,
     mlserver_server,
@@ -56,6 +55,7 @@ from bench.bench_serving import (
     v2_body,
     wait_ready,
 )
+from bench.common import cpu_model
 from bench.serving_load import build_request, open_loop, sequential
 
 RESULTS = REPO / "bench" / "results" / "serving_capacity.json"

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_serving import REPO, cpu_model, loadavg, v2_body
+from bench.bench_serving import REPO, loadavg, v2_body
 from bench.bench_serving_capacity import champion_folder, records
-from bench.common import median_ms
+from bench.common import cpu_model, median_ms
 
 RESULTS = REPO / "bench" / "results" / "serving_levers.json"
 

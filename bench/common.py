@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from chicago_arrest.core.runtime import available_cpus
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "pandas",
@@ -86,7 +88,7 @@ def machine(packages: Sequence[str] = PACKAGES) -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": available_cpus(),
         "memory_gib": mem_gib,
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from arrest_server.settings import ServerSettings
-from chicago_arrest.core.runtime import pin_thread_env
+from chicago_arrest.core.runtime import available_cpus, pin_thread_env
 
 log = logging.getLogger("arrest_server")
 
@@ -113,13 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     from kserve import ModelServer
-    from kserve.utils.utils import cpu_count
 
     from arrest_server.model import ArrestPredictor
     from arrest_server.process import setup_process
     from chicago_arrest.core.errors import ReleaseError
 
-    workers = args.workers or cpu_count()
+    workers = args.workers or available_cpus()
     setup_process(settings)
     enable_grpc = args.enable_grpc
     if settings.api_token is not None and enable_grpc:

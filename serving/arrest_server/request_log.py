@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import io
 import itertools
 import logging
 import os
@@ -31,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from chicago_arrest.core.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +162,11 @@ class RequestLog:
             frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
             raw = [c for c in frame.columns if frame[c].dtype == object]
             frame[raw] = frame[raw].astype("string")
-            self.folder.mkdir(parents=True, exist_ok=True)
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
             path = self.folder / f"requests-{os.getpid()}-{stamp}-{next(self._seq)}.parquet"
-            tmp = path.with_suffix(".tmp")
-            frame.to_parquet(tmp, index=False)
-            tmp.replace(path)
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            write_atomically(path, buffer.getvalue())
             self.rotate()
             return path
         except Exception:

@@ -58,7 +58,6 @@ ARREST_OUTPUT = "arrest"
 OUTPUT_DATATYPES: dict[str, str] = {PROBABILITY_OUTPUT: "FP64", ARREST_OUTPUT: "BOOL"}
 
 _INTS = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
-_NUMBERS = ("FP64", "FP32", *_INTS)
 #: V2 datatypes accepted per field kind (the first one is what metadata advertises).
 ACCEPTED_DATATYPES: dict[str, tuple[str, ...]] = {
     "datetime": ("BYTES",),

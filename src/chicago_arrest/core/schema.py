@@ -97,8 +97,6 @@ RAW_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 MODEL_INPUT_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.model_input)
 #: Fields a prediction request must carry; every other model input may be absent or null and still scores.
 PREDICTION_REQUIRED: tuple[str, ...] = ("date", "primary_type", "iucr")
-#: Fields every valid stored record must carry (the data contract).
-CONTRACT_REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.nullable)
 #: The label: whether the crime ended in an arrest (a ``bool`` field, read by :func:`labels`).
 LABEL = "arrest"
 ID = "id"

@@ -4,7 +4,8 @@ Keys are ``/``-separated relative paths (``raw/crimes/2017-01.parquet``). Every 
 the old object or the new one, never a partial one, and an interrupted write leaves no temporary object behind
 that :meth:`ObjectStore.list_keys` would report.
 
-* :class:`LocalStore` writes a temporary file in the target's directory, then ``os.replace`` s it into place.
+* :class:`LocalStore` writes a temporary file in the target's directory, then ``os.replace`` s it into place
+  (:func:`~chicago_arrest.core.files.write_atomically`).
 * :class:`S3Store` makes one ``PutObject`` (a multipart upload for large objects): S3 and MinIO make an object
   visible only once its upload completed, so a failed or cut upload leaves the previous object in place.
 
@@ -18,8 +19,6 @@ import io
 import logging
 import os
 import re
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, runtime_checkable
@@ -27,13 +26,14 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 import pandas as pd
 
 from chicago_arrest.core.errors import ArrestError
+from chicago_arrest.core.files import TMP_SUFFIX, write_atomically
 from chicago_arrest.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Suffix of a local write's temporary file (``<key>.tmp-<32 hex>``); never reported by ``list_keys`` (nor the
-#: temporary objects earlier versions' S3 writes may have left behind).
-_TMP_RE = re.compile(r"\.tmp-[0-9a-f]{32}$")
+#: A local write's temporary file (``<key>.tmp-<32 hex>``); never reported by ``list_keys`` (nor the temporary
+#: objects earlier versions' S3 writes may have left behind).
+_TMP_RE = TMP_SUFFIX
 #: S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens, starting and ending alphanumeric.
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 #: S3 error codes that mean "your credentials are wrong or not allowed".
@@ -123,10 +123,6 @@ def validate_key(key: str) -> str:
     return key
 
 
-def _tmp_suffix() -> str:
-    return f".tmp-{uuid.uuid4().hex}"
-
-
 class LocalStore:
     """Object store in a local directory: key ``a/b.parquet`` is the file ``<root>/a/b.parquet``.
 
@@ -144,7 +140,7 @@ class LocalStore:
         return self.root.joinpath(*validate_key(key).split("/"))
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        """Write ``data`` to ``key`` through a temporary file in the same directory and ``os.replace``.
+        """Write ``data`` to ``key`` (:func:`~chicago_arrest.core.files.write_atomically`).
 
         Args:
             key: Object key.
@@ -154,23 +150,10 @@ class LocalStore:
             StoreError: When the file cannot be written (the previous object, if any, is left intact).
         """
         path = self._path(key)
-        tmp: Path | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}", suffix=_tmp_suffix(), dir=path.parent)
-            tmp = Path(name)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            tmp = None
+            write_atomically(path, data)
         except OSError as exc:
             raise StoreError(f"cannot write {self.uri(key)}: {exc}") from exc
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
         logger.debug("wrote %d bytes to %s", len(data), path)
 
     def get_bytes(self, key: str) -> bytes:

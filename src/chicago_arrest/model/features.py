@@ -122,10 +122,6 @@ DEFAULT_FEATURES = FeatureSpec(
 )
 #: The features before issue 11 (month and season included): for ablations and the extrapolation test only.
 LEGACY_FEATURES = DEFAULT_FEATURES.plus("numeric", "month_sin", "month_cos").plus("one_hot", "season")
-ONE_HOT = DEFAULT_FEATURES.one_hot
-HIGH_CARDINALITY = DEFAULT_FEATURES.target
-SKEWED = DEFAULT_FEATURES.skewed
-NUMERIC = DEFAULT_FEATURES.numeric
 MISSING = "__MISSING__"
 
 

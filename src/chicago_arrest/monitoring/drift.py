@@ -27,7 +27,6 @@ import pandas as pd
 from chicago_arrest.core.schema import (
     FIELD_BY_NAME,
     LABEL,
-    MODEL_INPUT_COLUMNS,
     labels,
 )
 from chicago_arrest.model.inputs import model_input_arrays
@@ -421,8 +420,3 @@ def monitor(
         profile.model_version,
         thresholds,
     )
-
-
-def monitored_fields() -> list[str]:
-    """Every monitored field name, in profile order."""
-    return [HOUR, WEEKDAY, *(c for c in MODEL_INPUT_COLUMNS if c != "date")]

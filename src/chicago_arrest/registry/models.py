@@ -232,11 +232,6 @@ def publish_model_version(
     return sorted(keys)
 
 
-def set_alias(client: MlflowClient, alias: str, version: str, name: str = MODEL_NAME) -> None:
-    """Point ``alias`` at ``version`` (other versions and aliases are left as they are)."""
-    client.set_registered_model_alias(name, alias, version)
-
-
 def version_description(
     model_type: str, window: dict[str, Any], metrics: dict[str, float], source: str
 ) -> str:

@@ -16,10 +16,7 @@ The release operations write it through :class:`chicago_arrest.release.local.Loc
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from chicago_arrest.core.errors import ReleaseError
+from chicago_arrest.core.files import write_atomically
 from chicago_arrest.core.names import MODEL_NAME
 
 #: Where a split is in force: the local serving state, or the InferenceService of the cluster.
@@ -168,19 +166,7 @@ def load_state(path: Path) -> ServingState:
 
 def save_state(state: ServingState, path: Path) -> None:
     """Write the serving state atomically (temporary file in the same folder, fsync, :func:`os.replace`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(state.model_dump_json(indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomically(Path(path), (state.model_dump_json(indent=2) + "\n").encode("utf-8"))
 
 
 def state_lock(path: Path) -> FileLock:
