@@ -344,10 +344,14 @@ def wait_ready(server: Running, timeout: float = 240.0) -> float:
 
 
 @contextlib.contextmanager
-def kserve_server(model_dir: Path, work: Path) -> Iterator[Running]:
-    """``python -m arrest_server --model_dir ...`` (as on the cluster)."""
+def kserve(
+    model_dir: Path, work: Path, workers: int, baseline: Path | None = None, **env: str
+) -> Iterator[Running]:
+    """``python -m arrest_server --model_dir ... --workers N`` (from ``baseline``'s sources when given)."""
     port = free_port()
-    log = work / "kserve.log"
+    log = work / f"kserve-{workers}{'-baseline' if baseline else ''}.log"
+    if baseline is not None:
+        env["PYTHONPATH"] = f"{baseline / 'serving'}{os.pathsep}{baseline / 'src'}"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -360,13 +364,18 @@ def kserve_server(model_dir: Path, work: Path) -> Iterator[Running]:
                 str(port),
                 "--grpc_port",
                 str(free_port()),
+                "--workers",
+                str(workers),
             ],
             cwd=REPO,
-            env=child_env(ARREST_SERVER_MODEL_VERSION="bench", ARREST_DATA_DIR=str(work / "data")),
+            env=child_env(ARREST_SERVER_MODEL_VERSION="bench", ARREST_DATA_DIR=str(work / "data"), **env),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Running("kserve arrest_server", proc, f"http://127.0.0.1:{port}", log)
+    name = f"arrest_server --workers {workers}" + (f" (baseline {baseline.name})" if baseline else "")
+    if env.get("ARREST_SERVER_FAST_INFER") == "false":
+        name += ", FastAPI route"
+    server = Running(name, proc, f"http://127.0.0.1:{port}", log)
     try:
         yield server
     finally:
@@ -588,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     floor = in_process(model_dir, records, args.n_single, args.n_batch)
     servers = []
     print("kserve arrest_server ...", file=sys.stderr)
-    with kserve_server(model_dir, work) as server:
+    with kserve(model_dir, work, 1) as server:
         servers.append(measure_server(server, single, batch, args))
     if not args.no_mlserver:
         for workers in [int(w) for w in args.mlserver_parallel_workers.split(",") if w]:

@@ -36,7 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,7 @@ from bench.bench_serving import (
     REPO,
     SHARED,
     Running,
-    child_env,
-    free_port,
+    kserve,
     loadavg,
     mlserver_server,
     probabilities,
@@ -149,45 +148,6 @@ def tree_rss_mib(pid: int) -> float:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
     return round(total / 2**20, 1)
-
-
-@contextlib.contextmanager
-def kserve(
-    model_dir: Path, work: Path, workers: int, baseline: Path | None = None, **env: str
-) -> Iterator[Running]:
-    """``python -m arrest_server --model_dir ... --workers N`` (from ``baseline``'s sources when given)."""
-    port = free_port()
-    log = work / f"kserve-{workers}{'-baseline' if baseline else ''}.log"
-    if baseline is not None:
-        env["PYTHONPATH"] = f"{baseline / 'serving'}{os.pathsep}{baseline / 'src'}"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "arrest_server",
-                "--model_dir",
-                str(model_dir),
-                "--http_port",
-                str(port),
-                "--grpc_port",
-                str(free_port()),
-                "--workers",
-                str(workers),
-            ],
-            cwd=REPO,
-            env=child_env(ARREST_SERVER_MODEL_VERSION="bench", ARREST_DATA_DIR=str(work / "data"), **env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    name = f"arrest_server --workers {workers}" + (f" (baseline {baseline.name})" if baseline else "")
-    if env.get("ARREST_SERVER_FAST_INFER") == "false":
-        name += ", FastAPI route"
-    server = Running(name, proc, f"http://127.0.0.1:{port}", log)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def capacity(

@@ -21,8 +21,8 @@
   ``--server-env KEY=VALUE ...`` (e.g. ``ARREST_SERVER_REQUEST_LOG=false``): p50, p99 and where the stalls were.
   ``--client-gc`` leaves the client's collector on, as the load generator did before
   ``bench.serving_load.no_gc_pauses``, and lists its full collections during the run (when they came, how long).
-* ``--stages``: CPU per call of each stage of a single-record request in process (parse, raw fields, raw
-  features, classifier, model, the whole ``_score``).
+* ``--stages``: CPU per call of each stage of a request of one record and of 1,000 in process (KServe's
+  decoding, parse, raw fields, raw features, classifier, model, the whole ``_score``).
 * ``--in-process``: CPU per single-record request through KServe's ASGI app called in process (no HTTP server),
   in ``--rounds`` alternating rounds: this server, with FastAPI's route instead of ``arrest_server.fast_infer``,
   and with every request in a worker thread (``ARREST_SERVER_INLINE_ROWS=0``).
@@ -306,7 +306,8 @@ def steady(
 
 
 def stages(model_dir: Path, calls: int = 2_000) -> None:
-    """CPU per call of each stage of one single-record V2 request, in process (the fourth round's table)."""
+    """CPU per call of each stage of a V2 request of one record and of 1,000, in process (the fourth round's
+    table; ``bench.bench_serving_levers`` measured the same stages before it was folded in here)."""
     from arrest_server.model import ArrestPredictor, _Scored
     from arrest_server.process import setup_process
     from arrest_server.settings import ServerSettings
@@ -323,31 +324,41 @@ def stages(model_dir: Path, calls: int = 2_000) -> None:
     predictor.load()
     served, role = predictor.holder.current.choose("stages")  # type: ignore[union-attr]
     model = served.model
-    body = orjson.loads(v2_body(records(1), "stages"))
-    request = InferRequest.from_inference_request(InferenceRequest.model_validate(body), MODEL)
-    columns = parse_v2(request, 1).columns
     raw = model.pipeline.steps[0][1]
     fast = model.fast_encoder_
     wanted = None if fast is None else fast.input_columns
-    X = np.vstack(model.selected_variants(columns)[0])
     clf = model.pipeline.named_steps["classifier"]
-    timed: dict[str, Any] = {
-        "parse and validate (parse_v2)": lambda: parse_v2(request, 1),
-        "raw fields (model_input_arrays)": lambda: model_input_arrays(columns),
-        "raw features (transform_arrays)": lambda: raw.transform_arrays(columns, wanted),
-        "classifier at the grid's two points (positive_scores)": lambda: positive_scores(clf, X),
-        "the model (predict_arrest_probability)": lambda: model.predict_arrest_probability(columns),
-        "parse, score, respond, log (_score)": lambda: predictor._score(
-            request, "stages", served, role, _Scored()
-        ),
-    }
-    for name, call in timed.items():
-        for _ in range(50):
-            call()
-        start = time.process_time()
-        for _ in range(calls):
-            call()
-        print(f"{name}: {(time.process_time() - start) / calls * 1000:.3f} ms CPU per call")
+    for n in (1, 1000):
+        body = v2_body(records(n), "stages")
+
+        def decode(body: bytes = body) -> Any:
+            return InferRequest.from_inference_request(
+                InferenceRequest.model_validate(orjson.loads(body)), MODEL
+            )
+
+        request = decode()
+        columns = parse_v2(request, n).columns
+        X = np.vstack(model.selected_variants(columns)[0])
+        timed: dict[str, Any] = {
+            "KServe's decoding (JSON, InferenceRequest, InferRequest)": decode,
+            "parse and validate (parse_v2)": lambda r=request, n=n: parse_v2(r, n),
+            "raw fields (model_input_arrays)": lambda c=columns: model_input_arrays(c),
+            "raw features (transform_arrays)": lambda c=columns: raw.transform_arrays(c, wanted),
+            "classifier at the grid's two points (positive_scores)": lambda X=X: positive_scores(clf, X),
+            "the model (predict_arrest_probability)": lambda c=columns: model.predict_arrest_probability(c),
+            "parse, score, respond, log (_score)": lambda r=request: predictor._score(
+                r, "stages", served, role, _Scored()
+            ),
+        }
+        repeats = calls if n == 1 else max(20, calls // 100)
+        print(f"{n:,} record(s), {repeats:,} calls a stage:")
+        for name, call in timed.items():
+            for _ in range(min(50, repeats)):
+                call()
+            start = time.process_time()
+            for _ in range(repeats):
+                call()
+            print(f"  {name}: {(time.process_time() - start) / repeats * 1000:.3f} ms CPU per call")
 
 
 def in_process(model_dir: Path, rounds: int) -> None:
