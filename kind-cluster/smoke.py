@@ -93,8 +93,7 @@ def land(seed: int, rows: int, endpoint: str | None) -> int:
 
 def run(seed: int, canary_percent: int, timeout_s: int) -> int:
     """Start the training pipeline on the recorded cluster's KFP and wait for it; 0 if it succeeded."""
-    import kfp
-
+    from chicago_arrest.core import kfp_api
     from chicago_arrest.pipelines.run import run_cluster
     from chicago_arrest.pipelines.training import training_pipeline
 
@@ -114,7 +113,7 @@ def run(seed: int, canary_percent: int, timeout_s: int) -> int:
     }
     url = run_cluster(arguments, record.kfp_host, image=record.image, profile=record.cluster_profile)
     run_id = url.rstrip("/").rsplit("/", 1)[-1]
-    result = kfp.Client(host=record.kfp_host).wait_for_run_completion(run_id, timeout=timeout_s)
+    result = kfp_api.client(record.kfp_host).wait_for_run_completion(run_id, timeout=timeout_s)
     state = str(getattr(result, "state", "UNKNOWN"))
     print(f"run {run_id} (seed {seed}): {state}")
     return 0 if state.endswith("SUCCEEDED") else 1
@@ -128,16 +127,13 @@ def _run_line(run: Any) -> str:
 
 def quiet(timeout_s: float, poll_s: float = 30.0, client: Any = None) -> int:
     """Wait until no KFP run is active (at most ``timeout_s``); 0 when none is, 1 naming those still active."""
-    from chicago_arrest.pipelines.run import active_runs
+    from chicago_arrest.core import kfp_api
 
-    if client is None:
-        import kfp
-
-        client = kfp.Client(host=_record().kfp_host)
+    client = client or kfp_api.client(_record().kfp_host)
     deadline = time.monotonic() + timeout_s
     waited: dict[str, str] = {}
     while True:
-        runs = active_runs(client)
+        runs = kfp_api.active_runs(client)
         if not runs:
             after = f" after waiting for {', '.join(waited.values())}" if waited else ""
             print(f"no KFP run active{after}")
@@ -159,10 +155,9 @@ def quiet(timeout_s: float, poll_s: float = 30.0, client: Any = None) -> int:
 
 def runs(last: int, client: Any = None) -> int:
     """Print the ``last`` KFP runs, newest first: name, id, state, created, and the error of a failed one."""
-    if client is None:
-        import kfp
+    from chicago_arrest.core import kfp_api
 
-        client = kfp.Client(host=_record().kfp_host)
+    client = client or kfp_api.client(_record().kfp_host)
     page = client.list_runs(page_size=last, sort_by="created_at desc")
     for item in page.runs or []:
         error = getattr(getattr(item, "error", None), "message", None) or ""

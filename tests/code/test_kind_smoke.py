@@ -437,8 +437,10 @@ def test_quiet_waits_for_active_runs_and_names_them(
         "waiting for 1 active KFP run(s): chicago-arrest-training-1 (id-chicago-arrest-training-1, RUNNING)"
         in out
     )
-    assert out.strip().endswith("no KFP run active after waiting for chicago-arrest-training-1 "
-                                "(id-chicago-arrest-training-1, RUNNING)")  # fmt: skip
+    assert out.strip().endswith(
+        "no KFP run active after waiting for chicago-arrest-training-1 "
+        "(id-chicago-arrest-training-1, RUNNING)"
+    )
     (predicate,) = client.filters[0]["predicates"]
     assert predicate == {
         "operation": "IN",
@@ -488,11 +490,26 @@ def test_diagnose_writes_one_archive_with_logs_of_pods_not_ready(stubs: tuple[Pa
     assert archive.parent == Path(env["ARREST_DATA_DIR"]) / "diagnostics"
     with tarfile.open(archive) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
-    for namespace in ("cert-manager", "kubeflow", "knative-serving", "kourier-system", "kserve", "minio",
-                      "mlflow", "models"):  # fmt: skip
+    for namespace in (
+        "cert-manager",
+        "kubeflow",
+        "knative-serving",
+        "kourier-system",
+        "kserve",
+        "minio",
+        "mlflow",
+        "models",
+    ):
         assert {f"{namespace}/resources.txt", f"{namespace}/pods.yaml", f"{namespace}/events.txt"} <= members
-    assert {"cluster.json", "nodes.txt", "kfp-runs.txt", "commands.txt", "models/inferenceservice.yaml",
-            "models/revisions.yaml", "models/describe.txt"} <= members  # fmt: skip
+    assert {
+        "cluster.json",
+        "nodes.txt",
+        "kfp-runs.txt",
+        "commands.txt",
+        "models/inferenceservice.yaml",
+        "models/revisions.yaml",
+        "models/describe.txt",
+    } <= members
     assert {
         "models/logs/broken-1.log",
         "models/logs/pending-1.log",

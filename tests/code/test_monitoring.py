@@ -145,6 +145,12 @@ class FakeKfp:
         self.runs.append(kwargs)
         return SimpleNamespace(run_id="run-42")
 
+    def list_runs(self, experiment_id: str, filter: str, page_size: int) -> Any:
+        (predicate,) = json.loads(filter)["predicates"]
+        assert (predicate["operation"], predicate["key"]) == ("EQUALS", "display_name")
+        found = [r for r in self.runs if r["job_name"] == predicate["stringValue"]]
+        return SimpleNamespace(runs=[SimpleNamespace(run_id="run-42") for _ in found])
+
 
 def test_cluster_trigger_starts_the_newest_training_version() -> None:
     from chicago_arrest.monitoring.retrain import start_cluster_run
@@ -495,3 +501,67 @@ def test_request_log_joins_parsed_columns_into_the_table_frames_give(tmp_path: P
     assert request_log._joined_columns([parsed[0].columns, parsed[1].frame]) is None
     pd.testing.assert_frame_equal(written(True, parsed), written(False, parsed))
     pd.testing.assert_frame_equal(written(True, [*parsed, odd]), written(False, [*parsed, odd]))
+
+
+# --- issue 25: the network steps are safe to repeat (a retry of the same KFP run) -----------------------------
+
+
+def test_monitor_step_twice_in_one_kfp_run_starts_one_training_run_and_logs_one_run(
+    registered: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    import mlflow
+
+    from chicago_arrest.steps.monitoring import monitor_step
+
+    shifted = registered["test"].copy()
+    shifted["date"] = pd.to_datetime(shifted["date"]).dt.normalize().add(pd.Timedelta(hours=4)).astype(str)
+    path = tmp_path / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    client = FakeKfp()
+    outs = [
+        monitor_step(
+            tmp_path / f"r{n}.html",
+            source=str(path),
+            settings=settings,
+            kfp_client=client,
+            kfp_run="chicago-arrest-monitoring-7",
+        )
+        for n in (1, 2)
+    ]
+    assert [o["retrain"] for o in outs] == ["started", "started"]
+    (run,) = client.runs  # one training run, named after the monitoring run
+    assert run["job_name"] == "chicago-arrest-training-retrain-for-chicago-arrest-monitoring-7"
+    assert outs[0]["mlflow_run_id"] == outs[1]["mlflow_run_id"]
+    experiment = mlflow.get_experiment_by_name("chicago-crime-arrest-prediction")
+    monitoring = registered["client"].search_runs(
+        [experiment.experiment_id], filter_string="tags.kind = 'monitoring'"
+    )
+    assert len(monitoring) == 1
+    # another KFP run is another monitoring run, and may start another training run
+    other = monitor_step(
+        tmp_path / "r3.html",
+        source=str(path),
+        settings=settings,
+        kfp_client=client,
+        kfp_run="chicago-arrest-monitoring-8",
+    )
+    assert other["mlflow_run_id"] != outs[0]["mlflow_run_id"]
+    assert len(client.runs) == 2
+
+
+def test_batch_score_step_twice_writes_the_same_objects(
+    registered: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    from chicago_arrest.steps.monitoring import batch_score_step
+
+    path = tmp_path / "recent.csv"
+    registered["test"].to_csv(path, index=False)
+    outs = [batch_score_step(source=str(path), settings=settings) for _ in (1, 2)]
+    assert outs[0]["predictions"] == outs[1]["predictions"]
+    files = sorted((settings.store_dir / "predictions").glob("*.parquet"))
+    frames = [pd.read_parquet(f) for f in files]
+    assert len(files) == 2  # predictions + (empty) quarantine, once each
+    predictions = pd.read_parquet(outs[1]["predictions"].removeprefix("file://"))
+    assert predictions["id"].is_unique
+    assert len(predictions) == outs[0]["scored"]
+    assert all(len(f.columns) for f in frames)

@@ -134,8 +134,11 @@ def test_waits_until_the_newest_revision_runs_the_spec_and_is_ready(cluster: Any
     clock = Clock()
     with fake_kube(objects) as kube:
         watch = cluster(kube).watch()
-        assert watch.check() == (False, f"the newest revision {REV[2]} runs version 2, not 3: its successor is "
-                                 "not created yet | no pod yet")  # fmt: skip
+        assert watch.check() == (
+            False,
+            f"the newest revision {REV[2]} runs version 2, not 3: its successor is "
+            "not created yet | no pod yet",
+        )
         steps = iter([(REV[3], REV[2]), (REV[3], REV[3])])
 
         def sleep(seconds: float) -> None:
@@ -167,7 +170,10 @@ def test_the_deployer_role_may_read_pods() -> None:
     import yaml
 
     path = Path(__file__).resolve().parents[2] / "manifests" / "platform" / "models.yaml"
-    (role,) = [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "Role" and
-               d["metadata"]["name"] == "kserve-deployer"]  # fmt: skip
+    (role,) = [
+        d
+        for d in yaml.safe_load_all(path.read_text())
+        if d and d["kind"] == "Role" and d["metadata"]["name"] == "kserve-deployer"
+    ]
     rules = [r for r in role["rules"] if "pods" in r["resources"]]
     assert rules == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]

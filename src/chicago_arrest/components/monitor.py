@@ -16,6 +16,7 @@ def monitor(
     max_ece: float,
     retrain: str,
     training_source: str,
+    kfp_run: str,
     report: Output[HTML],
     metrics: Output[Metrics],
 ) -> dict:
@@ -35,4 +36,5 @@ def monitor(
         retrain=retrain,
         training_source=training_source,
         metrics=metrics,
+        kfp_run=kfp_run,
     )

@@ -8,6 +8,7 @@ built.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -96,3 +97,40 @@ def start_run(kfp_client: Any, job_name: str, ids: tuple[str, str], params: dict
         enable_caching=False,
     )
     return str(run.run_id)
+
+
+def _filter(*predicates: dict[str, Any]) -> str:
+    """A KFP API filter (``backend/api/v2beta1/filter.proto`` @ kubeflow/pipelines 2.17.0) as ``list_runs`` takes it."""
+    return json.dumps({"predicates": list(predicates)})
+
+
+def run_named(kfp_client: Any, job_name: str) -> Any | None:
+    """The run called ``job_name`` in the project's experiment, or ``None``.
+
+    A step that starts a run under a name derived from its own KFP run checks first: retried, it starts no second.
+    """
+    query = _filter({"operation": "EQUALS", "key": "display_name", "stringValue": job_name})
+    runs = kfp_client.list_runs(experiment_id=experiment_id(kfp_client), filter=query, page_size=1).runs or []
+    return runs[0] if runs else None
+
+
+#: KFP run states of a run that has not finished (``kfp_server_api`` ``V2beta1RuntimeState`` @ 2.17).
+ACTIVE_STATES = ("PENDING", "RUNNING", "CANCELING", "PAUSED")
+
+
+def active_runs(kfp_client: Any) -> list[Any]:
+    """Every run of every experiment that has not finished yet (the KFP API's ``state IN (...)`` filter).
+
+    The server maps the filter key ``state`` to the run's stored v2 state (``backend/src/apiserver/model/run.go``
+    @ kubeflow/pipelines 2.17.0) and supports ``IN`` with ``stringValues`` (``backend/api/v2beta1/filter.proto``).
+    A finished run in the answer is dropped all the same.
+    """
+    query = _filter({"operation": "IN", "key": "state", "stringValues": {"values": list(ACTIVE_STATES)}})
+    runs: list[Any] = []
+    token = ""
+    while True:
+        page = kfp_client.list_runs(page_token=token, page_size=100, sort_by="created_at desc", filter=query)
+        runs.extend(r for r in page.runs or [] if str(getattr(r, "state", "")).upper() in ACTIVE_STATES)
+        token = page.next_page_token or ""
+        if not token:
+            return runs

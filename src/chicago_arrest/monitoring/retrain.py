@@ -28,12 +28,14 @@ def on_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
-def start_cluster_run(params: dict[str, Any], client: Any = None) -> str:
+def start_cluster_run(params: dict[str, Any], client: Any = None, key: str = "") -> str:
     """Start a run of the newest ``chicago-arrest-training`` version through the KFP API.
 
     Args:
         params: Pipeline parameters (empty: the pipeline's defaults).
         client: A ``kfp.Client`` (default: the in-cluster API).
+        key: What started it (the monitoring KFP run's name): the run is named after it, and a run of that name
+            is returned instead of a second one (a retried monitoring step starts one training run).
 
     Returns:
         ``kfp run <run id>``, the run's reference for the report.
@@ -44,6 +46,11 @@ def start_cluster_run(params: dict[str, Any], client: Any = None) -> str:
     client = client or kfp_api.client()
     ids = kfp_api.pipeline_version(client, TRAINING_PIPELINE)
     job_name = f"{TRAINING_PIPELINE}-retrain-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    if key:
+        job_name = f"{TRAINING_PIPELINE}-retrain-for-{key}"
+        earlier = kfp_api.run_named(client, job_name)
+        if earlier is not None:
+            return f"kfp run {earlier.run_id}"
     return f"kfp run {kfp_api.start_run(client, job_name, ids, params)}"
 
 
@@ -75,8 +82,14 @@ def start_local_run(
     return str(log)
 
 
-def start_training(training_source: str = "", *, settings: Settings | None = None, client: Any = None) -> str:
-    """Start a training run where this process runs (KFP API in a pod, else locally); return where it is."""
+def start_training(
+    training_source: str = "", *, settings: Settings | None = None, client: Any = None, key: str = ""
+) -> str:
+    """Start a training run where this process runs (KFP API in a pod, else locally); return where it is.
+
+    ``key`` (the monitoring KFP run's name) makes a second call start nothing on the cluster.
+    """
     if on_cluster() or client is not None:
-        return start_cluster_run({"source": training_source} if training_source else {}, client=client)
+        params = {"source": training_source} if training_source else {}
+        return start_cluster_run(params, client=client, key=key)
     return start_local_run(training_source, settings)

@@ -54,5 +54,6 @@ def monitoring_pipeline(
             max_ece=max_ece,
             retrain=retrain,
             training_source=training_source,
+            kfp_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         )
     )

@@ -91,28 +91,6 @@ def print_local_summary(run_dir: Path, seconds: float) -> None:
     print("=" * 100)
 
 
-#: KFP run states of a run that is not finished (``kfp_server_api`` ``V2beta1RuntimeState`` @ 2.17).
-ACTIVE_STATES = ("PENDING", "RUNNING", "CANCELING", "PAUSED")
-
-
-def active_runs(client: Any) -> list[Any]:
-    """Every run of every experiment that has not finished yet (the KFP API's ``state IN (...)`` filter).
-
-    The server maps the filter key ``state`` to the run's stored v2 state (``backend/src/apiserver/model/run.go``
-    @ kubeflow/pipelines 2.17.0) and supports ``IN`` with ``stringValues`` (``backend/api/v2beta1/filter.proto``).
-    """
-    predicate = {"operation": "IN", "key": "state", "stringValues": {"values": list(ACTIVE_STATES)}}
-    query = json.dumps({"predicates": [predicate]})
-    runs: list[Any] = []
-    token = ""
-    while True:
-        page = client.list_runs(page_token=token, page_size=100, sort_by="created_at desc", filter=query)
-        runs.extend(r for r in page.runs or [] if str(getattr(r, "state", "")).upper() in ACTIVE_STATES)
-        token = page.next_page_token or ""
-        if not token:
-            return runs
-
-
 def run_cluster(
     arguments: dict[str, Any],
     host: str,
@@ -243,8 +221,6 @@ def run_local_pipeline(pipeline: Any, name: str, arguments: dict[str, Any], *, v
 
 def step_output(run_dir: Path, task: str) -> dict[str, Any]:
     """The return value (``Output``) of a finished task of a local run."""
-    import json
-
     try:
         output = json.loads((run_dir / task / "executor_output.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

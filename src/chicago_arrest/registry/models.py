@@ -359,6 +359,31 @@ def log_training_run(
         logged = log_arrest_model(chosen, input_example, name)
         version = str(logged.registered_model_version)
         run_id, experiment_id = parent.info.run_id, parent.info.experiment_id
+    tag_version(client, version, chosen, window, selected_metrics, tags, name)
+    log.info("registered %s version %s (run %s)", name, version, run_id)
+    return {
+        "version": version,
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "model_uri": f"models:/{name}/{version}",
+        "artifact_uri": logged.model_uri,
+        "metrics": selected_metrics,
+    }
+
+
+def tag_version(
+    client: MlflowClient,
+    version: str,
+    chosen: ArrestModel,
+    window: dict[str, Any],
+    selected_metrics: dict[str, float],
+    tags: dict[str, str],
+    name: str = MODEL_NAME,
+) -> None:
+    """The registered version's tags (model type, windows, gate ``pending``, the run's tags) and description.
+
+    Idempotent: a second call writes the same values.
+    """
     model_type = str((chosen.info or {}).get("model_type"))
     version_tags = {
         "model_type": model_type,
@@ -372,12 +397,43 @@ def log_training_run(
             client.set_model_version_tag(name, version, key, str(value))
     description = version_description(model_type, window, selected_metrics, tags.get("source", ""))
     client.update_model_version(name, version, description=description)
-    log.info("registered %s version %s (run %s)", name, version, run_id)
-    return {
-        "version": version,
-        "run_id": run_id,
-        "experiment_id": experiment_id,
-        "model_uri": f"models:/{name}/{version}",
-        "artifact_uri": logged.model_uri,
-        "metrics": selected_metrics,
-    }
+
+
+def registered_by_run(client: MlflowClient, kfp_run: str, name: str = MODEL_NAME) -> dict[str, Any] | None:
+    """What an earlier attempt of the same KFP run's register step registered, or ``None``.
+
+    The key is the training run's ``kfp.run`` tag (the KFP run's name), set when the parent MLflow run starts;
+    the version is the one made from that run (its ``run_id``), so a retry that follows an attempt which died
+    after registering finds it even before the version's own tags were written. Returns what
+    :func:`log_training_run` returns.
+    """
+    if not kfp_run:
+        return None
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`kfp.run` = '{kfp_run}'", max_results=100
+    )
+    for run in runs:
+        if "mlflow.parentRunId" in run.data.tags:
+            continue  # a candidate's nested run
+        versions = client.search_model_versions(f"name='{name}' and run_id='{run.info.run_id}'")
+        if not versions:
+            continue
+        version = max(versions, key=lambda v: int(v.version))
+        metrics = {
+            k.removeprefix("selected_"): v for k, v in run.data.metrics.items() if k.startswith("selected_")
+        }
+        log.info(
+            "version %s was registered by an earlier attempt of KFP run %s: reused", version.version, kfp_run
+        )
+        return {
+            "version": str(version.version),
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "model_uri": f"models:/{name}/{version.version}",
+            "artifact_uri": str(version.source),
+            "metrics": metrics,
+        }
+    return None

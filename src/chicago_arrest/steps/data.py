@@ -16,8 +16,10 @@ import pandas as pd
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.reports.format import count
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, log_summary, read_dataset, write_dataset
+from chicago_arrest.steps.retry import retry_safe
 
 
+@retry_safe
 def ingest_step(
     raw_out: str | Path,
     stations_out: str | Path,

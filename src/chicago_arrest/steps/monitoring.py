@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.names import CHAMPION, MODEL_NAME
+from chicago_arrest.core.names import CHAMPION, EXPERIMENT_NAME, MODEL_NAME
 from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED, labels
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.monitoring.drift import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
 from chicago_arrest.reports.format import count
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, log_summary
+from chicago_arrest.steps.retry import retry_safe
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def _model(client: Any, version: str) -> Any:
     return model
 
 
+@retry_safe
 def batch_score_step(
     *,
     source: str = "",
@@ -269,8 +271,25 @@ def batch_score_step(
     return kfp_safe(result)
 
 
-def _log_monitoring_run(client: Any, result: Any, report: str, source: str) -> str:
-    """An MLflow run with the PSI, the realised metrics and the report, linked to the model version."""
+def _monitoring_run_of(client: Any, kfp_run: str) -> str | None:
+    """The MLflow monitoring run an earlier attempt of the same KFP run logged (a retry logs into it)."""
+    import mlflow
+
+    if not kfp_run:
+        return None
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        return None
+    query = f"tags.kind = 'monitoring' and tags.`kfp.run` = '{kfp_run}'"
+    runs = client.search_runs([experiment.experiment_id], filter_string=query, max_results=1)
+    return str(runs[0].info.run_id) if runs else None
+
+
+def _log_monitoring_run(client: Any, result: Any, report: str, source: str, kfp_run: str = "") -> str:
+    """An MLflow run with the PSI, the realised metrics and the report, linked to the model version.
+
+    With ``kfp_run``, one run per KFP run: a retry of the step logs into the run an earlier attempt started.
+    """
     import mlflow
 
     version = result.model_version
@@ -280,8 +299,11 @@ def _log_monitoring_run(client: Any, result: Any, report: str, source: str) -> s
         "kind": "monitoring",
         "source": source,
         "decision": result.decision,
+        **({"kfp.run": kfp_run} if kfp_run else {}),
     }
-    with mlflow.start_run(run_name=f"monitoring v{version} {dt.date.today()}", tags=tags) as run:
+    existing = _monitoring_run_of(client, kfp_run)
+    name = f"monitoring v{version} {dt.date.today()}"
+    with mlflow.start_run(run_id=existing, run_name=None if existing else name, tags=tags) as run:
         values = {f"psi_{k}": v for k, v in result.psi.items()}
         values["prediction_psi"] = result.prediction_psi
         values["rows"] = float(result.rows)
@@ -303,6 +325,7 @@ def _log_monitoring_run(client: Any, result: Any, report: str, source: str) -> s
     return run_id
 
 
+@retry_safe
 def monitor_step(
     report_out: str | Path,
     *,
@@ -318,8 +341,12 @@ def monitor_step(
     settings: Settings | None = None,
     metrics: MetricsSink | None = None,
     kfp_client: Any = None,
+    kfp_run: str = "",
 ) -> dict[str, Any]:
     """Monitor recent records against a model version's reference profile; retrain on drift or degradation.
+
+    Safe to repeat for one KFP run (``kfp_run``): a retry starts no second training run and logs into the same
+    MLflow run.
 
     Args:
         report_out: HTML report path (the KFP ``Output[HTML]``).
@@ -335,6 +362,7 @@ def monitor_step(
         settings: Library settings.
         metrics: Receives the PSI values and realised metrics.
         kfp_client: KFP client for the retrain trigger (tests; default: the in-cluster API inside a pod).
+        kfp_run: The KFP run's name (the component passes it): the key that makes a retry harmless.
 
     Returns:
         The SUMMARY (decision, reasons, psi, prediction_psi, realised, retrain) plus ``model_version``,
@@ -370,13 +398,15 @@ def monitor_step(
     if retrain == "never":
         result.retrain = "disabled"
     elif result.decision != "ok":
-        result.retrain_run = start_training(training_source, settings=settings, client=kfp_client)
+        result.retrain_run = start_training(
+            training_source, settings=settings, client=kfp_client, key=kfp_run
+        )
         result.retrain = "started"
     label = source or f"months {months}"
     report = monitoring_report(result, source=label, calibration=calibration, retrain_link=result.retrain_run)
     Path(report_out).parent.mkdir(parents=True, exist_ok=True)
     Path(report_out).write_text(report, encoding="utf-8")
-    run_id = _log_monitoring_run(client, result, report, label)
+    run_id = _log_monitoring_run(client, result, report, label, kfp_run)
     summary = result.summary()
     if summary_out:
         Path(summary_out).expanduser().write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -17,8 +17,10 @@ import joblib
 from chicago_arrest.core.names import CHAMPION, MODEL_NAME
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_summary, read_dataset
+from chicago_arrest.steps.retry import retry_safe
 
 
+@retry_safe
 def register_step(
     model_paths: list[str],
     evaluation: dict[str, Any],
@@ -50,21 +52,29 @@ def register_step(
         ``version`` (registry version of the selected model), ``run_id``, ``model_uri``, ``experiment_id``,
         ``tracking_uri``, ``model_card`` (its artifact URI), and the selected model's metrics.
     """
-    from chicago_arrest.registry.models import configure_mlflow, kfp_run_tags, log_training_run
+    from chicago_arrest.registry.models import (
+        configure_mlflow,
+        kfp_run_tags,
+        log_training_run,
+        registered_by_run,
+        tag_version,
+    )
 
     settings = settings or get_settings()
     client = configure_mlflow(settings)
     models, test = [joblib.load(p) for p in model_paths], read_dataset(test_path)
-    run = log_training_run(
-        client,
-        models,
-        evaluation,
-        test,
-        report_path,
-        charts_dir,
-        window=window,
-        tags={"source": source or "socrata", "kfp.run": kfp_run, **kfp_run_tags()},
-    )
+    tags = {"source": source or "socrata", "kfp.run": kfp_run, **kfp_run_tags()}
+    # Safe to repeat (a KFP or in-process retry, chicago_arrest.steps.retry): a version an earlier attempt of the
+    # same KFP run registered is reused, never registered twice; the rest below writes the same things again.
+    run = registered_by_run(client, kfp_run)
+    if run is None:
+        run = log_training_run(
+            client, models, evaluation, test, report_path, charts_dir, window=window, tags=tags
+        )
+    else:
+        chosen = models[int(evaluation["selected_index"])]
+        tags.update({f"window.{k}": str(v) for k, v in window.items()})
+        tag_version(client, run["version"], chosen, window, run["metrics"], tags)
     # Issue 13: the reference profile of monitoring, with the version (chicago_arrest.monitoring.drift).
     from chicago_arrest.steps.monitoring import store_reference_profile
 
@@ -163,6 +173,7 @@ def resolve_target(target: str) -> Literal["local", "cluster", "none"]:
     return target  # type: ignore[return-value]
 
 
+@retry_safe
 def deploy_step(
     decision: dict[str, Any],
     registration: dict[str, Any],

@@ -83,8 +83,10 @@ NETWORK = RetryPolicy()
 
 #: HTTP statuses worth another try: too many requests, and the server's own failures.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-#: MLflow error codes of a server that is unavailable or overloaded (``mlflow.protos.databricks_pb2``).
-TRANSIENT_MLFLOW_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL_ERROR"})
+#: MLflow error codes of a server that is unavailable or overloaded (``mlflow.protos.databricks_pb2``; not
+#: ``INTERNAL_ERROR``, MLflow's code for any error raised without one). A refused connection to the tracking
+#: server is found through the exception's cause instead.
+TRANSIENT_MLFLOW_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED"})
 #: S3 error codes of a busy or restarting server (MinIO and S3).
 TRANSIENT_S3_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"})
 
