@@ -215,3 +215,15 @@ def test_contract_gate_and_monitoring_reports() -> None:
     assert "1 field(s) drifted (primary_type)" in page
     psi = page[page.index("PSI table") :]
     assert psi.index("primary_type") < psi.index("district") < psi.index(">hour<")  # largest first
+
+
+def test_model_evaluate_table_is_formatted() -> None:
+    from chicago_arrest.steps.experiment import COLUMNS, markdown
+
+    row = {c: 0.812345 for c in COLUMNS} | {f"no_ab_{c}": 0.0123456 for c in ("roc_auc", "pr_auc", "ece")}
+    text = markdown(pd.DataFrame([{"model": "logreg", **row, "fit_s": 12.3456, "selected": True}]))
+    assert "| logreg | 0.812 |" in text
+    assert "| 0.0123 |" in text
+    assert text.splitlines()[2].endswith("| 12.3 | yes |")
+    assert "**ECE w/o AB**: ECE without the arrest-based types" in text
+    _no_raw_floats(text)

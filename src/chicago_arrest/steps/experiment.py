@@ -122,22 +122,20 @@ def evaluate_file(
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The comparison as a markdown table."""
-    headers = [
-        "model",
-        *COLUMNS,
-        *(f"no_ab_{c}" for c in ("roc_auc", "pr_auc", "ece")),
-        "fit (s)",
-        "selected",
-    ]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for _, r in table.iterrows():
-        cells = [
-            r["model"],
-            *(f"{r[c]:.4f}" for c in COLUMNS),
-            *(f"{r[f'no_ab_{c}']:.4f}" for c in ("roc_auc", "pr_auc", "ece")),
-            f"{r['fit_s']:.1f}",
-            "yes" if r["selected"] else "",
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+    """The comparison as a markdown table (numbers by :mod:`chicago_arrest.reports.format`, with a legend)."""
+    from chicago_arrest.reports.format import COLUMNS as SHOWN
+    from chicago_arrest.reports.format import Column, md_table
+
+    no_ab = ("roc_auc", "pr_auc", "ece")
+    view: dict[str, Column | str] = {"model": "model", **{c: SHOWN[c] for c in COLUMNS}}
+    view.update(
+        {
+            f"no_ab_{c}": Column(
+                f"{SHOWN[c].header} w/o AB", "metric", f"{SHOWN[c].header} without the arrest-based types"
+            )
+            for c in no_ab
+        }
+    )
+    view.update({"fit_s": Column("fit s", "number", "seconds to fit"), "selected": "selected"})
+    shown = table.assign(selected=["yes" if s else "" for s in table["selected"]])
+    return md_table(shown, view)
