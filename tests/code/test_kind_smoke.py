@@ -312,7 +312,7 @@ def test_window_is_the_ingest_steps(smoke: Any, today: dt.date, start: dt.date) 
     assert smoke.window_start(today) == start
     window, to_land = plan_months(today, smoke.MONTHS, [], refresh=0)
     assert window[0] == f"{start:%Y-%m}"
-    # after `land`, a run with refresh_months=0 lands nothing: only the stations come from Socrata
+    # after `land`, a run with refresh_months=0 lands nothing, so it asks Socrata for nothing (test_ingest.py)
     assert plan_months(today, smoke.MONTHS, window, refresh=0)[1] == []
     assert to_land == window
 
