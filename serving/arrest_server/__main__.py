@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from arrest_server.model import ArrestPredictor
     from arrest_server.process import setup_process
+    from arrest_server.workers import use_worker_pool
     from chicago_arrest.core.errors import ReleaseError
 
     workers = args.workers or available_cpus()
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: could not load the model ({model.source}): {type(exc).__name__}: {exc}", file=sys.stderr
         )
         return 1
+    use_worker_pool()  # workers that start without blocking, stop cleanly and flush (arrest_server.workers)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,

@@ -46,6 +46,7 @@ from arrest_server.validation import (
     parse_v2,
     wants_explanation,
 )
+from arrest_server.workers import exit_cleanly_on_sigterm, handoff, take_over
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.model.explain import explainer_for
 from chicago_arrest.registry.aliases import MlflowAliases, registry_split
@@ -161,14 +162,19 @@ class ArrestPredictor(Model):
     # -- KServe --workers: each worker process gets a pickled copy ---------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        """What KServe pickles to start a ``--workers`` process: the loaded models, not threads or metrics."""
+        """What KServe pickles to start a ``--workers`` process: where the loaded models are, not threads or metrics.
+
+        The models go through a file (:func:`arrest_server.workers.handoff`), so the pickle the parent writes
+        into the worker's spawn pipe stays a few KiB and starting a worker never blocks the parent.
+        """
         state = self.__dict__.copy()
+        deployment = self.deployment
         state.update(
             holder=None,
             watcher=None,
             metrics=None,
             request_log=None,
-            _deployment=self.deployment,
+            _deployment_file=handoff(deployment) if deployment is not None else None,
             _parent_pid=os.getpid(),
         )
         return state
@@ -177,15 +183,17 @@ class ArrestPredictor(Model):
         """Unpickled in a new worker process: set the process up, serve the same models, watch the state.
 
         Each worker watches the serving state file on its own and swaps models the same way the single
-        process does; ``/metrics`` of a worker counts that worker's requests only.
+        process does; ``/metrics`` of a worker counts that worker's requests only. SIGTERM ends the worker
+        through ``atexit`` (:func:`arrest_server.workers.exit_cleanly_on_sigterm`).
         """
-        deployment: Deployment | None = state.pop("_deployment", None)
+        path: str | None = state.pop("_deployment_file", None)
         parent_pid: int | None = state.pop("_parent_pid", None)
         self.__dict__.update(state)
+        exit_cleanly_on_sigterm()
         die_with_parent(parent_pid)
         setup_process(self.settings)
-        if deployment is not None:
-            self._activate(deployment)
+        if path is not None:
+            self._activate(take_over(path))
 
     def _on_swap(self, deployment: Deployment) -> None:
         """After every swap (and at start): publish what is served, then re-freeze the heap (:func:`freeze_heap`)."""
@@ -198,7 +206,11 @@ class ArrestPredictor(Model):
             self.metrics.set_serving(versions, deployment.canary_percent)
 
     def stop(self) -> None:
-        """Stop watching the serving state; write the request log's buffered records."""
+        """Stop watching the serving state; write the request log's buffered records (safe to repeat).
+
+        Called at the ASGI lifespan shutdown of every process, after the requests in flight have finished
+        (:func:`arrest_server.workers.stop_on_shutdown`), and by KServe when it unloads the model.
+        """
         if self.watcher is not None:
             self.watcher.stop()
         if self.request_log is not None:
@@ -373,6 +385,7 @@ class ArrestPredictor(Model):
                 model_version=served.version,
                 role=role,
                 request_id=request_id,
+                keys=parsed.keys,
             )
         response = build_response(self.name, payload, request_id, served, role, probabilities, arrest)
         if explanations is None:

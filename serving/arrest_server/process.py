@@ -19,6 +19,7 @@ from typing import Any
 
 from arrest_server.observability import configure_logging, quiet_client_errors
 from arrest_server.settings import ServerSettings
+from arrest_server.workers import stop_on_shutdown
 
 
 def freeze_heap() -> None:
@@ -101,6 +102,7 @@ def setup_process(settings: ServerSettings) -> None:
     install_vertex(app, settings)  # only under Vertex AI's AIP_* environment (arrest_server.vertex)
     install(app, settings)
     install_metadata_route(app)
+    stop_on_shutdown(app, SERVED)
 
 
 #: The predictors this process serves, by model name (``ArrestPredictor``; the metadata route and the fast

@@ -1,19 +1,20 @@
 """The request log of the local model server: every scored record, rotating Parquet files, size-capped.
 
-Each scored record is kept with its raw fields (as text), ``arrest_probability``, ``predicted_arrest`` (not
-``arrest``, the label's name: monitoring would take the model's own answer for the truth),
-``model_version``, ``role`` (champion / challenger), ``request_id`` and ``logged_at``. A request only appends
+Each scored record is kept with its raw fields (as text), the report's ``id`` and ``case_number`` when the
+request carried them (else null: such a record is profiled but never joined with its label),
+``arrest_probability``, ``predicted_arrest`` (not ``arrest``, the label's name: monitoring would take the
+model's own answer for the truth), ``model_version``, ``role`` (champion / challenger), ``request_id`` and
+``logged_at``. A request only appends
 a reference to its frame to an in-memory buffer (microseconds); a background thread writes the buffer to a
 new file ``<dir>/requests-<pid>-<UTC time>-<n>.parquet`` every ``flush_s`` seconds or ``flush_rows`` rows,
 and at shutdown; it converts the buffered records to typed frames a slice at a time in between, so no
 request waits behind a large conversion. After each write the oldest files go until the folder is under
 ``max_bytes``: the log rotates by file and never grows without bound. Every worker process writes its own files.
 
-``make monitor SOURCE=serving`` profiles the folder (``<data dir>/serving/requests``). On by default;
-``ARREST_SERVER_REQUEST_LOG=false`` turns it off. On a cluster, KServe's InferenceService ``logger``
-(``spec.predictor.logger``: ``mode: all``, ``url:`` an event sink) sends every request and response as
-CloudEvents instead; a small sink writing the same Parquet layout to the object store would feed the same
-monitoring step.
+``make monitor SOURCE=serving`` profiles the folder (``<data dir>/serving/requests``) and joins it with the
+labels (:mod:`chicago_arrest.monitoring.served`). On by default; ``ARREST_SERVER_REQUEST_LOG=false`` turns it
+off. On a cluster, KServe's InferenceService ``logger`` sends every request and response as CloudEvents to the
+payload sink (:mod:`arrest_server.payload_sink`) instead, and the monitor reads the same records from there.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from chicago_arrest.core.files import write_atomically
+from chicago_arrest.core.schema import RECORD_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +89,18 @@ class RequestLog:
         model_version: str,
         role: str,
         request_id: str,
+        keys: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Buffer the records of one request (never raises; a failure is logged and the records dropped).
 
         ``records`` is a frame, or the request's parsed columns (field → numpy array), which the writer joins
-        column by column instead of frame by frame (see :func:`_joined_columns`).
+        column by column instead of frame by frame (see :func:`_joined_columns`). ``keys`` holds the report's
+        ``id`` / ``case_number`` per record when the request carried them.
         """
         try:
             # References only (the records are the request's own parsed copy): the table is built by the writer.
             now = dt.datetime.now(dt.UTC)
-            entry = (records, probabilities, arrest, model_version, role, request_id, now)
+            entry = (records, probabilities, arrest, model_version, role, request_id, now, keys)
             with self._lock:
                 self._buffer.append(entry)
                 self._rows += len(probabilities)
@@ -146,6 +150,8 @@ class RequestLog:
             frames = [b[0] if isinstance(b[0], pd.DataFrame) else pd.DataFrame(dict(b[0])) for b in batches]
             frame = pd.concat(frames, ignore_index=True)
         sizes = [len(b[1]) for b in batches]
+        for name in RECORD_KEYS:  # always present (null when a request did not carry them): one table layout
+            frame[name] = np.concatenate([_key(b[7], name, n) for b, n in zip(batches, sizes, strict=True)])
         frame["arrest_probability"] = np.concatenate([np.asarray(b[1], dtype=float) for b in batches])
         frame["predicted_arrest"] = np.concatenate([np.asarray(b[2], dtype=bool) for b in batches])
         for column, index in (("model_version", 3), ("role", 4), ("request_id", 5), ("logged_at", 6)):
@@ -201,6 +207,13 @@ class RequestLog:
             self._wake.set()
             self._thread.join(timeout=5)
             self.flush()
+
+
+def _key(keys: Mapping[str, np.ndarray] | None, name: str, rows: int) -> np.ndarray:
+    """One request's values of a report key, or ``None`` per record when it did not carry it."""
+    if keys is not None and name in keys:
+        return np.asarray(keys[name], dtype=object)
+    return np.full(rows, None, dtype=object)
 
 
 def _joined_columns(requests: list[pd.DataFrame | Mapping[str, Any]]) -> pd.DataFrame | None:

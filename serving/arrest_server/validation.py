@@ -22,8 +22,11 @@ int / float               FP64, FP32, INT8..INT64, UINT*,      finite numbers (i
 ========================  ==================================  ============================================
 
 Nulls (JSON ``null``, NaN, empty text) are accepted in every optional field. ``date``, ``primary_type`` and
-``iucr`` are required, in every row. Inputs that are not model fields are ignored. Unknown categories and
-missing coordinates are left to the model, which scores them.
+``iucr`` are required, in every row. The report's ``id`` and ``case_number``
+(:data:`chicago_arrest.core.schema.RECORD_KEYS`; V2 BYTES or integers, V1 text or integers, null allowed) may
+come with the model's fields: they are checked like codes, never scored, and kept in
+:attr:`ParsedRequest.keys` for the request log. Other inputs that are not model fields are ignored. Unknown
+categories and missing coordinates are left to the model, which scores them.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from chicago_arrest.core.schema import (
     FIELD_BY_NAME,
     MODEL_INPUT_COLUMNS,
     PREDICTION_REQUIRED,
+    RECORD_KEYS,
     FieldSpec,
     parse_bools,
     parse_codes,
@@ -83,11 +87,14 @@ class ParsedRequest:
             of ``rows`` values: what the model scores and the request log joins.
         rows: Number of rows.
         requested_outputs: Output names the client asked for (``None``: all).
+        keys: The report's ``id`` and ``case_number`` per row (object arrays of text, ``None`` where absent),
+            when the request carries them: logged, never scored.
     """
 
     columns: Mapping[str, Any]
     rows: int
     requested_outputs: tuple[str, ...] | None = None
+    keys: Mapping[str, np.ndarray] | None = None
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -369,10 +376,17 @@ def parse_v2(payload: InferRequest, max_rows: int) -> ParsedRequest:
         )
     seen: set[str] = set()
     fields: dict[str, tuple[InferInput, int]] = {}
+    keys: dict[str, tuple[InferInput, int]] = {}
     for inp in payload.inputs:
         if inp.name in seen:
             raise InvalidInput(f"input '{inp.name}' appears more than once")
         seen.add(inp.name)
+        if inp.name in RECORD_KEYS:
+            if inp.datatype not in ACCEPTED_DATATYPES["code"]:
+                kinds = ", ".join(ACCEPTED_DATATYPES["code"])
+                raise InvalidInput(f"input '{inp.name}' has datatype {inp.datatype}; accepted: {kinds}")
+            keys[inp.name] = (inp, _rows_of(inp))
+            continue
         spec = FIELD_BY_NAME.get(inp.name)
         if spec is None or not spec.model_input:
             continue  # extra fields are ignored
@@ -388,7 +402,7 @@ def parse_v2(payload: InferRequest, max_rows: int) -> ParsedRequest:
             f"missing required input(s): {', '.join(missing)} (required: {', '.join(PREDICTION_REQUIRED)})"
         )
     rows = fields["date"][1]
-    odd = [f"'{name}' has {n}" for name, (_, n) in fields.items() if n != rows]
+    odd = [f"'{name}' has {n}" for name, (_, n) in {**fields, **keys}.items() if n != rows]
     if odd:
         raise InvalidInput(
             f"inputs disagree on the number of rows (shape[0]): 'date' has {rows}, {', '.join(odd[:_SHOW])}"
@@ -402,7 +416,17 @@ def parse_v2(payload: InferRequest, max_rows: int) -> ParsedRequest:
                 f"input '{name}' has shape {list(inp.shape)} but {len(values)} value(s) in data"
             )
         columns[name] = _column(FIELD_BY_NAME[name], values, inp.datatype)
-    return ParsedRequest(columns, rows, _requested_outputs(payload))
+    record_keys = {name: _key_column(name, _input_values(inp), n) for name, (inp, n) in keys.items()}
+    return ParsedRequest(columns, rows, _requested_outputs(payload), record_keys or None)
+
+
+def _key_column(name: str, values: Sequence[Any], rows: int) -> np.ndarray:
+    """A report key (``id``, ``case_number``) as text per row, ``None`` where empty (never scored)."""
+    if len(values) != rows:
+        raise InvalidInput(f"input '{name}' has shape [{rows}] but {len(values)} value(s) in data")
+    out = _text_column(name, values, allow_int=True)
+    out[[v is None or (isinstance(v, str) and not v.strip()) for v in out]] = None
+    return out
 
 
 def _requested_outputs(payload: InferRequest) -> tuple[str, ...] | None:
@@ -475,7 +499,12 @@ def parse_v1(payload: Any, max_rows: int) -> ParsedRequest:
         for name in MODEL_INPUT_COLUMNS
         if name in present
     }
-    return ParsedRequest(columns, len(instances))
+    keys = {
+        name: _key_column(name, [row.get(name) for row in instances], len(instances))
+        for name in RECORD_KEYS
+        if name in present
+    }
+    return ParsedRequest(columns, len(instances), keys=keys or None)
 
 
 # ------------------------------------------------------------------------------------------------------------

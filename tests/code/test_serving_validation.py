@@ -530,3 +530,69 @@ def test_claimed_rows_reads_shapes_and_instances_only() -> None:
     assert claimed_rows({"instances": [{}, {}]}) == 2
     assert claimed_rows({"instances": "x"}) == sys.maxsize
     assert claimed_rows(b"{}") == sys.maxsize
+
+
+# -- issue 26: the report's id and case_number ride along, logged, never scored ----------------------------
+
+
+def with_keys(body: dict[str, Any], ids: list[Any], datatype: str = "INT64") -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    out["inputs"].append({"name": "id", "shape": [len(ids)], "datatype": datatype, "data": ids})
+    return out
+
+
+def test_v2_and_v1_record_keys_are_parsed_but_not_model_columns() -> None:
+    body = golden_request()
+    n = body["inputs"][0]["shape"][0]
+    ids = [10_000_000 + i for i in range(n - 1)] + [None]
+    parsed = parse_v2(infer_request(with_keys(body, ids)), max_rows=100)
+    assert "id" not in parsed.columns
+    assert "case_number" not in parsed.columns
+    assert parsed.keys is not None
+    assert list(parsed.keys["id"]) == [str(i) for i in ids[:-1]] + [None]
+    cases = next(i["data"] for i in body["inputs"] if i["name"] == "case_number")
+    assert list(parsed.keys["case_number"]) == [c or None for c in cases]
+    text_ids = parse_v2(infer_request(with_keys(body, [str(i) for i in ids[:-1]] + [""], "BYTES")), 100)
+    assert list(text_ids.keys["id"]) == list(parsed.keys["id"])  # type: ignore[index]
+    v1 = parse_v1({"instances": [{**ROW, "id": 7, "case_number": "JA1"}, ROW]}, max_rows=10)
+    assert v1.keys is not None
+    assert list(v1.keys["id"]) == ["7", None]
+    assert list(v1.keys["case_number"]) == ["JA1", None]
+    assert parse_v1({"instances": [ROW]}, max_rows=10).keys is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda b: with_keys(b, [1.5] * 6, "FP64"), "input 'id' has datatype FP64"),
+        (lambda b: with_keys(b, [1, 2], "INT64"), "'id' has 2"),
+        (lambda b: with_keys(b, [True] * 6, "BYTES"), "field 'id' must be text or integers"),
+    ],
+)
+def test_bad_record_keys_are_a_400_naming_the_field(mutate: Any, needle: str) -> None:
+    with pytest.raises(InvalidInput, match=needle):
+        parse_v2(infer_request(mutate(golden_request())), max_rows=100)
+
+
+def test_record_keys_are_logged_and_do_not_change_the_answer(predictor: Any, tmp_path: Path) -> None:
+    from arrest_server.request_log import RequestLog
+
+    body = golden_request()
+    n = body["inputs"][0]["shape"][0]
+    predictor.request_log = RequestLog(tmp_path / "log")
+    try:
+        plain = run(predictor.predict(infer_request(body), {}, {})).to_rest()[0]
+        keyed = run(predictor.predict(infer_request(with_keys(body, list(range(n)))), {}, {})).to_rest()[0]
+        v1 = run(predictor.predict({"instances": [{**ROW, "id": 99}]}, {"x-request-id": "k1"}, {}))
+    finally:
+        predictor.request_log.close()
+        predictor.request_log = None
+    assert plain["outputs"] == keyed["outputs"]
+    assert len(v1["predictions"]) == 1
+    logged = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "log").glob("*.parquet"))])
+    assert len(logged) == 2 * n + 1
+    assert [None if pd.isna(v) else v for v in logged["id"]] == [None] * n + [str(i) for i in range(n)] + [
+        "99"
+    ]
+    cases = [c for c in next(i["data"] for i in body["inputs"] if i["name"] == "case_number") if c]
+    assert logged["case_number"].dropna().tolist() == cases + cases

@@ -100,7 +100,11 @@ PREDICTION_REQUIRED: tuple[str, ...] = ("date", "primary_type", "iucr")
 #: The label: whether the crime ended in an arrest (a ``bool`` field, read by :func:`labels`).
 LABEL = "arrest"
 ID = "id"
+CASE_NUMBER = "case_number"
 DATE = "date"
+#: What identifies a report (not model inputs): a prediction request may carry them next to the model's fields;
+#: the server logs them so that monitoring can join what was served with the label the City publishes later.
+RECORD_KEYS: tuple[str, ...] = (ID, CASE_NUMBER)
 
 #: Crime types recorded only upon an arrest (arrest rate ~100 %): near label leakage, reported separately.
 ARREST_BASED_TYPES: frozenset[str] = frozenset(
