@@ -26,7 +26,8 @@ COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable --no-install-project
 
-# 2) The project itself (packages chicago_arrest and arrest_server), installed as a regular wheel so that
+# 2) The project itself (packages chicago_arrest and arrest_server, with the web page's files under
+#    arrest_server/ui/static as package data), installed as a regular wheel so that
 #    /opt/venv does not point back to /src. pip is added from the interpreter's bundled wheel (no download),
 #    so KFP lightweight components that `pip install kfp==<same version>` find it already satisfied.
 COPY README.md ./
@@ -38,7 +39,8 @@ COPY manifests/overlays/kind/patch-resources.yaml ./manifests/overlays/kind/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable \
  && /opt/venv/bin/python -m ensurepip --default-pip \
- && /opt/venv/bin/python -c "import arrest_server, chicago_arrest, kfp, kserve, mlflow, boto3, sklearn, xgboost"
+ && /opt/venv/bin/python -c "import arrest_server, chicago_arrest, kfp, kserve, mlflow, boto3, sklearn, xgboost" \
+ && /opt/venv/bin/python -c "from arrest_server.ui import STATIC_DIR as d; assert (d / 'index.html').is_file(), d"
 
 # ---- runtime: the interpreter, the venv and an unprivileged user -----------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -59,7 +59,7 @@ CLUSTER_NAME ?= chicago-arrest
 
 .PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
         promote rollback status image kind-load kind-up kind-down kind-smoke kind-diagnose vertex-image vertex-smoke \
-        bench lock clean report mlflow-ui batch-score monitor
+        bench lock clean report mlflow-ui batch-score monitor ui-screenshot
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -84,7 +84,7 @@ lint: $(STAMP) ## ruff, mypy, shellcheck and actionlint (.github/workflows)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/shellcheck kind-cluster/*.sh
+	$(VENV)/bin/shellcheck kind-cluster/*.sh .ci/run
 	$(VENV)/bin/actionlint -shellcheck=$(VENV)/bin/shellcheck -pyflakes= .github/workflows/*.yml
 
 fmt: $(STAMP) ## Format the code
@@ -122,6 +122,9 @@ monitor: $(STAMP) ## Drift and realised performance on SOURCE=file|YYYY-MM[..YYY
 
 serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT (WORKERS=0: one per CPU)
 	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers $(WORKERS)
+
+ui-screenshot: $(STAMP) ## Photograph the web page (/ui/) of the locally served model into docs/img/ui.png (after make pipeline-run; needs Chromium)
+	$(PY) tests/e2e/ui_screenshot.py --out docs/img/ui.png
 
 canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster, KUBE_CONTEXT=...)
 	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)

@@ -18,6 +18,7 @@ import orjson
 from kserve.errors import InferenceError
 
 from arrest_server.settings import ServerSettings
+from arrest_server.ui.paths import is_static
 from arrest_server.validation import TooManyRows
 
 Scope = MutableMapping[str, Any]
@@ -39,8 +40,15 @@ class RequestTimeoutError(InferenceError):
 
 
 def is_open(method: str, path: str) -> bool:
-    """Whether ``method path`` is a health or metrics route (never needs the token)."""
-    return bool(OPEN_PATHS.match(path)) or (method in ("GET", "HEAD") and bool(V1_READY.match(path)))
+    """Whether ``method path`` is a health or metrics route or a file of the web page (never needs the token).
+
+    The page's files hold no data (:func:`arrest_server.ui.paths.is_static`); its data routes, ``/ui/api/...``, do.
+    """
+    return (
+        bool(OPEN_PATHS.match(path))
+        or (method in ("GET", "HEAD") and bool(V1_READY.match(path)))
+        or is_static(method, path)
+    )
 
 
 def token_matches(header: bytes | None, token: bytes) -> bool:

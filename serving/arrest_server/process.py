@@ -1,9 +1,9 @@
 """One server process (the main one and each ``--workers`` process): logging, threads, routes, the heap.
 
 :func:`setup_process` runs once per process before it serves: KServe's and the server's logging, native thread
-pools, the HTTP guard (:mod:`arrest_server.guard`), the fast V2 infer path (:mod:`arrest_server.fast_infer`)
-and the metadata route. :data:`SERVED` names the predictors this process serves, for the routes that look them
-up per request.
+pools, the HTTP guard (:mod:`arrest_server.guard`), the fast V2 infer path (:mod:`arrest_server.fast_infer`),
+the metadata route and the web page (:mod:`arrest_server.ui`). :data:`SERVED` names the predictors this process
+serves, for the routes that look them up per request.
 """
 
 from __future__ import annotations
@@ -84,9 +84,6 @@ def setup_process(settings: ServerSettings) -> None:
     from kserve.model_server import app
     from threadpoolctl import threadpool_limits
 
-    from arrest_server.guard import install
-    from arrest_server.vertex import install as install_vertex
-
     configure_kserve_logging()  # KServe's loggers first (a no-op once configured), then ours adjust them
     configure_logging(settings.log_level, settings.access_log)
     quiet_client_errors()
@@ -97,12 +94,29 @@ def setup_process(settings: ServerSettings) -> None:
     if not settings.uvicorn_access_log:
         logging.getLogger("uvicorn.access").disabled = True
     threadpool_limits(limits=settings.threads)
+    install_routes(app, settings)
+
+
+def install_routes(app: Any, settings: ServerSettings) -> None:
+    """The server's own middleware and routes on KServe's FastAPI ``app`` (each once per process).
+
+    The fast V2 infer path (``fast_infer``), Vertex AI's routes (only under its ``AIP_*`` environment), the
+    guard (token, body limit), the metadata route, the predictors' stop at shutdown and, unless ``ui`` is off
+    (``ARREST_SERVER_UI=false``), the web page.
+    """
+    from arrest_server.guard import install
+    from arrest_server.vertex import install as install_vertex
+
     if settings.fast_infer:
         install_fast_infer(app)  # before the guard: the guard wraps it (token and body limit first)
     install_vertex(app, settings)  # only under Vertex AI's AIP_* environment (arrest_server.vertex)
     install(app, settings)
     install_metadata_route(app)
     stop_on_shutdown(app, SERVED)
+    if settings.ui:
+        from arrest_server.ui.routes import install as install_ui
+
+        install_ui(app, settings, SERVED)
 
 
 #: The predictors this process serves, by model name (``ArrestPredictor``; the metadata route and the fast

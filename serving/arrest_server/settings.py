@@ -36,8 +36,9 @@ class ServerSettings(BaseSettings):
         inline_rows: Requests claiming at most this many records (and not asking for explanations) are
             scored on the event loop: about a millisecond each, where the hop to a worker thread cost about a
             quarter of such a request's CPU (docs/benchmarks.md). 0: every request goes to a worker thread.
-        api_token: When set, inference, explain and metadata routes need ``Authorization: Bearer <token>``
-            (HTTP 401 otherwise); health and ``/metrics`` stay open. gRPC is switched off (it has no auth).
+        api_token: When set, inference, explain, metadata and the web page's data routes need
+            ``Authorization: Bearer <token>`` (HTTP 401 otherwise); health, ``/metrics`` and the web page's files
+            stay open. gRPC is switched off (it has no auth).
         threads: Threads for the model and native libraries (1: single rows get slower with more).
         batch_threads: Classifier threads for a request of at least ``chicago_arrest.model.artifact.BATCH_ROWS``
             records, random forest and XGBoost (same probabilities, about half the time with two); 0: the
@@ -54,6 +55,7 @@ class ServerSettings(BaseSettings):
         request_log_flush_s: How often buffered records are written.
         fast_infer: Answer plain-JSON V2 infer requests without FastAPI's route
             (:mod:`arrest_server.fast_infer`; same answers, less CPU per request).
+        ui: Serve the web page at ``/ui/`` and its data at ``/ui/api/`` (:mod:`arrest_server.ui`).
     """
 
     model_config = SettingsConfigDict(env_prefix="ARREST_SERVER_", extra="ignore")
@@ -79,6 +81,7 @@ class ServerSettings(BaseSettings):
     request_log_max_mb: float = Field(default=256.0, gt=0)
     request_log_flush_s: float = Field(default=10.0, gt=0)
     fast_infer: bool = True
+    ui: bool = True
 
     def classifier_batch_threads(self) -> int:
         """``batch_threads``, with 0 resolved to the CPUs this process may use."""

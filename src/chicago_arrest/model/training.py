@@ -40,6 +40,8 @@ from chicago_arrest.model.features import (
     MutualInfoSelector,
     build_feature_pipeline,
 )
+from chicago_arrest.model.vocabulary import INFO_KEY as VOCABULARY_KEY
+from chicago_arrest.model.vocabulary import build_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +392,8 @@ def train_model(
         "backtest": backtest.as_dict(),
         "search": search_summary,
         "features": {k: list(v) for k, v in vars(config.features).items()},
+        # The categories of the training window, for the model server's form (chicago_arrest.model.vocabulary).
+        VOCABULARY_KEY: build_vocabulary(train),
         "fit_seconds": fit_seconds,
         "timings": {
             "features_s": features_done - start,
