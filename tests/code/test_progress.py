@@ -19,8 +19,8 @@ from kfp import dsl, local
 from typer.testing import CliRunner
 
 from chicago_arrest.cli import main as cli
-from chicago_arrest.cli import pipeline as cli_pipeline
-from chicago_arrest.cli.pipeline import latest_reports
+from chicago_arrest.cli import reports as cli_reports
+from chicago_arrest.cli.reports import latest_reports
 from chicago_arrest.pipelines.progress import LocalRun, Step, progress_message
 from chicago_arrest.pipelines.run import StepFailedError, failure_message
 from chicago_arrest.steps import SUMMARY_PREFIX, log_summary
@@ -242,13 +242,13 @@ def test_browser_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert cli_pipeline.browser_command() is None
-    assert cli_pipeline.open_in_browser(Path("x.html")) is False
+    assert cli_reports.browser_command() is None
+    assert cli_reports.open_in_browser(Path("x.html")) is False
     monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setattr(cli_pipeline.shutil, "which", lambda name: f"/usr/bin/{name}")
-    assert cli_pipeline.browser_command() == ["xdg-open"]
+    monkeypatch.setattr(cli_reports.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert cli_reports.browser_command() == ["xdg-open"]
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert cli_pipeline.browser_command() == ["open"]
+    assert cli_reports.browser_command() == ["open"]
 
 
 def test_pipeline_report_prints_the_newest_training_report(

@@ -12,12 +12,8 @@ import importlib
 import inspect
 import os
 import re
-import shutil
-import subprocess
-import sys
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -195,7 +191,6 @@ def pipeline_arguments(values: dict[str, Any], *, on_cluster: bool) -> dict[str,
 
 
 def _pipeline_run(values: dict[str, Any]) -> None:
-    import os
 
     from chicago_arrest.core.targets import resolve_target
 
@@ -238,8 +233,6 @@ def _cluster_profile(resolved: Any) -> str | None:
 
 def _step_image(resolved: Any) -> str | None:
     """The image of the steps on a cluster: ``IMAGE=`` (``ARREST_IMAGE``), else the one `make kind-up` loaded."""
-    import os
-
     record = resolved.cluster_record
     return os.environ.get("ARREST_IMAGE") or (record.image if record else None)
 
@@ -331,8 +324,6 @@ def vertex_smoke(
     ] = False,
 ) -> None:
     """On a real Google Cloud project: PASS/FAIL checks of the image, the bucket, the account and an endpoint."""
-    import os
-
     from chicago_arrest.cli.vertex_smoke import run_smoke
 
     code = run_smoke(
@@ -361,59 +352,6 @@ def compile_pipeline(
         typer.echo(f"compiled {path}" if path else f"skipped {compile_one.__name__}: uv sync --extra vertex")
 
 
-@dataclass
-class Reports:
-    """The HTML reports of the newest local run: ``name`` → path (``validate``, ``evaluate``, ``gate``...)."""
-
-    run_dir: Path
-    pages: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def main(self) -> Path:
-        """The training report when there is one, else the last report of the run."""
-        return self.pages.get("evaluate") or list(self.pages.values())[-1]
-
-
-def latest_reports(root: Path) -> Reports | None:
-    """The reports (``*.html`` copies) of the newest run folder under ``root`` that has any."""
-    runs = sorted((p for p in root.glob("*-*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for run in runs:
-        pages = sorted(run.rglob("*.html"), key=lambda p: p.stat().st_mtime)
-        if pages:
-            return Reports(run, {str(p.parent.relative_to(run)): p for p in pages})
-    return None
-
-
-def browser_command() -> list[str] | None:
-    """The command that opens a file in the desktop's browser, if there is one.
-
-    ``open`` on macOS, ``xdg-open`` in a Linux desktop session (``DISPLAY`` or ``WAYLAND_DISPLAY`` set);
-    ``None`` elsewhere (ssh, containers, CI), where only the path is printed. (The standard library's
-    ``webbrowser`` falls back to a text browser in the terminal there.)
-    """
-    if sys.platform == "darwin" and shutil.which("open"):
-        return ["open"]
-    desktop = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    if sys.platform.startswith("linux") and desktop and shutil.which("xdg-open"):
-        return ["xdg-open"]
-    return None
-
-
-def open_in_browser(path: Path) -> bool:
-    """Open ``path`` in the desktop's browser without waiting for it; ``False`` when no browser can be opened."""
-    command = browser_command()
-    if command is None:
-        return False
-    subprocess.Popen(
-        [*command, str(path.resolve())],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    return True
-
-
 @pipeline_app.command("report")
 def report(
     open_browser: Annotated[
@@ -421,6 +359,7 @@ def report(
     ] = True,
 ) -> None:
     """Print the path of the newest local run's training report (then its other reports) and open it."""
+    from chicago_arrest.cli.reports import latest_reports, open_in_browser
     from chicago_arrest.core.settings import get_settings
 
     root = get_settings().data_dir.resolve() / "kfp"
