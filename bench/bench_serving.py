@@ -181,7 +181,7 @@ def prepare_model(work: Path, rebuild: bool, rows: int) -> dict[str, Any]:
 
 def v2_body(records: Sequence[dict[str, Any]], request_id: str | None = None) -> bytes:
     """One V2 ``pd`` request for raw text records (natural datatypes; MLServer's ``str`` hints on BYTES)."""
-    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS
+    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS, parse_bools, parse_numbers
 
     inputs = []
     for name in MODEL_INPUT_COLUMNS:
@@ -189,9 +189,10 @@ def v2_body(records: Sequence[dict[str, Any]], request_id: str | None = None) ->
         datatype = DATATYPES.get(name, "FP64" if name in NUMERIC else "BYTES")
         item: dict[str, Any] = {"name": name, "shape": [len(raw)], "datatype": datatype}
         if datatype == "BOOL":
-            item["data"] = [str(v).lower() == "true" for v in raw]
+            item["data"] = parse_bools(raw).values.to_numpy(dtype=object, na_value=None).tolist()
         elif datatype == "FP64":
-            item["data"] = [float(v) if v not in ("", None) else None for v in raw]
+            numbers = parse_numbers(raw).values
+            item["data"] = [None if v != v else v for v in numbers.tolist()]
         else:
             item["data"] = [str(v) for v in raw]
             item["parameters"] = {"content_type": "str"}

@@ -30,6 +30,7 @@ label         ``arrest`` read as ``bool``: :func:`labels`  unknown: missing or b
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -235,11 +236,11 @@ def parse_timestamps(values: Any, *, tz: str = CHICAGO_TZ) -> Parsed:
     raw = _objects(values)
     n = len(raw)
     plain = _plain_timestamp_mask(raw)
-    if plain.all():
+    if plain is None:  # every value missing or plain: the usual case
         try:
             return Parsed(raw.astype("datetime64[ns]"), np.zeros(n, dtype=bool))
         except (ValueError, TypeError):  # an impossible date of the plain shape (2017-02-30)
-            plain[:] = False
+            plain = np.zeros(n, dtype=bool)
     out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
     if plain.any():
         try:
@@ -256,8 +257,9 @@ def parse_timestamps(values: Any, *, tz: str = CHICAGO_TZ) -> Parsed:
     return Parsed(out, bad)
 
 
-def _plain_timestamp_mask(raw: np.ndarray) -> np.ndarray:
-    """Mask of values that are missing or of :data:`NUMPY_TIMESTAMP`'s shape."""
+def _plain_timestamp_mask(raw: np.ndarray) -> np.ndarray | None:
+    """Mask of values that are missing or of :data:`NUMPY_TIMESTAMP`'s shape; ``None`` when all of them are."""
+    mask: np.ndarray | None = None
     if len(raw) >= VECTOR_FROM:
         text = _arrow_text(raw)
         if text is not None:
@@ -265,13 +267,15 @@ def _plain_timestamp_mask(raw: np.ndarray) -> np.ndarray:
 
             shape = "^" + NUMPY_TIMESTAMP.pattern.removesuffix(r"\Z") + "$"
             ok = pc.or_kleene(pc.equal(text, ""), pc.match_substring_regex(text, shape))
-            return np.asarray(pc.fill_null(ok, True).to_numpy(zero_copy_only=False), dtype=bool)
-    match = NUMPY_TIMESTAMP.match
-    return np.fromiter(
-        (v is None or (type(v) is str and (not v or match(v) is not None)) for v in raw),
-        dtype=bool,
-        count=len(raw),
-    )
+            mask = np.asarray(pc.fill_null(ok, True).to_numpy(zero_copy_only=False), dtype=bool)
+    if mask is None:
+        match = NUMPY_TIMESTAMP.match
+        values = raw.tolist()  # a list iterates ~3x faster than an object array
+        if all(v is None or (type(v) is str and (not v or match(v) is not None)) for v in values):
+            return None
+        plain = (v is None or (type(v) is str and (not v or match(v) is not None)) for v in values)
+        mask = np.fromiter(plain, dtype=bool, count=len(raw))
+    return None if mask.all() else mask
 
 
 def _timestamps_of_text(text: np.ndarray, tz: str) -> np.ndarray:
@@ -315,6 +319,9 @@ def parse_bools(values: Any) -> Parsed:
     Returns:
         A pandas ``BooleanArray`` (NA where missing or bad) and the mask of bad values.
     """
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        none = np.zeros(len(values), dtype=bool)
+        return Parsed(pd.arrays.BooleanArray(values.copy(), none), none.copy())
     dtype = getattr(values, "dtype", None)
     if dtype is not None and pd.api.types.is_bool_dtype(dtype):
         parsed = pd.array(values, dtype="boolean")
@@ -357,23 +364,25 @@ def parse_numbers(values: Any, *, integral: bool = False) -> Parsed:
         ``float64`` values (NaN where missing or bad) and the mask of bad values.
     """
     dtype = getattr(values, "dtype", None)
-    if dtype is not None and pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-        if isinstance(values, np.ndarray):
-            arr = values.astype(np.float64)
-        else:
-            arr = pd.array(values).to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = np.zeros(len(arr), dtype=bool)
+    bad: np.ndarray | None = None
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":  # typed already (the server's columns)
+        arr = values.astype(np.float64)
+        if len(arr) < DISTINCT_FROM:  # one request: Python's checks beat numpy's reductions on a few values
+            check = _not_whole if integral else math.isinf
+            if not any(map(check, arr.tolist())):
+                return Parsed(arr, np.zeros(len(arr), dtype=bool))
+    elif dtype is not None and pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        arr = pd.array(values).to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        raw = _objects(values)
-        arr, bad = _numbers_of_objects(raw)
-    given = ~np.isnan(arr)
-    bad = bad | (given & ~np.isfinite(arr))
+        arr, bad = _numbers_of_objects(_objects(values))
+    unreadable = np.isinf(arr)
     if integral:
-        with np.errstate(invalid="ignore"):
-            bad |= given & (arr != np.round(arr))
-    if bad.any():
-        arr = np.where(bad, np.nan, arr)
-    return Parsed(arr, bad)
+        unreadable |= (arr != np.trunc(arr)) & ~np.isnan(arr)
+    if bad is not None:
+        unreadable |= bad
+    if unreadable.any():
+        arr = np.where(unreadable, np.nan, arr)
+    return Parsed(arr, unreadable)
 
 
 def _numbers_of_objects(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -536,6 +545,10 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+def _not_whole(number: float) -> bool:
+    return number == number and not number.is_integer()  # NaN is missing, inf is no whole number
+
+
 def _read_number(value: object) -> Any:
     if isinstance(value, bool | np.bool_):
         return _BAD
@@ -612,17 +625,13 @@ def _read_each(raw: np.ndarray, read: Callable[[Any], Any]) -> tuple[np.ndarray,
             table[i] = None if answer is _BAD else answer
         unreadable = np.array([a is _BAD for a in answers] + [False], dtype=bool)
         return table[codes], unreadable[codes]
+    answers = [None if _is_missing(v) else read(v) for v in raw.tolist()]  # a list iterates faster
+    flags = [a is _BAD for a in answers]
+    if True in flags:
+        answers = [None if flag else a for a, flag in zip(answers, flags, strict=True)]
     out = np.empty(n, dtype=object)
-    bad = np.zeros(n, dtype=bool)
-    for i, value in enumerate(raw):
-        if _is_missing(value):
-            continue
-        answer = read(value)
-        if answer is _BAD:
-            bad[i] = True
-        else:
-            out[i] = answer
-    return out, bad
+    out[:] = answers
+    return out, np.array(flags, dtype=bool)
 
 
 def map_distinct(

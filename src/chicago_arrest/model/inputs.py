@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from chicago_arrest.core.schema import (
     FIELD_BY_NAME,
@@ -26,6 +25,8 @@ from chicago_arrest.core.schema import (
     parse_text,
     record_count,
 )
+
+_BOOLEAN_WORDS = np.array(["false", "true"], dtype=object)
 
 
 def category_array(values: Any, spec: FieldSpec) -> np.ndarray:
@@ -46,10 +47,12 @@ def category_array(values: Any, spec: FieldSpec) -> np.ndarray:
     if spec.kind == "code":
         return parse_codes(values, spec.pad, spec.pattern).values
     if spec.kind == "bool":
-        parsed = parse_bools(values).values
-        text = np.where(parsed.to_numpy(dtype=bool, na_value=False), "true", "false").astype(object)
-        text[np.asarray(pd.isna(parsed), dtype=bool)] = None
-        return text
+        if not (isinstance(values, np.ndarray) and values.dtype == bool):  # else read already (the server's)
+            parsed = parse_bools(values).values
+            text = _BOOLEAN_WORDS[parsed.to_numpy(dtype=np.intp, na_value=0)]
+            text[parsed.isna()] = None
+            return text
+        return _BOOLEAN_WORDS[values.astype(np.intp)]
     numbers = parse_numbers(values, integral=True).values
     as_text = map_distinct(numbers.astype(object), lambda v: str(int(v)))
     if as_text is not None:
