@@ -76,7 +76,7 @@ def test_distinct_values_path_equals_the_value_by_value_path(values: list[object
 @settings(max_examples=60, deadline=None)
 @given(
     values=st.lists(
-        st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["", " a ", "b\x1f", "\u3000c"])),
+        st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["", " a ", "b\x1f", "\u3000c", "ß"])),
         min_size=1,
         max_size=12,
     )

@@ -418,14 +418,14 @@ def parse_text(values: Any, *, upper: bool = False) -> Parsed:
         An ``object`` array of ``str`` (``None`` where missing) and an all-false mask.
     """
     raw = _objects(values)
-    if len(raw) >= VECTOR_FROM:
+    # Many distinct texts (case numbers, blocks) are trimmed by Arrow; upper-casing stays Python's (str.upper
+    # gives "SS" for "ß", Arrow's utf8_upper "ẞ"), once per distinct value: the model's categories are few.
+    if len(raw) >= VECTOR_FROM and not upper:
         text = _arrow_text(raw)
         if text is not None:
             import pyarrow.compute as pc
 
             text = pc.utf8_trim(text, characters=_WHITESPACE)
-            if upper:
-                text = pc.utf8_upper(text)
             text = pc.if_else(pc.equal(text, ""), None, text)
             out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
             return Parsed(out, np.zeros(len(raw), dtype=bool))
@@ -626,12 +626,11 @@ def _read_each(raw: np.ndarray, read: Callable[[Any], Any]) -> tuple[np.ndarray,
         unreadable = np.array([a is _BAD for a in answers] + [False], dtype=bool)
         return table[codes], unreadable[codes]
     answers = [None if _is_missing(v) else read(v) for v in raw.tolist()]  # a list iterates faster
-    flags = [a is _BAD for a in answers]
-    if True in flags:
-        answers = [None if flag else a for a, flag in zip(answers, flags, strict=True)]
-    out = np.empty(n, dtype=object)
-    out[:] = answers
-    return out, np.array(flags, dtype=bool)
+    bad = np.zeros(n, dtype=bool)
+    if _BAD in answers:
+        bad[:] = [a is _BAD for a in answers]
+        answers = [None if a is _BAD else a for a in answers]
+    return np.array(answers, dtype=object), bad  # answers are scalars: a 1-D array
 
 
 def map_distinct(
