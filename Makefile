@@ -45,6 +45,8 @@ KUBE_CONTEXT ?=
 KUBE_CONTEXT_ARG = $(if $(KUBE_CONTEXT), --context '$(KUBE_CONTEXT)')
 # make promote|rollback VERSION=n pins registry version n (one that passed the gate).
 MODEL_VERSION_ARG = $(if $(VERSION), --version '$(VERSION)')
+# make promote FORCE=1: promote a version that is measurably worse on labelled served traffic (recorded on it).
+FORCE_ARG = $(if $(filter 1 yes true,$(FORCE)), --force)
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 # HTTP worker processes of make serve (KServe --workers): 0 = one per available CPU.
@@ -115,10 +117,11 @@ pipeline-unschedule: $(STAMP) ## Delete a recurring run from KFP (PIPELINE=train
 batch-score: $(STAMP) ## Score SOURCE=file|YYYY-MM[..YYYY-MM] (default: the newest landed month) with the champion or VERSION=n into predictions/ of the store
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline batch-score$(TARGET_ARG)$(VERBOSE_ARG)$(LOOP_SOURCE_ARG)$(MODEL_VERSION_ARG)
 
-monitor: $(STAMP) ## Drift and realised performance on SOURCE=file|YYYY-MM[..YYYY-MM]|serving; RETRAIN=auto|never SUMMARY=path.json VERSION=n TRAINING_SOURCE=
+monitor: $(STAMP) ## Drift and realised performance on SOURCE=file|YYYY-MM[..YYYY-MM]|serving; RETRAIN=auto|never SUMMARY=path.json VERSION=n TRAINING_SOURCE= LABELS=file MIN_LABELLED=n
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline monitor$(TARGET_ARG)$(VERBOSE_ARG)$(LOOP_SOURCE_ARG)$(MODEL_VERSION_ARG) \
 	  $(if $(RETRAIN),--retrain '$(RETRAIN)') $(if $(SUMMARY),--summary '$(SUMMARY)') \
-	  $(if $(TRAINING_SOURCE),--training-source '$(TRAINING_SOURCE)')
+	  $(if $(TRAINING_SOURCE),--training-source '$(TRAINING_SOURCE)') \
+	  $(if $(LABELS),--labels '$(LABELS)') $(if $(MIN_LABELLED),--min-labelled '$(MIN_LABELLED)')
 
 serve: $(STAMP) ## Serve champion (and challenger) with the KServe model server on HTTP_PORT/GRPC_PORT (WORKERS=0: one per CPU)
 	$(PY) -m arrest_server --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers $(WORKERS)
@@ -129,8 +132,8 @@ ui-screenshot: $(STAMP) ## Photograph the web page (/ui/) of the locally served 
 canary: $(STAMP) ## Send PERCENT% of requests to the challenger (TARGET=local|cluster, KUBE_CONTEXT=...)
 	$(PY) -m chicago_arrest.cli serving canary --percent $(PERCENT)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
-promote: $(STAMP) ## Make the challenger the champion, 100% of traffic; VERSION=n pins version n (TARGET=local|cluster)
-	$(PY) -m chicago_arrest.cli serving promote$(MODEL_VERSION_ARG)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
+promote: $(STAMP) ## Make the challenger the champion, 100% of traffic; VERSION=n pins version n; FORCE=1 over a worse served comparison (TARGET=local|cluster)
+	$(PY) -m chicago_arrest.cli serving promote$(MODEL_VERSION_ARG)$(FORCE_ARG)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)
 
 rollback: $(STAMP) ## Stop a canary, else undo the last promotion; VERSION=n pins version n (TARGET=local|cluster)
 	$(PY) -m chicago_arrest.cli serving rollback$(MODEL_VERSION_ARG)$(TARGET_ARG)$(KUBE_CONTEXT_ARG)

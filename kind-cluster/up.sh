@@ -67,7 +67,7 @@ MINIO_HOST_PORT="${MINIO_HOST_PORT:-9000}"
 MINIO_CONSOLE_HOST_PORT="${MINIO_CONSOLE_HOST_PORT:-9001}"
 MLFLOW_HOST_PORT="${MLFLOW_HOST_PORT:-5000}"
 # The apps with a MinIO user of their own (chicago_arrest.cli.minio_users, run by the bucket Job).
-MINIO_APPS="steps mlflow kserve"
+MINIO_APPS="steps mlflow kserve sink"
 
 # The project's object store: MinIO in namespace minio (manifests/platform and chicago_arrest.core.names; a test
 # checks these agree). KFP keeps its own SeaweedFS for pipeline artifacts.
@@ -76,7 +76,8 @@ S3_REGION="us-east-1"
 DATA_BUCKET="chicago-crime"
 MLFLOW_BUCKET="mlflow"
 MODELS_BUCKET="models"
-BUCKETS="${DATA_BUCKET}, ${MLFLOW_BUCKET}, ${MODELS_BUCKET}"
+SERVED_BUCKET="inference-logs"
+BUCKETS="${DATA_BUCKET}, ${MLFLOW_BUCKET}, ${MODELS_BUCKET}, ${SERVED_BUCKET}"
 MLFLOW_IN_CLUSTER_URI="http://mlflow.mlflow.svc.cluster.local:5000"
 # Resources of the predictor that the deploy step applies (chicago_arrest.release.kserve: manifests/overlays/kind).
 SERVING_PROFILE="kind"
@@ -594,7 +595,7 @@ install_minio() {
 }
 
 install_model_namespace() {
-  log "Namespace models: S3 ServiceAccount + Secret for KServe's storage-initializer, deployer RBAC"
+  log "Namespace models: S3 ServiceAccount + Secret for KServe's storage-initializer, deployer RBAC, payload sink"
   k apply -f "${PLATFORM}/models.yaml"
   apply_secret models kserve-s3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY kserve
   # How the storage-initializer reaches MinIO: plain http (it defaults to https without a scheme).
@@ -603,6 +604,9 @@ install_model_namespace() {
     serving.kserve.io/s3-usehttps=0 \
     serving.kserve.io/s3-verifyssl=0 \
     "serving.kserve.io/s3-region=${S3_REGION}" >/dev/null
+  # The payload sink (KServe's logger posts to it; it writes to ${SERVED_BUCKET} with its own MinIO user).
+  apply_secret models payload-sink-s3 ARREST_S3_ACCESS_KEY ARREST_S3_SECRET_KEY sink
+  apply_with_image "${PLATFORM}/payload-sink.yaml" "${IMAGE}"
 }
 
 apply_pipeline_config() {

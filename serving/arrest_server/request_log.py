@@ -12,7 +12,7 @@ request waits behind a large conversion. After each write the oldest files go un
 ``max_bytes``: the log rotates by file and never grows without bound. Every worker process writes its own files.
 
 ``make monitor SOURCE=serving`` profiles the folder (``<data dir>/serving/requests``) and joins it with the
-labels (:mod:`chicago_arrest.monitoring.served`). On by default; ``ARREST_SERVER_REQUEST_LOG=false`` turns it
+labels (:mod:`chicago_arrest.monitoring.realised`). On by default; ``ARREST_SERVER_REQUEST_LOG=false`` turns it
 off. On a cluster, KServe's InferenceService ``logger`` sends every request and response as CloudEvents to the
 payload sink (:mod:`arrest_server.payload_sink`) instead, and the monitor reads the same records from there.
 """

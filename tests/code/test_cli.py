@@ -66,7 +66,7 @@ class FakeRelease:
     def canary(self, percent: int) -> Any:
         return self._do("canary", percent)
 
-    def promote(self) -> Any:
+    def promote(self, force: bool = False) -> Any:
         return self._do("promote")
 
     def rollback(self) -> Any:

@@ -103,6 +103,19 @@ def crd_errors(obj: dict[str, Any]) -> list[str]:
             Split("1", "2", obj["spec"]["predictor"]["canaryTrafficPercent"])
     except ReleaseError as exc:
         errors.append(str(exc))
+    logger = obj["spec"]["predictor"].get("logger")
+    # kserve v0.20.0 pkg/apis/serving/v1beta1/component.go validateLogger: the webhook rejects an empty mode
+    # (the CRD has no default), and a storage block without path, parameters and key.
+    if logger is not None and logger.get("mode") not in ("all", "request", "response"):
+        errors.append(
+            f"spec.predictor.logger.mode must be all, request or response, got {logger.get('mode')!r}"
+        )
+    if (
+        logger is not None
+        and "storage" in logger
+        and not {"path", "parameters", "key"} <= set(logger["storage"])
+    ):
+        errors.append("spec.predictor.logger.storage needs path, parameters and key")
     return errors
 
 
@@ -133,6 +146,31 @@ def test_tighten_only_touches_schema_objects() -> None:
     model = tight["properties"]["spec"]["properties"]["predictor"]["properties"]["model"]
     assert model["additionalProperties"] is False
     assert model["properties"]["modelFormat"]["additionalProperties"] is False
+
+
+def test_the_predictor_logs_to_the_payload_sink_and_the_rules_catch_a_broken_logger() -> None:
+    """Issue 26: KServe's logger (mode all, url = the payload sink's Service), validated as the webhook would."""
+    obj = kserve.base_inference_service()
+    logger = obj["spec"]["predictor"]["logger"]
+    sink = f"http://{names.PAYLOAD_SINK}.{names.MODELS_NAMESPACE}.svc.cluster.local/"
+    assert logger == {"mode": "all", "url": sink}
+    service = next(
+        doc for path, doc in _documents() if path == "platform/payload-sink.yaml" and doc["kind"] == "Service"
+    )
+    assert (service["metadata"]["name"], service["metadata"]["namespace"]) == (
+        names.PAYLOAD_SINK,
+        names.MODELS_NAMESPACE,
+    )
+    assert service["spec"]["ports"][0]["port"] == 80  # the url has no port
+    for broken in ({"url": sink}, {"mode": "everything", "url": sink}, {"mode": "all", "urls": sink}):
+        obj["spec"]["predictor"]["logger"] = broken
+        assert crd_errors(obj), broken
+    obj["spec"]["predictor"]["logger"] = {
+        "mode": "all",
+        "url": "s3://inference-logs",
+        "storage": {"path": "p"},
+    }
+    assert crd_errors(obj)  # the blob sink needs path, parameters and key (not used here: docs/monitoring.md)
 
 
 def test_tightened_crd_catches_a_misspelt_field() -> None:

@@ -19,6 +19,8 @@ ENV = {
     "MINIO_MLFLOW_SECRET_KEY": "mlflow-secret-1",
     "MINIO_KSERVE_ACCESS_KEY": "kserve-1",
     "MINIO_KSERVE_SECRET_KEY": "kserve-secret-1",
+    "MINIO_SINK_ACCESS_KEY": "sink-1",
+    "MINIO_SINK_SECRET_KEY": "sink-secret-1",
 }
 
 
@@ -71,7 +73,13 @@ def test_each_app_reaches_only_its_buckets() -> None:
         arn(f"{names.DATA_BUCKET}/*"),
         arn(names.MODELS_BUCKET),
         arn(f"{names.MODELS_BUCKET}/*"),
+        arn(names.SERVED_BUCKET),
+        arn(f"{names.SERVED_BUCKET}/*"),
     }
+    # monitoring reads what the payload sink wrote; only the sink writes there
+    assert by_name["steps"][arn(f"{names.SERVED_BUCKET}/*")] == {"s3:GetObject"}
+    assert set(by_name["sink"]) == {arn(names.SERVED_BUCKET), arn(f"{names.SERVED_BUCKET}/*")}
+    assert "s3:PutObject" in by_name["sink"][arn(f"{names.SERVED_BUCKET}/*")]
     assert set(by_name["mlflow"]) == {arn(names.MLFLOW_BUCKET), arn(f"{names.MLFLOW_BUCKET}/*")}
     assert set(by_name["kserve"]) == {arn(names.MODELS_BUCKET), arn(f"{names.MODELS_BUCKET}/*")}
     # the storage-initializer only reads
@@ -91,17 +99,19 @@ def test_ensure_users_is_idempotent() -> None:
         "steps-1": "steps-secret-1",
         "mlflow-1": "mlflow-secret-1",
         "kserve-1": "kserve-secret-1",
+        "sink-1": "sink-secret-1",
     }
     assert admin.attached == {
         "steps-1": ["chicago-arrest-steps"],
         "mlflow-1": ["chicago-arrest-mlflow"],
         "kserve-1": ["chicago-arrest-kserve"],
+        "sink-1": ["chicago-arrest-sink"],
     }
     assert all("policy attached" in line for line in first)
     assert not any("secret" in line for line in first)
     second = ensure_users(admin, app_keys(ENV))  # the Job runs on every up.sh
     assert all("policy already attached" in line for line in second)
-    assert sum(c.startswith("attach_policy") for c in admin.calls) == 3
+    assert sum(c.startswith("attach_policy") for c in admin.calls) == 4
 
 
 def test_missing_or_short_keys_are_one_line() -> None:
@@ -113,7 +123,7 @@ def test_missing_or_short_keys_are_one_line() -> None:
 
 def test_main_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert minio_users.main(ENV, admin=FakeAdmin()) == 0
-    assert capsys.readouterr().out.count("user ") == 3
+    assert capsys.readouterr().out.count("user ") == 4
     assert minio_users.main({}, admin=FakeAdmin()) == 1
     assert capsys.readouterr().err.startswith("error: MINIO_STEPS_ACCESS_KEY")
 
@@ -137,5 +147,5 @@ def test_the_bucket_job_runs_it_with_the_root_keys_and_the_app_keys() -> None:
     assert refs["ARREST_S3_SECRET_KEY"] == {"name": "minio-root", "key": "MINIO_ROOT_PASSWORD"}
     # the up.sh names and the module's env names agree
     up = (PLATFORM.parents[1] / "kind-cluster" / "up.sh").read_text()
-    assert 'MINIO_APPS="steps mlflow kserve"' in up
-    assert [app.name for app in APPS] == ["steps", "mlflow", "kserve"]
+    assert 'MINIO_APPS="steps mlflow kserve sink"' in up
+    assert [app.name for app in APPS] == ["steps", "mlflow", "kserve", "sink"]

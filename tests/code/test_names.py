@@ -91,7 +91,12 @@ def test_kind_up_script_spells_the_names() -> None:
     text = (ROOT / "kind-cluster" / "up.sh").read_text()
     values = shell_defaults(text)
     assert values["IMAGE"] == values["DEFAULT_IMAGE"] == names.DEFAULT_IMAGE
-    assert (values["DATA_BUCKET"], values["MLFLOW_BUCKET"], values["MODELS_BUCKET"]) == names.BUCKETS
+    assert (
+        values["DATA_BUCKET"],
+        values["MLFLOW_BUCKET"],
+        values["MODELS_BUCKET"],
+        values["SERVED_BUCKET"],
+    ) == names.BUCKETS
     assert f"-n {names.KFP_NAMESPACE} create configmap {names.STEP_CONFIG_MAP}" in text
     assert f"apply_secret {names.KFP_NAMESPACE} {names.STEP_SECRET} " in text
     assert f"-n {names.MODELS_NAMESPACE} get isvc {names.ISVC_NAME}" in text

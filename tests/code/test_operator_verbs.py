@@ -180,7 +180,8 @@ def test_canary_promote_rollback(world: World) -> None:
     promoted = world.release.promote()
     assert world.aliases() == (second, None)  # the challenger alias goes with the promotion
     assert world.served() == Split(second)
-    assert promoted.lines[:2] == (
+    assert promoted.lines[0].startswith(f"served traffic: no comparison of version {second} with champion")
+    assert promoted.lines[1:3] == (
         f"registry: champion alias -> version {second} (was {first}); version {first} is recorded as the "
         "previous champion",
         f"registry: challenger alias removed (version {second} is the champion now)",
@@ -261,7 +262,7 @@ def test_version_pins_any_version_that_passed(world: World) -> None:
 
     pinned = world.release.promote(version=first)
     assert pinned.split == Split(first)
-    assert pinned.lines[0].startswith(f"registry: champion alias -> version {first} (was {second})")
+    assert pinned.lines[1].startswith(f"registry: champion alias -> version {first} (was {second})")
     assert world.aliases() == (first, None)  # a pin ends the canary
     assert world.served() == Split(first)
     assert world.tags(first)["previous_champion"] == second
@@ -273,6 +274,43 @@ def test_version_pins_any_version_that_passed(world: World) -> None:
     assert (
         world.release.rollback(version=third).lines[0] == f"registry: version {third} is already the champion"
     )
+
+
+def test_promote_shows_the_served_comparison_and_refuses_a_measurably_worse_challenger(world: World) -> None:
+    """Issue 26: the comparison ``make monitor SOURCE=serving`` records on the challenger decides the promote."""
+    from chicago_arrest.core.names import PROMOTE_FORCED_TAG, SERVED_COMPARISON_TAG
+    from chicago_arrest.monitoring import realised
+    from tests.code.test_served_traffic import canary
+
+    first = world.run(promoted=True)
+    second = world.run(passed=True)
+    served = canary(4000, worse_by=0.8)
+    served["model_version"] = served["model_version"].map({"1": first, "2": second})
+    worse = realised.compare(served, first, second, min_labelled=100)
+    assert worse is not None
+    worse.update(measured_at="2026-12-01T10:00:00+00:00", monitoring_run="r1")
+    world.client.set_model_version_tag(MODEL_NAME, second, SERVED_COMPARISON_TAG, realised.to_tag(worse))
+    with pytest.raises(ReleaseError) as refused:
+        world.release.promote()
+    message = str(refused.value)
+    assert message.startswith(f"promote refused: served traffic, version {second} against champion {first}")
+    assert "verdict: the challenger is measurably worse" in message
+    assert f"ROC-AUC {worse['challenger']['roc_auc']:.4f}" in message
+    assert "FORCE=1" in message
+    assert world.aliases() == (first, second)  # nothing moved
+    assert world.served() == Split(first, second, 10)
+    status = format_status(world.release.status())
+    assert "Served traffic, challenger against champion:" in status
+    assert "measurably worse" in status
+
+    forced = world.release.promote(force=True)
+    assert world.served() == Split(second)
+    assert any(line.startswith("forced: version") for line in forced.lines)
+    assert world.aliases() == (second, None)
+    record = world.tags(second)[PROMOTE_FORCED_TAG]
+    assert record.startswith("FORCE=1 at ")
+    assert f"against champion {first}" in record
+    assert "champion forced:" in format_status(world.release.status())
 
 
 def test_a_promote_interrupted_half_way_is_finished_by_a_rerun(

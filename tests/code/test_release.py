@@ -178,6 +178,8 @@ def test_promote_moves_the_champion_removes_the_challenger_then_traffic() -> Non
     assert traffic.split == Split("4")
     assert registry.aliases == {CHAMPION: "4"}
     assert outcome.lines == (
+        "served traffic: no comparison of version 4 with champion 3 recorded (`make monitor SOURCE=serving` "
+        "measures both on the requests each served)",
         "registry: champion alias -> version 4 (was 3); version 3 is recorded as the previous champion",
         "registry: challenger alias removed (version 4 is the champion now)",
         "serving: champion 4 (100%)",
@@ -192,7 +194,7 @@ def test_promote_promotes_what_is_served() -> None:
     lines = ops.promote().lines
     assert registry.aliases == {CHAMPION: "4"}
     assert traffic.split == Split("4")
-    assert lines[1] == "registry: challenger alias removed (was version 6; its canary ended)"
+    assert lines[2] == "registry: challenger alias removed (was version 6; its canary ended)"
 
 
 def test_promote_half_done_is_reported_and_a_rerun_finishes_it() -> None:
@@ -291,7 +293,7 @@ def test_version_pins_a_version_that_passed_the_gate(verb: str) -> None:
     assert outcome.split == Split("2") == traffic.split
     assert outcome.action == verb
     assert registry.aliases == {CHAMPION: "2"}  # a pin ends the canary
-    assert outcome.lines[1] == "registry: challenger alias removed (was version 4; its canary ended)"
+    assert outcome.lines[-2] == "registry: challenger alias removed (was version 4; its canary ended)"
     assert registry.versions["2"]["champion_by"] == verb
     assert getattr(ops, verb)(version=2).lines[0] == "registry: version 2 is already the champion"
 
@@ -342,6 +344,7 @@ def test_status_reports_split_registry_history_and_disagreements() -> None:
         "previous_champion": "3",
         "champion_since": "2026-11-29T21:00:00+00:00",
         "champion_by": "promote",
+        "champion_forced": None,
         "challenger_changed_at": "2026-11-29T21:05:00+00:00",
     }
     assert report["backend"] == {"where": "memory"}

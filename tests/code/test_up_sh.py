@@ -257,6 +257,7 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
         "manifests/platform/models.yaml",
         "create secret generic kserve-s3",
         "annotate secret kserve-s3",
+        "create secret generic payload-sink-s3",
         "create configmap chicago-arrest-config",
         "create secret generic chicago-arrest-s3",
         "create secret generic mlflow-s3",
@@ -294,9 +295,14 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
 
     # credentials: generated on the first run, passed by file, never on a command line
     stdin = {p.name: p.read_text() for p in sorted(state.glob("stdin-*.yaml"))}
+    # the payload sink (issue 26) is applied with the image of the run
+    (sink,) = [
+        text for text in stdin.values() if "name: payload-sink\n" in text and "kind: Deployment" in text
+    ]
+    assert "image: chicago-arrest:test" in sink
     secrets = [text for text in stdin.values() if text.startswith("kind: Secret")]
-    # minio-root, minio-users, models/kserve-s3, kubeflow/chicago-arrest-s3, mlflow/mlflow-s3
-    assert len(secrets) == 5
+    # minio-root, minio-users, models/kserve-s3, models/payload-sink-s3, kubeflow/chicago-arrest-s3, mlflow/mlflow-s3
+    assert len(secrets) == 6
     root = next(s for s in secrets if "MINIO_ROOT_USER" in s)
     user = re.search(r"MINIO_ROOT_USER=(\S+)", root)
     password = re.search(r"MINIO_ROOT_PASSWORD=(\S+)", root)
@@ -320,6 +326,7 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
         ("STEPS", "ARREST_S3_ACCESS_KEY", "ARREST_S3_SECRET_KEY"),
         ("MLFLOW", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
         ("KSERVE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        ("SINK", "ARREST_S3_ACCESS_KEY", "ARREST_S3_SECRET_KEY"),
     ):
         access, secret = users[f"MINIO_{app}_ACCESS_KEY"], users[f"MINIO_{app}_SECRET_KEY"]
         assert re.fullmatch(rf"{app.lower()}-[0-9a-f]{{8}}", access)
@@ -332,7 +339,7 @@ def test_up_sh_first_run(stubs: tuple[Path, dict[str, str]]) -> None:
     # the pipeline steps' Secret and ConfigMap (names used by src/chicago_arrest/pipelines/training.py)
     from chicago_arrest.pipelines.training import CONFIG_KEYS, CONFIG_MAP, SECRET, SECRET_KEYS
 
-    step_secret = next(s for s in secrets if "ARREST_S3_ACCESS_KEY" in s)
+    step_secret = next(s for s in secrets if f"ARREST_S3_ACCESS_KEY={users['MINIO_STEPS_ACCESS_KEY']}\n" in s)
     assert all(f"{key}=" in step_secret for key in SECRET_KEYS)
     config_call = calls[_index(calls, f"create configmap {CONFIG_MAP}")]
     assert all(f"{key}=" in config_call for key in CONFIG_KEYS)
@@ -390,7 +397,7 @@ def test_up_sh_rerun_after_success(stubs: tuple[Path, dict[str, str]]) -> None:
     assert not any("kserve-cluster-resources" in c for c in calls)
     assert _index(calls, "get endpointslices") < _index(calls, "patch configmap/config-network")
     assert "scale deployment llmisvc-controller-manager --replicas=0" in " ".join(calls)
-    assert "MinIO app users (steps mlflow kserve): 3 kept" in second.stdout
+    assert "MinIO app users (steps mlflow kserve sink): 4 kept" in second.stdout
 
 
 def test_up_sh_rerun_restarts_mlflow_when_it_still_has_the_root_keys(
@@ -436,11 +443,11 @@ def test_up_sh_rerun_is_idempotent(stubs: tuple[Path, dict[str, str]]) -> None:
     assert "--replicas=0" not in " ".join(calls)
     secrets = [p.read_text() for p in state.glob("stdin-*.yaml") if p.read_text().startswith("kind: Secret")]
     # the keys MinIO was created with are kept (a new pair would lock everyone out of the existing data)
-    assert len(secrets) == 5
+    assert len(secrets) == 6
     root = [s for s in secrets if "MINIO_ROOT_USER" in s]
     assert root == [s for s in secrets if "=stored-user\n" in s and "=stored-password-value\n" in s]
-    steps = next(s for s in secrets if "ARREST_S3_ACCESS_KEY" in s)
-    assert "ARREST_S3_ACCESS_KEY=stored-MINIO_STEPS_ACCESS_KEY\n" in steps
+    assert any("ARREST_S3_ACCESS_KEY=stored-MINIO_STEPS_ACCESS_KEY\n" in s for s in secrets)
+    assert any("ARREST_S3_ACCESS_KEY=stored-MINIO_SINK_ACCESS_KEY\n" in s for s in secrets)
     assert "reusing Secret minio/minio-root" in result.stdout
     assert "S3_ACCESS_KEY differs" in result.stderr
     assert "stored-password-value" not in "\n".join(calls)
@@ -472,7 +479,12 @@ def test_up_sh_agrees_with_the_manifests() -> None:
     assert value("S3_ENDPOINT") == S3_ENDPOINT
     assert mlflow_env["MLFLOW_S3_ENDPOINT_URL"] == f"http://{S3_ENDPOINT}"
     assert value("S3_REGION") == mlflow_env["AWS_DEFAULT_REGION"]
-    assert (value("DATA_BUCKET"), value("MLFLOW_BUCKET"), value("MODELS_BUCKET")) == names.BUCKETS
+    assert (
+        value("DATA_BUCKET"),
+        value("MLFLOW_BUCKET"),
+        value("MODELS_BUCKET"),
+        value("SERVED_BUCKET"),
+    ) == names.BUCKETS
     (port,) = platform("Service", "mlflow")["spec"]["ports"]
     assert (
         value("MLFLOW_IN_CLUSTER_URI")

@@ -150,10 +150,23 @@ def promote(
     namespace: NamespaceOption = None,
     name: NameOption = None,
     version: VersionOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="promote even when it is measurably worse than the champion on labelled served traffic "
+            "(recorded on the version)",
+        ),
+    ] = False,
 ) -> None:
-    """Make the challenger the champion (registry alias first, then 100% of requests); --version pins one."""
+    """Make the challenger the champion (registry alias first, then 100% of requests); --version pins one.
+
+    First prints how it did against the champion on labelled served traffic (`make monitor SOURCE=serving`
+    records that) and refuses a version that is measurably worse, unless --force.
+    """
     ops = _release(target, context, namespace, name)
-    typer.echo((ops.promote() if version is None else ops.promote(version=version)).message())
+    outcome = ops.promote(force=force) if version is None else ops.promote(version=version, force=force)
+    typer.echo(outcome.message())
 
 
 @serving_app.command()

@@ -391,13 +391,9 @@ def _loop_source(source: str, *, on_cluster: bool, serving: bool) -> dict[str, s
     """``source``/``months`` arguments of the loop's pipelines from one SOURCE (a file, months or serving)."""
     if not source:  # the newest month landed in the object store
         return {"source": "", "months": ""}
-    if source == "serving":
+    if source == "serving":  # locally the request log; on the cluster the KServe logger's events
         if not serving:
             raise CommandError("SOURCE=serving is for make monitor; batch-score a file or landed months")
-        if on_cluster:
-            raise CommandError(
-                "SOURCE=serving is the local server's request log; on a cluster see KServe's logger"
-            )
         return {"source": "serving", "months": ""}
     path = Path(source).expanduser()
     if _MONTHS.match(source) and not path.exists():
@@ -489,6 +485,21 @@ def monitor_command(
     training_source: Annotated[
         str, typer.Option(help="SOURCE of the training run a drift starts [default: the training pipeline's]")
     ] = "",
+    labels: Annotated[
+        str,
+        typer.Option(
+            help="SOURCE=serving: CSV/Parquet with id and arrest, the labels known now "
+            "[default: the months landed in the object store]"
+        ),
+    ] = "",
+    min_labelled: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="SOURCE=serving: labelled records a version needs before its realised metrics count "
+            "[default: the monitoring pipeline's]",
+        ),
+    ] = None,
     kfp_host: KfpHostOption = "",
     target: PipelineTargetOption = None,
     verbose: VerboseOption = False,
@@ -498,17 +509,25 @@ def monitor_command(
 
     on_cluster = _is_cluster(target, kfp_host)
     chosen = _loop_source(source, on_cluster=on_cluster, serving=True)
+    if labels and chosen["source"] != "serving":
+        raise CommandError("LABELS is for SOURCE=serving (a file or landed months carries its own labels)")
+    if labels and not on_cluster and not Path(labels).expanduser().is_file():
+        raise CommandError(f"LABELS file not found: {labels}")
     arguments: dict[str, Any] = {
         **chosen,
         "version": _version(version),
         "retrain": retrain,
         # A retraining run needs labelled months of history, not the records monitored: given explicitly.
-        "training_source": str(Path(training_source).expanduser().resolve())
-        if training_source and not on_cluster
-        else training_source,
+        "training_source": _local_path(training_source, on_cluster),
+        "labels": _local_path(labels, on_cluster),
     }
     # Thresholds left unset take the pipeline's defaults (chicago_arrest.monitoring.drift.Thresholds).
-    thresholds = {"psi_threshold": psi_threshold, "max_auc_drop": max_auc_drop, "max_ece": max_ece}
+    thresholds = {
+        "psi_threshold": psi_threshold,
+        "max_auc_drop": max_auc_drop,
+        "max_ece": max_ece,
+        "min_labelled": min_labelled,
+    }
     arguments.update({k: v for k, v in thresholds.items() if v is not None})
     run_dir = _run_loop_pipeline("monitoring", arguments, target, kfp_host, verbose)
     if run_dir is None:
@@ -521,11 +540,17 @@ def monitor_command(
     keys = ("decision", "reasons", "psi", "prediction_psi", "realised", "retrain")
     result = {k: out.get(k) for k in keys}
     result["realised"] = result["realised"] or None
+    if "realised_served" in out:  # the step's output has "" for null (kfp_safe): null again in SUMMARY
+        result["realised_served"] = _nulls(out["realised_served"])
+        result["served"] = _nulls(out.get("served") or {})
     typer.echo(
         f"decision     {str(result['decision']).upper()} (model v{out.get('model_version')}, {out.get('rows')} records)"
     )
     for reason in result["reasons"] or []:
         typer.echo(f"  - {reason}")
+    if "realised_served" in result:
+        for line in _served_lines(result["realised_served"], result["served"]):
+            typer.echo(line)
     typer.echo(
         f"retrain      {result['retrain']}{': ' + out['retrain_run'] if out.get('retrain_run') else ''}"
     )
@@ -533,6 +558,37 @@ def monitor_command(
     if summary:
         summary.expanduser().write_text(_json.dumps(result, indent=2) + "\n", encoding="utf-8")
         typer.echo(f"summary      {summary}")
+
+
+def _local_path(path: str, on_cluster: bool) -> str:
+    """An absolute path on a local run (the step runs in another folder); as given on a cluster (the pod's)."""
+    return str(Path(path).expanduser().resolve()) if path and not on_cluster else path
+
+
+def _nulls(value: Any) -> Any:
+    """A KFP step output back to JSON: ``""`` (how a step's ``None`` travels) becomes ``null``."""
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nulls(v) for v in value]
+    return None if value == "" else value
+
+
+def _served_lines(by_version: dict[str, Any], served: dict[str, Any]) -> list[str]:
+    """What the monitor found on served traffic, for the terminal."""
+    from chicago_arrest.monitoring.realised import comparison_lines, version_line
+
+    labels = served.get("labels") or {}
+    lines = [
+        f"labels       {labels.get('labelled_rows', 0):,} of {labels.get('rows', 0):,} served records have one "
+        f"({labels.get('without_id', 0):,} without id, {labels.get('duplicate_ids', 0):,} repeated ids counted "
+        f"once); from {labels.get('source')}"
+    ]
+    lines += [f"served       {version_line(entry)}" for entry in by_version.values()]
+    if served.get("comparison"):
+        lines += [f"canary       {line}" for line in comparison_lines(served["comparison"])]
+    lines += [f"skipped      {problem}" for problem in served.get("problems") or []]
+    return lines
 
 
 def _is_cluster(target: str | None, kfp_host: str) -> bool:

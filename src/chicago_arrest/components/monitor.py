@@ -17,6 +17,8 @@ def monitor(
     retrain: str,
     training_source: str,
     kfp_run: str,
+    labels: str,
+    min_labelled: int,
     report: Output[HTML],
     metrics: Output[Metrics],
 ) -> dict:
@@ -35,6 +37,8 @@ def monitor(
         max_ece=max_ece,
         retrain=retrain,
         training_source=training_source,
+        labels=labels,
+        min_labelled=min_labelled,
         metrics=metrics,
         kfp_run=kfp_run,
     )

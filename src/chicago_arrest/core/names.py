@@ -27,6 +27,11 @@ CHAMPION_BY_TAG = "champion_by"
 #: Registered-model tags: when the challenger alias last changed, and (per target) when the split last changed.
 CHALLENGER_CHANGED_TAG = "challenger_changed_at"
 SPLIT_CHANGED_TAG = "split_changed_at.{target}"
+#: Version tag of a challenger: its realised metrics next to the champion's on the traffic each served (issue 26,
+#: written by ``make monitor SOURCE=serving``, read by ``make promote`` and ``make status``).
+SERVED_COMPARISON_TAG = "served_comparison"
+#: Version tag of a champion promoted with ``FORCE=1`` over a measurably worse served comparison: what was forced.
+PROMOTE_FORCED_TAG = "promote_forced"
 
 # --- Serving ------------------------------------------------------------------------------------------------
 #: The InferenceService, and the model name in V1/V2 URLs (``/v2/models/arrest-predictor/infer``).
@@ -38,6 +43,8 @@ MODEL_VERSION_ENV = "ARREST_SERVER_MODEL_VERSION"
 V1_PREDICT_ROUTE = "/v1/models/{name}:predict"
 V2_INFER_ROUTE = "/v2/models/{name}/infer"
 V2_READY_ROUTE = "/v2/health/ready"
+#: Deployment and Service (namespace :data:`MODELS_NAMESPACE`) that receive KServe's logger events (issue 26).
+PAYLOAD_SINK = "payload-sink"
 
 # --- Images -------------------------------------------------------------------------------------------------
 #: Repository of the project image (``make image``): every KFP step, the predictor and the MLflow server.
@@ -65,7 +72,9 @@ DATA_BUCKET = "chicago-crime"
 MLFLOW_BUCKET = "mlflow"
 #: Model versions that KServe serves (``s3://models/arrest-predictor/v<N>/``).
 MODELS_BUCKET = "models"
-BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET)
+#: What the InferenceService served, as KServe's logger sent it (the payload sink writes, monitoring reads).
+SERVED_BUCKET = "inference-logs"
+BUCKETS = (DATA_BUCKET, MLFLOW_BUCKET, MODELS_BUCKET, SERVED_BUCKET)
 
 # --- Pipelines ----------------------------------------------------------------------------------------------
 #: KFP experiment of every run and recurring run the project starts (``pipeline run``, schedules, retraining).

@@ -357,6 +357,9 @@ class MonitorResult:
         thresholds: The thresholds used.
         retrain: ``started``, ``not needed`` or ``disabled``.
         retrain_run: Where the training run it started is (a URL or a log path), when started.
+        served: On served traffic (:mod:`chicago_arrest.monitoring.realised`): ``realised_served`` (per
+            version), ``labels`` (where they came from, how many records have one, how old),
+            ``comparison`` (champion against challenger, or ``None``), ``problems``, ``sources``.
     """
 
     decision: Decision
@@ -373,10 +376,14 @@ class MonitorResult:
     thresholds: Thresholds
     retrain: str = "not needed"
     retrain_run: str = ""
+    served: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
-        """The SUMMARY json: decision, reasons, psi, prediction_psi, realised (or null), retrain."""
-        return {
+        """The SUMMARY json: decision, reasons, psi, prediction_psi, realised (or null), retrain.
+
+        On served traffic also ``realised_served`` (keyed by version) and ``served``.
+        """
+        out = {
             "decision": self.decision,
             "reasons": list(self.reasons),
             "psi": dict(self.psi),
@@ -384,6 +391,10 @@ class MonitorResult:
             "realised": self.realised,
             "retrain": self.retrain,
         }
+        if self.served is not None:
+            out["realised_served"] = self.served["realised_served"]
+            out["served"] = {k: v for k, v in self.served.items() if k != "realised_served"}
+        return out
 
 
 def monitor(
@@ -391,8 +402,17 @@ def monitor(
     records: pd.DataFrame,
     probabilities: np.ndarray,
     thresholds: Thresholds | None = None,
+    realised: dict[str, float] | None = None,
 ) -> MonitorResult:
     """Compare recent records and the version's predictions on them with the version's reference profile.
+
+    Args:
+        profile: The version's reference profile.
+        records: The records.
+        probabilities: The version's probabilities on them.
+        thresholds: The decision's thresholds.
+        realised: Realised metrics measured elsewhere (served traffic joined with its labels); default: from
+            the records' ``arrest`` column (:func:`realised_metrics`).
 
     Raises:
         ValueError: When there are no records.
@@ -404,7 +424,8 @@ def monitor(
     field_psi = psi_by_field(profile, shares)
     current_prediction = prediction_shares(probabilities)
     prediction_psi = round(psi(profile.prediction, current_prediction), 6)
-    realised = realised_metrics(records, probabilities)
+    if realised is None:
+        realised = realised_metrics(records, probabilities)
     decision, reasons = decide(field_psi, prediction_psi, realised, profile.metrics, thresholds)
     return MonitorResult(
         decision,

@@ -12,7 +12,10 @@ The history lives in MLflow, next to the aliases, so the local and the cluster p
 * registered-model tags: ``challenger_changed_at`` and ``split_changed_at.<target>`` (when the challenger alias
   and the traffic split of ``local`` / ``cluster`` last changed);
 * the version tag ``gate`` (``passed`` / ``rejected``), written by the gate: only a version that passed it can
-  be pinned with ``make promote VERSION=n`` or ``make rollback VERSION=n``.
+  be pinned with ``make promote VERSION=n`` or ``make rollback VERSION=n``;
+* the version tag ``promote_forced`` of a champion that ``make promote FORCE=1`` made champion although it was
+  measurably worse on labelled served traffic: what was overridden (removed when a version becomes champion
+  without it).
 
 Every write here is safe to repeat: the tags of a new champion are written before its alias moves, so an
 interrupted change leaves the old alias and tags that the next run rewrites identically.
@@ -35,6 +38,7 @@ from chicago_arrest.core.names import (
     GATE_TAG,
     MODEL_NAME,
     PREVIOUS_CHAMPION_TAG,
+    PROMOTE_FORCED_TAG,
     SPLIT_CHANGED_TAG,
 )
 from chicago_arrest.registry.state import Split, Target
@@ -99,12 +103,14 @@ class ChampionRecord:
         previous: The champion it replaced, or ``None``.
         since: When it became champion (ISO-8601), or ``None`` when not recorded.
         by: The verb that made it champion (``first model``, ``gate``, ``deploy``, ``promote``, ``rollback``).
+        forced: What ``make promote FORCE=1`` overrode to make it champion, or ``None``.
     """
 
     version: str
     previous: str | None
     since: str | None
     by: str | None
+    forced: str | None = None
 
 
 def champion_record(aliases: Aliases, version: str) -> ChampionRecord:
@@ -116,14 +122,21 @@ def champion_record(aliases: Aliases, version: str) -> ChampionRecord:
         previous if previous != version else None,
         tags.get(CHAMPION_SINCE_TAG) or None,
         tags.get(CHAMPION_BY_TAG) or None,
+        tags.get(PROMOTE_FORCED_TAG) or None,
     )
 
 
-def make_champion(aliases: Aliases, version: str, by: str) -> str | None:
+def make_champion(aliases: Aliases, version: str, by: str, forced: str | None = None) -> str | None:
     """Point ``champion`` at ``version``, recording the champion it replaces, when, and by which verb.
 
     The tags go first, then the alias: when the alias write fails, the next run finds the old champion and
     writes the same tags again. Nothing is written when ``version`` already is the champion.
+
+    Args:
+        aliases: The registry.
+        version: The new champion.
+        by: The verb.
+        forced: What ``FORCE=1`` overrode (the served comparison), recorded as :data:`PROMOTE_FORCED_TAG`.
 
     Returns:
         The champion before (``None`` for the first).
@@ -132,7 +145,13 @@ def make_champion(aliases: Aliases, version: str, by: str) -> str | None:
     if before == version:
         return before
     aliases.tag_version(
-        version, {PREVIOUS_CHAMPION_TAG: before, CHAMPION_SINCE_TAG: now(), CHAMPION_BY_TAG: by}
+        version,
+        {
+            PREVIOUS_CHAMPION_TAG: before,
+            CHAMPION_SINCE_TAG: now(),
+            CHAMPION_BY_TAG: by,
+            PROMOTE_FORCED_TAG: forced,
+        },
     )
     aliases.set(CHAMPION, version)
     return before

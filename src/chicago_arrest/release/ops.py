@@ -9,7 +9,10 @@ names what moved and what did not; running the same operation again finishes it,
 finished changes nothing.
 
 * ``promote`` makes the challenger the champion (100 %) and removes the challenger alias;
-  ``promote(version=n)`` pins any version that passed the gate.
+  ``promote(version=n)`` pins any version that passed the gate. It first prints how the version did against
+  the champion on labelled served traffic (the comparison ``make monitor SOURCE=serving`` recorded on it,
+  :mod:`chicago_arrest.monitoring.realised`) and refuses, with the numbers, a version that is measurably worse;
+  ``force=True`` (``FORCE=1``) promotes it anyway and records what was overridden on the version.
 * ``rollback`` stops a canary (0 % to the challenger, which stays); without a challenger it undoes the last
   promotion: the previous champion (recorded on the champion's version) serves again. ``rollback(version=n)``
   pins like ``promote(version=n)``.
@@ -28,7 +31,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from chicago_arrest.core.errors import ReleaseError
-from chicago_arrest.core.names import CHALLENGER, CHAMPION, MODEL_NAME
+from chicago_arrest.core.names import CHALLENGER, CHAMPION, MODEL_NAME, SERVED_COMPARISON_TAG
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.registry.aliases import (
     Aliases,
@@ -36,6 +39,7 @@ from chicago_arrest.registry.aliases import (
     champion_record,
     check_pinnable,
     make_champion,
+    now,
     record_split,
     registry_split,
     set_challenger,
@@ -215,24 +219,28 @@ class Release:
                     )
             return self._write("canary", Split(split.champion, challenger, percent), [], served)
 
-    def promote(self, version: str | int | None = None) -> Outcome:
+    def promote(self, version: str | int | None = None, *, force: bool = False) -> Outcome:
         """Make the challenger under canary (or the pinned ``version``) the champion, serving 100 %.
 
         Registry first: the champion's history tags and alias, then the challenger alias is removed; traffic
         last. Without ``version`` the served challenger is promoted (what was tried under canary), else the
         registry's challenger. After a finished promotion it says there is nothing left to do; after a failure
-        half-way, running it again finishes the job.
+        half-way, running it again finishes the job. The outcome starts with the served comparison
+        (:meth:`served_comparison`).
 
         Args:
             version: Pin this version instead (``make promote VERSION=n``); it must have passed the gate.
+            force: Promote a version that is measurably worse than the champion on labelled served traffic
+                (recorded on it as ``promote_forced``).
 
         Raises:
-            ReleaseError: When there is nothing to promote, the version cannot be pinned, or a step failed.
+            ReleaseError: When there is nothing to promote, the version cannot be pinned, it is measurably
+                worse on served traffic (without ``force``), or a step failed.
         """
         with self._exclusive():
             if version is not None:
                 pinned = check_pinnable(self.aliases, version)
-                return self._make_champion(pinned, "promote", f"promote (VERSION={pinned})")
+                return self._promote(pinned, f"promote (VERSION={pinned})", force)
             served, split = self._served()
             champion = self.aliases.get(CHAMPION)
             target = split.challenger or self.aliases.get(CHALLENGER)
@@ -251,7 +259,58 @@ class Release:
                     )
                     return Outcome(self.target, "promote", Split(record.version), (line,))
                 target = record.version  # promoted in the registry; traffic did not follow
-            return self._make_champion(target, "promote", "promote")
+            return self._promote(target, "promote", force)
+
+    def served_comparison(self, version: str | None) -> dict[str, Any] | None:
+        """How ``version`` did against the current champion on served traffic (recorded by the monitor), or None.
+
+        Only a comparison against the champion in force counts (an older one judged another champion).
+        """
+        from chicago_arrest.monitoring.realised import from_tag
+
+        champion = self.aliases.get(CHAMPION)
+        if version is None or version == champion:
+            return None
+        comparison = from_tag((self.aliases.version_tags(version) or {}).get(SERVED_COMPARISON_TAG))
+        if comparison is None or str(comparison["champion"].get("version")) != str(champion):
+            return None
+        return comparison
+
+    def _promote(self, target: str, action: str, force: bool) -> Outcome:
+        """Show the served comparison; refuse a measurably worse version unless forced; then promote."""
+        from chicago_arrest.monitoring.realised import comparison_lines, measurably_worse
+
+        champion = self.aliases.get(CHAMPION)
+        if target == champion:
+            return self._make_champion(target, "promote", action)
+        comparison = self.served_comparison(target)
+        if comparison is None:
+            lines = [
+                f"served traffic: no comparison of version {target} with champion {champion} recorded "
+                "(`make monitor SOURCE=serving` measures both on the requests each served)"
+            ]
+            return self._make_champion(target, "promote", action, first_lines=lines)
+        lines = [
+            f"served traffic, version {target} against champion {champion}: {comparison_lines(comparison)[0]}"
+        ]
+        lines += comparison_lines(comparison)[1:]
+        forced = None
+        if measurably_worse(comparison):
+            if not force:
+                raise ReleaseError(
+                    "promote refused: "
+                    + "\n".join(lines)
+                    + f"\nnothing was changed. `make promote FORCE=1` promotes version {target} anyway (recorded "
+                    "on it as promote_forced); `make rollback` stops the canary"
+                )
+            diff = comparison["difference"]
+            forced = (
+                f"FORCE=1 at {now()} over the served comparison of {comparison.get('measured_at')}: ROC-AUC "
+                f"{diff['roc_auc']:+.4f} ± {diff['roc_auc_se']:.4f} against champion {champion} "
+                f"(monitoring run {comparison.get('monitoring_run', '-')})"
+            )
+            lines.append(f"forced: version {target} is promoted although measurably worse (recorded on it)")
+        return self._make_champion(target, "promote", action, first_lines=lines, forced=forced)
 
     def rollback(self, version: str | int | None = None) -> Outcome:
         """Undo the last step: a canary (0 % to the challenger), else the last promotion.
@@ -304,11 +363,23 @@ class Release:
             undone = f", undoing the {record.by or 'change'} of {champion} at {_when(record.since)}"
             return self._make_champion(record.previous, "rollback", "rollback", undone)
 
-    def _make_champion(self, version: str, by: str, action: str, undone: str = "") -> Outcome:
-        """Registry (champion tags + alias, then the challenger alias removed), then 100 % to ``version``."""
+    def _make_champion(
+        self,
+        version: str,
+        by: str,
+        action: str,
+        undone: str = "",
+        *,
+        first_lines: list[str] | None = None,
+        forced: str | None = None,
+    ) -> Outcome:
+        """Registry (champion tags + alias, then the challenger alias removed), then 100 % to ``version``.
+
+        ``first_lines`` go first in the outcome (what was checked); ``forced`` is recorded on the new champion.
+        """
         served = self.traffic.read()
         done: list[str] = []
-        before = self._registry(action, done, lambda: make_champion(self.aliases, version, by))
+        before = self._registry(action, done, lambda: make_champion(self.aliases, version, by, forced))
         if before == version:
             done.append(f"registry: version {version} is already the champion")
         else:
@@ -321,7 +392,10 @@ class Release:
             done.append(f"registry: {CHALLENGER} alias removed (version {version} is the champion now)")
         elif old is not None:
             done.append(f"registry: {CHALLENGER} alias removed (was version {old}; its canary ended)")
-        return self._write(action, Split(version), done, served)
+        outcome = self._write(action, Split(version), done, served)
+        if not first_lines:
+            return outcome
+        return Outcome(outcome.target, outcome.action, outcome.split, (*first_lines, *outcome.lines))
 
     def status(self) -> dict[str, Any]:
         """The split in force, the backend's details, the registry aliases and their history, with notes.
@@ -347,8 +421,9 @@ class Release:
         notes.extend(str(note) for note in details.pop("notes", ()) if str(note) not in notes)
         registry: dict[str, Any] = {"tracking_uri": self.aliases.where(), "model": MODEL_NAME}
         registry.update(dict.fromkeys(("champion", "challenger", "previous_champion", "champion_since")))
-        registry.update(champion_by=None, challenger_changed_at=None)
+        registry.update(champion_by=None, challenger_changed_at=None, champion_forced=None)
         split_at = None
+        served_comparison = None
         try:
             champion, challenger = self.aliases.get(CHAMPION), self.aliases.get(CHALLENGER)
             tags = self.aliases.model_tags()
@@ -358,8 +433,12 @@ class Release:
             split_at = split_changed_at(tags, self.target)
             if record is not None:
                 registry.update(
-                    previous_champion=record.previous, champion_since=record.since, champion_by=record.by
+                    previous_champion=record.previous,
+                    champion_since=record.since,
+                    champion_by=record.by,
+                    champion_forced=record.forced,
                 )
+            served_comparison = self.served_comparison((split.challenger if split else None) or challenger)
         except Exception as exc:  # an unreachable tracking server must not break `make status`
             notes.append(f"registry not readable: {type(exc).__name__}: {exc}")
         if split is not None:
@@ -376,6 +455,7 @@ class Release:
             },
             "backend": details,
             "registry": registry,
+            "served_comparison": served_comparison,
             "notes": notes,
         }
 
@@ -490,5 +570,14 @@ def format_status(report: dict[str, Any]) -> str:
     else:
         hint = ""
     lines.append(f"  previous champion: {previous or '-'}{hint}")
+    if registry.get("champion_forced"):
+        lines.append(f"  champion forced:   {registry['champion_forced']}")
+    comparison = report.get("served_comparison")
+    if comparison:
+        from chicago_arrest.monitoring.realised import comparison_lines
+
+        first, *rest = comparison_lines(comparison)
+        lines.append(f"Served traffic, challenger against champion: {first}")
+        lines.extend(rest)
     lines.extend(f"Note: {note}" for note in report["notes"])
     return "\n".join(lines)

@@ -7,10 +7,13 @@
 - :func:`monitor_step` (pipeline ``chicago-arrest-monitoring``): PSI per monitored field and for the
   prediction, realised metrics where labels exist, the decision, an HTML report (KFP and an MLflow run linked
   to the model version) and, on ``drift`` / ``degraded``, a training run (:mod:`chicago_arrest.monitoring.retrain`).
+  On served traffic also the realised metrics of every version that served, joined with the labels known now,
+  and champion against challenger (:mod:`chicago_arrest.monitoring.realised`), recorded on the challenger.
 
 A source is a file (CSV/Parquet in the Socrata schema), a month range landed in the store (``2017-11`` or
-``2017-11..2017-12``), or ``serving`` (the local server's request log). Every check runs before anything is
-written: a bad input writes nothing.
+``2017-11..2017-12``), or ``serving`` (what was served: the local server's request log and KServe's logger
+events, :mod:`chicago_arrest.monitoring.served_log`). Every check runs before anything is written: a bad input
+writes nothing.
 """
 
 from __future__ import annotations
@@ -24,10 +27,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.names import CHAMPION, EXPERIMENT_NAME, MODEL_NAME
-from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED, labels
+from chicago_arrest.core.names import (
+    CHALLENGER,
+    CHAMPION,
+    EXPERIMENT_NAME,
+    MODEL_NAME,
+    SERVED_BUCKET,
+    SERVED_COMPARISON_TAG,
+)
+from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED
+from chicago_arrest.core.schema import labels as label_values
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.monitoring.drift import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
+from chicago_arrest.monitoring.realised import MIN_LABELLED
+from chicago_arrest.monitoring.served_log import ServedLog
 from chicago_arrest.reports.format import count
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, log_summary
 from chicago_arrest.steps.retry import retry_safe
@@ -76,7 +89,7 @@ def load_source(source: str, months: str = "", settings: Settings | None = None)
 
     settings = settings or get_settings()
     if source == SERVING_SOURCE:
-        frame, name = _serving_records(settings), "serving"
+        frame, name = served_log(settings).records, "serving"
     elif source:
         path = Path(source).expanduser()
         frame = read_source_file(path)
@@ -107,19 +120,21 @@ def load_source(source: str, months: str = "", settings: Settings | None = None)
 
 def request_log_dir(settings: Settings) -> Path:
     """Folder of the local model server's request log (``<data dir>/serving/requests``)."""
-    return settings.data_dir / "serving" / "requests"
+    from chicago_arrest.monitoring.served_log import request_log_dir as folder
+
+    return folder(settings.data_dir)
 
 
-def _serving_records(settings: Settings) -> pd.DataFrame:
-    folder = request_log_dir(settings)
-    files = sorted(folder.glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(
-            f"no request log under {folder}: serve with `make serve` (ARREST_SERVER_REQUEST_LOG on) and send requests"
-        )
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    # Served records carry no label yet (realised metrics are pending): never the model's own answer.
-    return frame.drop(columns=[LABEL], errors="ignore")
+def served_log(settings: Settings) -> ServedLog:
+    """What was served: the local request log and the KServe logger's objects in the served bucket.
+
+    Raises:
+        FileNotFoundError: When neither holds a served record.
+    """
+    from chicago_arrest.core.store import make_store
+    from chicago_arrest.monitoring.served_log import load_served
+
+    return load_served(settings.data_dir, make_store(settings, bucket=SERVED_BUCKET))
 
 
 def resolve_version(client: Any, version: str = "") -> str:
@@ -308,6 +323,10 @@ def _log_monitoring_run(client: Any, result: Any, report: str, source: str, kfp_
         values["prediction_psi"] = result.prediction_psi
         values["rows"] = float(result.rows)
         values.update({f"realised_{k}": v for k, v in (result.realised or {}).items()})
+        for served_version, entry in ((result.served or {}).get("realised_served") or {}).items():
+            for key in ("rows", "labelled_rows", "roc_auc", "pr_auc", "ece"):
+                if isinstance(entry.get(key), int | float):
+                    values[f"served_v{served_version}_{key}"] = float(entry[key])
         mlflow.log_metrics(values)
         mlflow.log_params(
             {
@@ -320,9 +339,66 @@ def _log_monitoring_run(client: Any, result: Any, report: str, source: str, kfp_
         mlflow.log_text(report, "monitoring/report.html")
         mlflow.log_dict(result.summary(), "monitoring/summary.json")
         run_id = str(run.info.run_id)
+    comparison = (result.served or {}).get("comparison")
+    if comparison:  # on the challenger: what make promote and make status read
+        from chicago_arrest.monitoring.realised import to_tag
+
+        recorded = {**comparison, "monitoring_run": run_id}
+        client.set_model_version_tag(
+            MODEL_NAME, comparison["challenger"]["version"], SERVED_COMPARISON_TAG, to_tag(recorded)
+        )
     client.set_model_version_tag(MODEL_NAME, version, "monitoring.last_run", run_id)
     client.set_model_version_tag(MODEL_NAME, version, "monitoring.decision", result.decision)
     return run_id
+
+
+def _served_traffic(
+    client: Any, settings: Settings, labels: str, min_labelled: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What was served and, joined with the labels known now, how right each version was (the ``served`` part).
+
+    Returns:
+        The served records (every one, for the profile) and ``{"realised_served", "labels", "comparison",
+        "problems", "sources"}``.
+    """
+    from chicago_arrest.core.store import make_store
+    from chicago_arrest.monitoring.realised import (
+        assign_roles,
+        compare,
+        join_labels,
+        load_labels,
+        realised_by_version,
+    )
+    from chicago_arrest.registry.models import alias_version
+
+    served = served_log(settings)
+    champion, challenger = alias_version(client, CHAMPION), alias_version(client, CHALLENGER)
+    records = assign_roles(served.records, champion, challenger)
+    known, where = load_labels(make_store(settings), records, labels)
+    joined, coverage = join_labels(records, known)
+    comparison = None
+    if champion and challenger and challenger != champion:
+        comparison = compare(joined, champion, challenger, min_labelled)
+    if comparison is not None:
+        comparison["measured_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for problem in served.problems:
+        log.warning("served log: %s", problem)
+    part = {
+        "realised_served": realised_by_version(joined, min_labelled),
+        "labels": {"source": where, **coverage, "min_labelled": int(min_labelled)},
+        "comparison": comparison,
+        "problems": served.problems,
+        "sources": served.sources,
+    }
+    return records, part
+
+
+def _decision_metrics(entry: dict[str, Any] | None) -> dict[str, float] | None:
+    """The monitored version's realised metrics on served traffic, as the decision reads them (None: pending)."""
+    if not entry or entry.get("roc_auc") is None:
+        return None
+    keys = ("roc_auc", "pr_auc", "ece", "labelled_rows", "positive_rate")
+    return {k: float(entry[k]) for k in keys if entry.get(k) is not None}
 
 
 @retry_safe
@@ -337,6 +413,8 @@ def monitor_step(
     max_ece: float = Thresholds.max_ece,
     retrain: str = "auto",
     training_source: str = "",
+    labels: str = "",
+    min_labelled: int = MIN_LABELLED,
     summary_out: str | Path | None = None,
     settings: Settings | None = None,
     metrics: MetricsSink | None = None,
@@ -358,6 +436,9 @@ def monitor_step(
         max_ece: Realised ECE above this is degraded.
         retrain: ``auto`` (start a training run on drift / degraded) or ``never``.
         training_source: ``source`` of the training run it starts (empty: the pipeline's default).
+        labels: Served traffic only: a file (CSV/Parquet, ``id`` and ``arrest``) with the labels known now;
+            empty: the months landed in the object store.
+        min_labelled: Served traffic only: labelled records a version needs before its realised metrics count.
         summary_out: Where the SUMMARY json is written, if anywhere.
         settings: Library settings.
         metrics: Receives the PSI values and realised metrics.
@@ -365,8 +446,9 @@ def monitor_step(
         kfp_run: The KFP run's name (the component passes it): the key that makes a retry harmless.
 
     Returns:
-        The SUMMARY (decision, reasons, psi, prediction_psi, realised, retrain) plus ``model_version``,
-        ``rows``, ``quarantined``, ``mlflow_run_id`` and ``retrain_run``.
+        The SUMMARY (decision, reasons, psi, prediction_psi, realised, retrain; on served traffic also
+        realised_served and served) plus ``model_version``, ``rows``, ``quarantined``, ``mlflow_run_id`` and
+        ``retrain_run``.
     """
     import json
 
@@ -382,18 +464,25 @@ def monitor_step(
     client = configure_mlflow(settings)
     version = resolve_version(client, version)
     profile = load_profile(client, version)
-    frame, _ = load_source(source, months, settings)
     quarantined = 0
-    if source != SERVING_SOURCE:
+    served: dict[str, Any] | None = None
+    realised = None
+    if source == SERVING_SOURCE:
+        frame, served = _served_traffic(client, settings, labels, min_labelled)
+        realised = _decision_metrics(served["realised_served"].get(version))
+    else:
+        frame, _ = load_source(source, months, settings)
         frame, quarantine = _contract(frame)
         quarantined = len(quarantine)
         if len(frame) == 0:
             raise ValueError(f"the data contract rejected every record of {source or months}")
     probabilities = _model(client, version).predict_arrest_probability(frame)
-    result = monitor(profile, frame, probabilities, Thresholds(psi_threshold, max_auc_drop, max_ece))
+    thresholds = Thresholds(psi_threshold, max_auc_drop, max_ece)
+    result = monitor(profile, frame, probabilities, thresholds, realised=realised)
+    result.served = served
     calibration = None
     if result.realised is not None and LABEL in frame.columns:
-        y, unknown = labels(frame, strict=False)
+        y, unknown = label_values(frame, strict=False)
         calibration = calibration_table(y[~unknown], probabilities[~unknown])
     if retrain == "never":
         result.retrain = "disabled"
