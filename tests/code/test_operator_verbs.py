@@ -280,6 +280,7 @@ def test_promote_shows_the_served_comparison_and_refuses_a_measurably_worse_chal
     """Issue 26: the comparison ``make monitor SOURCE=serving`` records on the challenger decides the promote."""
     from chicago_arrest.core.names import PROMOTE_FORCED_TAG, SERVED_COMPARISON_TAG
     from chicago_arrest.monitoring import realised
+    from chicago_arrest.reports.format import metric
     from tests.code.test_served_traffic import canary
 
     first = world.run(promoted=True)
@@ -295,7 +296,7 @@ def test_promote_shows_the_served_comparison_and_refuses_a_measurably_worse_chal
     message = str(refused.value)
     assert message.startswith(f"promote refused: served traffic, version {second} against champion {first}")
     assert "verdict: the challenger is measurably worse" in message
-    assert f"ROC-AUC {worse['challenger']['roc_auc']:.4f}" in message
+    assert f"ROC-AUC {metric(worse['challenger']['roc_auc'])}" in message
     assert "FORCE=1" in message
     assert world.aliases() == (first, second)  # nothing moved
     assert world.served() == Split(first, second, 10)

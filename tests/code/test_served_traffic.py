@@ -35,6 +35,7 @@ from chicago_arrest.monitoring.served_log import (
     read_request_log,
     request_log_dir,
 )
+from chicago_arrest.reports.monitoring import comparison_lines, served_sections
 from tests.kserve_logger import FIXTURES, REQUEST, RESPONSE, agent_post, go_time, read_http
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
@@ -370,8 +371,15 @@ def test_a_worse_challenger_is_beyond_the_noise_and_the_comparison_uses_the_same
     diff = worse["difference"]
     assert diff["roc_auc"] < -rl.NOISE_Z * diff["roc_auc_se"]
     assert rl.measurably_worse(worse)
-    lines = rl.comparison_lines(worse)
+    lines = comparison_lines(worse)
     assert "measurably worse" in lines[-1]
+    assert lines[1].startswith("  champion   v1: ")
+    assert "ROC-AUC" in lines[3]
+    assert "(beyond the noise)" in lines[3]
+    titles = [
+        title for title, _ in served_sections({"labels": {}, "realised_served": {}, "comparison": worse})
+    ]
+    assert titles == ["Served traffic: labels known now", "Champion against challenger, same period"]
     assert rl.from_tag(rl.to_tag(worse)) == json.loads(rl.to_tag(worse))
     assert rl.measurably_worse(rl.from_tag(rl.to_tag(worse)))
     same = rl.compare(

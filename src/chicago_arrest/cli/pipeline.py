@@ -576,15 +576,10 @@ def _nulls(value: Any) -> Any:
 
 def _served_lines(by_version: dict[str, Any], served: dict[str, Any]) -> list[str]:
     """What the monitor found on served traffic, for the terminal."""
-    from chicago_arrest.monitoring.realised import comparison_lines, version_line
+    from chicago_arrest.reports.monitoring import comparison_lines, labels_line, served_version_line
 
-    labels = served.get("labels") or {}
-    lines = [
-        f"labels       {labels.get('labelled_rows', 0):,} of {labels.get('rows', 0):,} served records have one "
-        f"({labels.get('without_id', 0):,} without id, {labels.get('duplicate_ids', 0):,} repeated ids counted "
-        f"once); from {labels.get('source')}"
-    ]
-    lines += [f"served       {version_line(entry)}" for entry in by_version.values()]
+    lines = [f"labels       {labels_line(served.get('labels') or {})}"]
+    lines += [f"served       {served_version_line(entry)}" for entry in by_version.values()]
     if served.get("comparison"):
         lines += [f"canary       {line}" for line in comparison_lines(served["comparison"])]
     lines += [f"skipped      {problem}" for problem in served.get("problems") or []]

@@ -13,7 +13,8 @@ the same period (from the challenger's first to its last served record): the dif
 standard error (the two bootstrap standard errors in quadrature: the two versions served different requests)
 and whether it is beyond :data:`NOISE_Z` standard errors. The comparison is recorded on the challenger's
 registry version (:data:`chicago_arrest.core.names.SERVED_COMPARISON_TAG`); ``make promote`` refuses a
-challenger that is measurably worse (:func:`measurably_worse`) and ``make status`` shows it.
+challenger that is measurably worse (:func:`measurably_worse`) and ``make status`` shows it (the text:
+:func:`chicago_arrest.reports.monitoring.comparison_lines`).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def join_labels(
         if values.empty:
             return None
         return {
-            k: round(float(f(values)), 2)
+            k: round(float(f(values)), 5)
             for k, f in (("min", np.min), ("median", np.median), ("max", np.max))
         }
 
@@ -282,53 +283,6 @@ def compare(
 def measurably_worse(comparison: dict[str, Any] | None) -> bool:
     """Whether the challenger's realised ROC-AUC on served traffic is below the champion's beyond the noise."""
     return bool(comparison) and comparison.get("verdict") == "worse"  # type: ignore[union-attr]
-
-
-def _metric(side: dict[str, Any], metric: str) -> str:
-    value = side.get(metric)
-    if value is None:
-        return "pending"
-    low, high = side.get(f"{metric}_ci_low"), side.get(f"{metric}_ci_high")
-    interval = f" [{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
-    return f"{value:.4f}{interval}"
-
-
-def version_line(entry: dict[str, Any]) -> str:
-    """One version's realised metrics on served traffic, for a terminal."""
-    role = f" ({entry['role']})" if entry.get("role") else ""
-    text = (
-        f"v{entry.get('version')}{role}: {entry.get('labelled_rows', 0):,} labelled of {entry.get('rows', 0):,}; "
-        f"ROC-AUC {_metric(entry, 'roc_auc')}, PR-AUC {_metric(entry, 'pr_auc')}, ECE {_metric(entry, 'ece')}"
-    )
-    return text + (f" ({entry['pending']})" if entry.get("pending") else "")
-
-
-def comparison_lines(comparison: dict[str, Any]) -> list[str]:
-    """The comparison for a terminal: one line per version, one for the difference and the verdict."""
-    lines = []
-    period = comparison.get("period") or [None, None]
-    measured = comparison.get("measured_at", "monitoring time")
-    lines.append(f"served traffic {period[0]} .. {period[1]} (labels known at {measured})")
-    for role in ("champion", "challenger"):
-        lines.append(f"  {role:<10} {version_line({**comparison[role], 'role': None})}")
-    diff = comparison.get("difference") or {}
-    if "roc_auc" in diff:
-        parts = [
-            f"{m} {diff[m]:+.4f} ± {diff[f'{m}_se']:.4f}{' (beyond noise)' if diff[f'{m}_beyond_noise'] else ''}"
-            for m in METRICS
-            if m in diff
-        ]
-        lines.append(f"  challenger - champion: {', '.join(parts)}")
-    z = comparison.get("noise_z", NOISE_Z)
-    verdict = comparison.get("verdict")
-    meaning = {
-        "worse": f"the challenger is measurably worse (ROC-AUC lower by more than {z:g} standard errors)",
-        "better": f"the challenger is measurably better (ROC-AUC higher by more than {z:g} standard errors)",
-        "within noise": f"no difference beyond the noise ({z:g} standard errors)",
-        "pending": f"pending: fewer than {comparison.get('min_labelled')} labelled records on a side",
-    }
-    lines.append(f"  verdict: {meaning.get(str(verdict), verdict)}")
-    return lines
 
 
 def to_tag(comparison: dict[str, Any]) -> str:

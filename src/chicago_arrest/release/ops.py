@@ -278,7 +278,8 @@ class Release:
 
     def _promote(self, target: str, action: str, force: bool) -> Outcome:
         """Show the served comparison; refuse a measurably worse version unless forced; then promote."""
-        from chicago_arrest.monitoring.realised import comparison_lines, measurably_worse
+        from chicago_arrest.monitoring.realised import measurably_worse
+        from chicago_arrest.reports.monitoring import comparison_lines
 
         champion = self.aliases.get(CHAMPION)
         if target == champion:
@@ -574,7 +575,7 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append(f"  champion forced:   {registry['champion_forced']}")
     comparison = report.get("served_comparison")
     if comparison:
-        from chicago_arrest.monitoring.realised import comparison_lines
+        from chicago_arrest.reports.monitoring import comparison_lines
 
         first, *rest = comparison_lines(comparison)
         lines.append(f"Served traffic, challenger against champion: {first}")

@@ -1,7 +1,9 @@
 """The monitoring report (HTML, shown in the KFP UI and logged to MLflow): inline SVG charts, no plotting library.
 
 PSI per field as bars with the threshold line, the reference vs current prediction histograms, the
-calibration curve when labels exist, and the decision table.
+calibration curve when labels exist, and the decision table. On served traffic also the labels joined, the
+realised metrics per version and champion against challenger, as tables here and as terminal lines
+(:func:`served_version_line`, :func:`comparison_lines`: ``make monitor``, ``make status``, ``make promote``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ from typing import Any
 import pandas as pd
 
 from chicago_arrest.monitoring.drift import PREDICTION_BINS, MonitorResult
-from chicago_arrest.reports.format import COLUMNS, Column, count, html_page, html_table, metric, number, rate
+from chicago_arrest.reports.format import (
+    COLUMNS,
+    Column,
+    count,
+    html_page,
+    html_table,
+    interval,
+    metric,
+    number,
+    paragraph,
+    rate,
+)
 
 _W, _H = 640, 260
 
@@ -147,9 +160,132 @@ def monitoring_report(
     ]
     if calibration is not None and len(calibration):
         sections.append(("Calibration (current records with labels)", calibration_curve(calibration)))
+    if result.served is not None:
+        sections.extend(served_sections(result.served))
     sections.append(
         ("PSI table, largest first", html_table(psi_table, {"field": "field", "psi": COLUMNS["psi"]}))
     )
     return html_page(
         f"Monitoring: model version {result.model_version}: {result.decision}", sections, summary
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Served traffic (issue 26): realised metrics per version, champion against challenger
+# ------------------------------------------------------------------------------------------------------------
+
+METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "ece": "ECE"}
+
+
+def _realised(side: dict[str, Any], key: str) -> str:
+    if side.get(key) is None:
+        return "pending"
+    return interval(side[key], side.get(f"{key}_ci_low"), side.get(f"{key}_ci_high"))
+
+
+def served_version_line(entry: dict[str, Any]) -> str:
+    """One version's realised metrics on served traffic (95 % bootstrap intervals), for a terminal."""
+    role = f" ({entry['role']})" if entry.get("role") else ""
+    text = (
+        f"v{entry.get('version')}{role}: {count(entry.get('labelled_rows', 0))} labelled of "
+        f"{count(entry.get('rows', 0))}; "
+        + ", ".join(f"{name} {_realised(entry, key)}" for key, name in METRIC_NAMES.items())
+    )
+    return text + (f" ({entry['pending']})" if entry.get("pending") else "")
+
+
+def _signed(value: Any) -> str:
+    shown = metric(value)
+    return shown if shown.startswith("-") else f"+{shown}"
+
+
+def comparison_lines(comparison: dict[str, Any]) -> list[str]:
+    """Champion against challenger on served traffic: the period, one line per version, the difference, the verdict."""
+    period = comparison.get("period") or [None, None]
+    measured = comparison.get("measured_at", "monitoring time")
+    lines = [f"served {period[0]} .. {period[1]}, labels as known at {measured}"]
+    for role in ("champion", "challenger"):
+        lines.append(f"  {role:<10} {served_version_line({**comparison[role], 'role': None})}")
+    diff = comparison.get("difference") or {}
+    parts = [
+        f"{name} {_signed(diff[key])} ± {metric(diff[f'{key}_se'])}"
+        + (" (beyond the noise)" if diff.get(f"{key}_beyond_noise") else "")
+        for key, name in METRIC_NAMES.items()
+        if key in diff
+    ]
+    if parts:
+        lines.append(f"  challenger - champion: {', '.join(parts)}")
+    z = number(comparison.get("noise_z", 2.0))
+    meaning = {
+        "worse": f"the challenger is measurably worse (ROC-AUC lower by more than {z} standard errors)",
+        "better": f"the challenger is measurably better (ROC-AUC higher by more than {z} standard errors)",
+        "within noise": f"no difference beyond the noise ({z} standard errors)",
+        "pending": f"pending: fewer than {count(comparison.get('min_labelled'))} labelled records on a side",
+    }
+    verdict = str(comparison.get("verdict"))
+    lines.append(f"  verdict: {meaning.get(verdict, verdict)}")
+    return lines
+
+
+SERVED_VIEW: dict[str, Column | str] = {
+    "version": "version",
+    "role": "role",
+    "rows": Column("served", "count", "records served (a repeated report id once)"),
+    "labelled_rows": Column("labelled", "count", "of them, with a label known now"),
+    "roc_auc": Column("ROC-AUC", "text", "realised, with its 95 % bootstrap interval"),
+    "pr_auc": Column("PR-AUC", "text", "realised, with its 95 % bootstrap interval"),
+    "ece": Column("ECE", "text", "realised expected calibration error, 95 % bootstrap interval"),
+}
+
+
+def _age(days: Any) -> str:
+    """An age given in days, in the unit that reads best: ``35 min``, ``5.2 h``, ``12 days``."""
+    if days is None:
+        return "-"
+    days = float(days)
+    if days < 1 / 24:
+        return f"{number(days * 1440)} min"
+    if days < 1:
+        return f"{number(days * 24)} h"
+    return f"{number(days)} days"
+
+
+def labels_line(labels: dict[str, Any]) -> str:
+    """How many served records have a label yet, how old they are, where the labels came from."""
+    ages = labels.get("labelled_age_days") or {}
+    waiting = labels.get("unlabelled_age_days") or {}
+    text = (
+        f"{count(labels.get('labelled_rows'))} of {count(labels.get('rows'))} served records have a label yet "
+        f"({count(labels.get('served_rows'))} logged: {count(labels.get('duplicate_ids'))} repeated report ids "
+        f"counted once; {count(labels.get('without_id'))} without an id, never joined)"
+    )
+    if ages:
+        text += f"; the labelled ones were served {_age(ages.get('min'))} to {_age(ages.get('max'))} ago"
+    if waiting:
+        text += f", the others {_age(waiting.get('min'))} to {_age(waiting.get('max'))} ago"
+    return text + f"; labels from {labels.get('source')}"
+
+
+def served_sections(served: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report's sections on served traffic: labels, realised per version, the comparison, what was skipped."""
+    labels = served.get("labels") or {}
+    coverage = (
+        labels_line(labels)
+        + f". Realised metrics need {count(labels.get('min_labelled'))} labelled records per version."
+    )
+    rows = [
+        {**entry, **{key: _realised(entry, key) for key in METRIC_NAMES}}
+        for entry in (served.get("realised_served") or {}).values()
+    ]
+    sections = [("Served traffic: labels known now", paragraph(coverage))]
+    if rows:
+        sections.append(("Served traffic: realised per version", html_table(pd.DataFrame(rows), SERVED_VIEW)))
+    if served.get("comparison"):
+        lines = comparison_lines(served["comparison"])
+        sections.append(
+            ("Champion against challenger, same period", "<pre>" + html.escape("\n".join(lines)) + "</pre>")
+        )
+    problems = served.get("problems") or []
+    if problems:
+        sections.append(("Served log: skipped", "<pre>" + html.escape("\n".join(problems)) + "</pre>"))
+    return sections
