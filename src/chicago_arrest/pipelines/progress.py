@@ -61,6 +61,8 @@ class Step:
         summary: The one-line summary it logged.
         error: Its error line (failure): its ``error: ...`` line, else its last line.
         last_line: The newest message of its log (for the live line).
+        cpu_seconds: CPU time (user + system) of its process and of the processes it waited for.
+        peak_rss_mb: Peak resident memory of its process, or of the largest process it waited for (MB).
     """
 
     task: str
@@ -72,6 +74,18 @@ class Step:
     summary: str = ""
     error: str = ""
     last_line: str = ""
+    cpu_seconds: float | None = None
+    peak_rss_mb: float | None = None
+
+    def resources(self) -> dict[str, Any]:
+        """Wall time, CPU time and peak resident memory (one entry of ``logs/steps.json``)."""
+        return {
+            "step": self.label,
+            "ok": self.ok,
+            "wall_s": None if self.seconds is None else round(self.seconds, 2),
+            "cpu_s": None if self.cpu_seconds is None else round(self.cpu_seconds, 2),
+            "peak_rss_mb": None if self.peak_rss_mb is None else round(self.peak_rss_mb, 1),
+        }
 
 
 _LOG_LINE = re.compile(r"^(?:\[KFP Executor [^\]]*\]|\d\d:\d\d:\d\d \w+ [\w.]+):\s+(.+)$")
@@ -89,6 +103,23 @@ def progress_message(line: str) -> str | None:
     if match is None or match[1].startswith(_EXECUTOR_CHATTER):
         return None
     return match[1]
+
+
+#: Per-step wall time, CPU time and peak memory of a local run, in ``<run>/logs/``.
+STEPS_JSON = "steps.json"
+
+
+def _wait_with_usage(process: subprocess.Popen[str], step: Step) -> int:
+    """Wait for a step's process; record its CPU time and peak memory on ``step`` (where ``os.wait4`` exists)."""
+    wait4 = getattr(os, "wait4", None)
+    if wait4 is None:  # pragma: no cover - Windows
+        return process.wait()
+    _, status, usage = wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    step.cpu_seconds = usage.ru_utime + usage.ru_stime
+    # ru_maxrss: kilobytes on Linux, bytes on macOS.
+    step.peak_rss_mb = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return process.returncode
 
 
 def copy_html_artifacts(executor_input: dict[str, Any]) -> list[Path]:
@@ -224,7 +255,7 @@ class LocalRun:
                         step.last_line = message
                 if self.verbose:
                     print(line, end="")  # kfp.local indents this print
-            code = process.wait()
+            code = _wait_with_usage(process, step)
         step.seconds = time.monotonic() - step.started
         if code == 0:
             copy_html_artifacts(executor_input)
@@ -235,7 +266,19 @@ class LocalRun:
             self.say(
                 f"  {step.label:<22} {step.seconds:6.1f} s  {step.summary if step.ok else 'FAILED'}".rstrip()
             )
+        self._write_resources()
         return code
+
+    def _write_resources(self) -> None:
+        """``<run>/logs/steps.json``: wall, CPU and peak memory of every finished step (``bench`` reads it)."""
+        with self._lock:
+            if self.run_dir is None:
+                return
+            rows = [s.resources() for s in self.steps if s.ok is not None]
+            path = self.run_dir / "logs" / STEPS_JSON
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        tmp.replace(path)
 
     @property
     def failed(self) -> Step | None:
