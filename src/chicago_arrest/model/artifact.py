@@ -159,10 +159,14 @@ def _booster_with_threads(clf: Any, threads: int) -> Any:
         return booster
 
 
+#: XGBoost's scikit-learn classifiers: boosted trees, and its random-forest mode (the ``random_forest`` model type).
+XGBOOST_CLASSIFIERS = frozenset({"XGBClassifier", "XGBRFClassifier"})
+
+
 def _plain_binary_xgboost(clf: Any) -> bool:
     """An XGBoost tree classifier of two classes with the logistic objective (its output is P(class 1))."""
     return (
-        type(clf).__name__ == "XGBClassifier"
+        type(clf).__name__ in XGBOOST_CLASSIFIERS
         and clf.objective == "binary:logistic"
         and clf.booster in (None, "gbtree")
         and getattr(clf, "n_classes_", 0) == 2

@@ -47,7 +47,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from chicago_arrest.data.enrich import DISTANCE, HAS_COORDINATES
-from chicago_arrest.model.artifact import ArrestModel, Calibrator, positive_scores
+from chicago_arrest.model.artifact import XGBOOST_CLASSIFIERS, ArrestModel, Calibrator, positive_scores
 from chicago_arrest.model.features import INTERACTIONS
 
 DATE = "date"
@@ -249,7 +249,7 @@ class Explainer:
             return "logreg"
         if isinstance(clf, RandomForestClassifier):
             return "random_forest"
-        if type(clf).__name__ == "XGBClassifier":
+        if type(clf).__name__ in XGBOOST_CLASSIFIERS:  # boosted trees, or XGBoost's random forest
             return "xgboost"
         raise TypeError(f"explain: no exact contributions for classifier {type(clf).__name__}")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import SelectorMixin
@@ -389,6 +390,33 @@ class MutualInfoSelector(SelectorMixin, BaseEstimator):
         return np.asarray(self.support_)
 
 
+class DenseColumnTransformer(ColumnTransformer):
+    """scikit-learn's ``ColumnTransformer`` whose dense output is filled block by block.
+
+    ``ColumnTransformer`` densifies every block, then ``np.hstack``s them: for a year of records the one-hot
+    block alone is 151 MB dense and the stacking holds every block and the output at once. Here the output is
+    allocated once and each block written into its columns (a sparse block straight from its non-zeros), so the
+    one-hot encoder can stay sparse: the same matrix, about half the peak memory of the encoding
+    (docs/benchmarks.md). ``_hstack`` is the method scikit-learn documents for subclasses to control stacking.
+    """
+
+    def _hstack(self, Xs: list[Any], *, n_samples: int) -> Any:
+        if self.sparse_output_ or not all(isinstance(X, np.ndarray) or sparse.issparse(X) for X in Xs):
+            return super()._hstack(Xs, n_samples=n_samples)
+        width = sum(X.shape[1] for X in Xs)
+        dtype = np.result_type(*(X.dtype for X in Xs)) if Xs else np.float64
+        out = np.zeros((n_samples, width), dtype=dtype)
+        start = 0
+        for X in Xs:
+            if sparse.issparse(X):
+                coo = X.tocoo()
+                out[coo.row, start + coo.col] = coo.data
+            else:
+                out[:, start : start + X.shape[1]] = X
+            start += X.shape[1]
+        return out
+
+
 def build_encoder(random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES) -> ColumnTransformer:
     """The encoding and scaling stage, applied to the output of :class:`RawFeatures`.
 
@@ -397,7 +425,7 @@ def build_encoder(random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES) -
         spec: Which columns, encoded how.
 
     Returns:
-        A ``ColumnTransformer`` producing a dense float matrix.
+        A :class:`DenseColumnTransformer` producing a dense float matrix.
     """
     skewed = make_pipeline(
         SimpleImputer(strategy="median"),
@@ -407,7 +435,7 @@ def build_encoder(random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES) -
     )
     numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     one_hot = make_pipeline(
-        CategoryCodes(), OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=False)
+        CategoryCodes(), OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=True)
     )
     target = make_pipeline(
         CategoryCodes(),
@@ -422,7 +450,7 @@ def build_encoder(random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES) -
         ("target", target, list(spec.target)),
         ("freq", freq, list(spec.frequency)),
     ]
-    return ColumnTransformer(
+    return DenseColumnTransformer(
         [block for block in blocks if block[2]],
         sparse_threshold=0.0,
         verbose_feature_names_out=True,

@@ -39,11 +39,12 @@ def suggest(trial: optuna.Trial, model_type: str) -> dict[str, Any]:
     # about trees x leaves x depth^2, and a forest of 150 trees of depth 14 took 100 ms where the budget is 25
     # (docs/model.md, "Resampling, forest size and XGBoost defaults").
     if model_type == "random_forest":
-        return {
+        return {  # XGBoost's random-forest mode (chicago_arrest.model.training.DEFAULT_PARAMS)
             "n_estimators": trial.suggest_int("n_estimators", 50, 150, step=25),
             "max_depth": trial.suggest_int("max_depth", 6, 12),
-            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 40, log=True),
-            "max_samples": trial.suggest_float("max_samples", 0.3, 0.8),
+            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 10.0, log=True),
+            "subsample": trial.suggest_float("subsample", 0.3, 0.8),
+            "colsample_bynode": trial.suggest_float("colsample_bynode", 0.2, 0.6),
         }
     if model_type == "xgboost":
         return {
@@ -193,7 +194,9 @@ def _searchable(params: dict[str, Any], model_type: str) -> dict[str, Any]:
 #: The dimensions of :func:`suggest` per model type.
 SEARCHABLE: dict[str, frozenset[str]] = {
     "logreg": frozenset({"C"}),
-    "random_forest": frozenset({"n_estimators", "max_depth", "min_samples_leaf", "max_samples"}),
+    "random_forest": frozenset(
+        {"n_estimators", "max_depth", "min_child_weight", "subsample", "colsample_bynode"}
+    ),
     "xgboost": frozenset(
         {"n_estimators", "max_depth", "learning_rate", "min_child_weight", "subsample", "colsample_bytree"}
     ),

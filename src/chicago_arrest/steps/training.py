@@ -61,7 +61,11 @@ def train_step(
         backtest_folds=backtest_folds,
         random_state=random_state,
     )
-    result = train_model(read_dataset(train_path), read_dataset(stations_path), config, split=split)  # type: ignore[arg-type]
+    from chicago_arrest.core.schema import LABEL, MODEL_INPUT_COLUMNS
+
+    # Only what the model reads, text as categoricals: the training frame of a year in 16 MB, not 150 MB.
+    train = read_dataset(train_path, (*MODEL_INPUT_COLUMNS, LABEL), text="category")
+    result = train_model(train, read_dataset(stations_path), config, split=split)  # type: ignore[arg-type]
     Path(model_out).parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(result.model, model_out)
     info = result.model.info or {}
