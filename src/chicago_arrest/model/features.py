@@ -310,11 +310,10 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: np.ndarray | None = None) -> np.ndarray:
         """Same names as the input."""
-        if input_features is None:
-            input_features = getattr(self, "feature_names_in_", None)
-        if input_features is None:
-            input_features = [f"x{i}" for i in range(self.n_features_in_)]
-        return np.asarray(input_features, dtype=object)
+        names = getattr(self, "feature_names_in_", None) if input_features is None else input_features
+        if names is None:
+            names = [f"x{i}" for i in range(self.n_features_in_)]
+        return np.asarray(names, dtype=object)
 
 
 def category_codes(categories: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -686,7 +685,9 @@ class FastEncoder:
     @staticmethod
     def _apply(kind: str, params: Any, data: Any, n: int) -> Any:
         if kind == "codes":
-            return [vocab.codes(np.asarray(col, dtype=object)) for vocab, col in zip(params, data, strict=True)]
+            return [
+                vocab.codes(np.asarray(col, dtype=object)) for vocab, col in zip(params, data, strict=True)
+            ]
         if kind == "take":
             return np.column_stack([table[codes] for table, codes in zip(params, data, strict=True)])
         if kind == "onehot_take":

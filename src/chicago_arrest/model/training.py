@@ -424,16 +424,15 @@ def train_model(
         search_summary = found.summary()
     backtest = Backtest([f.describe() for f in folds], scores)
 
-    if reuse_last:
-        cal_encoded = encoded[-1]
-    else:
-        cal_encoded = _encode(config, raw_step, raw, y, fit_pos, cal_pos)
+    cal_encoded = encoded[-1] if reuse_last else _encode(config, raw_step, raw, y, fit_pos, cal_pos)
     head = heads.get(len(folds) - 1)
     if head is None:
         head = _fit_head(config, params, n_jobs, cal_encoded, y_fit)
     best_auc = float(roc_auc_score(y_cal, _head_scores(head, cal_encoded)))
     features = cal_encoded.features
-    del encoded, cal_encoded, heads  # the fold matrices: the refit below needs the memory
+    encoded.clear()  # the fold matrices: the refit below needs the memory
+    heads.clear()
+    del cal_encoded
 
     head_done = time.perf_counter()
     pipeline = ImbPipeline([*features.steps, *_served(head)])

@@ -58,7 +58,9 @@ def kfp_safe(value: Any) -> Any:
 TextAs = Literal["python", "arrow", "category"]
 
 
-def read_dataset(path: str | Path, columns: Sequence[str] | None = None, *, text: TextAs = "python") -> pd.DataFrame:
+def read_dataset(
+    path: str | Path, columns: Sequence[str] | None = None, *, text: TextAs = "python"
+) -> pd.DataFrame:
     """Read a Dataset artifact written by a step (Parquet).
 
     A year of records (268,000 rows, 21 fields) is ~400 MB as Python strings, ~150 MB as Arrow-backed strings
@@ -76,7 +78,8 @@ def read_dataset(path: str | Path, columns: Sequence[str] | None = None, *, text
 
     schema = pq.read_schema(path)
     names = schema.names if columns is None else [c for c in columns if c in schema.names]
-    strings = [n for n in names if pa.types.is_string(schema.field(n).type) or pa.types.is_large_string(schema.field(n).type)]
+    kinds = {n: schema.field(n).type for n in names}
+    strings = [n for n, t in kinds.items() if pa.types.is_string(t) or pa.types.is_large_string(t)]
     if text == "category":
         return pd.read_parquet(path, columns=names, read_dictionary=strings or None)
     table = pq.read_table(path, columns=names)
