@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from chicago_arrest.core.store import KeyNotFoundError, LocalStore, ObjectStore,
 from chicago_arrest.data import ingest as ingest_mod
 from chicago_arrest.data.ingest import (
     STATIONS_KEY,
+    TEXT,
     IngestError,
     IngestResult,
     MissingMonthsError,
@@ -31,6 +33,7 @@ from chicago_arrest.data.ingest import (
     month_key,
     months_in_store,
     plan_months,
+    source_files,
 )
 from chicago_arrest.data.socrata import SocrataClient, SocrataError
 from chicago_arrest.data.synthetic import generate_crimes
@@ -41,8 +44,8 @@ TODAY = date(2018, 1, 15)
 
 
 def expected(frame: pd.DataFrame) -> pd.DataFrame:
-    """The source as ingest should store it: text, '' -> <NA>, sorted by id."""
-    out = frame.astype("string")
+    """The source as ingest should store it: text (Arrow-backed pandas strings), '' -> <NA>, sorted by id."""
+    out = frame.astype(TEXT)
     out = out.mask(out == "")
     return out.sort_values("id", key=lambda s: s.astype(int)).reset_index(drop=True)
 
@@ -175,7 +178,7 @@ def test_land_month_stores_text_in_schema_order(store: LocalStore, crimes: pd.Da
     back = read_parquet(store, month_key("2017-03"))
     assert list(back.columns) == [*RAW_COLUMNS, "extra_field"]
     assert all(str(t) == "string" for t in back.dtypes)
-    want = expected(march[[*RAW_COLUMNS, "extra_field"]])
+    want = expected(march[[*RAW_COLUMNS, "extra_field"]]).astype("string")  # read back as pandas reads it
     # Sorted by date, then id.
     key = pd.DataFrame({"d": back["date"], "i": back["id"].astype(int)})
     assert key.equals(key.sort_values(["d", "i"]))
@@ -393,6 +396,87 @@ def test_ingest_file_rejects_files_without_socrata_fields(store: LocalStore, tmp
         ingest_file(store, path, stations_path=path)
     with pytest.raises(FileNotFoundError):
         ingest_file(store, tmp_path / "missing.csv")
+
+
+# -- several files, several years ---------------------------------------------------------------------------
+
+
+def two_years(stations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Generated 2016 and 2017 records with ids that do not collide."""
+    first = generate_crimes(600, start="2016-01-01", months=12, seed=16, stations=stations)
+    second = generate_crimes(600, start="2017-01-01", months=12, seed=17, stations=stations)
+    first["id"] = (first["id"].astype(int) + 10_000_000).astype(str)
+    return first, second
+
+
+MONTHS_2016_2017 = [f"{y}-{m:02d}" for y in (2016, 2017) for m in range(1, 13)]
+
+
+@pytest.mark.parametrize("spelling", ["list", "commas", "folder"])
+def test_ingest_several_files_lands_two_years_once(
+    store: LocalStore, stations: pd.DataFrame, tmp_path: Path, spelling: str
+) -> None:
+    first, second = two_years(stations)
+    folder = tmp_path / "years"
+    folder.mkdir()
+    with gzip.open(folder / "crimes_2016.csv.gz", "wt") as handle:  # gzip CSV and Parquet side by side
+        first.to_csv(handle, index=False)
+    second.to_parquet(folder / "crimes_2017.parquet", index=False)
+    stations.to_csv(folder / "police_stations.csv", index=False)  # no id/date: not a crime file
+    pd.DataFrame({"iucr": ["0486"], "primary_description": ["BATTERY"]}).to_csv(folder / "iucr_codes.csv")
+    files = [folder / "crimes_2016.csv.gz", folder / "crimes_2017.parquet"]
+    source: Any = {"list": files, "commas": ",".join(map(str, files)), "folder": folder}[spelling]
+    assert source_files(source) == [f.resolve() for f in files]
+
+    result = ingest_file(store, source, months=24)
+    assert result.window == MONTHS_2016_2017
+    assert months_in_store(store) == MONTHS_2016_2017
+    assert sum(result.rows.values()) == len(first) + len(second)
+    assert result.source == "file:" + ",".join(str(f.resolve()) for f in files)
+    both = pd.concat([first, second], ignore_index=True)
+    back = load_window(store, MONTHS_2016_2017)
+    assert back["id"].is_unique
+    pd.testing.assert_frame_equal(
+        back.sort_values("id", key=lambda s: s.astype(int)).reset_index(drop=True), expected(both)
+    )
+    # Landing the same files again rewrites the same objects: one object per month, nothing duplicated.
+    before = {m: store.get_bytes(month_key(m)) for m in MONTHS_2016_2017}
+    ingest_file(store, source, months=24)
+    assert {m: store.get_bytes(month_key(m)) for m in MONTHS_2016_2017} == before
+
+
+def test_ingest_several_files_window_and_overlap(
+    store: LocalStore, stations: pd.DataFrame, tmp_path: Path
+) -> None:
+    first, second = two_years(stations)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.to_csv(a, index=False)
+    # The second file repeats ten 2016 records, updated later: each is landed once, the later version kept.
+    again = first.tail(10).copy()
+    again["updated_on"] = "2018-11-19T00:00:00.000"
+    again["description"] = "UPDATED"
+    pd.concat([again, second]).to_csv(b, index=False)
+    stations.to_csv(tmp_path / "police_stations.csv", index=False)
+
+    result = ingest_file(store, [a, b], months=12)
+    assert result.window == MONTHS_2017  # the last 12 months of the files together
+    assert result.outside_window == len(first) + len(again)
+
+    result = ingest_file(store, f"{a},{b}", months=18)
+    assert result.window == MONTHS_2016_2017[6:]
+    assert result.duplicates == 10
+    back = load_window(store, result.window)
+    assert back["id"].is_unique
+    updated = back[back["id"].isin(again["id"])]
+    assert (updated["description"] == "UPDATED").all()
+
+
+def test_source_files_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.csv"):
+        source_files(f"{tmp_path / 'nowhere.csv'}")
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(IngestError, match="no crime file"):
+        source_files(tmp_path)
 
 
 def test_ingest_file_leaves_out_undated_records(
