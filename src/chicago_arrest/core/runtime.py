@@ -40,6 +40,16 @@ def available_cpus() -> int:
     return max(1, count)
 
 
+def training_cpus() -> int:
+    """Threads of one training task: ``ARREST_TRAIN_CPUS`` when set, else :func:`available_cpus`.
+
+    A local run starts its train tasks side by side and sets ``ARREST_TRAIN_CPUS`` for them
+    (:func:`chicago_arrest.pipelines.run.run_local`); the other steps run one at a time and use every core.
+    """
+    override = os.environ.get("ARREST_TRAIN_CPUS")
+    return max(1, int(override)) if override else available_cpus()
+
+
 def _cgroup_quota() -> float | None:
     v2 = Path("/sys/fs/cgroup/cpu.max")
     try:

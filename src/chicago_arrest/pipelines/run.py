@@ -51,9 +51,10 @@ def run_local(arguments: dict[str, Any], *, verbose: bool = False) -> Path:
     """
     from chicago_arrest.pipelines.training import training_pipeline
 
-    # kfp.local runs the train tasks side by side: share the cores instead of oversubscribing them.
+    # kfp.local runs the train tasks side by side: share the cores instead of oversubscribing them. Only the
+    # train tasks: every other step runs alone and uses every core.
     cpus = available_cpus()
-    os.environ.setdefault("ARREST_CPUS", str(max(1, cpus // min(len(arguments["models"]), cpus))))
+    os.environ.setdefault("ARREST_TRAIN_CPUS", str(max(1, cpus // min(len(arguments["models"]), cpus))))
     if arguments["deploy_target"] == "auto":
         arguments = {**arguments, "deploy_target": "local"}
     started = time.time()

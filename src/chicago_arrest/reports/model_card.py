@@ -60,10 +60,12 @@ CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
 #: Version tag holding the card's artifact URI.
 CARD_TAG = "model_card"
-#: Test rows explained for the global importance (a seeded sample when the window is larger).
-IMPORTANCE_ROWS = 20_000
+#: Test rows explained for the global importance (a seeded sample when the window is larger). On the 2017 year
+#: (XGBoost, Nov-Dec) 5,000 rows give every field's mean |contribution| within 1.7 % of 20,000 rows' and the
+#: same ranking, for a quarter of the evaluate step's largest cost (7.6 s of CPU against 29 s; issue 27).
+IMPORTANCE_ROWS = 5_000
 #: Seconds the global importance may take in the evaluate step.
-IMPORTANCE_BUDGET_S = 60.0
+IMPORTANCE_BUDGET_S = 20.0
 
 
 def write_insights(

@@ -51,6 +51,7 @@ def train_step(
     Returns:
         Model type, calibration AUC, fit seconds, selected feature count, threshold, parameters.
     """
+    from chicago_arrest.core.runtime import training_cpus
     from chicago_arrest.model.training import TrainConfig, train_model
 
     config = TrainConfig(
@@ -59,6 +60,7 @@ def train_step(
         calibration=calibration,  # type: ignore[arg-type]
         search_budget_s=search_budget_s,
         backtest_folds=backtest_folds,
+        n_jobs=training_cpus(),
         random_state=random_state,
     )
     from chicago_arrest.core.schema import LABEL, MODEL_INPUT_COLUMNS
@@ -147,8 +149,11 @@ def evaluate_step(
 
     charts = Path(charts_dir)
     charts.mkdir(parents=True, exist_ok=True)
+    from chicago_arrest.core.runtime import available_cpus
+
     test = read_dataset(test_path)
-    models = [joblib.load(p) for p in model_paths]
+    # Saved pinned to their training threads; scoring and explaining the test window uses every core.
+    models = [joblib.load(p).set_threads(available_cpus()) for p in model_paths]
     evaluations = [evaluate_model(m, test) for m in models]
     infos = [m.info or {} for m in models]
     cal_aucs = [float(info.get("calibration_auc", float("nan"))) for info in infos]
