@@ -59,7 +59,7 @@ IMAGE ?= chicago-arrest:$(PROJECT_VERSION)
 IMAGE_ENV = $(if $(filter-out default file,$(origin IMAGE)),ARREST_IMAGE='$(IMAGE)' )
 CLUSTER_NAME ?= chicago-arrest
 
-.PHONY: help install test lint fmt compile pipeline-run pipeline-schedule pipeline-unschedule serve canary \
+.PHONY: help install test lint fmt compile pipeline-run year-ahead pipeline-schedule pipeline-unschedule serve canary \
         promote rollback status image kind-load kind-up kind-down kind-smoke kind-diagnose vertex-image vertex-smoke \
         bench lock clean report mlflow-ui batch-score monitor ui-screenshot
 
@@ -98,6 +98,10 @@ compile: $(STAMP) ## Compile the KFP pipeline to src/chicago_arrest/pipelines/co
 
 pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET= SERVICE_ACCOUNT=); SOURCE=crimes.csv ...
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG)$(VERBOSE_ARG) $(PIPELINE_ARGS) $(VERTEX_ARGS)
+
+year-ahead: $(STAMP) ## Train with the pipeline's steps on TRAIN=files (MONTHS= window, MODELS=), score every later month of TEST=files; OUTPUT=json
+	$(PY) -m chicago_arrest.cli model year-ahead --train '$(TRAIN)' --test '$(TEST)' $(if $(MONTHS),--months '$(MONTHS)') \
+	  $(if $(MODELS),--models '$(MODELS)') $(if $(OUTPUT),--output '$(OUTPUT)') $(if $(PREDICTIONS),--predictions '$(PREDICTIONS)')
 
 report: $(STAMP) ## Print the newest local run's training report (an .html file) and open it where a browser can
 	@$(PY) -m chicago_arrest.cli pipeline report

@@ -237,6 +237,44 @@ def evaluate(
     typer.echo(markdown(table))
 
 
+@model_app.command("year-ahead")
+def year_ahead_command(
+    train: Annotated[
+        str, typer.Option(help="training crime file(s): a path, paths separated by commas, a folder")
+    ],
+    test: Annotated[
+        str, typer.Option(help="the later file(s), scored month by month (after the window only)")
+    ],
+    months: Annotated[int | None, typer.Option(min=1, help=f"training window; {_PIPELINE_DEFAULT}")] = None,
+    stations: Annotated[Path | None, typer.Option(help="police stations (default: next to --train)")] = None,
+    models: Annotated[str | None, typer.Option(help=f"comma-separated; {_PIPELINE_DEFAULT}")] = None,
+    output: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="also write every later record's probability")
+    ] = None,
+) -> None:
+    """Train with the pipeline's own steps on one window; score every month after it (a year ahead)."""
+    from chicago_arrest.steps.year_ahead import markdown, write, year_ahead
+
+    defaults = {k: p.default for k, p in pipeline_signature().parameters.items()}
+    result = year_ahead(
+        train,
+        test,
+        months=months or defaults["months"],
+        stations=stations,
+        test_months=defaults["test_months"],
+        models=model_list(models) if models is not None else defaults["models"],
+    )
+    write(result, output, predictions)
+    w = result.window
+    typer.echo(
+        f"trained on {w['train_start']}..{w['train_end']} ({w['train_rows']:,} rows; selected {result.selected}: "
+        f"{result.selection.split('; ')[0]}); its test months {w['test_start']}..{w['test_end']}: ROC-AUC "
+        f"{result.in_window['roc_auc']:.4f}, ECE {result.in_window['ece']:.4f}"
+    )
+    typer.echo(markdown(result))
+
+
 # ------------------------------------------------------------------------------------------------------------
 # store
 # ------------------------------------------------------------------------------------------------------------

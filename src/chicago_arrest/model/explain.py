@@ -47,7 +47,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from chicago_arrest.data.enrich import DISTANCE, HAS_COORDINATES
-from chicago_arrest.model.artifact import XGBOOST_CLASSIFIERS, ArrestModel, Calibrator, positive_scores
+from chicago_arrest.model.artifact import XGBOOST_FOREST, ArrestModel, Calibrator, positive_scores
 from chicago_arrest.model.features import INTERACTIONS
 
 DATE = "date"
@@ -239,17 +239,20 @@ class Explainer:
         self.fields, self.matrix = grouping(model)
         self.clf = model.pipeline.named_steps["classifier"]
         self.kind = self._kind(self.clf)
-        self._forest = (
-            _forest_booster(self.clf, self.matrix.shape[0]) if self.kind == "random_forest" else None
-        )
+        self._forest: Any = None
+        if self.kind == "random_forest":  # a booster whose contributions add up to the forest's probability
+            forest = isinstance(self.clf, RandomForestClassifier)
+            self._forest = (
+                _forest_booster(self.clf, self.matrix.shape[0]) if forest else self.clf.get_booster()
+            )
 
     @staticmethod
     def _kind(clf: Any) -> str:
         if isinstance(clf, LogisticRegression):
             return "logreg"
-        if isinstance(clf, RandomForestClassifier):
-            return "random_forest"
-        if type(clf).__name__ in XGBOOST_CLASSIFIERS:  # boosted trees, or XGBoost's random forest
+        if isinstance(clf, RandomForestClassifier) or type(clf).__name__ == XGBOOST_FOREST:
+            return "random_forest"  # scikit-learn's (before issue 27) or XGBoost's forest of the 0/1 label
+        if type(clf).__name__ == "XGBClassifier":
             return "xgboost"
         raise TypeError(f"explain: no exact contributions for classifier {type(clf).__name__}")
 

@@ -42,7 +42,7 @@ def suggest(trial: optuna.Trial, model_type: str) -> dict[str, Any]:
         return {  # XGBoost's random-forest mode (chicago_arrest.model.training.DEFAULT_PARAMS)
             "n_estimators": trial.suggest_int("n_estimators", 50, 150, step=25),
             "max_depth": trial.suggest_int("max_depth", 6, 12),
-            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 10.0, log=True),
+            "min_child_weight": trial.suggest_float("min_child_weight", 5.0, 40.0, log=True),  # rows a leaf
             "subsample": trial.suggest_float("subsample", 0.3, 0.8),
             "colsample_bynode": trial.suggest_float("colsample_bynode", 0.2, 0.6),
         }

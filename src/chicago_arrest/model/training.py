@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 
 from chicago_arrest.core.runtime import available_cpus
 from chicago_arrest.core.schema import DATE, labels, parse_timestamps
-from chicago_arrest.model.artifact import ArrestModel, CalibrationMethod, Calibrator
+from chicago_arrest.model.artifact import ArrestModel, CalibrationMethod, Calibrator, positive_scores
 from chicago_arrest.model.backtest import Backtest, Fold, walk_forward_folds
 from chicago_arrest.model.features import (
     DEFAULT_FEATURES,
@@ -54,16 +54,16 @@ MODEL_TYPES: tuple[ModelType, ...] = ("logreg", "random_forest", "xgboost")
 RESAMPLE_DEFAULT = False
 
 #: Defaults chosen on the 2017 sample (docs/model.md, "Resampling, forest size and XGBoost defaults"). The
-#: random forest is XGBoost's random-forest mode (one round of 100 parallel trees on ``hist``, since issue 27:
-#: a third of scikit-learn's fit time on the full year at the same fold ROC-AUC), bounded for serving: depth 10,
-#: half the rows per tree, a third of the columns per split, a minimum hessian of 1.6 per leaf (about 10 rows
-#: at an arrest rate of 0.19, scikit-learn's former ``min_samples_leaf``).
+#: random forest is XGBoost's random-forest mode since issue 27 (one round of 100 parallel regression trees of
+#: the 0/1 label on ``hist``: a third of scikit-learn's fit time on the full year, the same fold ROC-AUC and
+#: calibration), bounded for serving like scikit-learn's before it: depth 10, half the rows per tree, at least
+#: 10 rows a leaf (the squared error's hessian is 1 a row), a third of the columns per split.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logreg": {"C": 1.0, "max_iter": 2000},
     "random_forest": {
         "n_estimators": 100,
         "max_depth": 10,
-        "min_child_weight": 1.6,
+        "min_child_weight": 10.0,
         "subsample": 0.5,
         "colsample_bynode": 0.33,
     },
@@ -145,10 +145,19 @@ def make_classifier(model_type: ModelType, params: dict[str, Any], n_jobs: int, 
     merged = {**DEFAULT_PARAMS[model_type], **params}
     if model_type == "logreg":
         return LogisticRegression(**merged)
-    from xgboost import XGBClassifier, XGBRFClassifier
+    from xgboost import XGBClassifier, XGBRFRegressor
 
-    kind = XGBRFClassifier if model_type == "random_forest" else XGBClassifier
-    return kind(**merged, tree_method="hist", n_jobs=n_jobs, random_state=random_state, eval_metric="logloss")
+    if model_type == "random_forest":  # the 0/1 label regressed: leaves average arrest rates (artifact.py)
+        return XGBRFRegressor(
+            **merged,
+            objective="reg:squarederror",
+            tree_method="hist",
+            n_jobs=n_jobs,
+            random_state=random_state,
+        )
+    return XGBClassifier(
+        **merged, tree_method="hist", n_jobs=n_jobs, random_state=random_state, eval_metric="logloss"
+    )
 
 
 @dataclass
@@ -321,9 +330,11 @@ def _fit_head(
 def _head_scores(head: ImbPipeline, encoded: _Encoded) -> np.ndarray:
     """P(class 1) of ``head`` on ``encoded``'s validation rows."""
     x = encoded.x_valid
+    if x is None:
+        raise ValueError("no validation rows were encoded")
     if encoded.selector is None:
-        return np.asarray(head.predict_proba(x)[:, 1])
-    return np.asarray(head.named_steps["classifier"].predict_proba(x)[:, 1])
+        x = head[:-1].transform(x)  # the selection (the samplers act only while fitting)
+    return positive_scores(head.named_steps["classifier"], x)
 
 
 def measure_cost(model: ArrestModel, records: pd.DataFrame, repeats: int = 7) -> dict[str, float]:

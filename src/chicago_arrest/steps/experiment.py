@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,105 @@ log = logging.getLogger(__name__)
 COLUMNS = ("roc_auc", "pr_auc", "f1", "brier", "ece")
 
 
+@dataclass
+class WindowRun:
+    """What the pipeline's steps made of one training window (in a working folder).
+
+    Attributes:
+        work: The working folder (the step outputs: ``valid.parquet``, ``test.parquet``, ``<model>.joblib``).
+        ingested: The ingest step's summary.
+        counts: The data contract's counts.
+        window: The split's data window.
+        trained: Each model type's train step summary.
+        evaluation: The evaluate step's output (``selected``, ``candidates``, ...).
+        models: The saved models, in the order of ``trained``.
+        costs: Each train step's seconds: ``wall_s`` and ``cpu_s`` (this process, every thread).
+    """
+
+    work: Path
+    ingested: dict[str, Any]
+    counts: dict[str, Any]
+    window: dict[str, Any]
+    trained: dict[str, dict[str, Any]]
+    evaluation: dict[str, Any]
+    models: list[Path]
+    costs: dict[str, dict[str, float]]
+
+    @property
+    def selected(self) -> Path:
+        """The model the evaluate step selected."""
+        return self.models[int(self.evaluation["selected_index"])]
+
+
+def train_window(
+    work: Path,
+    source: str | Path,
+    *,
+    stations: str | Path | None = None,
+    split: str = "time",
+    test_months: int = 2,
+    models: Sequence[str] = MODEL_TYPES,
+    months: int = 12,
+) -> WindowRun:
+    """The training pipeline's steps up to the evaluation (ingest, contract, split, train, evaluate) in ``work``.
+
+    Args:
+        work: A working folder (step outputs and a local object store in it).
+        source: Crimes file(s) in the Socrata schema (a path, paths separated by commas, or a folder).
+        stations: Police stations file; default: ``police_stations.csv`` / ``.parquet`` next to ``source``.
+        split: ``time`` (test on the latest ``test_months``) or ``random`` (stratified 80/20).
+        test_months: Months held out for a time split.
+        models: Model types to train.
+        months: Months of the window (the last ``months`` calendar months of the files).
+
+    Raises:
+        ValueError: On an unknown model type, or when the data contract rejects every row.
+    """
+    unknown = [m for m in models if m not in MODEL_TYPES]
+    if unknown or not models:
+        raise ValueError(f"models must be some of {', '.join(MODEL_TYPES)}; got {list(models)}")
+    settings = Settings(data_dir=work / "data", store_backend="local")
+    ingested = ingest_step(
+        work / "raw.parquet",
+        work / "stations.parquet",
+        source=str(source),
+        stations_source=str(stations or ""),
+        months=months,
+        settings=settings,
+    )
+    counts = validate_step(work / "raw.parquet", work / "valid.parquet", work / "quarantine.parquet")
+    window = split_step(
+        work / "valid.parquet",
+        work / "train.parquet",
+        work / "test.parquet",
+        kind=split,
+        test_months=test_months,
+    )
+    paths = [work / f"{m}.joblib" for m in models]
+    trained, costs = {}, {}
+    for model_type, path in zip(models, paths, strict=True):
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        trained[model_type] = train_step(
+            work / "train.parquet", work / "stations.parquet", path, model_type=model_type, split=split
+        )
+        costs[model_type] = {"wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
+    evaluation = evaluate_step(
+        [str(p) for p in paths],
+        work / "test.parquet",
+        work / "report.html",
+        work / "charts",
+        ingest=ingested,
+        validate=counts,
+        window=window,
+    )
+    return WindowRun(work, ingested, counts, window, trained, evaluation, paths, costs)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def evaluate_file(
     source: str | Path,
     *,
@@ -42,7 +144,8 @@ def evaluate_file(
     """Train and evaluate each model type on one file, exactly as the pipeline does.
 
     Args:
-        source: Crimes file (CSV or Parquet) in the Socrata schema.
+        source: Crimes file(s) (CSV or Parquet) in the Socrata schema: a path, paths separated by commas, or a
+            folder.
         stations: Police stations file; default: ``police_stations.csv`` / ``.parquet`` next to ``source``.
         split: ``time`` (test on the latest ``test_months``) or ``random`` (stratified 80/20).
         test_months: Months held out for a time split.
@@ -60,47 +163,17 @@ def evaluate_file(
         IngestError: When no police stations file is found.
         ValueError: On an unknown model type, or when the data contract rejects every row.
     """
-    unknown = [m for m in models if m not in MODEL_TYPES]
-    if unknown or not models:
-        raise ValueError(f"models must be some of {', '.join(MODEL_TYPES)}; got {list(models)}")
     with tempfile.TemporaryDirectory(prefix="model-evaluate-") as tmp:
-        work = Path(tmp)
-        settings = Settings(data_dir=work / "data", store_backend="local")
-        ingested = ingest_step(
-            work / "raw.parquet",
-            work / "stations.parquet",
-            source=str(source),
-            stations_source=str(stations or ""),
-            months=months,
-            settings=settings,
-        )
-        counts = validate_step(work / "raw.parquet", work / "valid.parquet", work / "quarantine.parquet")
-        window = split_step(
-            work / "valid.parquet",
-            work / "train.parquet",
-            work / "test.parquet",
-            kind=split,
+        run = train_window(
+            Path(tmp),
+            source,
+            stations=stations,
+            split=split,
             test_months=test_months,
+            models=models,
+            months=months,
         )
-        trained = {
-            model_type: train_step(
-                work / "train.parquet",
-                work / "stations.parquet",
-                work / f"{model_type}.joblib",
-                model_type=model_type,
-                split=split,
-            )
-            for model_type in models
-        }
-        evaluation = evaluate_step(
-            [str(work / f"{m}.joblib") for m in models],
-            work / "test.parquet",
-            work / "report.html",
-            work / "charts",
-            ingest=ingested,
-            validate=counts,
-            window=window,
-        )
+    window, trained, evaluation = run.window, run.trained, run.evaluation
     rows = []
     for model_type in models:
         metrics = evaluation["candidates"][model_type]
