@@ -71,6 +71,7 @@ def train_window(
     test_months: int = 2,
     models: Sequence[str] = MODEL_TYPES,
     months: int = 12,
+    random_state: int = 0,
 ) -> WindowRun:
     """The training pipeline's steps up to the evaluation (ingest, contract, split, train, evaluate) in ``work``.
 
@@ -82,6 +83,7 @@ def train_window(
         test_months: Months held out for a time split.
         models: Model types to train.
         months: Months of the window (the last ``months`` calendar months of the files).
+        random_state: Seed of every random step of training (the pipeline's is 0).
 
     Raises:
         ValueError: On an unknown model type, or when the data contract rejects every row.
@@ -111,7 +113,12 @@ def train_window(
     for model_type, path in zip(models, paths, strict=True):
         wall, cpu = time.perf_counter(), _cpu_seconds()
         trained[model_type] = train_step(
-            work / "train.parquet", work / "stations.parquet", path, model_type=model_type, split=split
+            work / "train.parquet",
+            work / "stations.parquet",
+            path,
+            model_type=model_type,
+            split=split,
+            random_state=random_state,
         )
         costs[model_type] = {"wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
     evaluation = evaluate_step(

@@ -59,6 +59,7 @@ class YearAhead:
             the worst month's ECE (``ece_worst_month``) and the number of records (``rows``).
         costs: Per model type, the train step's seconds (``wall_s``, ``cpu_s``).
         predictions: Every later record's ``id``, ``month``, label ``y``, probability ``p`` and ``arrest_based``.
+        test_predictions: The same for the window's own test months (what the pipeline's evaluate step scores).
     """
 
     train_source: str
@@ -71,6 +72,7 @@ class YearAhead:
     overall: dict[str, float]
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    test_predictions: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """Everything but the predictions, JSON-ready."""
@@ -117,22 +119,25 @@ def monthly(predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
 
 def year_ahead(
     train_source: str | Path,
-    later_source: str | Path,
+    later_source: str | Path | None,
     *,
     months: int = 12,
     stations: str | Path | None = None,
     test_months: int = 2,
     models: Sequence[str] = MODEL_TYPES,
+    random_state: int = 0,
 ) -> YearAhead:
     """Train with the pipeline's steps on ``train_source``; score every later record of ``later_source``.
 
     Args:
         train_source: Training crime file(s): a path, paths separated by commas, or a folder.
         later_source: The later file(s); records dated inside or before the training window are left out.
+            ``None``: only the window's own test months are scored.
         months: Months of the training window (the last ``months`` of the training files), as ``MONTHS``.
         stations: Police stations file; default: next to the first training file.
         test_months: The window's own test months (the evaluate step selects the model type before them).
         models: Model types trained (the evaluate step selects one).
+        random_state: Seed of every random step of training (the pipeline's is 0).
 
     Returns:
         The :class:`YearAhead`.
@@ -149,52 +154,48 @@ def year_ahead(
             test_months=test_months,
             models=models,
             months=months,
+            random_state=random_state,
         )
-        later_dir = work / "later"
-        ingest_step(
-            later_dir / "raw.parquet",
-            later_dir / "stations.parquet",
-            source=str(later_source),
-            stations_source=str(stations or ""),
-            months=_ALL_MONTHS,
-            settings=Settings(data_dir=later_dir / "data", store_backend="local"),
-        )
-        validate_step(
-            later_dir / "raw.parquet", later_dir / "valid.parquet", later_dir / "quarantine.parquet"
-        )
-        later = read_dataset(later_dir / "valid.parquet")
-        later = later[later[DATE] > pd.Timestamp(run.window["test_end"]) + pd.Timedelta(days=1)]
-        if later.empty:
-            raise ValueError(
-                f"{later_source}: no record dated after the training window ({run.window['test_end']})"
-            )
         model = joblib.load(run.selected).set_threads(available_cpus())
-        p = model.predict_arrest_probability(later)
-    predictions = pd.DataFrame(
-        {
-            ID: later[ID].to_numpy(),
-            "month": later[DATE].dt.strftime("%Y-%m").to_numpy(),
-            "y": np.asarray(labels(later).values, dtype=int),
-            "p": p,
-            "arrest_based": arrest_based_mask(later["primary_type"]),
-        }
-    )
-    per_month, overall = monthly(predictions)
+        test_predictions = _predict(model, read_dataset(run.work / "test.parquet"))
+        predictions = pd.DataFrame(columns=[ID, "month", "y", "p", "arrest_based"])
+        if later_source is not None:
+            later_dir = work / "later"
+            ingest_step(
+                later_dir / "raw.parquet",
+                later_dir / "stations.parquet",
+                source=str(later_source),
+                stations_source=str(stations or ""),
+                months=_ALL_MONTHS,
+                settings=Settings(data_dir=later_dir / "data", store_backend="local"),
+            )
+            validate_step(
+                later_dir / "raw.parquet", later_dir / "valid.parquet", later_dir / "quarantine.parquet"
+            )
+            later = read_dataset(later_dir / "valid.parquet")
+            later = later[later[DATE] > pd.Timestamp(run.window["test_end"]) + pd.Timedelta(days=1)]
+            if later.empty:
+                raise ValueError(
+                    f"{later_source}: no record dated after the training window ({run.window['test_end']})"
+                )
+            predictions = _predict(model, later)
+    per_month, overall = monthly(predictions) if len(predictions) else (pd.DataFrame(), {})
     chosen = run.evaluation["candidates"][run.evaluation["selected"]]
     in_window = {k: float(chosen[f"test_{k}"]) for k in ("roc_auc", "pr_auc", "ece", "no_ab_roc_auc")}
-    log.info(
-        "year ahead: %s trained on %s..%s, %d later records: ROC-AUC %.4f, ECE %.4f (worst month %.4f)",
-        run.evaluation["selected"],
-        run.window["train_start"],
-        run.window["train_end"],
-        len(predictions),
-        overall["roc_auc"],
-        overall["ece"],
-        overall["ece_worst_month"],
-    )
+    if overall:
+        log.info(
+            "year ahead: %s trained on %s..%s, %d later records: ROC-AUC %.4f, ECE %.4f (worst month %.4f)",
+            run.evaluation["selected"],
+            run.window["train_start"],
+            run.window["train_end"],
+            len(predictions),
+            overall["roc_auc"],
+            overall["ece"],
+            overall["ece_worst_month"],
+        )
     return YearAhead(
         str(train_source),
-        str(later_source),
+        "" if later_source is None else str(later_source),
         run.window,
         str(run.evaluation["selected"]),
         str(run.evaluation["selection"]),
@@ -203,6 +204,20 @@ def year_ahead(
         overall,
         run.costs,
         predictions,
+        test_predictions,
+    )
+
+
+def _predict(model: Any, records: pd.DataFrame) -> pd.DataFrame:
+    """Each record's ``id``, ``month``, label ``y``, probability ``p`` and ``arrest_based`` flag."""
+    return pd.DataFrame(
+        {
+            ID: records[ID].to_numpy(),
+            "month": records[DATE].dt.strftime("%Y-%m").to_numpy(),
+            "y": np.asarray(labels(records).values, dtype=int),
+            "p": model.predict_arrest_probability(records),
+            "arrest_based": arrest_based_mask(records["primary_type"]),
+        }
     )
 
 
