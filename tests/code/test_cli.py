@@ -273,6 +273,22 @@ def test_pipeline_run_maps_and_resolves_options(
     assert arguments["models"] == ["logreg", "xgboost"]
 
 
+def test_pipeline_run_resolves_several_sources(
+    runs: list[tuple[str, dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SOURCE=a.csv.gz,b.parquet or a folder: each part made absolute; a missing one is one line."""
+    monkeypatch.chdir(tmp_path)
+    Path("years").mkdir()
+    for name in ("a.csv.gz", "years/b.parquet"):
+        Path(name).write_text("id\n")
+    assert invoke("pipeline", "run", "--source", "a.csv.gz, years/b.parquet", "--months", "24").exit_code == 0
+    assert runs[-1][1]["source"] == f"{tmp_path / 'a.csv.gz'},{tmp_path / 'years' / 'b.parquet'}"
+    assert runs[-1][1]["months"] == 24
+    assert invoke("pipeline", "run", "--source", "years").exit_code == 0
+    assert runs[-1][1]["source"] == str(tmp_path / "years")
+    assert_one_line_error(invoke("pipeline", "run", "--source", "a.csv.gz,nope.csv"), "SOURCE", "nope.csv")
+
+
 def test_pipeline_run_on_kfp_keeps_paths_as_given(runs: list[tuple[str, dict[str, Any]]]) -> None:
     result = invoke("pipeline", "run", "--source", "/in/pod.csv", env={"KFP_HOST": "http://kfp"})
     assert result.exit_code == 0

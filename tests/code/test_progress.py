@@ -97,7 +97,13 @@ def test_each_step_has_its_full_log_and_kfp_its_own(demo: tuple[LocalRun, str, s
     reporter, _, _ = demo
     assert reporter.run_dir is not None
     logs = reporter.run_dir / "logs"
-    assert sorted(p.name for p in logs.iterdir()) == ["count.log", "kfp.log", "square-0.log", "square-1.log"]
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "count.log",
+        "kfp.log",
+        "square-0.log",
+        "square-1.log",
+        "steps.json",
+    ]
     assert "counted 3 rows" in (logs / "count.log").read_text()
     assert "Got executor_input" in (logs / "count.log").read_text()
     assert "squaring with 2" in (logs / "square-1.log").read_text()
@@ -106,6 +112,19 @@ def test_each_step_has_its_full_log_and_kfp_its_own(demo: tuple[LocalRun, str, s
     assert "demo-pipeline" in kfp_log
     assert reporter.kfp_log == logs / "kfp.log"
     assert not list(reporter.root.glob(".kfp-local-*"))
+
+
+def test_each_step_records_its_wall_cpu_time_and_peak_memory(demo: tuple[LocalRun, str, str]) -> None:
+    """``logs/steps.json``: what ``bench.bench_pipeline`` reads (per-step wall, CPU time, peak resident memory)."""
+    reporter, _, _ = demo
+    assert reporter.run_dir is not None
+    rows = json.loads((reporter.run_dir / "logs" / "steps.json").read_text())
+    assert sorted(r["step"] for r in rows) == sorted(s.label for s in reporter.steps)
+    for row in rows:
+        assert row["ok"] is True
+        assert row["wall_s"] > 0
+        assert 0 < row["cpu_s"] < 10 * row["wall_s"]
+        assert 20 < row["peak_rss_mb"] < 4096  # a Python process with pandas and KFP's executor loaded
 
 
 def test_html_artifacts_get_an_html_copy(demo: tuple[LocalRun, str, str]) -> None:

@@ -183,11 +183,27 @@ def pipeline_arguments(values: dict[str, Any], *, on_cluster: bool) -> dict[str,
         if values[key] not in choices:
             raise typer.BadParameter(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}")
     if not on_cluster:
-        if values["source"] and not Path(values["source"]).expanduser().is_file():
-            raise CommandError(f"SOURCE file not found: {values['source']}")
-        for key in ("source", "stations_source"):
-            arguments[key] = str(Path(values[key]).expanduser().resolve()) if values[key] else ""
+        arguments["source"] = _local_sources(values["source"])
+        stations = values["stations_source"]
+        arguments["stations_source"] = str(Path(stations).expanduser().resolve()) if stations else ""
     return arguments
+
+
+def _local_sources(source: str) -> str:
+    """SOURCE with every file or folder made absolute (the steps run elsewhere); files separated by commas.
+
+    Raises:
+        CommandError: Naming a file or folder that does not exist.
+    """
+    resolved = []
+    for part in (p.strip() for p in source.split(",")):
+        if not part:
+            continue
+        path = Path(part).expanduser()
+        if not path.exists():
+            raise CommandError(f"SOURCE file not found: {part}")
+        resolved.append(str(path.resolve()))
+    return ",".join(resolved)
 
 
 def _pipeline_run(values: dict[str, Any]) -> None:

@@ -108,7 +108,7 @@ def training_pipeline(
     """Train, evaluate, register, gate and deploy the arrest model.
 
     Args:
-        source: Local file in the Socrata schema; empty = the Socrata API.
+        source: Local CSV/Parquet file(s) in the Socrata schema (commas between files, or a folder); empty = Socrata.
         stations_source: Local police stations file; empty = next to ``source`` or the Socrata API.
         months: Months in the training window (the first run lands 12 full months).
         refresh_months: Latest months re-landed on every run.
