@@ -78,6 +78,17 @@ DISTANCE_GRID_M = 100.0
 BATCH_ROWS = 256
 
 
+#: Records scored at a time by :meth:`ArrestModel.raw_scores` (a batch of a year is scored in slices).
+SCORE_CHUNK = 32_768
+
+
+def _record_slice(records: Records, start: int, stop: int) -> Records:
+    """Rows ``start:stop`` of a frame or of a mapping of columns."""
+    if isinstance(records, pd.DataFrame):
+        return records.iloc[start:stop]
+    return {name: values[start:stop] for name, values in records.items()}
+
+
 def positive_scores(clf: Any, X: np.ndarray, threads: int | None = None) -> np.ndarray:
     """``clf.predict_proba(X)[:, 1]``, without scikit-learn's per-call overhead for random forests.
 
@@ -245,10 +256,22 @@ class ArrestModel(ClassifierMixin, BaseEstimator):
         self.__dict__.update(state)
 
     def raw_scores(self, records: Records) -> np.ndarray:
-        """Uncalibrated classifier scores, interpolated on the distance grid (:attr:`distance_grid_m`)."""
+        """Uncalibrated classifier scores, interpolated on the distance grid (:attr:`distance_grid_m`).
+
+        More than :data:`SCORE_CHUNK` records are scored a slice at a time: every step is per record, so the
+        scores are the same, and the encoded matrices of a year of records (two grid points, 104 columns: ~1 GB)
+        are never held at once.
+        """
+        n = record_count(records)
+        if n > SCORE_CHUNK:
+            return np.concatenate(
+                [
+                    self.raw_scores(_record_slice(records, i, i + SCORE_CHUNK))
+                    for i in range(0, n, SCORE_CHUNK)
+                ]
+            )
         variants, weight = self.selected_variants(records)
         clf = self.pipeline.named_steps["classifier"]  # type: ignore[union-attr]
-        n = record_count(records)
         threads = getattr(self, "batch_threads_", None) if n >= BATCH_ROWS else None
         scores = positive_scores(clf, np.vstack(variants), threads).reshape(len(variants), n)
         if weight is None:
