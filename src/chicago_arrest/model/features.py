@@ -257,13 +257,23 @@ class IQRClipper(TransformerMixin, BaseEstimator):
         return np.asarray(input_features, dtype=object)
 
 
+def _plain(values: pd.Series) -> pd.Series:
+    """A categorical column as its values (training keeps the raw features as categoricals to save memory)."""
+    return values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
+
+
+def _object_values(values: pd.Series) -> np.ndarray:
+    """The values of a column as an ``object`` array (a categorical's categories are shared, not copied)."""
+    return np.asarray(values.to_numpy(dtype=object), dtype=object)
+
+
 class FrequencyEncoder(TransformerMixin, BaseEstimator):
     """Replace each category by its share of the training rows (unknown categories → 0)."""
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> FrequencyEncoder:
         """Learn the category shares per column."""
         frame = pd.DataFrame(X)
-        self.maps_ = [frame[c].value_counts(normalize=True).to_dict() for c in frame.columns]
+        self.maps_ = [_plain(frame[c]).value_counts(normalize=True).to_dict() for c in frame.columns]
         self.n_features_in_ = frame.shape[1]
         return self
 
@@ -271,7 +281,7 @@ class FrequencyEncoder(TransformerMixin, BaseEstimator):
         """Encode."""
         check_is_fitted(self, "maps_")
         frame = pd.DataFrame(X)
-        cols = [frame.iloc[:, i].map(m).fillna(0.0).to_numpy(float) for i, m in enumerate(self.maps_)]
+        cols = [_plain(frame.iloc[:, i]).map(m).fillna(0.0).to_numpy(float) for i, m in enumerate(self.maps_)]
         return np.column_stack(cols)
 
     def get_feature_names_out(self, input_features: np.ndarray | None = None) -> np.ndarray:
@@ -293,7 +303,7 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CategoryCodes:
         """Learn the sorted distinct values of each column."""
         frame = pd.DataFrame(X)
-        self.categories_ = [np.sort(pd.unique(frame[c].to_numpy(dtype=object))) for c in frame.columns]
+        self.categories_ = [np.sort(pd.unique(_object_values(frame[c]))) for c in frame.columns]
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
@@ -305,7 +315,13 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
         frame = pd.DataFrame(X)
         out = np.empty(frame.shape, dtype=np.int64)
         for j, cats in enumerate(self.categories_):
-            out[:, j] = category_codes(cats, frame.iloc[:, j].to_numpy(dtype=object))
+            column = frame.iloc[:, j]
+            if isinstance(column.dtype, pd.CategoricalDtype):  # each category looked up once, then its rows
+                known = category_codes(cats, _object_values(pd.Series(column.cat.categories)))
+                codes = column.cat.codes.to_numpy()
+                out[:, j] = np.where(codes >= 0, known[np.maximum(codes, 0)], len(cats))
+            else:
+                out[:, j] = category_codes(cats, _object_values(column))
         return out
 
     def get_feature_names_out(self, input_features: np.ndarray | None = None) -> np.ndarray:
