@@ -67,17 +67,17 @@ def walk_forward_folds(frame: pd.DataFrame, n_folds: int, min_train_months: int 
     Returns:
         The folds, oldest validation month first (possibly empty).
     """
-    months = pd.Series(parse_timestamps(frame[DATE]).values).dt.to_period("M")
-    distinct = sorted(months.dropna().unique())
+    # Months as numpy datetime64[M] (not pandas Periods: a Python object a row, compared one by one).
+    month_values = parse_timestamps(frame[DATE]).values.astype("datetime64[M]")
+    distinct = list(np.unique(month_values[~np.isnat(month_values)]))
     positions = np.arange(len(frame))
-    month_values = months.to_numpy()
     folds: list[Fold] = []
     for month in distinct[max(min_train_months, len(distinct) - n_folds) :]:
         train = positions[month_values < month]
         validate = positions[month_values == month]
         if len(train) < MIN_FOLD_ROWS or len(validate) < MIN_FOLD_ROWS:
             continue
-        first = months.iloc[train].min()
+        first = month_values[train].min()
         folds.append(
             Fold((str(first), str(distinct[distinct.index(month) - 1])), str(month), train, validate)
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import pandas as pd
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline as ImbPipeline
 from imblearn.under_sampling import RandomUnderSampler
+from pandas.api.types import union_categoricals
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -303,7 +305,7 @@ def _encode(
     encoder = build_encoder(config.random_state, config.features)
     features = Pipeline([("raw", raw_step), ("encode", encoder)])
     y_train = y if train is None else y[train]
-    x_train = encoder.fit_transform(raw if train is None else _rows(raw, train), y_train)
+    x_train = encoder.fit_transform_as(np.float32, raw if train is None else _rows(raw, train), y_train)
     x_valid = None if valid is None else encoder.transform(_rows(raw, valid))
     if config.resample:
         return _Encoded(features, x_train, x_valid, None)
@@ -318,17 +320,34 @@ def _encode(
     )
 
 
-def _compact(raw: pd.DataFrame) -> pd.DataFrame:
-    """The raw features with their text columns as categoricals: the same values, a fifth of the memory.
+#: Records whose raw features are computed at a time (:func:`raw_features`).
+RAW_CHUNK = 65_536
 
-    A year's raw features hold ~13 text columns of 225,000 rows (two of them made of a new string a row, the
-    crime x place interactions): ~135 MB as Python objects, ~25 MB as categoricals. The encoders read either
-    alike (:class:`~chicago_arrest.model.features.CategoryCodes`).
+
+def raw_features(raw_step: RawFeatures, records: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """:meth:`RawFeatures.transform_arrays` of every record, text columns as categoricals, a slice at a time.
+
+    The features of a record depend on nothing but the record and the stations, so slices give the same values.
+    As categoricals a year's ~13 text columns take ~25 MB instead of ~135 MB as Python objects, and computing
+    them a slice at a time keeps the parsing's intermediate arrays small (two years at once: +330 MB). The
+    encoders read categoricals as they read text (:class:`~chicago_arrest.model.features.CategoryCodes`).
     """
-    for name in raw.columns:
-        if raw[name].dtype == object:
-            raw[name] = raw[name].astype("category")
-    return raw
+    parts = []
+    for start in range(0, max(len(records), 1), RAW_CHUNK):
+        part = pd.DataFrame(raw_step.transform_arrays(records.iloc[start : start + RAW_CHUNK], columns))
+        for name in part.columns:
+            if part[name].dtype == object:
+                part[name] = part[name].astype("category")
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for name in parts[0].columns:
+        if isinstance(parts[0][name].dtype, pd.CategoricalDtype):
+            out[name] = pd.Series(union_categoricals([p[name] for p in parts]))
+        else:
+            out[name] = pd.Series(np.concatenate([p[name].to_numpy() for p in parts]))
+    return pd.DataFrame(out)
 
 
 def _fit_head(
@@ -424,7 +443,7 @@ def train_model(
 
     # The raw features depend on nothing fitted but the stations: computed once for every training record.
     raw_step = RawFeatures(stations).fit(train)
-    raw = _compact(pd.DataFrame(raw_step.transform_arrays(train, config.features.columns())))
+    raw = raw_features(raw_step, train, config.features.columns())
     # The encoder (and the selection) is fitted once per fold; every parameter set (search trial) reuses it.
     # Without a search a fold is scored as soon as it is encoded and its matrices dropped, but the last one
     # (the calibration head's): a year's folds are never all in memory at once.
@@ -536,7 +555,8 @@ def train_model(
         VOCABULARY_KEY: build_vocabulary(train),
         "fit_seconds": fit_seconds,
         "timings": {
-            "backtest_s": features_done - start,  # raw features, each fold encoded (and scored, without a search)
+            "backtest_s": features_done
+            - start,  # raw features, each fold encoded (and scored, without a search)
             "search_calibration_head_s": head_done - features_done,
             "compile_calibrate_s": calibrated - head_done,
             "refit_s": time.perf_counter() - calibrated,
