@@ -564,9 +564,11 @@ def test_ingest_on_s3_store_with_failure_and_rerun(crimes: pd.DataFrame, station
                 raise requests.exceptions.HTTPError("boom", response=_response(400))
 
         with pytest.raises(SocrataError, match="HTTP 400"):
-            ingest_socrata(s3, socrata_client(FakeSoda(crimes, stations, fail=fail_late)), today=TODAY)
+            ingest_socrata(
+                s3, socrata_client(FakeSoda(crimes, stations, fail=fail_late)), months=12, today=TODAY
+            )
         assert months_in_store(s3) == MONTHS_2017[:6]
-        result = ingest_socrata(s3, socrata_client(FakeSoda(crimes, stations)), today=TODAY)
+        result = ingest_socrata(s3, socrata_client(FakeSoda(crimes, stations)), months=12, today=TODAY)
         assert result.landed == MONTHS_2017[6:]
         assert_complete(s3, crimes)
         assert not any(".tmp-" in k for k in s3.list_keys())

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from chicago_arrest.core.errors import ArrestError
-from chicago_arrest.core.names import CHICAGO_TZ
+from chicago_arrest.core.names import CHICAGO_TZ, WINDOW_MONTHS
 from chicago_arrest.core.schema import DATE, ID, RAW_COLUMNS, parse_numbers, parse_timestamps
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.core.store import KeyNotFoundError, ObjectStore, make_store, read_parquet, write_parquet
@@ -367,7 +367,7 @@ def ingest_socrata(
     store: ObjectStore,
     client: CrimesSource,
     *,
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
     refresh: int = 1,
     today: date | None = None,
 ) -> IngestResult:
@@ -593,7 +593,7 @@ def ingest_file(
     store: ObjectStore,
     path: Path | str | Sequence[Path | str],
     *,
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
     stations_path: Path | str | None = None,
 ) -> IngestResult:
     """Land the records of local CSV / Parquet files in the Socrata schema, one object per month.
@@ -721,7 +721,7 @@ def ingest(
     settings: Settings,
     *,
     source: str | None,
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
     refresh: int = 1,
     stations_path: str | Path | None = None,
     today: date | None = None,

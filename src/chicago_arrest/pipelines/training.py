@@ -22,7 +22,7 @@ from chicago_arrest.components.register import register
 from chicago_arrest.components.split import split
 from chicago_arrest.components.train import train
 from chicago_arrest.components.validate import validate
-from chicago_arrest.core.names import STEP_CONFIG_MAP, STEP_SECRET, TRAINING_PIPELINE
+from chicago_arrest.core.names import STEP_CONFIG_MAP, STEP_SECRET, TRAINING_PIPELINE, WINDOW_MONTHS
 from chicago_arrest.steps.retry import NETWORK
 
 PIPELINE_NAME = TRAINING_PIPELINE
@@ -91,7 +91,7 @@ def network_step(task: dsl.PipelineTask) -> dsl.PipelineTask:
 def training_pipeline(
     source: str = "",
     stations_source: str = "",
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
     refresh_months: int = 1,
     split_kind: str = "time",
     test_months: int = 2,
@@ -110,7 +110,7 @@ def training_pipeline(
     Args:
         source: Local CSV/Parquet file(s) in the Socrata schema (commas between files, or a folder); empty = Socrata.
         stations_source: Local police stations file; empty = next to ``source`` or the Socrata API.
-        months: Months in the training window (the first run lands 12 full months).
+        months: Months in the training window (the last two are the test months; a first run lands them all).
         refresh_months: Latest months re-landed on every run.
         split_kind: ``time`` (test on the latest months) or ``random`` (stratified 80/20).
         test_months: Months held out for testing (two: the gate checks calibration in each).

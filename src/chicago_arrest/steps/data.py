@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chicago_arrest.core.names import WINDOW_MONTHS
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.reports.format import count
 from chicago_arrest.steps import MetricsSink, kfp_safe, log_metrics, log_summary, read_dataset, write_dataset
@@ -26,7 +27,7 @@ def ingest_step(
     *,
     source: str = "",
     stations_source: str = "",
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
     refresh_months: int = 1,
     settings: Settings | None = None,
     raw_metadata: dict[str, Any] | None = None,

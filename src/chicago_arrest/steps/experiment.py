@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from chicago_arrest.core.names import WINDOW_MONTHS
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.model.training import MODEL_TYPES
 from chicago_arrest.steps.data import ingest_step, split_step, validate_step
@@ -70,7 +71,7 @@ def train_window(
     split: str = "time",
     test_months: int = 2,
     models: Sequence[str] = MODEL_TYPES,
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
     random_state: int = 0,
 ) -> WindowRun:
     """The training pipeline's steps up to the evaluation (ingest, contract, split, train, evaluate) in ``work``.
@@ -146,7 +147,7 @@ def evaluate_file(
     test_months: int = 2,
     models: Sequence[str] = MODEL_TYPES,
     output: str | Path | None = None,
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Train and evaluate each model type on one file, exactly as the pipeline does.
 

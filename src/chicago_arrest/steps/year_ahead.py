@@ -26,6 +26,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from chicago_arrest.core.names import WINDOW_MONTHS
 from chicago_arrest.core.runtime import available_cpus
 from chicago_arrest.core.schema import DATE, ID, arrest_based_mask, labels
 from chicago_arrest.core.settings import Settings
@@ -121,7 +122,7 @@ def year_ahead(
     train_source: str | Path,
     later_source: str | Path | None,
     *,
-    months: int = 12,
+    months: int = WINDOW_MONTHS,
     stations: str | Path | None = None,
     test_months: int = 2,
     models: Sequence[str] = MODEL_TYPES,
