@@ -107,7 +107,7 @@ def test_parameters_and_cluster_config() -> None:
         "deploy_target",
     ):
         assert name in params, name
-    assert params["models"]["defaultValue"] == ["logreg", "random_forest", "xgboost"]
+    assert params["models"]["defaultValue"] == ["xgboost", "random_forest", "logreg"]
     k8s = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     ingest = next(v for k, v in k8s.items() if "ingest" in k)
     assert ingest["configMapAsEnv"][0]["configMapName"] == "chicago-arrest-config"

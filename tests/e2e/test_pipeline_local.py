@@ -133,8 +133,11 @@ def test_every_step_has_its_full_log(first_run) -> None:
     _, run_dir = first_run
     logs = run_dir / "logs"
     assert sorted(p.name for p in logs.iterdir()) == sorted(
-        [*(f"{s.replace(' ', '-')}.log" for s in STEPS), "kfp.log"]
+        [*(f"{s.replace(' ', '-')}.log" for s in STEPS), "kfp.log", "steps.json"]
     )
+    resources = {r["step"]: r for r in json.loads((logs / "steps.json").read_text())}
+    assert sorted(resources) == sorted(STEPS)
+    assert all(r["ok"] and r["cpu_s"] > 0 and 50 < r["peak_rss_mb"] < 1024 for r in resources.values())
     assert "Got executor_input" in (logs / "ingest.log").read_text()
     assert "summary: 5,996 valid, 3 quarantined (of 5,999)" in (logs / "validate.log").read_text()
     assert "xgboost trained in" in (logs / "train-xgboost.log").read_text()

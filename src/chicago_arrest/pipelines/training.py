@@ -95,7 +95,9 @@ def training_pipeline(
     refresh_months: int = 1,
     split_kind: str = "time",
     test_months: int = 2,
-    models: List[str] = ["logreg", "random_forest", "xgboost"],  # noqa: B006 - KFP default value
+    # The dearest first: kfp.local runs two iterations of a ParallelFor at a time (its ParallelExecutor's
+    # conservative_max), so the cheapest waits for a free slot instead of the dearest (a year: 36 s, not 49 s).
+    models: List[str] = ["xgboost", "random_forest", "logreg"],  # noqa: B006 - KFP default value
     mi_threshold: float = 0.001,
     calibration: str = "sigmoid",
     search_budget_s: float = 0.0,
