@@ -50,7 +50,8 @@ from chicago_arrest.model.vocabulary import build_vocabulary
 log = logging.getLogger(__name__)
 
 ModelType = Literal["logreg", "random_forest", "xgboost"]
-MODEL_TYPES: tuple[ModelType, ...] = ("logreg", "random_forest", "xgboost")
+#: Every model type, the dearest to train first (the training pipeline's default order: pipelines/training.py).
+MODEL_TYPES: tuple[ModelType, ...] = ("xgboost", "random_forest", "logreg")
 
 #: Class rebalancing while fitting (:attr:`TrainConfig.resample`).
 RESAMPLE_DEFAULT = False
