@@ -28,6 +28,7 @@ def years(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     for year, fmt in ((2016, "csv.gz"), (2017, "parquet"), (2018, "csv")):
         frame = generate_crimes(3_600, start=f"{year}-01-01", months=12, seed=year, stations=stations)
         frame["id"] = (frame["id"].astype(int) + year * 1_000_000).astype(str)  # ids unique across years
+        frame.loc[0, "date"] = f"{year}-01-01T00:00:00.000"  # the year's first instant (backdated reports)
         path = root / f"crimes_{year}.{fmt}"
         if fmt == "parquet":
             frame.to_parquet(path, index=False)
@@ -63,6 +64,8 @@ def test_year_ahead_scores_every_later_month(years: tuple[Path, Path, Path]) -> 
     assert result.per_month["month"].tolist() == [f"2018-{m:02d}" for m in range(1, 13)]
     assert int(result.per_month["rows"].sum()) == len(result.predictions) == result.overall["rows"]
     assert result.predictions["month"].str.startswith("2018").all()
+    # Every record from midnight of the first day after the window on (a backdated report lands at 00:00).
+    assert result.overall["rows"] == len(pd.read_csv(third))
     for metric in METRICS:
         assert 0.5 < result.overall[metric] <= 1.0 or metric == "ece"
         assert result.per_month[metric].notna().all()

@@ -174,7 +174,7 @@ def year_ahead(
                 later_dir / "raw.parquet", later_dir / "valid.parquet", later_dir / "quarantine.parquet"
             )
             later = read_dataset(later_dir / "valid.parquet")
-            later = later[later[DATE] > pd.Timestamp(run.window["test_end"]) + pd.Timedelta(days=1)]
+            later = later[later[DATE] >= pd.Timestamp(run.window["test_end"]) + pd.Timedelta(days=1)]
             if later.empty:
                 raise ValueError(
                     f"{later_source}: no record dated after the training window ({run.window['test_end']})"
