@@ -96,7 +96,7 @@ fmt: $(STAMP) ## Format the code
 compile: $(STAMP) ## Compile the KFP pipeline to src/chicago_arrest/pipelines/compiled/*.yaml (IMAGE= is every step's image; COMPILE_DIR=)
 	ARREST_IMAGE='$(IMAGE)' $(PY) -m chicago_arrest.cli pipeline compile$(if $(COMPILE_DIR), --out-dir '$(COMPILE_DIR)')
 
-pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET= SERVICE_ACCOUNT=); SOURCE=crimes.csv ...
+pipeline-run: $(STAMP) ## Train, register, deploy (on the cluster after make kind-up, else kfp.local; TARGET=local|cluster|vertex PROJECT= REGION= BUCKET= SERVICE_ACCOUNT=); SOURCE=crimes.csv | a.csv.gz,b.parquet | folder, MONTHS=24 ...
 	$(IMAGE_ENV)$(PY) -m chicago_arrest.cli pipeline run$(TARGET_ARG)$(VERBOSE_ARG) $(PIPELINE_ARGS) $(VERTEX_ARGS)
 
 year-ahead: $(STAMP) ## Train with the pipeline's steps on TRAIN=files (MONTHS= window, MODELS=), score every later month of TEST=files; OUTPUT=json
