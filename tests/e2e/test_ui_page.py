@@ -114,6 +114,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             proc.stop()
 
 
+def expect(locator: Any) -> Any:
+    """Playwright's auto-waiting assertions (imported late: without playwright the module skips)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 @pytest.fixture(scope="module")
 def chromium(stack: Stack) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -316,7 +323,7 @@ def test_a_bad_field_and_a_server_that_is_down_get_a_message(page: Any, stack: S
     page.get_by_label("Latitude").fill("41.88")
     page.route("**/ui/api/explain", lambda route: route.abort("connectionrefused"))
     page.get_by_role("button", name="Score and explain").click()
-    page.wait_for_function("document.querySelector('#record-error').textContent.includes('does not answer')")
+    expect(page.locator("#record-error")).to_contain_text("does not answer")
     assert "stopped or restarting" in error.inner_text()
     assert page.locator(".answer").count() == 0
 
@@ -387,9 +394,7 @@ def test_too_many_records_and_too_large_a_file_get_a_message(page: Any, stack: S
     big = as_csv(rows * 60)
     assert len(big) > MAX_BODY
     upload(page, "big.csv", big)
-    page.wait_for_function(
-        "document.querySelector('#file-error').textContent.includes('ARREST_SERVER_MAX_BODY_BYTES')"
-    )
+    expect(page.locator("#file-error")).to_contain_text("ARREST_SERVER_MAX_BODY_BYTES")
     assert (
         "the server accepts at most 256 KB (262,144 bytes, ARREST_SERVER_MAX_BODY_BYTES)"
         in error.inner_text()
@@ -460,7 +465,7 @@ def test_the_page_asks_for_the_token_and_keeps_it_for_the_session_only(chromium:
     assert page.locator("#main").is_hidden()
     token_input.fill("not-the-token")
     page.get_by_role("button", name="Use this token").click()
-    page.wait_for_function("document.querySelector('#message').textContent.includes('refused the token')")
+    expect(page.locator("#message")).to_contain_text("refused the token")
     assert "missing or wrong bearer token" in page.locator("#message").inner_text()
     token_input.fill(TOKEN)
     page.get_by_role("button", name="Use this token").click()
