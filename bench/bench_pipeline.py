@@ -90,6 +90,12 @@ def run_once(source: str, score_source: str, months: int | None, loops: bool) ->
                 env,
             )
             result["monitoring"]["steps"] = steps_of(kfp_root, "chicago-arrest-monitoring")
+    # What the run selected and its test metrics, as the run printed them (the evaluate line and the table).
+    result["training"]["selected"] = [
+        line.strip()
+        for line in result["training"]["output"].splitlines()
+        if " selected " in line or line.startswith(("| roc_auc", "| pr_auc", "| ece"))
+    ]
     for part in result.values():
         part.pop("output", None)
     return result
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs.append(run_once(args.source, args.score_source or args.source, args.months, not args.no_loops))
         t = runs[-1]["training"]
         print(f"run {i + 1}: training {t['wall_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU", flush=True)
+        for line in t["selected"]:
+            print(f"  {line}", flush=True)
     parts = ["training"] + ([] if args.no_loops else ["batch_scoring", "monitoring"])
     summary = {part: summarise(runs, part) for part in parts}
     training = summary["training"]
