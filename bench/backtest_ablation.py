@@ -114,8 +114,8 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
     from sklearn.metrics import roc_auc_score
     from xgboost import XGBClassifier
 
+    from chicago_arrest.core.parsing import labels
     from chicago_arrest.core.runtime import available_cpus
-    from chicago_arrest.core.schema import labels
     from chicago_arrest.model.backtest import walk_forward_folds
     from chicago_arrest.model.features import DEFAULT_FEATURES, RawFeatures
     from chicago_arrest.model.training import DEFAULT_PARAMS
@@ -162,7 +162,7 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
 
 def later_months(valid: pd.DataFrame, stations: pd.DataFrame, models: list[str]) -> list[dict]:
     """Train on January–June, score every month of July–December, with and without month features."""
-    from chicago_arrest.core.schema import labels, parse_timestamps
+    from chicago_arrest.core.parsing import labels, parse_timestamps
     from chicago_arrest.model.evaluate import classification_metrics
     from chicago_arrest.model.features import DEFAULT_FEATURES, LEGACY_FEATURES
     from chicago_arrest.model.training import TrainConfig, train_model
@@ -212,7 +212,7 @@ def main() -> None:
 
     crimes, stations, source = load_sample()
     valid = valid_records(crimes)
-    from chicago_arrest.core.schema import parse_timestamps
+    from chicago_arrest.core.parsing import parse_timestamps
 
     months = pd.Series(parse_timestamps(valid["date"]).values, index=valid.index).dt.to_period("M")
     window = valid[months < months.max()]

@@ -181,7 +181,8 @@ def prepare_model(work: Path, rebuild: bool, rows: int) -> dict[str, Any]:
 
 def v2_body(records: Sequence[dict[str, Any]], request_id: str | None = None) -> bytes:
     """One V2 ``pd`` request for raw text records (natural datatypes; MLServer's ``str`` hints on BYTES)."""
-    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS, parse_bools, parse_numbers
+    from chicago_arrest.core.parsing import parse_bools, parse_numbers
+    from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS
 
     inputs = []
     for name in MODEL_INPUT_COLUMNS:

@@ -43,8 +43,8 @@ def time_model(train: pd.DataFrame, stations: pd.DataFrame, model_type: str, rep
     from imblearn.over_sampling import SMOTE
     from imblearn.under_sampling import RandomUnderSampler
 
+    from chicago_arrest.core.parsing import labels
     from chicago_arrest.core.runtime import available_cpus
-    from chicago_arrest.core.schema import labels
     from chicago_arrest.model.training import TrainConfig, make_classifier, train_model
 
     totals, clf_fits, phases = [], [], []

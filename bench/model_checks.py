@@ -43,7 +43,7 @@ def moved(records: pd.DataFrame, dx_m: float, dy_m: float) -> pd.DataFrame:
 
 def main() -> dict[str, Any]:
     """Run the checks and print them."""
-    from chicago_arrest.core.schema import labels
+    from chicago_arrest.core.parsing import labels
     from chicago_arrest.data.split import time_split
     from chicago_arrest.model.evaluate import evaluate_model, expected_calibration_error
     from chicago_arrest.model.training import TrainConfig, train_model

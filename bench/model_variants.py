@@ -156,7 +156,7 @@ def ensemble(train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) ->
     """Test-month ROC-AUC, PR-AUC and ECE of the mean log-odds of the default models (not a served model)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from chicago_arrest.core.schema import labels
+    from chicago_arrest.core.parsing import labels
     from chicago_arrest.model.evaluate import expected_calibration_error
     from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, train_model
 
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     with_interactions(extra)
     crimes, stations, source = load_sample()
     valid = valid_records(crimes)
-    from chicago_arrest.core.schema import parse_timestamps
+    from chicago_arrest.core.parsing import parse_timestamps
 
     dates = pd.Series(parse_timestamps(valid["date"]).values, index=valid.index)
     train = valid[dates < "2017-11-01"].reset_index(drop=True)

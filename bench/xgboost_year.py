@@ -29,7 +29,8 @@ from bench.common import REPO_ROOT, machine
 
 def fold_matrices(source: str, months: int, work: Path) -> list[tuple[Any, ...]]:
     """The training window's three folds, encoded: ``(x_train, y_train, x_valid, y_valid, month)`` each."""
-    from chicago_arrest.core.schema import LABEL, MODEL_INPUT_COLUMNS, labels
+    from chicago_arrest.core.parsing import labels
+    from chicago_arrest.core.schema import LABEL, MODEL_INPUT_COLUMNS
     from chicago_arrest.core.settings import Settings
     from chicago_arrest.model.backtest import walk_forward_folds
     from chicago_arrest.model.features import RawFeatures

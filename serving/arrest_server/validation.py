@@ -2,7 +2,7 @@
 
 Every problem with a request raises :class:`kserve.errors.InvalidInput` (HTTP 400) with a message that names
 the field, never a 500; more rows than ``max_rows`` raise :class:`TooManyRows` (HTTP 413). Values are read by the
-parsers of :mod:`chicago_arrest.core.schema`, the ones the data contract uses: a value the contract would
+parsers of :mod:`chicago_arrest.core.parsing`, the ones the data contract uses: a value the contract would
 quarantine as ``bad_<kind>:<field>`` is a 400 here. What is accepted, per raw field
 (:data:`chicago_arrest.core.schema.FIELDS`):
 
@@ -45,16 +45,13 @@ import pandas as pd
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
+from chicago_arrest.core.parsing import parse_bools, parse_codes, parse_numbers, parse_timestamps
 from chicago_arrest.core.schema import (
     FIELD_BY_NAME,
     MODEL_INPUT_COLUMNS,
     PREDICTION_REQUIRED,
     RECORD_KEYS,
     FieldSpec,
-    parse_bools,
-    parse_codes,
-    parse_numbers,
-    parse_timestamps,
 )
 
 #: Output tensors of a V2 response.

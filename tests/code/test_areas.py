@@ -211,7 +211,7 @@ def test_ingest_lands_the_boundaries_from_socrata_and_next_to_a_file(tmp_path: P
 def test_districts_take_their_station_names_when_the_stations_are_landed(tmp_path: Path) -> None:
     from chicago_arrest.core.store import LocalStore
     from chicago_arrest.data.areas import land_boundaries, load_boundaries
-    from chicago_arrest.data.ingest import land_stations
+    from chicago_arrest.data.stations import land_stations
     from chicago_arrest.data.synthetic import generate_stations
 
     shape = boundaries(_grid_shapes("district"), "district")

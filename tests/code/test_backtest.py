@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from chicago_arrest.core.schema import parse_timestamps
+from chicago_arrest.core.parsing import parse_timestamps
 from chicago_arrest.data.synthetic import generate_crimes
 from chicago_arrest.model.backtest import Candidate, select_candidate, walk_forward_folds
 

@@ -2,7 +2,7 @@
 
 The fault behind issue 24: ingest read ``date`` with its own lenient parser, so a 2017 file with ``now`` among its
 dates landed a month object for the month the run happened in and reported the window 2017-01..2026-12. Every
-place that reads dates now reads them with :func:`chicago_arrest.core.schema.parse_timestamps`; this module feeds
+place that reads dates now reads them with :func:`chicago_arrest.core.parsing.parse_timestamps`; this module feeds
 the same values to each of them: ingest, the data contract, the split, the model, the server, batch scoring,
 monitoring and the Vertex landing.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from kserve.errors import InvalidInput
 
-from chicago_arrest.core.schema import FieldError, parse_timestamps
+from chicago_arrest.core.parsing import FieldError, parse_timestamps
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.data.synthetic import generate_crimes
 

@@ -14,28 +14,27 @@ import pandas as pd
 import pytest
 import requests
 
-from chicago_arrest.core.schema import RAW_COLUMNS, parse_timestamps
+from chicago_arrest.core.errors import IngestError
+from chicago_arrest.core.parsing import parse_timestamps
+from chicago_arrest.core.schema import RAW_COLUMNS
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.core.store import KeyNotFoundError, LocalStore, ObjectStore, S3Store, read_parquet
 from chicago_arrest.data import ingest as ingest_mod
 from chicago_arrest.data.ingest import (
-    STATIONS_KEY,
-    TEXT,
-    IngestError,
     IngestResult,
     MissingMonthsError,
     ingest,
     ingest_file,
     ingest_socrata,
     land_month,
-    load_stations,
     load_window,
     month_key,
     months_in_store,
     plan_months,
-    source_files,
 )
 from chicago_arrest.data.socrata import SocrataClient, SocrataError
+from chicago_arrest.data.sources import TEXT, source_files
+from chicago_arrest.data.stations import STATIONS_KEY, load_stations
 from chicago_arrest.data.synthetic import generate_crimes
 from tests.moto_s3 import moto_server
 

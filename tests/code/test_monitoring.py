@@ -272,7 +272,8 @@ def test_bad_inputs_are_one_error_and_write_nothing(
         batch_score_step(months="2016-01", settings=settings)
     from chicago_arrest.core.schema import RAW_COLUMNS
     from chicago_arrest.core.store import make_store, write_parquet
-    from chicago_arrest.data.ingest import month_key, to_raw_strings
+    from chicago_arrest.data.ingest import month_key
+    from chicago_arrest.data.sources import to_raw_strings
 
     write_parquet(make_store(settings), month_key("2016-02"), to_raw_strings(pd.DataFrame(), RAW_COLUMNS))
     with pytest.raises(ValueError, match="2016-02 has no records"):

@@ -13,14 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chicago_arrest.core import schema
-from chicago_arrest.core.schema import (
-    DISTINCT_FROM,
-    FIELD_BY_NAME,
-    map_distinct,
-    parse_field,
-    parse_timestamps,
-)
+from chicago_arrest.core import parsing
+from chicago_arrest.core.parsing import DISTINCT_FROM, map_distinct, parse_field, parse_timestamps
+from chicago_arrest.core.schema import FIELD_BY_NAME
 from chicago_arrest.model.inputs import category_array
 
 #: One field of each kind the model reads as a category (``ward`` is ``int``, ``beat`` a padded code).
@@ -47,8 +42,8 @@ VALUES = st.one_of(
 
 def _value_by_value(values: list[object], kind: str) -> tuple[list[object], list[bool], list[object]]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(schema, "DISTINCT_FROM", 10**9)
-        patch.setattr(schema, "VECTOR_FROM", 10**9)
+        patch.setattr(parsing, "DISTINCT_FROM", 10**9)
+        patch.setattr(parsing, "VECTOR_FROM", 10**9)
         return _read(values, kind)
 
 
@@ -82,13 +77,13 @@ def test_distinct_values_path_equals_the_value_by_value_path(values: list[object
     )
 )
 def test_arrow_text_path_equals_the_value_by_value_path(values: list[object]) -> None:
-    many = values * (schema.VECTOR_FROM // len(values) + 1)
+    many = values * (parsing.VECTOR_FROM // len(values) + 1)
     for upper in (False, True):
-        fast = schema.parse_text(many, upper=upper).values[: len(values)]
+        fast = parsing.parse_text(many, upper=upper).values[: len(values)]
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(schema, "VECTOR_FROM", 10**9)
-            patch.setattr(schema, "DISTINCT_FROM", 10**9)
-            slow = schema.parse_text(values, upper=upper).values
+            patch.setattr(parsing, "VECTOR_FROM", 10**9)
+            patch.setattr(parsing, "DISTINCT_FROM", 10**9)
+            slow = parsing.parse_text(values, upper=upper).values
         assert list(fast) == list(slow)
 
 
@@ -198,6 +193,6 @@ def test_timestamps_of_an_array_of_a_series_and_of_many_parse_alike(values: list
     series = parse_timestamps(pd.Series(array, dtype="string"))
     np.testing.assert_array_equal(got.values, series.values)
     np.testing.assert_array_equal(got.bad, series.bad)
-    many = parse_timestamps(np.concatenate([array] * (schema.VECTOR_FROM // len(array) + 1)))
+    many = parse_timestamps(np.concatenate([array] * (parsing.VECTOR_FROM // len(array) + 1)))
     np.testing.assert_array_equal(many.values[: len(array)], got.values)
     np.testing.assert_array_equal(many.bad[: len(array)], got.bad)

@@ -1,4 +1,4 @@
-"""One parser per field kind (chicago_arrest.core.schema): its rules, and that every reader applies the same ones."""
+"""One parser per field kind (chicago_arrest.core.parsing): its rules, and that every reader applies the same ones."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from arrest_server.validation import parse_v1
 from kserve.errors import InvalidInput
 
-from chicago_arrest.core.schema import (
-    FIELD_BY_NAME,
+from chicago_arrest.core.parsing import (
     FieldError,
     labels,
     parse_bools,
@@ -20,6 +19,7 @@ from chicago_arrest.core.schema import (
     parse_text,
     parse_timestamps,
 )
+from chicago_arrest.core.schema import FIELD_BY_NAME
 from chicago_arrest.data.validate import validate_records
 from chicago_arrest.model.inputs import model_input_arrays
 

@@ -29,13 +29,8 @@ from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from chicago_arrest.core.schema import (
-    FALSE_TEXT,
-    FIELD_BY_NAME,
-    MODEL_INPUT_COLUMNS,
-    TRUE_TEXT,
-    parse_bools,
-)
+from chicago_arrest.core.parsing import FALSE_TEXT, TRUE_TEXT, parse_bools
+from chicago_arrest.core.schema import FIELD_BY_NAME, MODEL_INPUT_COLUMNS
 from chicago_arrest.model.inputs import category_array
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
@@ -460,7 +455,7 @@ def test_invalid_input_is_counted_and_reraised(predictor: Any) -> None:
 
 @pytest.mark.parametrize("text", sorted({*TRUE_TEXT, *FALSE_TEXT, "TRUE", " F ", "yes", "2"}))
 def test_server_contract_and_model_share_the_boolean_spellings(text: str) -> None:
-    """One rule (chicago_arrest.core.schema): a spelling the data contract accepts, the server and model accept."""
+    """One rule (chicago_arrest.core.parsing): a spelling the data contract accepts, the server and model accept."""
     expected = {"true": True, "false": False}.get(
         category_array(pd.Series([text]), FIELD_BY_NAME["domestic"])[0]
     )

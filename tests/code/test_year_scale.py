@@ -17,7 +17,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import OneHotEncoder, TargetEncoder
 
-from chicago_arrest.core.schema import LABEL, MODEL_INPUT_COLUMNS, labels
+from chicago_arrest.core.parsing import labels
+from chicago_arrest.core.schema import LABEL, MODEL_INPUT_COLUMNS
 from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 from chicago_arrest.model import artifact, training
 from chicago_arrest.model.evaluate import expected_calibration_error, paired_bootstrap

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chicago_arrest.core.schema import labels, parse_timestamps
+from chicago_arrest.core.parsing import labels, parse_timestamps
 from chicago_arrest.data.synthetic import generate_crimes
 from chicago_arrest.model.features import LEGACY_FEATURES
 from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, train_model

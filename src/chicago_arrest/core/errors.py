@@ -14,6 +14,10 @@ class ArrestError(RuntimeError):
     """An operation failed for a reason the user can act on; the message says why and what to do."""
 
 
+class IngestError(ArrestError):
+    """Ingest cannot proceed (bad input file, stations missing, ...)."""
+
+
 class ReleaseError(ArrestError):
     """A release operation that cannot be done or did not finish; the message says why and what to do."""
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.schema import parse_numbers
+from chicago_arrest.core.parsing import parse_numbers
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -240,7 +240,7 @@ def load_boundaries(store: Any) -> dict[Level, gpd.GeoDataFrame | None]:
 
     import geopandas as gpd
 
-    from chicago_arrest.data.ingest import load_stations
+    from chicago_arrest.data.stations import load_stations
 
     out: dict[Level, gpd.GeoDataFrame | None] = {}
     for level, key in BOUNDARY_STORE_KEYS.items():

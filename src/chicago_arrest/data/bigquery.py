@@ -26,7 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from chicago_arrest.core.schema import FIELD_BY_NAME, RAW_COLUMNS, SOCRATA_TIMESTAMP_FORMAT, parse_timestamps
+from chicago_arrest.core.parsing import parse_timestamps
+from chicago_arrest.core.schema import FIELD_BY_NAME, RAW_COLUMNS, SOCRATA_TIMESTAMP_FORMAT
 
 #: The public table (project ``bigquery-public-data``, dataset ``chicago_crime``), multi-region ``US``.
 BIGQUERY_TABLE = "bigquery-public-data.chicago_crime.crime"

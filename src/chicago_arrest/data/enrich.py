@@ -17,14 +17,8 @@ import pandas as pd
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from chicago_arrest.core.schema import (
-    CHICAGO_LAT,
-    CHICAGO_LON,
-    CHICAGO_X,
-    CHICAGO_Y,
-    parse_numbers,
-    parse_timestamps,
-)
+from chicago_arrest.core.parsing import parse_numbers, parse_timestamps
+from chicago_arrest.core.schema import CHICAGO_LAT, CHICAGO_LON, CHICAGO_X, CHICAGO_Y
 
 #: One US survey foot in metres (EPSG:3435 is in US survey feet).
 US_FOOT_M = 1200.0 / 3937.0

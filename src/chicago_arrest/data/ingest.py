@@ -1,16 +1,18 @@
-"""Land raw crime records in the object store, one object per calendar month.
+"""Land raw crime records in the object store, one object per calendar month, and read them back.
 
 Layout::
 
     raw/crimes/YYYY-MM.parquet      every record whose ``date`` falls in that month
-    raw/police_stations.parquet     the police stations
+    raw/undated/crimes.parquet      the last file ingest's records that belong to no month (for the contract)
+    raw/police_stations.parquet     the police stations (:mod:`chicago_arrest.data.stations`)
 
 The store itself is the state: the months present are the objects under ``raw/crimes/``; there is no side
 file. Each month object is written atomically and replaced as a whole, so re-running a month never duplicates
 records and an interrupted run leaves complete months or none. Every value is stored as text (pandas
 ``string``, missing = ``<NA>``) so nothing is lost or coerced before the data contract runs.
 
-Entry point: :func:`ingest` (Socrata when no source file is given, else the file).
+Entry point: :func:`ingest` (Socrata when no source file is given, else the files, read by
+:mod:`chicago_arrest.data.sources`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -28,26 +30,23 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.errors import ArrestError
+from chicago_arrest.core.errors import IngestError
 from chicago_arrest.core.names import CHICAGO_TZ, WINDOW_MONTHS
-from chicago_arrest.core.schema import DATE, ID, RAW_COLUMNS, parse_numbers, parse_timestamps
+from chicago_arrest.core.parsing import parse_numbers, parse_timestamps
+from chicago_arrest.core.schema import DATE, ID, RAW_COLUMNS
 from chicago_arrest.core.settings import Settings
-from chicago_arrest.core.store import KeyNotFoundError, ObjectStore, make_store, read_parquet, write_parquet
+from chicago_arrest.core.store import ObjectStore, make_store, write_parquet
+from chicago_arrest.data.sources import TEXT, iter_sources, source_files, to_raw_strings
+from chicago_arrest.data.stations import STATIONS_KEY, find_stations, land_stations
 
 logger = logging.getLogger(__name__)
 
 CRIMES_PREFIX = "raw/crimes/"
-STATIONS_KEY = "raw/police_stations.parquet"
 #: Records of the last file ingest whose ``date`` is missing, unreadable or after now (they belong to no month).
 UNDATED_KEY = "raw/undated/crimes.parquet"
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _MONTH_KEY_RE = re.compile(r"^raw/crimes/(\d{4}-(?:0[1-9]|1[0-2]))\.parquet$")
-_STATIONS_NAMES = ("police_stations.csv", "police_stations.parquet")
 _CHICAGO = ZoneInfo(CHICAGO_TZ)
-
-
-class IngestError(ArrestError):
-    """Ingest cannot proceed (bad input file, stations missing, ...)."""
 
 
 class MissingMonthsError(IngestError, LookupError):
@@ -179,38 +178,6 @@ def plan_months(
 # -- landing ------------------------------------------------------------------------------------------------
 
 
-#: Text as ingest holds it: pandas strings backed by Arrow. A year of records takes ~150 MB instead of ~400 MB
-#: as Python strings, and goes to and from Parquet without a conversion per value (docs/benchmarks.md).
-TEXT = pd.StringDtype("pyarrow")
-
-
-def to_raw_strings(frame: pd.DataFrame, leading: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Return ``frame`` with every column as pandas ``string`` (:data:`TEXT`; ``''`` and nulls -> ``<NA>``).
-
-    Boolean columns become ``true`` / ``false`` like the Socrata CSV export.
-
-    Args:
-        frame: Any frame.
-        leading: Columns to put first, in this order; those absent from ``frame`` are added as all-``<NA>``.
-
-    Returns:
-        A new frame with a fresh ``RangeIndex``; the other columns follow in their original order.
-    """
-    index = pd.RangeIndex(len(frame))
-    names = list(leading) + [c for c in frame.columns if c not in set(leading)]
-    columns: dict[str, pd.Series] = {}
-    for name in names:
-        if name in frame.columns:
-            col = frame[name]
-            if pd.api.types.is_bool_dtype(col):
-                col = col.map({True: "true", False: "false"})
-            text = col.astype(TEXT).reset_index(drop=True)
-            columns[str(name)] = text.mask((text == "").fillna(False))
-        else:
-            columns[str(name)] = pd.Series(pd.NA, index=index, dtype=TEXT)
-    return pd.DataFrame(columns, index=index)
-
-
 def land_month(store: ObjectStore, month: str, frame: pd.DataFrame) -> int:
     """Write one month of records, replacing the month's object atomically.
 
@@ -269,30 +236,6 @@ def _dedupe(raw: pd.DataFrame) -> pd.DataFrame:
     return raw.loc[raw.index.isin(keep) | ~has_id]
 
 
-def land_stations(store: ObjectStore, frame: pd.DataFrame) -> int:
-    """Write the police stations (text values) to ``raw/police_stations.parquet`` atomically.
-
-    Args:
-        store: The object store.
-        frame: Stations in the Socrata schema (needs ``district``).
-
-    Returns:
-        The number of stations written.
-
-    Raises:
-        IngestError: When the frame is empty or has no ``district`` column.
-    """
-    if "district" not in frame.columns or frame.empty:
-        raise IngestError(
-            "police stations data must be a non-empty table with a 'district' column "
-            f"(got {len(frame)} rows, columns {list(frame.columns)})"
-        )
-    raw = to_raw_strings(frame)
-    write_parquet(store, STATIONS_KEY, raw)
-    logger.info("landed police stations: %d rows -> %s", len(raw), store.uri(STATIONS_KEY))
-    return len(raw)
-
-
 # -- reading back -------------------------------------------------------------------------------------------
 
 
@@ -334,24 +277,7 @@ def load_undated(store: ObjectStore) -> pd.DataFrame:
     return _read_text(store, UNDATED_KEY)
 
 
-def load_stations(store: ObjectStore) -> pd.DataFrame:
-    """Read the police stations.
-
-    Args:
-        store: The object store.
-
-    Returns:
-        The stations (text columns).
-
-    Raises:
-        KeyNotFoundError: When no stations were ingested yet.
-    """
-    if not store.exists(STATIONS_KEY):
-        raise KeyNotFoundError(STATIONS_KEY, store.uri() + " (run the ingest step first)")
-    return read_parquet(store, STATIONS_KEY)
-
-
-# -- sources ------------------------------------------------------------------------------------------------
+# -- landing from a source: Socrata or files ----------------------------------------------------------------
 
 
 def _today_in_chicago() -> date:
@@ -437,158 +363,6 @@ def _land_socrata_boundaries(store: ObjectStore, client: CrimesSource) -> None:
             logger.warning("%s boundaries not landed from Socrata %s: %s", level, dataset, exc)
 
 
-#: File names read as crime records: CSV (also gzip / bzip2 compressed) and Parquet.
-SOURCE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".parquet", ".pq")
-
-
-def read_source_file(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file as text: CSV as text (leading zeros kept), ``''`` -> missing.
-
-    CSV is read by Arrow's reader (every column as text; gzip and bzip2 by their extension): about half the CPU
-    time and memory of pandas' reader on a year of records, the same text.
-
-    Args:
-        path: ``.csv`` (optionally compressed: ``.csv.gz``, ``.csv.bz2``) or ``.parquet`` / ``.pq``.
-
-    Returns:
-        The table, every column pandas ``string`` (:data:`TEXT`).
-
-    Raises:
-        FileNotFoundError: When the file does not exist.
-        IngestError: When the format is not recognised or the file cannot be read as CSV.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"source file not found: {path}")
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".parquet", ".pq"):
-        return to_raw_strings(pd.read_parquet(path))
-    if ".csv" not in suffixes:
-        raise IngestError(f"unsupported source file {path}: expected .csv (.csv.gz, .csv.bz2) or .parquet")
-    if suffixes[-1] not in (".csv", ".gz", ".bz2"):  # e.g. .csv.zip: pandas' reader knows more compressions
-        return to_raw_strings(pd.read_csv(path, dtype=str, keep_default_na=False))
-    import pyarrow as pa
-    import pyarrow.csv as pv
-
-    try:
-        names = pv.open_csv(path).schema.names
-        table = pv.read_csv(
-            path,
-            convert_options=pv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise IngestError(f"{path}: not a readable CSV file: {exc}") from exc
-    return to_raw_strings(table.to_pandas(types_mapper={pa.string(): TEXT}.get))
-
-
-def source_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The crime files a ``SOURCE`` names: one file, files separated by commas, or folders.
-
-    A folder stands for the crime files in it (:data:`SOURCE_SUFFIXES`, sorted by name) whose header has
-    ``id`` and ``date``; other tables next to them (police stations, IUCR codes) are left out.
-
-    Args:
-        source: A path, ``a.csv.gz,b.csv.gz``, a folder, or a list of them.
-
-    Returns:
-        The files, in the order given (a folder's sorted), each once.
-
-    Raises:
-        FileNotFoundError: When a named file or folder does not exist.
-        IngestError: When no crime file is found.
-    """
-    parts = [source] if isinstance(source, str | Path) else list(source)
-    named = [Path(p.strip()) for part in parts for p in str(part).split(",") if p.strip()]
-    files: list[Path] = []
-    for path in named:
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.is_file() and _is_source_name(p) and _has_crime_fields(p)
-            )
-            logger.info("%s: %d crime file(s): %s", path, len(found), ", ".join(p.name for p in found))
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"source file not found: {path}")
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    if not unique:
-        raise IngestError(f"no crime file (CSV or Parquet with id and date) in {', '.join(map(str, named))}")
-    return unique
-
-
-def _is_source_name(path: Path) -> bool:
-    return path.name.lower().endswith(SOURCE_SUFFIXES)
-
-
-def _has_crime_fields(path: Path) -> bool:
-    """Whether a file's header names ``id`` and ``date`` (a crimes table, not the stations or IUCR codes)."""
-    try:
-        if path.name.lower().endswith((".parquet", ".pq")):
-            import pyarrow.parquet as pq
-
-            names = set(pq.read_schema(path).names)
-        else:
-            import pyarrow.csv as pv
-
-            names = set(pv.open_csv(path).schema.names)
-    except Exception:  # unreadable: not a crimes table
-        return False
-    return {ID, DATE} <= names
-
-
-def read_sources(paths: Sequence[Path]) -> pd.DataFrame:
-    """Read crime files as one table of text (their columns' union; a field a file lacks is missing).
-
-    Raises:
-        IngestError: Naming a file that lacks ``id`` or ``date``.
-    """
-    frames = list(iter_sources(paths))
-    if len(frames) == 1:
-        return frames[0]
-    names = list(dict.fromkeys(c for f in frames for c in f.columns))
-    return pd.concat([to_raw_strings(f, tuple(names)) for f in frames], ignore_index=True)
-
-
-def iter_sources(paths: Sequence[Path]) -> Iterator[pd.DataFrame]:
-    """Read crime files as text, one table per file, as each is read.
-
-    Raises:
-        IngestError: Naming a file that lacks ``id`` or ``date``.
-    """
-    for path in paths:
-        frame = read_source_file(path)
-        missing = [c for c in (ID, DATE) if c not in frame.columns]
-        if missing:
-            raise IngestError(
-                f"{path} lacks column(s) {', '.join(missing)}: expected the Socrata API field names "
-                f"({', '.join(RAW_COLUMNS)})"
-            )
-        logger.info("read %s: %d records", path, len(frame))
-        yield frame
-
-
-def _find_stations(path: Path, stations_path: Path | None, store: ObjectStore) -> pd.DataFrame | None:
-    """Return the stations to land, ``None`` to keep the store's, or raise when there are none at all."""
-    if stations_path is not None:
-        return read_source_file(Path(stations_path))
-    for name in _STATIONS_NAMES:
-        candidate = path.parent / name
-        if candidate.is_file():
-            logger.info("police stations from %s", candidate)
-            return read_source_file(candidate)
-    if store.exists(STATIONS_KEY):
-        logger.info("no stations file given or next to %s: keeping %s", path, store.uri(STATIONS_KEY))
-        return None
-    raise IngestError(
-        f"no police stations data: none in the store, and no {' or '.join(_STATIONS_NAMES)} next to {path}; "
-        "pass a stations file (stations_path=..., Socrata 'Police Stations' schema)"
-    )
-
-
 def ingest_file(
     store: ObjectStore,
     path: Path | str | Sequence[Path | str],
@@ -598,12 +372,12 @@ def ingest_file(
 ) -> IngestResult:
     """Land the records of local CSV / Parquet files in the Socrata schema, one object per month.
 
-    ``path`` is one file, several (a list, or one string with commas) or a folder (:func:`source_files`):
-    several years at once (``MONTHS=24`` over two yearly files). The window is the last ``months`` calendar
-    months present in the files; each window month is landed (replacing what the store had), so landing the
-    same files again rewrites the same objects. A record in two files (the same ``id``) is landed once, the
-    later ``updated_on`` kept. ``date`` is read by
-    :func:`~chicago_arrest.core.schema.parse_timestamps`: records whose ``date`` is missing or unreadable
+    ``path`` is one file, several (a list, or one string with commas) or a folder
+    (:func:`~chicago_arrest.data.sources.source_files`): several years at once (``MONTHS=24`` over two yearly
+    files). The window is the last ``months`` calendar months present in the files; each window month is landed
+    (replacing what the store had), so landing the same files again rewrites the same objects. A record in two
+    files (the same ``id``) is landed once, the later ``updated_on`` kept. ``date`` is read by
+    :func:`~chicago_arrest.core.parsing.parse_timestamps`: records whose ``date`` is missing or unreadable
     (``now``, ``2017``, ``2017-13-01``, ...) or after now belong to no month; they move neither the window nor
     any month object and are kept under :data:`UNDATED_KEY` for the data contract, which quarantines them.
     Records older than the window are not landed (logged as a warning).
@@ -626,7 +400,7 @@ def ingest_file(
         raise ValueError(f"months must be >= 1, got {months}")
     paths = source_files(path)
     label = ", ".join(str(p) for p in paths)  # for messages
-    stations = _find_stations(paths[0], Path(stations_path) if stations_path is not None else None, store)
+    stations = find_stations(paths[0], Path(stations_path) if stations_path is not None else None, store)
     # Read file by file: each file's months are known as it is read, and its rows are handed to their month
     # once the window is known; the files are never concatenated as a whole (two years in ~40 % less memory).
     files = [_dated(frame) for frame in iter_sources(paths)]
@@ -732,7 +506,7 @@ def ingest(
     Args:
         settings: Store backend and Socrata settings.
         source: CSV / Parquet file(s) in the Socrata schema (a path, paths separated by commas, or a folder:
-            :func:`source_files`), or ``None`` for the Socrata API.
+            :func:`~chicago_arrest.data.sources.source_files`), or ``None`` for the Socrata API.
         months: Months in the training window.
         refresh: Socrata only: latest window months to re-land even when present.
         stations_path: File only: police stations file.

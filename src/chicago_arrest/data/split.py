@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from chicago_arrest.core.schema import DATE, labels, parse_timestamps, require_values
+from chicago_arrest.core.parsing import labels, parse_timestamps, require_values
+from chicago_arrest.core.schema import DATE
 
 SplitKind = Literal["time", "random"]
 

@@ -2,7 +2,7 @@
 
 Raw records arrive as landed by ingest (every value text, missing = empty or ``<NA>``); typed frames (for
 example the ``valid`` frame of an earlier run) are accepted too and give the same result. Each field is read by
-the parser of its kind in :mod:`chicago_arrest.core.schema` (:func:`~chicago_arrest.core.schema.parse_field`),
+the parser of its kind in :mod:`chicago_arrest.core.parsing` (:func:`~chicago_arrest.core.parsing.parse_field`),
 the same one ingest, the model and the server use: what it cannot read is quarantined as ``bad_<kind>:<field>``.
 Every input row ends up in exactly one of the two outputs, and the split is asserted in code:
 
@@ -47,6 +47,7 @@ import pandas as pd
 
 from chicago_arrest.core.errors import ArrestError
 from chicago_arrest.core.names import CHICAGO_TZ
+from chicago_arrest.core.parsing import parse_field
 from chicago_arrest.core.schema import (
     CHICAGO_LAT,
     CHICAGO_LON,
@@ -58,7 +59,6 @@ from chicago_arrest.core.schema import (
     ID,
     RAW_COLUMNS,
     FieldSpec,
-    parse_field,
 )
 
 #: Nullable fields the model does not read: absent columns are added as nulls, nothing is quarantined.
@@ -166,7 +166,7 @@ class _Parsed:
 
 
 def _parse_field(spec: FieldSpec, values: pd.Series) -> _Parsed:
-    """Read one raw column with its field's parser (:func:`~chicago_arrest.core.schema.parse_field`)."""
+    """Read one raw column with its field's parser (:func:`~chicago_arrest.core.parsing.parse_field`)."""
     parsed = parse_field(spec, values)
     index = values.index
     value: pd.Series

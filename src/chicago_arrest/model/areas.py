@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from chicago_arrest.core.schema import parse_numbers
+from chicago_arrest.core.parsing import parse_numbers
 from chicago_arrest.data.areas import LEVELS, Level, assign_areas
 from chicago_arrest.model.evaluate import expected_calibration_error
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.schema import DATE, parse_timestamps
+from chicago_arrest.core.parsing import parse_timestamps
+from chicago_arrest.core.schema import DATE
 
 #: Rows a fold's validation month and training months need at the least.
 MIN_FOLD_ROWS = 200

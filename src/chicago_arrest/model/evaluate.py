@@ -26,7 +26,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from chicago_arrest.core.schema import DATE, arrest_based_mask, labels, parse_timestamps
+from chicago_arrest.core.parsing import arrest_based_mask, labels, parse_timestamps
+from chicago_arrest.core.schema import DATE
 
 if TYPE_CHECKING:
     from chicago_arrest.model.artifact import ArrestModel

@@ -26,7 +26,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from chicago_arrest.core.schema import DISTINCT_FROM, Records, map_distinct
+from chicago_arrest.core.parsing import DISTINCT_FROM, map_distinct
+from chicago_arrest.core.schema import Records
 from chicago_arrest.data.enrich import (
     DISTANCE,
     HAS_COORDINATES,

@@ -2,7 +2,7 @@
 
 The served model reads raw records (a frame, or the model server's parsed columns) through
 :func:`model_input_arrays`: ``date`` and the coordinates as values, every other field as categorical text. The
-reading itself is :mod:`chicago_arrest.core.schema`'s (one parser per field kind, shared with ingest, the data
+reading itself is :mod:`chicago_arrest.core.parsing`'s (one parser per field kind, shared with ingest, the data
 contract and the server); what it cannot read, the model treats as missing.
 """
 
@@ -12,19 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from chicago_arrest.core.schema import (
-    FIELD_BY_NAME,
-    MODEL_INPUT_COLUMNS,
-    FieldSpec,
-    Records,
+from chicago_arrest.core.parsing import (
     map_distinct,
     parse_bools,
     parse_codes,
     parse_field,
     parse_numbers,
     parse_text,
-    record_count,
 )
+from chicago_arrest.core.schema import FIELD_BY_NAME, MODEL_INPUT_COLUMNS, FieldSpec, Records, record_count
 
 _BOOLEAN_WORDS = np.array(["false", "true"], dtype=object)
 

@@ -32,8 +32,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from chicago_arrest.core.parsing import labels, parse_timestamps
 from chicago_arrest.core.runtime import available_cpus
-from chicago_arrest.core.schema import DATE, labels, parse_timestamps
+from chicago_arrest.core.schema import DATE
 from chicago_arrest.model.artifact import ArrestModel, CalibrationMethod, Calibrator, positive_scores
 from chicago_arrest.model.backtest import Backtest, Fold, walk_forward_folds
 from chicago_arrest.model.features import (

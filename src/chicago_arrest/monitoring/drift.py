@@ -24,11 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.schema import (
-    FIELD_BY_NAME,
-    LABEL,
-    labels,
-)
+from chicago_arrest.core.parsing import labels
+from chicago_arrest.core.schema import FIELD_BY_NAME, LABEL
 from chicago_arrest.model.inputs import model_input_arrays
 
 #: Artifact path of the profile on the model version's MLflow run.

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chicago_arrest.core.schema import DATE, ID, LABEL, labels
+from chicago_arrest.core.parsing import labels
+from chicago_arrest.core.schema import DATE, ID, LABEL
 from chicago_arrest.monitoring.served_log import key_text
 
 #: A difference counts as beyond the noise at this many standard errors (about 95 % two-sided).
@@ -71,7 +72,8 @@ def load_labels(store: Any, served: pd.DataFrame, labels_file: str = "") -> tupl
     """
     from pathlib import Path
 
-    from chicago_arrest.data.ingest import load_window, months_in_store, read_source_file
+    from chicago_arrest.data.ingest import load_window, months_in_store
+    from chicago_arrest.data.sources import read_source_file
 
     if labels_file:
         path = Path(labels_file).expanduser()

@@ -43,7 +43,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from chicago_arrest.core.schema import DATE, LABEL, RECORD_KEYS, parse_timestamps
+from chicago_arrest.core.parsing import parse_timestamps
+from chicago_arrest.core.schema import DATE, LABEL, RECORD_KEYS
 
 log = logging.getLogger(__name__)
 

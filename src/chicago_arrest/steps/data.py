@@ -50,7 +50,8 @@ def ingest_step(
         Summary: source, window months, landed/skipped months, rows.
     """
     from chicago_arrest.core.store import make_store
-    from chicago_arrest.data.ingest import ingest, load_stations, load_undated, load_window
+    from chicago_arrest.data.ingest import ingest, load_undated, load_window
+    from chicago_arrest.data.stations import load_stations
 
     settings = settings or get_settings()
     result = ingest(

@@ -35,8 +35,8 @@ from chicago_arrest.core.names import (
     SERVED_BUCKET,
     SERVED_COMPARISON_TAG,
 )
+from chicago_arrest.core.parsing import labels as label_values
 from chicago_arrest.core.schema import ID, LABEL, PREDICTION_REQUIRED
-from chicago_arrest.core.schema import labels as label_values
 from chicago_arrest.core.settings import Settings, get_settings
 from chicago_arrest.monitoring.drift import PROFILE_ARTIFACT, Profile, ProfileError, Thresholds
 from chicago_arrest.monitoring.realised import MIN_LABELLED
@@ -85,7 +85,8 @@ def load_source(source: str, months: str = "", settings: Settings | None = None)
         FileNotFoundError: A missing file or month.
     """
     from chicago_arrest.core.store import make_store
-    from chicago_arrest.data.ingest import load_window, read_source_file
+    from chicago_arrest.data.ingest import load_window
+    from chicago_arrest.data.sources import read_source_file
 
     settings = settings or get_settings()
     if source == SERVING_SOURCE:

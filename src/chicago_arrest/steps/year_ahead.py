@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from chicago_arrest.core.names import WINDOW_MONTHS
+from chicago_arrest.core.parsing import arrest_based_mask, labels
 from chicago_arrest.core.runtime import available_cpus
-from chicago_arrest.core.schema import DATE, ID, arrest_based_mask, labels
+from chicago_arrest.core.schema import DATE, ID
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.model.evaluate import bootstrap_intervals, classification_metrics
 from chicago_arrest.model.training import MODEL_TYPES
