@@ -11,6 +11,10 @@ then scored on the test months. Costs are measured on the trained model with one
 records through ``predict_arrest_probability``, one record through the explainer (p50 over 40 records), and
 the pickled size.
 
+Since issue 27 the forest variants are XGBoost's random-forest mode (the train step's forest; the table of
+docs/model.md's "Resampling, forest size and XGBoost defaults" was measured with scikit-learn's forest), and
+the ``700 x depth 4`` variants name their parameters (the defaults became 600 x depth 5).
+
 ``block`` variants add the street block (``block``, e.g. "023XX N CLARK ST") as a target-encoded feature, and
 its interaction with the crime type: not features of the served model, so :func:`with_block_features` patches
 them into :mod:`chicago_arrest.model.features` for the run (``--only`` them, in a process of their own: the patch
@@ -54,22 +58,34 @@ TEST_METRICS = (
     "ece",
 )
 
+#: The XGBoost defaults of the sample's Optuna study (issue 11); since issue 27 the defaults are 600 x depth 5.
+XGB_SAMPLE = {"n_estimators": 700, "max_depth": 4, "learning_rate": 0.035}
+#: The first round's forest in the terms of XGBoost's random-forest mode, the train step's forest since issue 27
+#: (``min_samples_leaf`` -> ``min_child_weight``, ``max_samples`` -> ``subsample``).
+RF_FIRST_ROUND_XGB = {
+    "n_estimators": RF_FIRST_ROUND["n_estimators"],
+    "max_depth": RF_FIRST_ROUND["max_depth"],
+    "min_child_weight": float(RF_FIRST_ROUND["min_samples_leaf"]),
+    "subsample": RF_FIRST_ROUND["max_samples"],
+}
+
 #: name → (model type, classifier parameters over the current defaults, resample, extra features)
 VARIANTS: dict[str, tuple[str, dict[str, Any], bool, tuple[str, ...]]] = {
     "logreg, resampled": ("logreg", {}, True, ()),
     "logreg": ("logreg", {}, False, ()),
-    "random forest 150 x depth 14, resampled (before)": ("random_forest", RF_FIRST_ROUND, True, ()),
+    "random forest 150 x depth 14, resampled (before)": ("random_forest", RF_FIRST_ROUND_XGB, True, ()),
     "random forest 100 x depth 10, resampled": ("random_forest", {}, True, ()),
     "random forest 100 x depth 10": ("random_forest", {}, False, ()),
     "xgboost 400 x depth 6, resampled (before)": ("xgboost", XGB_FIRST_ROUND, True, ()),
     "xgboost 400 x depth 6": ("xgboost", XGB_FIRST_ROUND, False, ()),
-    "xgboost 700 x depth 4": ("xgboost", {}, False, ()),
-    "xgboost 700 x depth 4 + block": ("xgboost", {}, False, ("block",)),
-    "xgboost 700 x depth 4 + block, block x type": ("xgboost", {}, False, ("block", "block_type")),
-    "xgboost 700 x depth 4 + district x type": ("xgboost", {}, False, ("district_type",)),
-    "xgboost 700 x depth 4 + community area x type": ("xgboost", {}, False, ("area_type",)),
-    "xgboost 700 x depth 4 + beat x type": ("xgboost", {}, False, ("beat_type",)),
-    "xgboost 700 x depth 4 + domestic x type": ("xgboost", {}, False, ("domestic_type",)),
+    "xgboost 700 x depth 4": ("xgboost", XGB_SAMPLE, False, ()),
+    "xgboost 600 x depth 5 (issue 27)": ("xgboost", {}, False, ()),
+    "xgboost 700 x depth 4 + block": ("xgboost", XGB_SAMPLE, False, ("block",)),
+    "xgboost 700 x depth 4 + block, block x type": ("xgboost", XGB_SAMPLE, False, ("block", "block_type")),
+    "xgboost 700 x depth 4 + district x type": ("xgboost", XGB_SAMPLE, False, ("district_type",)),
+    "xgboost 700 x depth 4 + community area x type": ("xgboost", XGB_SAMPLE, False, ("area_type",)),
+    "xgboost 700 x depth 4 + beat x type": ("xgboost", XGB_SAMPLE, False, ("beat_type",)),
+    "xgboost 700 x depth 4 + domestic x type": ("xgboost", XGB_SAMPLE, False, ("domestic_type",)),
 }
 #: Interactions of served raw columns that the variants above try (target-encoded like the served ones).
 EXTRA_INTERACTIONS = {
@@ -206,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="variant names (default: those without extra features)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument(
+        "--crimes", type=Path, help="a 2017 crimes file instead of the sample (the full year)"
+    )
+    parser.add_argument(
         "--ensemble",
         action="store_true",
         help="only: the mean log-odds of the default models on the test months",
@@ -222,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         with_block_features()
     with_interactions(extra)
     crimes, stations, source = load_sample()
+    if args.crimes:
+        crimes, source = pd.read_csv(args.crimes, dtype=str, keep_default_na=False), str(args.crimes)
     valid = valid_records(crimes)
     from chicago_arrest.core.parsing import parse_timestamps
 

@@ -1,8 +1,9 @@
 """The training window by evidence: MONTHS=12, 18 and 24 compared on later months, with paired bootstrap intervals.
 
 Run: ``nice -n 10 .venv/bin/python -m bench.window_study`` (``--windows 12 18 24``, ``--models xgboost``,
-``--seeds 0``, ``--only decide|nov-dec-2017``, ``--reuse`` to keep the runs already written). Writes ``bench/results/window_study.json`` (and the
-predictions, ``bench/results/window_study/*.parquet``) and prints markdown tables.
+``--seeds 0``, ``--only decide|nov-dec-2017``, ``--reuse`` to keep the runs already written). Writes
+``bench/results/window_study.json`` (and the predictions, ``bench/results/window_study/*.parquet``) and prints
+markdown tables.
 
 Every run is :func:`chicago_arrest.steps.year_ahead.year_ahead`: the training pipeline's own steps on the
 window (ingest of the files, the data contract, the time split with its two test months, the train step, the
@@ -81,7 +82,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--only", choices=["decide", "nov-dec-2017"], default=None)
     parser.add_argument("--data", type=Path, default=shared_data_dir())
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--reuse", action="store_true", help="keep runs already in --output (and their predictions)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep runs already in --output (and their predictions)"
+    )
     args = parser.parse_args(argv)
     folder = args.output.with_suffix("")
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +96,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed in args.seeds:
             for months in args.windows:
                 key = f"{name}/m{months}/s{seed}"
-                if args.reuse and key in runs and (folder / f"{key.replace('/', '-')}-test.parquet").is_file():
+                if (
+                    args.reuse
+                    and key in runs
+                    and (folder / f"{key.replace('/', '-')}-test.parquet").is_file()
+                ):
                     continue
                 wall, cpu = time.perf_counter(), _cpu()
                 result = year_ahead(train, later, months=months, models=args.models, random_state=seed)
