@@ -41,9 +41,9 @@ def valid_records(crimes: pd.DataFrame) -> pd.DataFrame:
 
 
 def variants() -> dict[str, Any]:
-    """Feature sets compared (name → :class:`~chicago_arrest.model.features.FeatureSpec`)."""
-    from chicago_arrest.model.features import DEFAULT_FEATURES as D
-    from chicago_arrest.model.features import LEGACY_FEATURES
+    """Feature sets compared (name → :class:`~chicago_arrest.model.feature_spec.FeatureSpec`)."""
+    from chicago_arrest.model.feature_spec import DEFAULT_FEATURES as D
+    from chicago_arrest.model.feature_spec import LEGACY_FEATURES
 
     return {
         "served (no month/season)": D,
@@ -117,7 +117,8 @@ def native_categorical(train: pd.DataFrame, stations: pd.DataFrame, folds: int) 
     from chicago_arrest.core.parsing import labels
     from chicago_arrest.core.runtime import available_cpus
     from chicago_arrest.model.backtest import walk_forward_folds
-    from chicago_arrest.model.features import DEFAULT_FEATURES, RawFeatures
+    from chicago_arrest.model.feature_spec import DEFAULT_FEATURES
+    from chicago_arrest.model.features import RawFeatures
     from chicago_arrest.model.training import DEFAULT_PARAMS
 
     raw = RawFeatures(stations).fit(train).transform(train)
@@ -164,7 +165,7 @@ def later_months(valid: pd.DataFrame, stations: pd.DataFrame, models: list[str])
     """Train on January–June, score every month of July–December, with and without month features."""
     from chicago_arrest.core.parsing import labels, parse_timestamps
     from chicago_arrest.model.evaluate import classification_metrics
-    from chicago_arrest.model.features import DEFAULT_FEATURES, LEGACY_FEATURES
+    from chicago_arrest.model.feature_spec import DEFAULT_FEATURES, LEGACY_FEATURES
     from chicago_arrest.model.training import TrainConfig, train_model
 
     month = pd.DatetimeIndex(parse_timestamps(valid["date"]).values).month.to_numpy()

@@ -17,10 +17,10 @@ the ``700 x depth 4`` variants name their parameters (the defaults became 600 x 
 
 ``block`` variants add the street block (``block``, e.g. "023XX N CLARK ST") as a target-encoded feature, and
 its interaction with the crime type: not features of the served model, so :func:`with_block_features` patches
-them into :mod:`chicago_arrest.model.features` for the run (``--only`` them, in a process of their own: the patch
-makes every variant compute the extra columns, which would inflate the others' times). The ``x type`` variants
-add an interaction of a place (district, community area, beat) or ``domestic`` with the crime type the same
-way (:data:`EXTRA_INTERACTIONS`).
+them into :mod:`chicago_arrest.model.feature_spec` and :mod:`chicago_arrest.model.features` for the run
+(``--only`` them, in a process of their own: the patch makes every variant compute the extra columns, which
+would inflate the others' times). The ``x type`` variants add an interaction of a place (district, community
+area, beat) or ``domestic`` with the crime type the same way (:data:`EXTRA_INTERACTIONS`).
 """
 
 from __future__ import annotations
@@ -97,14 +97,22 @@ EXTRA_INTERACTIONS = {
 }
 
 
-def with_interactions(names: set[str]) -> None:
-    """Add the named :data:`EXTRA_INTERACTIONS` to the raw feature columns (for this process)."""
+def _add_column(name: str) -> None:
+    """Append ``name`` to ``ALL_COLUMNS`` where it is read: the catalogue (``FeatureSpec``) and ``RawFeatures``."""
+    import chicago_arrest.model.feature_spec as feature_spec
     import chicago_arrest.model.features as features
 
+    feature_spec.ALL_COLUMNS = features.ALL_COLUMNS = (*feature_spec.ALL_COLUMNS, name)
+
+
+def with_interactions(names: set[str]) -> None:
+    """Add the named :data:`EXTRA_INTERACTIONS` to the raw feature columns (for this process)."""
+    import chicago_arrest.model.feature_spec as feature_spec
+
     for name in sorted(names & set(EXTRA_INTERACTIONS)):
-        if name not in features.ALL_COLUMNS:
-            features.INTERACTIONS[name] = EXTRA_INTERACTIONS[name]
-            features.ALL_COLUMNS = (*features.ALL_COLUMNS, name)
+        if name not in feature_spec.ALL_COLUMNS:
+            feature_spec.INTERACTIONS[name] = EXTRA_INTERACTIONS[name]  # the same dict RawFeatures reads
+            _add_column(name)
 
 
 def with_block_features() -> None:
@@ -124,14 +132,14 @@ def with_block_features() -> None:
         return out
 
     features.model_input_arrays = model_input_arrays
-    features.ALL_COLUMNS = (*features.ALL_COLUMNS, "block")
+    _add_column("block")
 
 
 def run_variant(name: str, train: pd.DataFrame, test: pd.DataFrame, stations: pd.DataFrame) -> dict[str, Any]:
     """Train one variant, evaluate it on the test months and measure its serving costs."""
     from chicago_arrest.model.evaluate import evaluate_model
     from chicago_arrest.model.explain import explainer_for
-    from chicago_arrest.model.features import DEFAULT_FEATURES
+    from chicago_arrest.model.feature_spec import DEFAULT_FEATURES
     from chicago_arrest.model.training import TrainConfig, train_model
 
     model_type, params, resample, extra = VARIANTS[name]

@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mutual_info_score
 
+from chicago_arrest.model.encoding import build_feature_pipeline
+from chicago_arrest.model.feature_spec import MISSING
 from chicago_arrest.model.features import (
-    MISSING,
     FastEncoder,
     FrequencyEncoder,
     IQRClipper,
     MutualInfoSelector,
     RawFeatures,
-    binned_mutual_information,
-    build_feature_pipeline,
 )
+from chicago_arrest.model.mutual_info import binned_mutual_information
 
 
 def test_soft_fences_are_continuous_and_monotone() -> None:

@@ -432,7 +432,7 @@ def test_no_request_log_is_one_clear_error(settings: Settings) -> None:
 
 
 def test_one_source_option_means_a_file_months_or_the_request_log(tmp_path: Path) -> None:
-    from chicago_arrest.cli.pipeline import CommandError, _loop_source
+    from chicago_arrest.cli.loop import CommandError, _loop_source
 
     path = tmp_path / "x.csv"
     path.write_text("id\n")

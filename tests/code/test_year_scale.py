@@ -21,16 +21,10 @@ from chicago_arrest.core.parsing import labels
 from chicago_arrest.core.schema import LABEL, MODEL_INPUT_COLUMNS
 from chicago_arrest.data.synthetic import generate_crimes, generate_stations
 from chicago_arrest.model import artifact, training
+from chicago_arrest.model.encoding import build_encoder, encoded_feature_names
 from chicago_arrest.model.evaluate import expected_calibration_error, paired_bootstrap
-from chicago_arrest.model.features import (
-    DEFAULT_FEATURES,
-    CategoryCodes,
-    FastEncoder,
-    RawFeatures,
-    _pairs,
-    build_encoder,
-    encoded_feature_names,
-)
+from chicago_arrest.model.feature_spec import DEFAULT_FEATURES
+from chicago_arrest.model.features import CategoryCodes, FastEncoder, RawFeatures, _pairs
 from chicago_arrest.model.training import TrainConfig, raw_features, train_model
 from chicago_arrest.steps import read_dataset, write_dataset
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from chicago_arrest.core.schema import MODEL_INPUT_COLUMNS, record_count
 from chicago_arrest.model.artifact import ArrestModel
-from chicago_arrest.model.features import ALL_COLUMNS
+from chicago_arrest.model.feature_spec import ALL_COLUMNS
 from chicago_arrest.model.inputs import model_input_arrays
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from chicago_arrest.core.parsing import labels, parse_timestamps
 from chicago_arrest.data.synthetic import generate_crimes
-from chicago_arrest.model.features import LEGACY_FEATURES
+from chicago_arrest.model.feature_spec import LEGACY_FEATURES
 from chicago_arrest.model.training import MODEL_TYPES, TrainConfig, train_model
 
 #: 26 weeks: the same weekday and clock time, half a year earlier.

@@ -1,13 +1,17 @@
-"""What the command modules of ``chicago-arrest`` share: the expected errors and option helpers.
+"""What the command modules of ``chicago-arrest`` share: the expected errors, option helpers and where pipelines run.
 
-:mod:`chicago_arrest.cli` (the entry point) and :mod:`chicago_arrest.cli.pipeline` (the ``pipeline`` group)
-both import this module; neither imports the other's commands back (``python -m chicago_arrest.cli`` runs
+:mod:`chicago_arrest.cli` (the entry point), :mod:`chicago_arrest.cli.pipeline` (the ``pipeline`` group) and
+:mod:`chicago_arrest.cli.loop` (its ``batch-score`` and ``monitor``) import this module; none imports the entry
+point's commands back (``python -m chicago_arrest.cli`` runs
 ``cli`` as ``__main__``, so importing it again would build a second app).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -37,3 +41,35 @@ def model_list(text: str) -> list[str]:
     if not models or set(models) - set(MODEL_TYPES):
         raise typer.BadParameter(f"--models must list some of {', '.join(MODEL_TYPES)}; got {text!r}")
     return models
+
+
+KfpHostOption = Annotated[
+    str,
+    typer.Option(envvar="KFP_HOST", help="KFP API/UI URL [default: the one `make kind-up` recorded, if any]"),
+]
+PipelineTargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        callback=one_of("local", "cluster", "vertex"),
+        metavar="[local|cluster|vertex]",
+        help="where to run [default: cluster if KFP_HOST is set or `make kind-up` recorded one, else local]",
+    ),
+]
+
+
+def pipelines(module: str) -> Any:
+    """``chicago_arrest.pipelines.<module>``, imported when a command needs it (kfp is slow to import)."""
+    return importlib.import_module(f"chicago_arrest.pipelines.{module}")
+
+
+def cluster_profile(resolved: Any) -> str | None:
+    """The cluster profile `make kind-up` recorded (``small`` on a hosted runner), for the train tasks' requests."""
+    record = resolved.cluster_record
+    return record.cluster_profile if record else None
+
+
+def step_image(resolved: Any) -> str | None:
+    """The image of the steps on a cluster: ``IMAGE=`` (``ARREST_IMAGE``), else the one `make kind-up` loaded."""
+    record = resolved.cluster_record
+    return os.environ.get("ARREST_IMAGE") or (record.image if record else None)

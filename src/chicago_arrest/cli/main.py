@@ -14,8 +14,8 @@ The serving verbs are the same for both targets: :func:`chicago_arrest.release.o
 backend. ``pipeline run``'s options are derived from the signature of
 :func:`chicago_arrest.pipelines.training.training_pipeline` (names, types, defaults, help), the one home of the pipeline
 defaults. Heavy modules are imported inside the commands, so ``--help`` and the serving verbs start fast.
-The ``pipeline`` group lives in :mod:`chicago_arrest.cli.pipeline`, what both share in
-:mod:`chicago_arrest.cli.common`.
+The ``pipeline`` group lives in :mod:`chicago_arrest.cli.pipeline` (its ``batch-score`` and ``monitor`` in
+:mod:`chicago_arrest.cli.loop`), what they share in :mod:`chicago_arrest.cli.common`.
 
 Exit codes: 0 success, 1 the operation failed (one line ``error: ...`` says why), 2 bad usage.
 """

@@ -48,7 +48,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from chicago_arrest.data.enrich import DISTANCE, HAS_COORDINATES
 from chicago_arrest.model.artifact import XGBOOST_FOREST, ArrestModel, Calibrator, positive_scores
-from chicago_arrest.model.features import INTERACTIONS
+from chicago_arrest.model.feature_spec import INTERACTIONS
 
 DATE = "date"
 LOCATION = "location"
@@ -87,7 +87,7 @@ def raw_field(column: str) -> dict[str, float]:
 
 
 def encoded_sources(encoder: ColumnTransformer) -> list[str]:
-    """The feature column behind each output column of a fitted :func:`~chicago_arrest.model.features.build_encoder`.
+    """The feature column behind each output column of a fitted :func:`~chicago_arrest.model.encoding.build_encoder`.
 
     Read from the fitted transformers (widths of the one-hot blocks), not parsed from the output names.
     """

@@ -3,14 +3,19 @@
 The chain is part of the served model, so training and serving run the same code on the same raw fields:
 ``RawFeatures`` (coercion + enrichment with the stations embedded) → ``IQRClipper`` (fitted on train) →
 log transform of the distance → encoders (one-hot for low cardinality, target + frequency encoding for high
-cardinality, cyclic for hour and weekday; no month-of-year, see :data:`SEASONAL`) → scaling, then (in the
-model) resampling, mutual-information selection and the classifier.
+cardinality, cyclic for hour and weekday; no month-of-year, see
+:data:`~chicago_arrest.model.feature_spec.SEASONAL`) → scaling, then (in the model) resampling,
+mutual-information selection and the classifier.
+
+This module holds the transformers themselves (fitted models pickle them by this module's name, so they stay
+here) and :class:`FastEncoder`, the compiled prediction path. Which columns exist and which the encoder uses are
+in :mod:`chicago_arrest.model.feature_spec`; :func:`~chicago_arrest.model.encoding.build_encoder` assembles the
+chain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -21,8 +26,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import SelectorMixin
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import KFold
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
@@ -38,93 +42,9 @@ from chicago_arrest.data.enrich import (
     project_arrays,
     temporal_arrays,
 )
+from chicago_arrest.model.feature_spec import ALL_COLUMNS, INTERACTIONS, MISSING
 from chicago_arrest.model.inputs import model_input_arrays
-
-#: Interactions of two raw fields (``"THEFT|DEPARTMENT STORE"``): a shoplifter is caught far more often than a
-#: thief on the street. Built from raw fields, target-encoded like the other high-cardinality columns.
-INTERACTIONS = {
-    "type_location": ("primary_type", "location_description"),
-    "iucr_location": ("iucr", "location_description"),
-    "hour_type": ("hour_of_day", "primary_type"),
-}
-#: Calendar features whose values a model trained on part of a year has never seen at serving time (a model
-#: trained on January–June that split on month would extrapolate in July). Never used by :data:`DEFAULT_FEATURES`;
-#: computed for models pickled before issue 11 and for ablations.
-SEASONAL = ("month_sin", "month_cos", "season")
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Which :class:`RawFeatures` columns the encoder uses, and how.
-
-    Attributes:
-        skewed: Heavy-tailed numeric columns: IQR clipping, log1p, scaling.
-        numeric: Numeric columns used as they are (then scaled).
-        one_hot: Low-cardinality categoricals: one-hot.
-        target: High-cardinality categoricals: cross-fitted (out-of-fold) target encoding.
-        frequency: Categoricals also encoded by their share of the training rows.
-    """
-
-    skewed: tuple[str, ...]
-    numeric: tuple[str, ...]
-    one_hot: tuple[str, ...]
-    target: tuple[str, ...]
-    frequency: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.columns()) - set(ALL_COLUMNS))
-        if unknown:
-            raise ValueError(f"FeatureSpec: unknown feature(s) {unknown}; known: {list(ALL_COLUMNS)}")
-
-    def columns(self) -> tuple[str, ...]:
-        """Every input column used, once, in order."""
-        return tuple(
-            dict.fromkeys((*self.skewed, *self.numeric, *self.one_hot, *self.target, *self.frequency))
-        )
-
-    def without(self, *names: str) -> FeatureSpec:
-        """The same spec without ``names`` (in every group)."""
-        drop = set(names)
-        return FeatureSpec(*(tuple(c for c in group if c not in drop) for group in self._groups()))
-
-    def plus(self, group: str, *names: str) -> FeatureSpec:
-        """The same spec with ``names`` added to ``group`` (``numeric``, ``one_hot``, ``target``, ...)."""
-        groups = dict(
-            zip(("skewed", "numeric", "one_hot", "target", "frequency"), self._groups(), strict=True)
-        )
-        groups[group] = (*groups[group], *(n for n in names if n not in groups[group]))
-        return FeatureSpec(**groups)
-
-    def _groups(self) -> tuple[tuple[str, ...], ...]:
-        return (self.skewed, self.numeric, self.one_hot, self.target, self.frequency)
-
-
-#: Every column :class:`RawFeatures` produces (a superset of what any encoder uses).
-ALL_COLUMNS: tuple[str, ...] = (
-    *(DISTANCE, HAS_COORDINATES, "hour_sin", "hour_cos", "dow_sin", "dow_cos", "month_sin", "month_cos"),
-    *("is_weekend", "is_midnight", "is_first_of_month", "day_of_month"),
-    *("primary_type", "fbi_code", "district", "domestic", "season", "part_of_day", "hour_of_day"),
-    *("iucr", "description", "location_description", "beat", "ward", "community_area", *INTERACTIONS),
-)
-#: The features of the served model: no month-of-year or season (see :data:`SEASONAL`); every other calendar
-#: feature (hour, day of week, weekend, midnight, first of the month) takes all its values within any month.
-#: Chosen by the walk-forward ablation in docs/model.md.
-DEFAULT_FEATURES = FeatureSpec(
-    skewed=(DISTANCE,),
-    numeric=(
-        *(HAS_COORDINATES, "hour_sin", "hour_cos", "dow_sin", "dow_cos"),
-        *("is_weekend", "is_midnight", "is_first_of_month"),
-    ),
-    one_hot=("primary_type", "fbi_code", "district", "domestic", "part_of_day"),
-    target=(
-        *("iucr", "description", "location_description", "beat", "ward", "community_area"),
-        *("type_location", "iucr_location"),
-    ),
-    frequency=("iucr", "location_description", "beat"),
-)
-#: The features before issue 11 (month and season included): for ablations and the extrapolation test only.
-LEGACY_FEATURES = DEFAULT_FEATURES.plus("numeric", "month_sin", "month_cos").plus("one_hot", "season")
-MISSING = "__MISSING__"
+from chicago_arrest.model.mutual_info import binned_mutual_information
 
 
 class RawFeatures(TransformerMixin, BaseEstimator):
@@ -360,52 +280,13 @@ def category_codes(categories: np.ndarray, values: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def binned_mutual_information(X: np.ndarray, y: np.ndarray, bins: int = 16) -> np.ndarray:
-    """Mutual information (nats) between each column and a discrete label, on quantile bins.
-
-    A plug-in estimator on at most ``bins`` quantile bins per column: exact for binary and low-cardinality
-    columns, O(n) per column, deterministic. (scikit-learn's kNN estimator took 7 of 11 s of training here.)
-
-    Args:
-        X: ``(n, d)`` features.
-        y: ``(n,)`` discrete labels.
-        bins: Maximum bins per column.
-
-    Returns:
-        ``(d,)`` mutual information per column.
-    """
-    arr = np.asarray(X)
-    if arr.dtype.kind != "f":
-        arr = arr.astype(float)
-    classes, inverse = np.unique(np.asarray(y), return_inverse=True)
-    y_idx = np.asarray(inverse, dtype=np.int64)
-    n = len(arr)
-    p_y = np.bincount(y_idx, minlength=len(classes)) / n
-    out = np.zeros(arr.shape[1])
-    qs = np.linspace(0, 1, bins + 1)[1:-1]
-    chunk = 16  # columns copied to contiguous rows at a time (a strided column costs several times more)
-    for first in range(0, arr.shape[1], chunk):
-        block = np.ascontiguousarray(arr[:, first : first + chunk].T, dtype=float)  # float32 columns widened
-        for offset, col in enumerate(block):
-            if np.isnan(col).any():
-                col = np.nan_to_num(col, nan=np.nanmin(col) - 1 if np.isfinite(col).any() else 0.0)
-            edges = np.unique(np.quantile(col, qs))
-            x_idx = np.searchsorted(edges, col, side="right")
-            counts = np.bincount(x_idx * len(classes) + y_idx, minlength=(len(edges) + 1) * len(classes))
-            joint = counts.reshape(-1, len(classes)) / n
-            p_x = joint.sum(axis=1, keepdims=True)
-            nz = joint > 0
-            out[first + offset] = float((joint[nz] * np.log(joint[nz] / (p_x * p_y[None, :])[nz])).sum())
-    return out
-
-
 class MutualInfoSelector(SelectorMixin, BaseEstimator):
     """Keep the features whose mutual information with the label is at least ``threshold`` (nats).
 
     Args:
         threshold: Minimum mutual information to keep a feature.
         min_features: Keep at least this many (the most informative) features.
-        bins: Quantile bins of the estimator (see :func:`binned_mutual_information`).
+        bins: Quantile bins of the estimator (see :func:`~chicago_arrest.model.mutual_info.binned_mutual_information`).
     """
 
     def __init__(self, threshold: float = 0.001, min_features: int = 5, bins: int = 16) -> None:
@@ -468,90 +349,6 @@ class DenseColumnTransformer(ColumnTransformer):
                 out[:, start : start + X.shape[1]] = X
             start += X.shape[1]
         return out
-
-
-def build_encoder(random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES) -> ColumnTransformer:
-    """The encoding and scaling stage, applied to the output of :class:`RawFeatures`.
-
-    Args:
-        random_state: Seed of the target encoder's cross-fitting.
-        spec: Which columns, encoded how.
-
-    Returns:
-        A :class:`DenseColumnTransformer` producing a dense float matrix.
-    """
-    skewed = make_pipeline(
-        SimpleImputer(strategy="median"),
-        IQRClipper(k=1.5),
-        FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
-        StandardScaler(),
-    )
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    one_hot = make_pipeline(
-        CategoryCodes(), OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=True)
-    )
-    target = make_pipeline(
-        CategoryCodes(),
-        TargetEncoder(target_type="binary", cv=KFold(5, shuffle=True, random_state=random_state)),
-        StandardScaler(),
-    )
-    freq = make_pipeline(FrequencyEncoder(), StandardScaler())
-    blocks = [
-        ("skewed", skewed, list(spec.skewed)),
-        ("numeric", numeric, list(spec.numeric)),
-        ("onehot", one_hot, list(spec.one_hot)),
-        ("target", target, list(spec.target)),
-        ("freq", freq, list(spec.frequency)),
-    ]
-    return DenseColumnTransformer(
-        [block for block in blocks if block[2]],
-        sparse_threshold=0.0,
-        verbose_feature_names_out=True,
-    )
-
-
-def encoded_feature_names(encoder: ColumnTransformer) -> np.ndarray:
-    """Names of the encoder's output columns, one-hot columns named by their category (``onehot__district_011``).
-
-    ``get_feature_names_out`` names a one-hot column fed by :class:`CategoryCodes` by the code; this puts the
-    category back, as scikit-learn names it on the text itself.
-    """
-    names = np.asarray(encoder.get_feature_names_out(), dtype=object)
-    start = 0
-    for name, transformer, columns in encoder.transformers_:
-        if name == "remainder" or transformer == "drop":
-            continue
-        width = len(transformer.get_feature_names_out(columns))
-        steps = [s for _, s in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
-        if len(steps) >= 2 and isinstance(steps[0], CategoryCodes) and isinstance(steps[1], OneHotEncoder):
-            codes, one_hot = steps[0], steps[1]
-            rare = getattr(one_hot, "infrequent_categories_", None) or [None] * len(one_hot.categories_)
-            readable = []
-            for column, vocab, cats, infrequent in zip(
-                columns, codes.categories_, one_hot.categories_, rare, strict=True
-            ):
-                rare_codes = set() if infrequent is None else {int(c) for c in infrequent}
-                readable += [f"{name}__{column}_{vocab[int(c)]}" for c in cats if int(c) not in rare_codes]
-                readable += [f"{name}__{column}_infrequent_sklearn"] if rare_codes else []
-            names[start : start + width] = readable
-        start += width
-    return names
-
-
-def build_feature_pipeline(
-    stations: pd.DataFrame, random_state: int = 0, spec: FeatureSpec = DEFAULT_FEATURES
-) -> Pipeline:
-    """Raw records → dense encoded feature matrix (no resampling, no selection, no classifier).
-
-    Args:
-        stations: Police stations embedded in the model.
-        random_state: Seed.
-        spec: Which features (default: :data:`DEFAULT_FEATURES`).
-
-    Returns:
-        An unfitted sklearn ``Pipeline``.
-    """
-    return Pipeline([("raw", RawFeatures(stations)), ("encode", build_encoder(random_state, spec))])
 
 
 # --- compiled encoder (prediction fast path) ------------------------------------------------------------------

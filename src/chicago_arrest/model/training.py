@@ -9,7 +9,7 @@ what they say.
 With a time split the candidate is backtested on walk-forward folds inside the training window
 (:mod:`chicago_arrest.model.backtest`); an optional Optuna search (:mod:`chicago_arrest.model.search`) tunes the
 classifier on the same folds within ``search_budget_s`` seconds. The served model never sees a month-of-year feature
-(:data:`~chicago_arrest.model.features.DEFAULT_FEATURES`), so months it was not trained on cannot move its output.
+(:data:`~chicago_arrest.model.feature_spec.DEFAULT_FEATURES`), so months it was not trained on cannot move its output.
 """
 
 from __future__ import annotations
@@ -37,14 +37,9 @@ from chicago_arrest.core.runtime import available_cpus
 from chicago_arrest.core.schema import DATE
 from chicago_arrest.model.artifact import ArrestModel, CalibrationMethod, Calibrator, positive_scores
 from chicago_arrest.model.backtest import Backtest, Fold, walk_forward_folds
-from chicago_arrest.model.features import (
-    DEFAULT_FEATURES,
-    FeatureSpec,
-    MutualInfoSelector,
-    RawFeatures,
-    build_encoder,
-    encoded_feature_names,
-)
+from chicago_arrest.model.encoding import build_encoder, encoded_feature_names
+from chicago_arrest.model.feature_spec import DEFAULT_FEATURES, FeatureSpec
+from chicago_arrest.model.features import MutualInfoSelector, RawFeatures
 from chicago_arrest.model.vocabulary import INFO_KEY as VOCABULARY_KEY
 from chicago_arrest.model.vocabulary import build_vocabulary
 

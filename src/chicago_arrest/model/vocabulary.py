@@ -119,7 +119,7 @@ def encoder_categories(model: ArrestModel) -> dict[str, list[str]]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, TargetEncoder
 
-    from chicago_arrest.model.features import MISSING
+    from chicago_arrest.model.feature_spec import MISSING
 
     if model.pipeline is None:
         raise RuntimeError("ArrestModel is not trained")
