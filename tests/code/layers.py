@@ -15,7 +15,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("reports",),
     ("registry",),
     ("release",),
-    ("vertex", "steps"),
+    ("steps",),
     ("components",),
     ("pipelines",),
     ("cli",),
