@@ -1,10 +1,10 @@
-"""MLflow tracking and the model registry: runs, the pyfunc artifact, aliases and the champion/challenger gate.
+"""MLflow tracking and the model registry: runs, the pyfunc artifact, registered versions and their records.
 
 Aliases, not the deprecated stages: ``champion`` serves the stable traffic, ``challenger`` names a version only
-while it is under canary (never the champion). The gate re-scores the champion on the challenger's evaluation
-window and passes the challenger only when its ROC-AUC is better by a margin and its ECE is within a bound; the
-first model becomes champion. Every version stays in the registry, with a description (model, data window,
-headline test metrics, the gate's decision) and a few tags; the full metrics are on its run.
+while it is under canary (never the champion); their rules live in :mod:`chicago_arrest.registry.aliases` and the
+gate that moves them in :mod:`chicago_arrest.release.gate`. Every version stays in the registry, with a
+description (model, data window, headline test metrics, the gate's decision) and a few tags; the full metrics are
+on its run.
 """
 
 from __future__ import annotations
