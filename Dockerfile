@@ -40,7 +40,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable \
  && /opt/venv/bin/python -m ensurepip --default-pip \
  && /opt/venv/bin/python -c "import arrest_server, chicago_arrest, kfp, kserve, mlflow, boto3, sklearn, xgboost" \
- && /opt/venv/bin/python -c "from arrest_server.ui import STATIC_DIR as d; assert (d / 'index.html').is_file(), d"
+ && /opt/venv/bin/python -c "from arrest_server.ui.paths import STATIC_DIR as d; assert (d / 'index.html').is_file(), d; \
+      assert {'app.js', 'api.js', 'dom.js', 'map.js', 'versions.js', 'file.js'} <= {p.name for p in d.glob('*.js')}, d"
 
 # ---- runtime: the interpreter, the venv and an unprivileged user -----------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

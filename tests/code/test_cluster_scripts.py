@@ -193,6 +193,17 @@ def test_dockerfile_pins_and_installs_from_the_lock() -> None:
     assert "requirements" not in text
 
 
+def test_the_dockerfile_build_checks_run_here() -> None:
+    """The ``python -c`` checks of the image build pass with this checkout's interpreter (imports, page files)."""
+    joined = _dockerfile().replace("\\\n", "")
+    checks = re.findall(r'/opt/venv/bin/python -c "([^"]+)"', joined)
+    assert len(checks) == 2, checks
+    assert any("STATIC_DIR" in check and "'api.js'" in check for check in checks)
+    for check in checks:
+        done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{check}: {done.stderr}"
+
+
 def test_dockerfile_runtime_settings() -> None:
     text = _dockerfile()
     from_lines = re.findall(r"^FROM (\S+)", text, flags=re.M)

@@ -274,7 +274,11 @@ def test_the_page_files_are_open_and_its_data_needs_the_token(client: TestClient
     assert page.status_code == 200
     assert "<title>Chicago arrest model</title>" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
-    assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+    for script in sorted(STATIC_DIR.glob("*.js")):  # ES modules load only with a JavaScript MIME type
+        served = client.get(f"/ui/{script.name}")
+        assert served.status_code == 200, script.name
+        assert served.headers["content-type"].startswith("text/javascript"), script.name
+        assert served.text == script.read_text()
     assert client.get("/ui", follow_redirects=False).headers["location"] == "/ui/"
     assert client.get("/ui/api/config").status_code == 401
     assert client.get("/ui/nope.js").status_code == 404
@@ -336,6 +340,7 @@ def test_the_setting_turns_the_page_off(monkeypatch: pytest.MonkeyPatch) -> None
         ("GET", "/ui", True),
         ("GET", "/ui/", True),
         ("HEAD", "/ui/app.js", True),
+        ("GET", "/ui/api.js", True),
         ("GET", "/ui/app.css", True),
         ("POST", "/ui/", False),
         ("GET", "/ui/api", False),
@@ -359,8 +364,40 @@ def test_every_file_of_the_page_is_package_data() -> None:
         "arrest_server"
     ]
     files = [p.relative_to(STATIC_DIR.parent.parent).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file()]
-    assert {"ui/static/index.html", "ui/static/app.js", "ui/static/app.css"} <= set(files)
+    scripts = {f"ui/static/{name}.js" for name in ("app", "api", "dom", "map", "versions", "file")}
+    assert {"ui/static/index.html", "ui/static/app.css", *scripts} <= set(files)
     assert all(any(fnmatch.fnmatch(f, p) for p in patterns) for f in files)
-    page = (STATIC_DIR / "index.html").read_text() + (STATIC_DIR / "app.js").read_text()
+    page = "".join(p.read_text() for p in sorted(STATIC_DIR.glob("*.*")) if p.suffix in (".html", ".js"))
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing from elsewhere
     assert "https://" not in page
+
+
+def test_the_page_scripts_are_modules_that_load_each_other() -> None:
+    """index.html loads app.js as a module; every import names a file of the page; every module is used."""
+    import re
+
+    html = (STATIC_DIR / "index.html").read_text()
+    assert re.findall(r"<script[^>]*>", html) == ['<script type="module" src="app.js">']  # nothing inline
+    assert "</script>" in html.split('src="app.js">', 1)[1][:20]
+    relative = re.compile(r'^import \{[^}]*\} from "\./([a-z]+\.js)";$')
+    imports: dict[str, list[str]] = {}
+    for script in STATIC_DIR.glob("*.js"):
+        lines = [line for line in script.read_text().splitlines() if re.match(r"^\s*import\b", line)]
+        matched = [relative.match(line) for line in lines]
+        assert all(matched), f"{script.name}: an import that is not ./<file>.js: {lines}"
+        imports[script.name] = [m.group(1) for m in matched if m]
+    for name, imported in imports.items():
+        assert set(imported) <= set(imports), f"{name} imports a file the page does not have: {imported}"
+    reached: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(imports[name])
+    assert reached == set(imports), f"modules nothing imports: {set(imports) - reached}"
+    for script in STATIC_DIR.glob("*.js"):
+        text = script.read_text()
+        assert len(text.splitlines()) < 600, script.name
+        assert "eval(" not in text, script.name  # script-src 'self' forbids eval
+        assert "new Function" not in text, script.name

@@ -455,7 +455,8 @@ def test_a_canary_shows_both_versions(page: Any, stack: Stack) -> None:
 
 def test_the_page_asks_for_the_token_and_keeps_it_for_the_session_only(chromium: Any, stack: Stack) -> None:
     server = stack.token
-    assert requests.get(f"{server.url}/ui/app.js", timeout=10).status_code == 200  # files: open
+    for name in ("app.js", "api.js"):  # files, the page's modules included: open
+        assert requests.get(f"{server.url}/ui/{name}", timeout=10).status_code == 200
     assert requests.get(f"{server.url}/ui/api/config", timeout=10).status_code == 401  # data: token
     context = chromium.new_context()
     page = context.new_page()

@@ -1,7 +1,7 @@
 """The page's routes on KServe's FastAPI app: the static files under ``/ui/`` and its data under ``/ui/api/``.
 
 =====================================  ========================================================================
-``GET /ui/``, ``/ui/<file>``           the page (``index.html``, ``app.js``, ``app.css``); open without a token
+``GET /ui/``, ``/ui/<file>``           the page (``index.html``, ``app.css``, ``*.js`` modules), no token
 ``GET /ui/api/config``                 model name, limits, whether a token is set
 ``GET /ui/api/choices``                the form's choices: what the served models know (their vocabularies)
 ``GET /ui/api/areas``                  the community-area map (SVG paths) from the landed boundaries
@@ -314,7 +314,11 @@ def _access(request_id: str, model: str, version: str, role: str, rows: int, sta
 
 
 def _static(name: str) -> Any:
-    """One of the page's files (404 for anything else)."""
+    """One of the page's files (404 for anything else).
+
+    Only a file directly in :data:`STATIC_DIR` with a suffix of ``_TYPES`` is served (``.js`` as
+    ``text/javascript``: a browser refuses an ES module sent with another type).
+    """
     from fastapi.responses import FileResponse, JSONResponse
 
     path = STATIC_DIR / name
