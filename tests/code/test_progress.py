@@ -291,3 +291,36 @@ def test_pipeline_report_prints_the_newest_training_report(
     assert lines[0] == str(run / "evaluate" / "report.html")
     assert len(lines) == 3
     assert "no browser here" in result.output
+
+
+def test_steps_json_survives_steps_finishing_at_the_same_moment(tmp_path: Path) -> None:
+    """Parallel tasks finish in threads of their own: their writes of ``steps.json`` must not collide."""
+    import threading
+
+    reporter = LocalRun(tmp_path, stream=io.StringIO())
+    reporter.run_dir = tmp_path / "run"
+    (reporter.run_dir / "logs").mkdir(parents=True)
+    reporter.steps = [
+        Step(task="square", label=f"square {i}", log=tmp_path / f"{i}.log", started=0.0, seconds=1.0, ok=True)
+        for i in range(4)
+    ]
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def finish() -> None:
+        start.wait()
+        try:
+            for _ in range(100):
+                reporter._write_resources()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    rows = json.loads((reporter.run_dir / "logs" / "steps.json").read_text())
+    assert [r["step"] for r in rows] == [f"square {i}" for i in range(4)]
+    assert list((reporter.run_dir / "logs").iterdir()) == [reporter.run_dir / "logs" / "steps.json"]

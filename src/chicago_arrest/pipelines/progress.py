@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from chicago_arrest.core.files import write_atomically
 from chicago_arrest.steps import SUMMARY_PREFIX
 
 #: The input parameter that names an iteration of a step in a loop (``train logreg``), by component name.
@@ -271,14 +272,12 @@ class LocalRun:
 
     def _write_resources(self) -> None:
         """``<run>/logs/steps.json``: wall, CPU and peak memory of every finished step (``bench`` reads it)."""
+        # Under the lock: parallel tasks (ParallelFor) finish in threads of their own at the same moment.
         with self._lock:
             if self.run_dir is None:
                 return
             rows = [s.resources() for s in self.steps if s.ok is not None]
-            path = self.run_dir / "logs" / STEPS_JSON
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
-        tmp.replace(path)
+            write_atomically(self.run_dir / "logs" / STEPS_JSON, json.dumps(rows, indent=1).encode("utf-8"))
 
     @property
     def failed(self) -> Step | None:
