@@ -312,7 +312,7 @@ def test_steps_json_survives_steps_finishing_at_the_same_moment(tmp_path: Path) 
         try:
             for _ in range(100):
                 reporter._write_resources()
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=finish) for _ in range(8)]
