@@ -33,7 +33,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from chicago_arrest.core.parsing import labels, parse_timestamps
-from chicago_arrest.core.runtime import available_cpus
+from chicago_arrest.core.runtime import available_cpus, release_memory
 from chicago_arrest.core.schema import DATE
 from chicago_arrest.model.artifact import ArrestModel, CalibrationMethod, Calibrator, positive_scores
 from chicago_arrest.model.backtest import Backtest, Fold, walk_forward_folds
@@ -442,6 +442,7 @@ def train_model(
     # The raw features depend on nothing fitted but the stations: computed once for every training record.
     raw_step = RawFeatures(stations).fit(train)
     raw = raw_features(raw_step, train, config.features.columns())
+    release_memory(collect=True)  # the raw features' temporaries (two years: ~90 MB the C heap would keep)
     # The encoder (and the selection) is fitted once per fold; every parameter set (search trial) reuses it.
     # Without a search a fold is scored as soon as it is encoded and its matrices dropped, but the last one
     # (the calibration head's): a year's folds are never all in memory at once.
@@ -493,6 +494,7 @@ def train_model(
     encoded.clear()  # the fold matrices: the refit below needs the memory
     heads.clear()
     del cal_encoded
+    release_memory(collect=True)
 
     head_done = time.perf_counter()
     pipeline = ImbPipeline([*features.steps, *_served(head)])

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from chicago_arrest.core.errors import expected_errors
+from chicago_arrest.core.runtime import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,12 @@ def read_dataset(
         columns: Only these columns (those the file lacks are left out); default: all.
         text: How text columns are given (:data:`TextAs`); the values are the same text either way.
     """
+    frame = _read_parquet(path, columns, text)
+    release_memory()  # the read's Arrow buffers, freed but kept by Arrow's pool
+    return frame
+
+
+def _read_parquet(path: str | Path, columns: Sequence[str] | None, text: TextAs) -> pd.DataFrame:
     if columns is None and text == "python":
         return pd.read_parquet(path)
     import pyarrow as pa
