@@ -14,23 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench.common import REPO_ROOT, machine
-from bench.xgboost_year import fold_matrices
+from bench.xgboost_year import fit_on_folds, fold_matrices, write_rows
 
 #: scikit-learn's forest as the train step built it before issue 27.
 SKLEARN_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_leaf": 10, "max_samples": 0.5}
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def forests() -> dict[str, Any]:
@@ -47,16 +38,8 @@ def forests() -> dict[str, Any]:
     }
 
 
-def _positive_scores(clf: Any, x: Any) -> np.ndarray:
-    if hasattr(clf, "predict_proba"):
-        return np.asarray(clf.predict_proba(x)[:, 1])
-    return np.asarray(clf.predict(x))
-
-
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Fit both forests on every fold; print and write the fold ROC-AUCs and fit times."""
-    from sklearn.metrics import roc_auc_score
-
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -68,29 +51,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         folds = fold_matrices(args.source, args.months, Path(tmp))
     rows = []
     for name, build in forests().items():
-        aucs, seconds = [], []
-        for x_train, y_train, x_valid, y_valid, _ in folds:
-            clf = build()
-            start = _cpu()
-            clf.fit(x_train, y_train)
-            seconds.append(_cpu() - start)
-            aucs.append(float(roc_auc_score(y_valid, _positive_scores(clf, x_valid))))
-        row = {
-            "forest": name,
-            "folds": [f[4] for f in folds],
-            "roc_auc": aucs,
-            "mean": float(np.mean(aucs)),
-            "fit_cpu_s": seconds,
-        }
+        row = {"forest": name, **fit_on_folds(folds, build)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    output = REPO_ROOT / "bench" / "results" / f"forest_year_{args.tag}.json"
-    output.write_text(
-        json.dumps(
-            {"machine": machine(), "source": args.source, "months": args.months, "rows": rows}, indent=1
-        ),
-        encoding="utf-8",
-    )
+    write_rows(f"forest_year_{args.tag}", args, rows)
     return rows
 
 

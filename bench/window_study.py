@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from bench.common import REPO_ROOT, machine, markdown_table, shared_data_dir
+from chicago_arrest.core.runtime import cpu_seconds
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "window_study.json"
 
@@ -45,11 +45,6 @@ def setups(data: Path) -> dict[str, tuple[str, str | None]]:
         ),
         "nov-dec-2017": (f"{data / 'crimes_2016.csv.gz'},{data / 'crimes_2017.csv.gz'}", None),
     }
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def summary_row(frame: pd.DataFrame) -> dict[str, float]:
@@ -102,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     and (folder / f"{key.replace('/', '-')}-test.parquet").is_file()
                 ):
                     continue
-                wall, cpu = time.perf_counter(), _cpu()
+                wall, cpu = time.perf_counter(), cpu_seconds()
                 result = year_ahead(train, later, months=months, models=args.models, random_state=seed)
                 result.test_predictions.to_parquet(
                     folder / f"{name}-m{months}-s{seed}-test.parquet", index=False
@@ -114,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runs[key] = {
                     **result.as_dict(),
                     "test": summary_row(result.test_predictions),
-                    "seconds": {"wall_s": time.perf_counter() - wall, "cpu_s": _cpu() - cpu},
+                    "seconds": {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu},
                 }
                 t = runs[key]["test"]
                 print(

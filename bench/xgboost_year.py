@@ -16,15 +16,17 @@ of a year").
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import resource
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.common import REPO_ROOT, machine
+from chicago_arrest.core.runtime import cpu_seconds
 
 
 def fold_matrices(source: str, months: int, work: Path) -> list[tuple[Any, ...]]:
@@ -55,15 +57,8 @@ def fold_matrices(source: str, months: int, work: Path) -> list[tuple[Any, ...]]
     return out
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Fit every parameter set on every fold; print and write the fold ROC-AUCs and fit times."""
-    from sklearn.metrics import roc_auc_score
-
     from chicago_arrest.model.training import DEFAULT_PARAMS, make_classifier
 
     parser = argparse.ArgumentParser(
@@ -78,30 +73,43 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         folds = fold_matrices(args.source, args.months, Path(tmp))
     rows = []
     for params in json.loads(args.params):
-        aucs, seconds = [], []
-        for x_train, y_train, x_valid, y_valid, _ in folds:
-            clf = make_classifier("xgboost", params, 1, 0)
-            start = _cpu()
-            clf.fit(x_train, y_train)
-            seconds.append(_cpu() - start)
-            aucs.append(float(roc_auc_score(y_valid, clf.predict_proba(x_valid)[:, 1])))
-        row = {
-            "params": {**DEFAULT_PARAMS["xgboost"], **params},
-            "folds": [f[4] for f in folds],
-            "roc_auc": aucs,
-            "mean": float(np.mean(aucs)),
-            "fit_cpu_s": seconds,
-        }
+        fitted = fit_on_folds(folds, functools.partial(make_classifier, "xgboost", params, 1, 0))
+        row = {"params": {**DEFAULT_PARAMS["xgboost"], **params}, **fitted}
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("params", "roc_auc", "mean", "fit_cpu_s")}), flush=True)
-    output = REPO_ROOT / "bench" / "results" / f"xgboost_year_{args.tag}.json"
+    write_rows(f"xgboost_year_{args.tag}", args, rows)
+    return rows
+
+
+def fit_on_folds(folds: list[tuple[Any, ...]], build: Callable[[], Any]) -> dict[str, Any]:
+    """Fit a fresh classifier from ``build`` on every fold: fold months, ROC-AUCs, their mean, fit CPU times."""
+    from sklearn.metrics import roc_auc_score
+
+    aucs, seconds = [], []
+    for x_train, y_train, x_valid, y_valid, _ in folds:
+        clf = build()
+        start = cpu_seconds()
+        clf.fit(x_train, y_train)
+        seconds.append(cpu_seconds() - start)
+        scores = clf.predict_proba(x_valid)[:, 1] if hasattr(clf, "predict_proba") else clf.predict(x_valid)
+        aucs.append(float(roc_auc_score(y_valid, scores)))
+    return {
+        "folds": [f[4] for f in folds],
+        "roc_auc": aucs,
+        "mean": float(np.mean(aucs)),
+        "fit_cpu_s": seconds,
+    }
+
+
+def write_rows(name: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """``bench/results/<name>.json``: the machine, the source and window, and the rows."""
+    output = REPO_ROOT / "bench" / "results" / f"{name}.json"
     output.write_text(
         json.dumps(
             {"machine": machine(), "source": args.source, "months": args.months, "rows": rows}, indent=1
         ),
         encoding="utf-8",
     )
-    return rows
 
 
 if __name__ == "__main__":

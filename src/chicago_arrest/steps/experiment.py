@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from chicago_arrest.core.names import WINDOW_MONTHS
+from chicago_arrest.core.runtime import cpu_seconds
 from chicago_arrest.core.settings import Settings
 from chicago_arrest.model.training import MODEL_TYPES
 from chicago_arrest.steps.data import ingest_step, split_step, validate_step
@@ -112,7 +112,7 @@ def train_window(
     paths = [work / f"{m}.joblib" for m in models]
     trained, costs = {}, {}
     for model_type, path in zip(models, paths, strict=True):
-        wall, cpu = time.perf_counter(), _cpu_seconds()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         trained[model_type] = train_step(
             work / "train.parquet",
             work / "stations.parquet",
@@ -121,7 +121,7 @@ def train_window(
             split=split,
             random_state=random_state,
         )
-        costs[model_type] = {"wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
+        costs[model_type] = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
     evaluation = evaluate_step(
         [str(p) for p in paths],
         work / "test.parquet",
@@ -132,11 +132,6 @@ def train_window(
         window=window,
     )
     return WindowRun(work, ingested, counts, window, trained, evaluation, paths, costs)
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def evaluate_file(
