@@ -79,7 +79,7 @@ def release_memory(*, collect: bool = False) -> None:
 
     After a Parquet read (Arrow's mimalloc pool) and after the raw features of two years (numpy's temporaries on
     the C heap), each kept ~85 MB that nothing in the process used again, and numpy cannot reuse Arrow's pool:
-    with it the largest train task of a two-year run went from 1,053 to 902 MB (docs/benchmarks.md, "The full
+    with it the largest train task of a two-year run went from 1,053 to 902-1,012 MB (docs/benchmarks.md, "The full
     year"). About 10 ms; call it between the phases of a step, not in a loop.
 
     Args:
